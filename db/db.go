@@ -1,0 +1,87 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DB is the server's handle on PostgreSQL, connected as the app role.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// OpenOpts tunes Open; nil means defaults.
+type OpenOpts struct {
+	// MaxConns caps the pool (default: pgxpool's, 4 or the CPU count).
+	MaxConns int32
+}
+
+// Open connects to url and verifies that the role it connects as cannot
+// bypass row-level security and owns nothing, so RLS is what protects each
+// tenant's rows. It returns ErrUnsafeRole (wrapped) otherwise.
+func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if opts != nil && opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	if err := CheckAppRole(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &DB{pool: pool}, nil
+}
+
+// Pool is the underlying pool, for health checks and tests.
+func (d *DB) Pool() *pgxpool.Pool { return d.pool }
+
+// Close closes the pool.
+func (d *DB) Close() { d.pool.Close() }
+
+// Ping reports whether the database answers.
+func (d *DB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
+
+// ErrUnsafeRole means the server's database role could read across tenants.
+var ErrUnsafeRole = errors.New("unsafe database role")
+
+// CheckAppRole returns ErrUnsafeRole (wrapped, with the reason) if the
+// pool's role is a superuser, has BYPASSRLS, or owns any table, schema or
+// function outside the system schemas: an owner is exempt from row-level
+// security unless every table forces it, and could simply disable it.
+func CheckAppRole(ctx context.Context, pool *pgxpool.Pool) error {
+	const q = `
+SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relowner = r.oid AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')
+  + (SELECT count(*) FROM pg_namespace n
+    WHERE n.nspowner = r.oid AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')
+  + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.proowner = r.oid AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')
+FROM pg_roles r WHERE r.rolname = current_user`
+	var (
+		name          string
+		super, bypass bool
+		owned         int64
+	)
+	if err := pool.QueryRow(ctx, q).Scan(&name, &super, &bypass, &owned); err != nil {
+		return fmt.Errorf("check database role: %w", err)
+	}
+	switch {
+	case super:
+		return fmt.Errorf("%w: role %q is a superuser; connect as quarters_app (see README)", ErrUnsafeRole, name)
+	case bypass:
+		return fmt.Errorf("%w: role %q has BYPASSRLS; connect as quarters_app (see README)", ErrUnsafeRole, name)
+	case owned > 0:
+		return fmt.Errorf("%w: role %q owns %d database objects; connect as quarters_app, not the owner that runs migrations", ErrUnsafeRole, name, owned)
+	}
+	return nil
+}

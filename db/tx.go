@@ -1,0 +1,217 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	"github.com/quarters-dev/quarters/server/tenant"
+)
+
+// InTenant runs fn in one transaction acting for the tenant in ctx: the
+// tenant id is set with set_config('app.tenant_id', id, true), which lasts
+// until the transaction ends, so it never leaks to the pooled connection's
+// next user (and stays correct behind PgBouncer in transaction mode).
+// Row-level security then limits every statement to that tenant's rows.
+//
+// fn's error, or a failure to commit, rolls the transaction back and is
+// returned. With no tenant in ctx, InTenant returns tenant.ErrNoTenant and
+// runs nothing: there is no "all tenants" mode.
+//
+// Round trips: the transaction starts lazily, so BEGIN and set_config travel
+// in one batch with fn's first statement; a single-statement read costs two
+// round trips (that batch, then COMMIT) where the bare read costs one.
+func (d *DB) InTenant(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
+	t, ok := tenant.FromContext(ctx)
+	if !ok {
+		return tenant.ErrNoTenant
+	}
+	return d.inTenant(ctx, t.ID, fn)
+}
+
+// InTenantV is InTenant for functions that return a value.
+func InTenantV[T any](ctx context.Context, d *DB, fn func(q *dbsqlc.Queries) (T, error)) (T, error) {
+	var v T
+	err := d.InTenant(ctx, func(q *dbsqlc.Queries) error {
+		var err error
+		v, err = fn(q)
+		return err
+	})
+	return v, err
+}
+
+// InNewTenant is InTenant for sign-up, acting for a tenant that does not
+// exist yet: fn must insert the tenants row with this id (row-level
+// security admits no other).
+func (d *DB) InNewTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) error {
+	if id == uuid.Nil {
+		return tenant.ErrNoTenant
+	}
+	return d.inTenant(ctx, id, fn)
+}
+
+func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) (err error) {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	tx := &lazyTx{conn: conn.Conn(), tenantID: id.String()}
+	defer func() {
+		// On error (and on a panic, which then continues) an open
+		// transaction is rolled back before the connection goes back.
+		r := recover()
+		if tx.begun {
+			tx.rollback()
+		}
+		release(conn)
+		if r != nil {
+			panic(r)
+		}
+	}()
+	if err := fn(dbsqlc.New(tx)); err != nil {
+		return err
+	}
+	if !tx.begun {
+		return nil
+	}
+	if _, err := tx.conn.Exec(ctx, "commit"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	tx.begun = false
+	return nil
+}
+
+// release returns conn to the pool. pgxpool destroys a connection that is
+// closed or still inside a transaction instead of reusing it, so a failed
+// rollback cannot hand a tenant's open transaction to the next caller.
+func release(conn *pgxpool.Conn) {
+	conn.Release()
+}
+
+// lazyTx implements sqlc's DBTX. Its first statement is sent in one batch
+// after "begin" and the set_config call, so starting the tenant's
+// transaction adds no round trip of its own.
+type lazyTx struct {
+	conn     *pgx.Conn
+	tenantID string
+	begun    bool
+}
+
+// rollbackTimeout bounds a rollback that runs after the request's context
+// was cancelled: the rollback must still happen.
+const rollbackTimeout = 5 * time.Second
+
+func (t *lazyTx) rollback() {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	if _, err := t.conn.Exec(ctx, "rollback"); err != nil {
+		// The connection's state is unknown; closing it makes the pool drop
+		// it rather than reuse it.
+		_ = t.conn.Close(ctx)
+	}
+	t.begun = false
+}
+
+// start sends the batch and consumes the results of begin and set_config.
+// From here on the connection is inside the transaction, whatever happens to
+// the third statement, so begun is set before it is read.
+func (t *lazyTx) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue("select set_config('app.tenant_id', $1, true)", t.tenantID)
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(ctx, b)
+	t.begun = true
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, fmt.Errorf("set tenant: %w", err)
+	}
+	return br, nil
+}
+
+func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.begun {
+		return t.conn.Exec(ctx, sql, args...)
+	}
+	br, err := t.start(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.begun {
+		return t.conn.Query(ctx, sql, args...)
+	}
+	br, err := t.start(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (t *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	return &firstRow{rows: rows, err: err}
+}
+
+// batchRows closes the batch with the rows, freeing the connection.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	r.br.Close()
+}
+
+func (r *batchRows) Err() error {
+	return r.Rows.Err()
+}
+
+// firstRow is pgx.Row over Rows, as pgx's own QueryRow does it: Scan reads
+// the first row, returns pgx.ErrNoRows if there is none, and closes.
+type firstRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *firstRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		r.rows.Close()
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}

@@ -1,0 +1,51 @@
+// Package auth authenticates callers: API key format and parsing, the
+// Principal a credential resolves to, and the HTTP middleware that resolves
+// it before a request body is decoded.
+package auth
+
+import (
+	"context"
+	"strings"
+
+	"connectrpc.com/authn"
+
+	"github.com/google/uuid"
+
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+)
+
+// Principal is an authenticated caller: a credential of one tenant with one
+// role.
+type Principal struct {
+	TenantID   uuid.UUID
+	TenantSlug string
+	// TenantActive is false for suspended tenants; they authenticate (so the
+	// caller learns why it is refused) but the tenant interceptor stops them.
+	TenantActive bool
+	Role         quartersv1.Role
+	// KeyID is the API key the caller used.
+	KeyID uuid.UUID
+}
+
+// NewContext returns ctx carrying p. The middleware stores principals
+// through authn, so this uses authn's context slot too.
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return authn.SetInfo(ctx, p)
+}
+
+// FromContext returns the request's principal, if it is authenticated.
+func FromContext(ctx context.Context) (*Principal, bool) {
+	p, ok := authn.GetInfo(ctx).(*Principal)
+	return p, ok && p != nil
+}
+
+// RoleName is the lowercase name of r ("admin"), as stored in the database.
+func RoleName(r quartersv1.Role) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
+}
+
+// ParseRole is the inverse of RoleName; unknown names are ROLE_UNSPECIFIED,
+// which no access rule admits.
+func ParseRole(name string) quartersv1.Role {
+	return quartersv1.Role(quartersv1.Role_value["ROLE_"+strings.ToUpper(name)])
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/quarters-dev/quarters/server/router"
+)
+
+// config is the server's configuration, read from the environment only.
+type config struct {
+	Addr             string        // QUARTERS_ADDR
+	DatabaseURL      string        // DATABASE_URL: app role; empty starts embedded postgres
+	OwnerDatabaseURL string        // QUARTERS_OWNER_DATABASE_URL: for `quarters migrate`
+	DataDir          string        // QUARTERS_DATA_DIR: embedded postgres's data
+	BaseDomain       string        // QUARTERS_BASE_DOMAIN: <slug>.<domain> selects a tenant
+	MaxBodyBytes     int64         // QUARTERS_MAX_BODY_BYTES
+	ShutdownTimeout  time.Duration // QUARTERS_SHUTDOWN_TIMEOUT
+	LogLevel         slog.Level    // QUARTERS_LOG_LEVEL: debug, info, warn, error
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		Addr:             or(getenv("QUARTERS_ADDR"), "127.0.0.1:8080"),
+		DatabaseURL:      getenv("DATABASE_URL"),
+		OwnerDatabaseURL: getenv("QUARTERS_OWNER_DATABASE_URL"),
+		DataDir:          or(getenv("QUARTERS_DATA_DIR"), ".quarters"),
+		BaseDomain:       or(getenv("QUARTERS_BASE_DOMAIN"), "localhost"),
+		MaxBodyBytes:     router.DefaultMaxBodyBytes,
+		ShutdownTimeout:  30 * time.Second,
+	}
+	if v := getenv("QUARTERS_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			return c, fmt.Errorf("QUARTERS_MAX_BODY_BYTES=%q: want a byte count of at least 1024", v)
+		}
+		c.MaxBodyBytes = n
+	}
+	if v := getenv("QUARTERS_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("QUARTERS_SHUTDOWN_TIMEOUT=%q: want a positive duration such as 30s", v)
+		}
+		c.ShutdownTimeout = d
+	}
+	if v := getenv("QUARTERS_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return c, fmt.Errorf("QUARTERS_LOG_LEVEL=%q: want debug, info, warn or error", v)
+		}
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// newLogger logs JSON unless w is a terminal, where text reads better.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, opts))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,160 @@
+// Command quarters runs the Quarters API server.
+//
+//	quarters            serve (see config.go for the environment it reads)
+//	quarters migrate    apply database migrations as the schema owner
+//
+// With no DATABASE_URL the server starts a private PostgreSQL from the
+// locally installed binaries in QUARTERS_DATA_DIR, so one command gives a
+// working server on a fresh machine.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/server/router"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := loadConfig(os.Getenv)
+	if err == nil {
+		logger := newLogger(os.Stderr, cfg.LogLevel)
+		if len(os.Args) > 1 && os.Args[1] == "migrate" {
+			err = migrateCmd(ctx, os.Args[2:], cfg)
+		} else if len(os.Args) > 1 {
+			err = fmt.Errorf("unknown command %q (commands: migrate; no command serves)", os.Args[1])
+		} else {
+			err = serve(ctx, cfg, logger, os.Stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quarters:", err)
+		os.Exit(1)
+	}
+}
+
+// migrateCmd applies migrations with an owner URL from -database-url or
+// QUARTERS_OWNER_DATABASE_URL.
+func migrateCmd(ctx context.Context, args []string, cfg config) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	url := fs.String("database-url", cfg.OwnerDatabaseURL, "owner role's database URL (default $QUARTERS_OWNER_DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return errors.New("migrate needs the schema owner's database URL: -database-url or QUARTERS_OWNER_DATABASE_URL")
+	}
+	if err := db.Migrate(ctx, *url); err != nil {
+		return err
+	}
+	fmt.Println("migrations applied")
+	return nil
+}
+
+func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) error {
+	appURL := cfg.DatabaseURL
+	if appURL == "" {
+		emb, err := db.StartEmbedded(ctx, db.EmbeddedOpts{DataDir: cfg.DataDir, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := emb.Stop(context.WithoutCancel(ctx)); err != nil {
+				logger.Error("stop embedded postgres", "error", err)
+			}
+		}()
+		if err := emb.EnsureDatabase(ctx, "quarters"); err != nil {
+			return err
+		}
+		if err := db.Migrate(ctx, emb.OwnerURL("quarters")); err != nil {
+			return err
+		}
+		appURL = emb.AppURL("quarters")
+		logger.Info("embedded postgres ready", "data_dir", cfg.DataDir)
+	}
+	d, err := db.Open(ctx, appURL, nil)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	handler, err := router.New(router.Params{
+		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	if err != nil {
+		return err
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC without TLS
+	srv := &http.Server{
+		Handler:           handler,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+	printWelcome(out, ln.Addr().String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight calls finish (bounded), then return so
+	// the deferred closes run in order: pool, then embedded postgres.
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// printWelcome prints a curl line that works as pasted: it signs up a tenant
+// with a fresh slug and returns its first API key.
+func printWelcome(out io.Writer, addr string) {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	fmt.Fprintf(out, `Quarters is listening on http://%[1]s
+
+Sign up a tenant (the response holds its API key, apiKeySecret):
+
+  curl -sS http://%[1]s/quarters.v1.TenantService/CreateTenant \
+    -H 'Content-Type: application/json' \
+    -d '{"slug":"demo-%[2]s","name":"Demo","ownerEmail":"you@example.com"}'
+
+Then call the API with it:
+
+  curl -sS http://%[1]s/quarters.v1.ProjectService/ListProjects \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" -d '{}'
+
+`, addr, hex.EncodeToString(b[:]))
+}

@@ -1,0 +1,155 @@
+// Package router assembles Quarters' HTTP handler: the Connect services
+// behind the production interceptor chain, gRPC health and reflection, and
+// the liveness and readiness probes. The command and the tests both build
+// their server with it, so tests exercise exactly what runs in production.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"connectrpc.com/validate"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/quarters-dev/quarters/db"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/access"
+	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/document"
+	"github.com/quarters-dev/quarters/server/observe"
+	"github.com/quarters-dev/quarters/server/project"
+	"github.com/quarters-dev/quarters/server/tenant"
+	"github.com/quarters-dev/quarters/server/tenantsvc"
+)
+
+// DefaultMaxBodyBytes caps a request body: a document's content is at most
+// 1 MiB, so 4 MiB leaves room for any valid request in any encoding.
+const DefaultMaxBodyBytes = 4 << 20
+
+// Params are New's inputs.
+type Params struct {
+	DB     *db.DB
+	Logger *slog.Logger
+	// BaseDomain enables subdomain tenant selection: <slug>.<BaseDomain>.
+	BaseDomain string
+	// MaxBodyBytes caps request bodies (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+}
+
+// Services are the quarters.v1 services the router serves, in the order
+// reflection lists them.
+func Services() []protoreflect.ServiceDescriptor {
+	return []protoreflect.ServiceDescriptor{
+		quartersv1.File_quarters_v1_tenant_proto.Services().ByName("TenantService"),
+		quartersv1.File_quarters_v1_project_proto.Services().ByName("ProjectService"),
+		quartersv1.File_quarters_v1_document_proto.Services().ByName("DocumentService"),
+	}
+}
+
+// New returns the whole HTTP handler. It fails if a served RPC lacks an
+// access rule.
+func New(p Params) (http.Handler, error) {
+	if p.MaxBodyBytes <= 0 {
+		p.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	rules, err := access.RulesFor(Services()...)
+	if err != nil {
+		return nil, err
+	}
+	// The first interceptor is the outermost: errors and logging see
+	// everything, the tenant is bound before access is decided, and only
+	// calls that may proceed have their messages validated.
+	opts := []connect.HandlerOption{
+		connect.WithInterceptors(
+			observe.NewInterceptor(p.Logger),
+			tenant.NewInterceptor(),
+			access.NewInterceptor(rules),
+			validate.NewInterceptor(),
+		),
+		connect.WithReadMaxBytes(int(p.MaxBodyBytes)),
+		connect.WithRecover(recoverFunc(p.Logger)),
+	}
+	authMW := auth.NewMiddleware(auth.MiddlewareParams{
+		Lookup:         p.DB.LookupAPIKey,
+		IsPublic:       rules.IsPublic,
+		Check:          tenant.CheckSelectors(p.BaseDomain),
+		Logger:         p.Logger,
+		HandlerOptions: opts,
+	})
+
+	mux := http.NewServeMux()
+	mount := func(path string, h http.Handler) { mux.Handle(path, authMW.Wrap(h)) }
+	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(p.DB), opts...))
+	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
+	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
+
+	names := make([]string, 0, len(Services()))
+	for _, s := range Services() {
+		names = append(names, string(s.FullName()))
+	}
+	mux.Handle(grpchealth.NewHandler(&healthChecker{db: p.DB, services: names}))
+	reflector := grpcreflect.NewStaticReflector(names...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ping(r.Context(), p.DB); err != nil {
+			p.Logger.WarnContext(r.Context(), "not ready", "error", err)
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+
+	return observe.Middleware(p.Logger, http.MaxBytesHandler(mux, p.MaxBodyBytes)), nil
+}
+
+// ping bounds the readiness check so a hung database reads as not ready.
+func ping(ctx context.Context, d *db.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return d.Ping(ctx)
+}
+
+// healthChecker answers gRPC health checks: serving while the database
+// answers. An empty service name asks about the server as a whole.
+type healthChecker struct {
+	db       *db.DB
+	services []string
+}
+
+func (h *healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	known := req.Service == ""
+	for _, s := range h.services {
+		known = known || s == req.Service
+	}
+	if !known {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q", req.Service))
+	}
+	if err := ping(ctx, h.db); err != nil {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+}
+
+// recoverFunc turns a handler panic into an opaque INTERNAL, logged with the
+// stack, instead of a dropped connection.
+func recoverFunc(logger *slog.Logger) func(context.Context, connect.Spec, http.Header, any) error {
+	return func(ctx context.Context, spec connect.Spec, _ http.Header, r any) error {
+		rid := observe.RequestID(ctx)
+		logger.ErrorContext(ctx, "panic", "request_id", rid, "procedure", spec.Procedure, "panic", r, "stack", string(debug.Stack()))
+		return connect.NewError(connect.CodeInternal, errors.New("internal error (request id "+rid+")"))
+	}
+}

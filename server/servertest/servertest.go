@@ -1,0 +1,151 @@
+// Package servertest runs a real Quarters server for tests: the production
+// handler from package router over httptest (HTTP/1.1 and h2c), on a fresh
+// database of its own, with helpers to sign up tenants and call the API as
+// them through the generated Connect clients. Import it only from tests.
+package servertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"connectrpc.com/connect"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/db/dbtest"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/router"
+)
+
+// BaseDomain is the tenant subdomain suffix test servers use.
+const BaseDomain = "quarters.test"
+
+// Server is a running test server.
+type Server struct {
+	URL      string
+	DB       *db.DB
+	OwnerURL string // the test database's owner, for setting up states the API cannot
+	HTTP     *http.Client
+	slugs    atomic.Int64
+}
+
+// New starts a server on a fresh database; it stops at test cleanup.
+func New(t testing.TB) *Server {
+	t.Helper()
+	appURL, ownerURL := dbtest.NewURLs(t)
+	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8})
+	require.NoError(t, err)
+	t.Cleanup(d.Close)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	h, err := router.New(router.Params{DB: d, Logger: logger, BaseDomain: BaseDomain})
+	require.NoError(t, err)
+	ts := httptest.NewUnstartedServer(h)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	ts.Config.Protocols = &protocols
+	ts.Start()
+	t.Cleanup(ts.Close)
+	// Every host name dials the test server, so tests can call
+	// http://<slug>.quarters.test:<port> to exercise subdomain selection.
+	addr := ts.Listener.Addr().String()
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 64,
+	}
+	t.Cleanup(transport.CloseIdleConnections)
+	return &Server{URL: ts.URL, DB: d, OwnerURL: ownerURL, HTTP: &http.Client{Transport: transport}}
+}
+
+// SubdomainURL is the server's URL under <sub>.<BaseDomain>.
+func (s *Server) SubdomainURL(sub string) string {
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(s.URL, "http://"))
+	return "http://" + sub + "." + BaseDomain + ":" + port
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// Tenant is a signed-up tenant and clients that call as it.
+type Tenant struct {
+	ID, Slug, Key string
+	Tenants       quartersv1connect.TenantServiceClient
+	Projects      quartersv1connect.ProjectServiceClient
+	Documents     quartersv1connect.DocumentServiceClient
+}
+
+// SignUp creates a tenant with a unique slug and returns clients that
+// authenticate with its sign-up key.
+func (s *Server) SignUp(t testing.TB) *Tenant {
+	t.Helper()
+	slug := fmt.Sprintf("tenant-%d-%d", s.slugs.Add(1), rndSuffix())
+	resp, err := s.Anonymous().CreateTenant(context.Background(), connect.NewRequest(&quartersv1.CreateTenantRequest{
+		Slug: slug, Name: "Tenant " + slug, OwnerEmail: "owner@" + slug + ".example",
+	}))
+	require.NoError(t, err)
+	tn := resp.Msg.GetTenant()
+	require.Equal(t, slug, tn.GetSlug())
+	return s.As(tn.GetId(), slug, resp.Msg.GetApiKeySecret())
+}
+
+// As returns clients that send key as the bearer credential.
+func (s *Server) As(id, slug, key string, opts ...connect.ClientOption) *Tenant {
+	return s.AsAt(s.URL, id, slug, key, opts...)
+}
+
+// AsAt is As with another base URL, such as a SubdomainURL.
+func (s *Server) AsAt(baseURL, id, slug, key string, opts ...connect.ClientOption) *Tenant {
+	opts = append([]connect.ClientOption{connect.WithInterceptors(Bearer(key))}, opts...)
+	return &Tenant{
+		ID: id, Slug: slug, Key: key,
+		Tenants:   quartersv1connect.NewTenantServiceClient(s.HTTP, baseURL, opts...),
+		Projects:  quartersv1connect.NewProjectServiceClient(s.HTTP, baseURL, opts...),
+		Documents: quartersv1connect.NewDocumentServiceClient(s.HTTP, baseURL, opts...),
+	}
+}
+
+// Anonymous is a TenantService client without a credential.
+func (s *Server) Anonymous(opts ...connect.ClientOption) quartersv1connect.TenantServiceClient {
+	return quartersv1connect.NewTenantServiceClient(s.HTTP, s.URL, opts...)
+}
+
+// Bearer is a client interceptor that sends key as the bearer credential.
+func Bearer(key string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if key != "" {
+				req.Header().Set("Authorization", "Bearer "+key)
+			}
+			return next(ctx, req)
+		}
+	}
+}
+
+// Header is a client interceptor that sets one request header.
+func Header(name, value string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set(name, value)
+			return next(ctx, req)
+		}
+	}
+}
+
+var suffix atomic.Int64
+
+func rndSuffix() int64 { return suffix.Add(7919) % 100000 }

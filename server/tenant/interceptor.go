@@ -1,0 +1,112 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	"github.com/quarters-dev/quarters/server/auth"
+)
+
+// ErrorDomain is the ErrorInfo domain of Quarters' errors.
+const ErrorDomain = "quarters.dev"
+
+// Reasons in ErrorInfo details, stable for clients to branch on.
+const (
+	ReasonMismatch  = "TENANT_MISMATCH"
+	ReasonSuspended = "TENANT_SUSPENDED"
+)
+
+// HeaderName is the optional tenant selector header; it holds a tenant id
+// or slug.
+const HeaderName = "X-Tenant-ID"
+
+// CheckSelectors returns an auth.CheckFunc that refuses a request whose
+// tenant selectors disagree with its credential: the X-Tenant-ID header (id
+// or slug) and, when baseDomain is set, the subdomain <slug>.<baseDomain>.
+// It also refuses suspended tenants. Both are PERMISSION_DENIED with an
+// ErrorInfo reason. Running in the authentication middleware, it rejects
+// before the request body is read.
+func CheckSelectors(baseDomain string) auth.CheckFunc {
+	baseDomain = strings.ToLower(strings.TrimSuffix(baseDomain, "."))
+	return func(r *http.Request, p *auth.Principal) error {
+		if sel := r.Header.Get(HeaderName); sel != "" && sel != p.TenantID.String() && sel != p.TenantSlug {
+			return mismatch("header", sel)
+		}
+		if sub, ok := subdomain(r.Host, baseDomain); ok && sub != p.TenantSlug {
+			return mismatch("subdomain", sub)
+		}
+		if !p.TenantActive {
+			return errorWithInfo(connect.CodePermissionDenied,
+				"tenant is suspended; contact support to restore access",
+				ReasonSuspended, nil)
+		}
+		return nil
+	}
+}
+
+// subdomain returns the single label in front of baseDomain in host.
+func subdomain(host, baseDomain string) (string, bool) {
+	if baseDomain == "" {
+		return "", false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	label, ok := strings.CutSuffix(host, "."+baseDomain)
+	if !ok || label == "" || strings.Contains(label, ".") {
+		return "", false
+	}
+	return label, true
+}
+
+func mismatch(selector, value string) error {
+	return errorWithInfo(connect.CodePermissionDenied,
+		fmt.Sprintf("tenant selected by %s %q does not match the credential's tenant", selector, value),
+		ReasonMismatch, map[string]string{"selector": selector})
+}
+
+func errorWithInfo(code connect.Code, msg, reason string, meta map[string]string) error {
+	err := connect.NewError(code, errors.New(msg))
+	if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: meta}); derr == nil {
+		err.AddDetail(d)
+	}
+	return err
+}
+
+// NewInterceptor returns the interceptor that binds an authenticated call to
+// its principal's tenant (public calls pass through without one).
+func NewInterceptor() connect.Interceptor { return interceptor{} }
+
+type interceptor struct{}
+
+func (interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		return next(bind(ctx), req)
+	}
+}
+
+func (interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(bind(ctx), conn)
+	}
+}
+
+func bind(ctx context.Context) context.Context {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return ctx
+	}
+	return NewContext(ctx, Tenant{ID: p.TenantID, Slug: p.TenantSlug})
+}
