@@ -56,7 +56,11 @@ func (d *DB) InNewTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Qu
 	return d.inTenant(ctx, id, fn)
 }
 
-func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) (err error) {
+func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) error {
+	return d.inTenantTx(ctx, id, func(tx dbsqlc.DBTX) error { return fn(dbsqlc.New(tx)) })
+}
+
+func (d *DB) inTenantTx(ctx context.Context, id uuid.UUID, fn func(tx dbsqlc.DBTX) error) (err error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -74,7 +78,7 @@ func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queri
 			panic(r)
 		}
 	}()
-	if err := fn(dbsqlc.New(tx)); err != nil {
+	if err := fn(tx); err != nil {
 		return err
 	}
 	if !tx.begun {

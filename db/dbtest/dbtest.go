@@ -162,6 +162,9 @@ func get(t testing.TB) *cluster {
 	if setupErr != nil {
 		t.Fatalf("dbtest: %v", setupErr)
 	}
+	if shared == nil {
+		t.Fatal("dbtest: shutting down") // teardown ran first (interrupted)
+	}
 	return shared
 }
 

@@ -87,6 +87,8 @@ func TestManyParallel(t *testing.T) {
 	}
 }
 
+// BenchmarkNewURLs measures what a test pays for its own database. The
+// drops run after the loop, as cleanups.
 func BenchmarkNewURLs(b *testing.B) {
 	for b.Loop() {
 		dbtest.NewURLs(b)

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/server/servertest"
@@ -83,3 +84,7 @@ func createDocument(t *testing.T, tn *servertest.Tenant, projectID, title string
 	require.Equal(t, title, resp.Msg.GetDocument().GetTitle())
 	return resp.Msg.GetDocument()
 }
+
+type ctxT = context.Context
+
+func mask(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }

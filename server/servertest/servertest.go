@@ -34,7 +34,8 @@ type Server struct {
 	URL      string
 	DB       *db.DB
 	OwnerURL string // the test database's owner, for setting up states the API cannot
-	HTTP     *http.Client
+	HTTP     *http.Client // HTTP/1.1
+	H2C      *http.Client // HTTP/2 without TLS, as gRPC clients use
 	slugs    atomic.Int64
 }
 
@@ -67,8 +68,16 @@ func New(t testing.TB) *Server {
 		},
 		MaxIdleConnsPerHost: 64,
 	}
+	h2c := transport.Clone()
+	h2c.Protocols = new(http.Protocols)
+	h2c.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(transport.CloseIdleConnections)
-	return &Server{URL: ts.URL, DB: d, OwnerURL: ownerURL, HTTP: &http.Client{Transport: transport}}
+	t.Cleanup(h2c.CloseIdleConnections)
+	return &Server{
+		URL: ts.URL, DB: d, OwnerURL: ownerURL,
+		HTTP: &http.Client{Transport: transport},
+		H2C:  &http.Client{Transport: h2c},
+	}
 }
 
 // SubdomainURL is the server's URL under <sub>.<BaseDomain>.

@@ -1,0 +1,91 @@
+package db_test
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quarters-dev/quarters/db/dbtest"
+)
+
+// TestCatalog fails the build if the schema lets a tenant's rows escape
+// row-level security: every table with a tenant_id column (and tenants
+// itself) must have RLS enabled and forced and a policy; every view must be
+// security_invoker; the app role must not bypass RLS or own anything; and
+// the only SECURITY DEFINER functions are the named pre-tenant lookups.
+func TestCatalog(t *testing.T) {
+	t.Parallel()
+	appURL, ownerURL := dbtest.NewURLs(t)
+	conn, err := pgx.Connect(ctx, ownerURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+
+	type table struct {
+		Name                 string
+		Enabled, Forced      bool
+		Policies             int
+		PolicyUsesTenantFunc bool
+	}
+	rows, err := conn.Query(ctx, `
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+  (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)::int,
+  EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polcmd = '*'
+    AND pg_get_expr(p.polqual, p.polrelid) LIKE '%app.current_tenant_id()%'
+    AND pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%app.current_tenant_id()%')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND (c.relname = 'tenants' OR EXISTS (
+    SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
+ORDER BY 1`)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[table])
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(tables), 4, "expected tenants, api_keys, projects, documents at least")
+	for _, tb := range tables {
+		require.True(t, tb.Enabled, "%s: row level security not enabled", tb.Name)
+		require.True(t, tb.Forced, "%s: row level security not forced", tb.Name)
+		require.True(t, tb.PolicyUsesTenantFunc, "%s: no USING + WITH CHECK policy on app.current_tenant_id()", tb.Name)
+	}
+
+	// Tenant tables lead their primary key with tenant_id.
+	var badPK []string
+	rows, err = conn.Query(ctx, `
+SELECT c.relname FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+WHERE i.indisprimary AND c.relname <> 'tenants'
+  AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant_id')
+  AND a.attname <> 'tenant_id'`)
+	require.NoError(t, err)
+	badPK, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Empty(t, badPK, "primary keys not led by tenant_id")
+
+	var views []string
+	rows, err = conn.Query(ctx, `
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)`)
+	require.NoError(t, err)
+	views, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Empty(t, views, "views without security_invoker")
+
+	rows, err = conn.Query(ctx, `
+SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`)
+	require.NoError(t, err)
+	definers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"app.api_key_authenticate"}, definers,
+		"SECURITY DEFINER functions must be the pre-tenant lookups of db/lookup.go")
+
+	app, err := pgx.Connect(ctx, appURL)
+	require.NoError(t, err)
+	defer app.Close(ctx)
+	var super, bypass bool
+	require.NoError(t, app.QueryRow(ctx, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").Scan(&super, &bypass))
+	require.False(t, super)
+	require.False(t, bypass)
+}

@@ -1,0 +1,208 @@
+package router_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/servertest"
+	"github.com/quarters-dev/quarters/server/tenant"
+)
+
+func TestAuthentication(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	a := s.SignUp(t)
+	unknown, _, _ := auth.NewAPIKey() // well-formed, valid checksum, never stored
+	mistyped := []byte(a.Key)
+	mistyped[10] ^= 1 // one character off: the checksum catches it
+	list := func(key string) error {
+		_, err := s.As(a.ID, a.Slug, key).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+		return err
+	}
+
+	cerr := requireCode(t, list(""), connect.CodeUnauthenticated)
+	require.Contains(t, cerr.Message(), "missing credential")
+
+	// Every kind of bad key gets the same answer.
+	var msgs []string
+	for _, key := range []string{"garbage", "qk_" + strings.Repeat("a", 39), string(mistyped), unknown} {
+		msgs = append(msgs, requireCode(t, list(key), connect.CodeUnauthenticated).Message())
+	}
+	for _, m := range msgs {
+		require.Equal(t, "invalid API key", m)
+	}
+
+	// Wrong scheme.
+	badScheme := func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(c2 ctxT, r connect.AnyRequest) (connect.AnyResponse, error) {
+			r.Header().Set("Authorization", "Basic "+a.Key)
+			return next(c2, r)
+		}
+	}
+	_, err := s.As(a.ID, a.Slug, "", connect.WithInterceptors(connect.UnaryInterceptorFunc(badScheme))).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	requireCode(t, err, connect.CodeUnauthenticated)
+
+	require.NoError(t, list(a.Key))
+
+	// A revoked key stops working at once.
+	owner := ownerConn(t, s)
+	_, err = owner.Exec(ctx, "update api_keys set revoke_time = now() where tenant_id = $1", a.ID)
+	require.NoError(t, err)
+	require.Equal(t, "invalid API key", requireCode(t, list(a.Key), connect.CodeUnauthenticated).Message())
+
+	// An expired key too.
+	b := s.SignUp(t)
+	_, err = owner.Exec(ctx, "update api_keys set expire_time = now() - interval '1 second' where tenant_id = $1", b.ID)
+	require.NoError(t, err)
+	_, err = b.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	requireCode(t, err, connect.CodeUnauthenticated)
+}
+
+func TestSuspendedTenant(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	a := s.SignUp(t)
+	_, err := ownerConn(t, s).Exec(ctx, "update tenants set status = 'suspended' where id = $1", a.ID)
+	require.NoError(t, err)
+	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	cerr := requireCode(t, err, connect.CodePermissionDenied)
+	require.Equal(t, tenant.ReasonSuspended, errorInfo(t, cerr).GetReason())
+}
+
+func TestTenantSelectors(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	a, b := s.SignUp(t), s.SignUp(t)
+	getAs := func(tn *servertest.Tenant) error {
+		_, err := tn.Tenants.GetTenant(ctx, req(&quartersv1.GetTenantRequest{}))
+		return err
+	}
+	withHeader := func(v string) *servertest.Tenant {
+		return s.As(a.ID, a.Slug, a.Key, connect.WithInterceptors(servertest.Header(tenant.HeaderName, v)))
+	}
+
+	// Selectors that agree with the credential pass.
+	require.NoError(t, getAs(withHeader(a.ID)))
+	require.NoError(t, getAs(withHeader(a.Slug)))
+	require.NoError(t, getAs(s.AsAt(s.SubdomainURL(a.Slug), a.ID, a.Slug, a.Key)))
+
+	// Any disagreement is PERMISSION_DENIED with reason TENANT_MISMATCH.
+	for name, tn := range map[string]*servertest.Tenant{
+		"header id":         withHeader(b.ID),
+		"header slug":       withHeader(b.Slug),
+		"subdomain":         s.AsAt(s.SubdomainURL(b.Slug), a.ID, a.Slug, a.Key),
+		"unknown subdomain": s.AsAt(s.SubdomainURL("nobody"), a.ID, a.Slug, a.Key),
+	} {
+		t.Run(name, func(t *testing.T) {
+			cerr := requireCode(t, getAs(tn), connect.CodePermissionDenied)
+			info := errorInfo(t, cerr)
+			require.Equal(t, tenant.ReasonMismatch, info.GetReason())
+			require.Equal(t, tenant.ErrorDomain, info.GetDomain())
+		})
+	}
+}
+
+func TestValidation(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	a := s.SignUp(t)
+	signUp := func(slug, email string) error {
+		_, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{Slug: slug, Name: "n", OwnerEmail: email}))
+		return err
+	}
+	cases := []struct {
+		name  string
+		err   error
+		field string
+	}{
+		{"uppercase slug", signUp("Acme", "a@b.example"), "slug"},
+		{"reserved slug", signUp("www", "a@b.example"), "slug"},
+		{"short slug", signUp("ab", "a@b.example"), "slug"},
+		{"trailing hyphen", signUp("acme-", "a@b.example"), "slug"},
+		{"bad email", signUp("acme", "not-an-email"), "owner_email"},
+		{"bad id", func() error {
+			_, err := a.Projects.GetProject(ctx, req(&quartersv1.GetProjectRequest{Id: "42"}))
+			return err
+		}(), "id"},
+		{"page size", func() error {
+			_, err := a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{PageSize: 101}))
+			return err
+		}(), "page_size"},
+		{"empty name", func() error {
+			_, err := a.Projects.CreateProject(ctx, req(&quartersv1.CreateProjectRequest{}))
+			return err
+		}(), "name"},
+		{"mask outside updatable fields", func() error {
+			_, err := a.Projects.UpdateProject(ctx, req(&quartersv1.UpdateProjectRequest{
+				Project: &quartersv1.Project{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: mask("create_time"),
+			}))
+			return err
+		}(), "update_mask"},
+		{"empty mask", func() error {
+			_, err := a.Documents.UpdateDocument(ctx, req(&quartersv1.UpdateDocumentRequest{
+				Document: &quartersv1.Document{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: mask(),
+			}))
+			return err
+		}(), "update_mask"},
+		{"blank title when masked", func() error {
+			_, err := a.Documents.UpdateDocument(ctx, req(&quartersv1.UpdateDocumentRequest{
+				Document: &quartersv1.Document{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: mask("title"),
+			}))
+			return err
+		}(), "document.title"},
+		{"bad project filter", func() error {
+			_, err := a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{ProjectId: "x"}))
+			return err
+		}(), "project_id"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cerr := requireCode(t, c.err, connect.CodeInvalidArgument)
+			require.Contains(t, violations(t, cerr), c.field, "message: %s", cerr.Message())
+		})
+	}
+}
+
+func TestRequestTooLarge(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	a := s.SignUp(t)
+	p := createProject(t, a, "big")
+	_, err := a.Documents.CreateDocument(ctx, req(&quartersv1.CreateDocumentRequest{
+		ProjectId: p.GetId(), Title: "huge", Content: strings.Repeat("x", 5<<20),
+	}))
+	require.Error(t, err)
+	require.Contains(t, []connect.Code{connect.CodeResourceExhausted, connect.CodeInvalidArgument}, connect.CodeOf(err))
+
+	// Just over the 1 MiB content limit: a validation error naming the field.
+	_, err = a.Documents.CreateDocument(ctx, req(&quartersv1.CreateDocumentRequest{
+		ProjectId: p.GetId(), Title: "big", Content: strings.Repeat("x", 1<<20+1),
+	}))
+	require.Contains(t, violations(t, requireCode(t, err, connect.CodeInvalidArgument)), "content")
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := s.HTTP.Get(s.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+}
+
+func ownerConn(t *testing.T, s *servertest.Server) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, s.OwnerURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(ctx) })
+	return conn
+}
