@@ -153,11 +153,16 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOpts) (*Embedded, error) {
 	}
 
 	if err := e.start(ctx, fresh, major); err != nil {
-		// A cancelled or timed-out pg_ctl may leave a postmaster
-		// starting up behind it; do not leak it.
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		_, _ = e.run(stopCtx, "pg_ctl", "stop", "-w", "-D", e.dir, "-m", "immediate")
-		cancel()
+		// A pg_ctl we killed (ctx done) or that gave up waiting may
+		// leave a postmaster starting up behind it; do not leak it.
+		// Any other failure must not stop anything: the server on
+		// this directory could be one another process started just
+		// after checkNotRunning.
+		if ctx.Err() != nil || strings.Contains(err.Error(), "did not start in time") {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_, _ = e.run(stopCtx, "pg_ctl", "stop", "-w", "-D", e.dir, "-m", "immediate")
+			cancel()
+		}
 		os.RemoveAll(e.sockDir)
 		if fresh && e.ephemeral {
 			e.removeClusterDir()

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadConfig(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8080", c.Addr)
+	require.Equal(t, ".quarters", c.DataDir)
+	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
+	require.Equal(t, slog.LevelInfo, c.LogLevel)
+
+	c, err = loadConfig(env(map[string]string{"QUARTERS_LOG_LEVEL": "debug", "QUARTERS_SHUTDOWN_TIMEOUT": "5s", "QUARTERS_MAX_BODY_BYTES": "2048"}))
+	require.NoError(t, err)
+	require.Equal(t, slog.LevelDebug, c.LogLevel)
+	require.Equal(t, 5*time.Second, c.ShutdownTimeout)
+	require.Equal(t, int64(2048), c.MaxBodyBytes)
+
+	for k, v := range map[string]string{"QUARTERS_LOG_LEVEL": "loud", "QUARTERS_SHUTDOWN_TIMEOUT": "soon", "QUARTERS_MAX_BODY_BYTES": "12"} {
+		_, err := loadConfig(env(map[string]string{k: v}))
+		require.ErrorContains(t, err, k)
+	}
+}
