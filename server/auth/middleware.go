@@ -37,7 +37,7 @@ type MiddlewareParams struct {
 	// credential.
 	IsPublic func(procedure string) bool
 	// Check runs after a credential is resolved; nil skips it.
-	Check CheckFunc
+	Check  CheckFunc
 	Logger *slog.Logger
 	// HandlerOptions must be the options the Connect handlers use, so
 	// errors are written in the caller's protocol and codec.

@@ -33,14 +33,24 @@ const BaseDomain = "quarters.test"
 type Server struct {
 	URL      string
 	DB       *db.DB
-	OwnerURL string // the test database's owner, for setting up states the API cannot
+	OwnerURL string       // the test database's owner, for setting up states the API cannot
 	HTTP     *http.Client // HTTP/1.1
 	H2C      *http.Client // HTTP/2 without TLS, as gRPC clients use
 	slugs    atomic.Int64
 }
 
+// Opts adjust New; nil means defaults.
+type Opts struct {
+	// Logger receives the server's logs (default: discarded, or warnings
+	// and errors into the test log with -v).
+	Logger *slog.Logger
+}
+
 // New starts a server on a fresh database; it stops at test cleanup.
-func New(t testing.TB) *Server {
+func New(t testing.TB) *Server { return NewWith(t, nil) }
+
+// NewWith is New with options.
+func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Helper()
 	appURL, ownerURL := dbtest.NewURLs(t)
 	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8})
@@ -49,6 +59,9 @@ func New(t testing.TB) *Server {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if opts != nil && opts.Logger != nil {
+		logger = opts.Logger
 	}
 	h, err := router.New(router.Params{DB: d, Logger: logger, BaseDomain: BaseDomain})
 	require.NoError(t, err)

@@ -30,15 +30,14 @@ func TestReadmeCommands(t *testing.T) {
 			t.Fatalf("%s is needed to run the README's commands: %v", tool, err)
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "quarters")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := buildServer(t)
 
 	// Postgres runs as the postgres user when this test runs as root, so
-	// its data directory must not sit under t.TempDir()'s 0700 parents.
+	// its data directory must be reachable by it: not under t.TempDir()'s
+	// 0700 parents, and not 0700 itself.
 	dataDir, err := os.MkdirTemp("", "qreadme")
 	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dataDir, 0o755))
 	t.Cleanup(func() { os.RemoveAll(dataDir) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -108,6 +107,17 @@ func TestReadmeCommands(t *testing.T) {
 	require.Contains(t, stderr.String(), "stopped")
 	_, err = os.Stat(filepath.Join(dataDir, "data", "postmaster.pid"))
 	require.True(t, os.IsNotExist(err), "postgres still running after shutdown")
+}
+
+// buildServer builds the command into the test's temp dir (the build
+// cache makes the second build a link step).
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "quarters")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+	return bin
 }
 
 func readUntil(t *testing.T, r io.Reader, marker string) string {

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quarters-dev/quarters/db/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// TestExternalDatabase: `quarters migrate` with an owner URL, then the
+// server on DATABASE_URL as the app role; and the server refusing to start
+// as a role that could bypass row-level security.
+func TestExternalDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	bin := buildServer(t)
+	appURL, ownerURL := dbtest.NewURLs(t)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "QUARTERS_ADDR=127.0.0.1:0"}
+
+	out, err := exec.Command(bin, "migrate", "-database-url", ownerURL).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "migrations applied")
+
+	out, err = exec.Command(bin, "migrate").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "QUARTERS_OWNER_DATABASE_URL")
+
+	refuse := exec.Command(bin)
+	refuse.Env = append(env, "DATABASE_URL="+ownerURL)
+	out, err = refuse.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "unsafe database role")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(env, "DATABASE_URL="+appURL)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	welcome := readUntil(t, stdout, "listening on")
+	addr := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(welcome)
+	require.NotNil(t, addr)
+	resp, err := http.Get("http://" + addr[1] + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+}
