@@ -12,7 +12,8 @@ import (
 // InTenantDBTX runs raw SQL the way InTenant runs sqlc queries, so tests
 // can show what row-level security does to a query that forgets its filter.
 func (d *DB) InTenantDBTX(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
-	return d.inTenantTx(ctx, tenant.MustFromContext(ctx).ID, fn)
+	t := tenant.MustFromContext(ctx)
+	return d.inTenantTx(ctx, t.ID, t.Limits.StatementTimeout, fn)
 }
 
 // NewForTest wraps a pool the test configured itself (to count round trips).

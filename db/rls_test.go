@@ -209,3 +209,22 @@ func TestLookupAPIKey(t *testing.T) {
 	require.NoError(t, f.db.Pool().QueryRow(ctx, "select count(*) from api_keys").Scan(&n))
 	require.Zero(t, n)
 }
+
+// TestStatementTimeout: the plan's statement_timeout applies inside
+// InTenant, transaction-locally.
+func TestStatementTimeout(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := tenant.NewContext(ctx, tenant.Tenant{ID: f.a, Limits: tenant.Limits{StatementTimeout: 50 * time.Millisecond}})
+	err := f.db.InTenantDBTX(ctx, func(tx dbsqlc.DBTX) error {
+		_, err := tx.Exec(ctx, "select pg_sleep(2)")
+		return err
+	})
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr), "got %v", err)
+	require.Equal(t, "57014", pgErr.Code) // query_canceled by statement_timeout
+
+	var setting string
+	require.NoError(t, f.db.Pool().QueryRow(ctx, "show statement_timeout").Scan(&setting))
+	require.Equal(t, "0", setting, "the timeout leaked out of the transaction")
+}

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,8 @@ import (
 // returned. With no tenant in ctx, InTenant returns tenant.ErrNoTenant and
 // runs nothing: there is no "all tenants" mode.
 //
+// The plan's statement_timeout is set the same way, in the same statement.
+//
 // Round trips: the transaction starts lazily, so BEGIN and set_config travel
 // in one batch with fn's first statement; a single-statement read costs two
 // round trips (that batch, then COMMIT) where the bare read costs one.
@@ -32,7 +35,7 @@ func (d *DB) InTenant(ctx context.Context, fn func(q *dbsqlc.Queries) error) err
 	if !ok {
 		return tenant.ErrNoTenant
 	}
-	return d.inTenant(ctx, t.ID, fn)
+	return d.inTenantTx(ctx, t.ID, t.Limits.StatementTimeout, func(tx dbsqlc.DBTX) error { return fn(dbsqlc.New(tx)) })
 }
 
 // InTenantV is InTenant for functions that return a value.
@@ -56,16 +59,24 @@ func (d *DB) InNewTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Qu
 	return d.inTenant(ctx, id, fn)
 }
 
+// inTenant acts for id with the default statement timeout: for sign-up
+// and for loading the tenant record, before the plan's timeout is known.
 func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) error {
-	return d.inTenantTx(ctx, id, func(tx dbsqlc.DBTX) error { return fn(dbsqlc.New(tx)) })
+	return d.inTenantTx(ctx, id, 0, func(tx dbsqlc.DBTX) error { return fn(dbsqlc.New(tx)) })
 }
 
-func (d *DB) inTenantTx(ctx context.Context, id uuid.UUID, fn func(tx dbsqlc.DBTX) error) (err error) {
+// DefaultStatementTimeout bounds statements where no plan says otherwise.
+const DefaultStatementTimeout = 5 * time.Second
+
+func (d *DB) inTenantTx(ctx context.Context, id uuid.UUID, timeout time.Duration, fn func(tx dbsqlc.DBTX) error) (err error) {
+	if timeout <= 0 {
+		timeout = DefaultStatementTimeout
+	}
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
-	tx := &lazyTx{conn: conn.Conn(), tenantID: id.String()}
+	tx := &lazyTx{conn: conn.Conn(), tenantID: id.String(), timeout: strconv.FormatInt(timeout.Milliseconds(), 10)}
 	defer func() {
 		// On error (and on a panic, which then continues) an open
 		// transaction is rolled back before the connection goes back.
@@ -104,6 +115,7 @@ func release(conn *pgxpool.Conn) {
 type lazyTx struct {
 	conn     *pgx.Conn
 	tenantID string
+	timeout  string // statement_timeout in milliseconds
 	begun    bool
 }
 
@@ -128,7 +140,7 @@ func (t *lazyTx) rollback() {
 func (t *lazyTx) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
 	b.Queue("begin")
-	b.Queue("select set_config('app.tenant_id', $1, true)", t.tenantID)
+	b.Queue("select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)", t.tenantID, t.timeout)
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
 	t.begun = true

@@ -28,3 +28,13 @@ RETURNING *;
 -- name: ProjectDelete :execrows
 DELETE FROM projects
 WHERE tenant_id = @tenant_id AND id = @id;
+
+-- ProjectLockQuota serialises project creation within one tenant, so a
+-- count followed by an insert cannot be raced past max_projects. The lock
+-- ends with the transaction.
+-- name: ProjectLockQuota :exec
+SELECT pg_advisory_xact_lock(hashtextextended('quarters.projects:' || @tenant_key::text, 0));
+
+-- name: ProjectCount :one
+SELECT count(*) FROM projects
+WHERE tenant_id = @tenant_id;

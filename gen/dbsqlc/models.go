@@ -32,6 +32,18 @@ type Document struct {
 	UpdateTime time.Time
 }
 
+type Plan struct {
+	Name                string
+	RequestsPerMinute   int32
+	Burst               int32
+	MaxProjects         int32
+	MaxMembers          int32
+	MaxApiCallsPerMonth int64
+	Features            []string
+	StatementTimeoutMs  int32
+	UpdateTime          time.Time
+}
+
 type Project struct {
 	TenantID    uuid.UUID
 	ID          uuid.UUID
@@ -50,4 +62,16 @@ type Tenant struct {
 	OwnerEmail string
 	CreateTime time.Time
 	UpdateTime time.Time
+}
+
+type TenantOverride struct {
+	TenantID            uuid.UUID
+	RequestsPerMinute   *int32
+	Burst               *int32
+	MaxProjects         *int32
+	MaxMembers          *int32
+	MaxApiCallsPerMonth *int64
+	StatementTimeoutMs  *int32
+	Features            []byte
+	UpdateTime          time.Time
 }

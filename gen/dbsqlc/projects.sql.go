@@ -12,6 +12,18 @@ import (
 	"github.com/google/uuid"
 )
 
+const projectCount = `-- name: ProjectCount :one
+SELECT count(*) FROM projects
+WHERE tenant_id = $1
+`
+
+func (q *Queries) ProjectCount(ctx context.Context, tenantID uuid.UUID) (int64, error) {
+	row := q.db.QueryRow(ctx, projectCount, tenantID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const projectDelete = `-- name: ProjectDelete :execrows
 DELETE FROM projects
 WHERE tenant_id = $1 AND id = $2
@@ -128,6 +140,18 @@ func (q *Queries) ProjectList(ctx context.Context, arg ProjectListParams) ([]Pro
 		return nil, err
 	}
 	return items, nil
+}
+
+const projectLockQuota = `-- name: ProjectLockQuota :exec
+SELECT pg_advisory_xact_lock(hashtextextended('quarters.projects:' || $1::text, 0))
+`
+
+// ProjectLockQuota serialises project creation within one tenant, so a
+// count followed by an insert cannot be raced past max_projects. The lock
+// ends with the transaction.
+func (q *Queries) ProjectLockQuota(ctx context.Context, tenantKey string) error {
+	_, err := q.db.Exec(ctx, projectLockQuota, tenantKey)
+	return err
 }
 
 const projectUpdate = `-- name: ProjectUpdate :one

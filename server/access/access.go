@@ -9,11 +9,13 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/tenant"
 )
 
 // Rules maps a procedure ("/quarters.v1.ProjectService/GetProject") to its
@@ -68,11 +70,21 @@ func (r Rules) IsPublic(procedure string) bool {
 // rule does not allow: no credential is UNAUTHENTICATED, too small a role is
 // PERMISSION_DENIED, and a procedure without a rule is refused outright
 // (INTERNAL), so a forgotten rule fails closed.
-func NewInterceptor(rules Rules) connect.Interceptor {
-	return &interceptor{rules: rules}
+//
+// A rule that names a feature also needs the tenant's effective features
+// to include it: otherwise PERMISSION_DENIED with an ErrorInfo (reason
+// FEATURE_NOT_AVAILABLE; metadata feature, plan, upgrade_url).
+func NewInterceptor(rules Rules, upgradeURL string) connect.Interceptor {
+	return &interceptor{rules: rules, upgradeURL: upgradeURL}
 }
 
-type interceptor struct{ rules Rules }
+type interceptor struct {
+	rules      Rules
+	upgradeURL string
+}
+
+// ReasonFeatureNotAvailable is the ErrorInfo reason of a feature gate.
+const ReasonFeatureNotAvailable = "FEATURE_NOT_AVAILABLE"
 
 func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
@@ -113,5 +125,28 @@ func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 			"%s requires role %s or higher; this credential has role %s",
 			procedure, auth.RoleName(rule.GetMinRole()), auth.RoleName(p.Role)))
 	}
+	if f := rule.GetFeature(); f != "" {
+		t, ok := tenant.FromContext(ctx)
+		if !ok || !t.Has(f) {
+			err := connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+				"%s needs the %q feature, which plan %q does not include; upgrade at %s", procedure, f, t.Plan, i.upgradeURL))
+			if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{
+				Reason:   ReasonFeatureNotAvailable,
+				Domain:   tenant.ErrorDomain,
+				Metadata: map[string]string{"feature": f, "plan": t.Plan, "upgrade_url": i.upgradeURL},
+			}); derr == nil {
+				err.AddDetail(d)
+			}
+			return err
+		}
+	}
 	return nil
+}
+
+// Cost is the rate-limit cost the procedure declares (at least 1).
+func (r Rules) Cost(procedure string) int {
+	if c := int(r[procedure].GetCost()); c > 1 {
+		return c
+	}
+	return 1
 }

@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/quarters-dev/quarters/server/access"
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/router"
+	"github.com/quarters-dev/quarters/server/tenant"
 )
 
 // TestEveryProcedureHasARule walks every method of every service in the
@@ -70,7 +73,7 @@ func TestInterceptor(t *testing.T) {
 			ctx = auth.NewContext(ctx, p)
 		}
 		next := connect.UnaryFunc(func(context.Context, connect.AnyRequest) (connect.AnyResponse, error) { return nil, nil })
-		_, err := access.NewInterceptor(rules).WrapUnary(next)(ctx, fakeRequest{procedure: procedure})
+		_, err := access.NewInterceptor(rules, "https://example.test/up").WrapUnary(next)(ctx, fakeRequest{procedure: procedure})
 		return err
 	}
 	member := &auth.Principal{Role: quartersv1.Role_ROLE_MEMBER}
@@ -91,3 +94,27 @@ type fakeRequest struct {
 }
 
 func (r fakeRequest) Spec() connect.Spec { return connect.Spec{Procedure: r.procedure} }
+
+// TestFeatureGate: an RPC that names a feature needs it among the tenant's
+// effective features; the refusal says which feature, plan and upgrade URL.
+func TestFeatureGate(t *testing.T) {
+	rules := access.Rules{"/x.v1.S/Report": {MinRole: quartersv1.Role_ROLE_MEMBER, Feature: "analytics"}}
+	call := func(features map[string]bool) error {
+		ctx := auth.NewContext(context.Background(), &auth.Principal{Role: quartersv1.Role_ROLE_ADMIN})
+		ctx = tenant.NewContext(ctx, tenant.Tenant{ID: uuid.New(), Plan: "free", Features: features})
+		next := connect.UnaryFunc(func(context.Context, connect.AnyRequest) (connect.AnyResponse, error) { return nil, nil })
+		_, err := access.NewInterceptor(rules, "https://example.test/up").WrapUnary(next)(ctx, fakeRequest{procedure: "/x.v1.S/Report"})
+		return err
+	}
+	require.NoError(t, call(map[string]bool{"analytics": true}))
+	err := call(nil)
+	require.Equal(t, connect.CodePermissionDenied, connect.CodeOf(err))
+	var cerr *connect.Error
+	require.ErrorAs(t, err, &cerr)
+	require.Len(t, cerr.Details(), 1)
+	v, derr := cerr.Details()[0].Value()
+	require.NoError(t, derr)
+	info := v.(*errdetails.ErrorInfo)
+	require.Equal(t, access.ReasonFeatureNotAvailable, info.GetReason())
+	require.Equal(t, map[string]string{"feature": "analytics", "plan": "free", "upgrade_url": "https://example.test/up"}, info.GetMetadata())
+}

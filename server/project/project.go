@@ -15,6 +15,7 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/page"
+	"github.com/quarters-dev/quarters/server/quota"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
 
@@ -29,11 +30,25 @@ var _ quartersv1connect.ProjectServiceHandler = (*Service)(nil)
 // New returns the service.
 func New(d *db.DB) *Service { return &Service{db: d} }
 
-// CreateProject creates a project in the caller's tenant.
+// CreateProject creates a project in the caller's tenant, within the
+// plan's max_projects: RESOURCE_EXHAUSTED with a QuotaFailure otherwise.
 func (s *Service) CreateProject(ctx context.Context, req *connect.Request[quartersv1.CreateProjectRequest]) (*connect.Response[quartersv1.CreateProjectResponse], error) {
+	t := tenant.MustFromContext(ctx)
 	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Project, error) {
+		// Count under a per-tenant lock: parallel creates cannot all see
+		// room for one more.
+		if err := q.ProjectLockQuota(ctx, t.ID.String()); err != nil {
+			return dbsqlc.Project{}, err
+		}
+		n, err := q.ProjectCount(ctx, t.ID)
+		if err != nil {
+			return dbsqlc.Project{}, err
+		}
+		if n >= t.Limits.MaxProjects {
+			return dbsqlc.Project{}, quota.Exceeded(t, "max_projects", t.Limits.MaxProjects, "projects")
+		}
 		return q.ProjectInsert(ctx, dbsqlc.ProjectInsertParams{
-			TenantID:    tenant.MustFromContext(ctx).ID,
+			TenantID:    t.ID,
 			Name:        req.Msg.GetName(),
 			Description: req.Msg.GetDescription(),
 		})

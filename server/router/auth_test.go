@@ -69,9 +69,8 @@ func TestSuspendedTenant(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	_, err := ownerConn(t, s).Exec(ctx, "update tenants set status = 'suspended' where id = $1", a.ID)
-	require.NoError(t, err)
-	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	s.Exec(t, a.ID, "update tenants set status = 'suspended' where id = $1", a.ID)
+	_, err := a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	cerr := requireCode(t, err, connect.CodePermissionDenied)
 	require.Equal(t, tenant.ReasonSuspended, errorInfo(t, cerr).GetReason())
 }

@@ -125,7 +125,9 @@ func TestDocumentLifecycle(t *testing.T) {
 
 func TestPagination(t *testing.T) {
 	t.Parallel()
-	a := servertest.New(t).SignUp(t)
+	s := servertest.New(t)
+	a := s.SignUp(t)
+	s.SetPlan(t, a.ID, "pro") // more than the free plan's 5 projects
 	var want []string
 	for i := range 7 {
 		p := createProject(t, a, "p"+string(rune('a'+i)))

@@ -114,6 +114,7 @@ func TestIsolationPageToken(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a, b := s.SignUp(t), s.SignUp(t)
+	s.SetPlan(t, a.ID, "pro") // six projects: more than the free plan allows
 	aIDs := map[string]bool{}
 	for range 4 {
 		aIDs[createProject(t, a, "a").GetId()] = true

@@ -71,5 +71,5 @@ func TestReflection(t *testing.T) {
 	for _, n := range names {
 		got = append(got, string(n))
 	}
-	require.ElementsMatch(t, []string{"quarters.v1.TenantService", "quarters.v1.ProjectService", "quarters.v1.DocumentService"}, got)
+	require.ElementsMatch(t, []string{"quarters.v1.TenantService", "quarters.v1.ProjectService", "quarters.v1.DocumentService", "quarters.v1.PlanService"}, got)
 }

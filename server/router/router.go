@@ -26,6 +26,7 @@ import (
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/observe"
+	"github.com/quarters-dev/quarters/server/plan"
 	"github.com/quarters-dev/quarters/server/project"
 	"github.com/quarters-dev/quarters/server/tenant"
 	"github.com/quarters-dev/quarters/server/tenantsvc"
@@ -43,7 +44,15 @@ type Params struct {
 	BaseDomain string
 	// MaxBodyBytes caps request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// Tenants caches tenant records; nil makes an in-process cache (the
+	// caller then cannot invalidate it from outside).
+	Tenants *tenant.Cache
+	// UpgradeURL is where plan-limit and feature errors send the caller.
+	UpgradeURL string
 }
+
+// DefaultUpgradeURL is named in errors when no upgrade URL is configured.
+const DefaultUpgradeURL = "https://quarters.dev/pricing"
 
 // Services are the quarters.v1 services the router serves, in the order
 // reflection lists them.
@@ -52,6 +61,7 @@ func Services() []protoreflect.ServiceDescriptor {
 		quartersv1.File_quarters_v1_tenant_proto.Services().ByName("TenantService"),
 		quartersv1.File_quarters_v1_project_proto.Services().ByName("ProjectService"),
 		quartersv1.File_quarters_v1_document_proto.Services().ByName("DocumentService"),
+		quartersv1.File_quarters_v1_plan_proto.Services().ByName("PlanService"),
 	}
 }
 
@@ -60,6 +70,12 @@ func Services() []protoreflect.ServiceDescriptor {
 func New(p Params) (http.Handler, error) {
 	if p.MaxBodyBytes <= 0 {
 		p.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if p.Tenants == nil {
+		p.Tenants = tenant.NewCache(tenant.CacheParams{Load: p.DB.LoadTenant, Logger: p.Logger})
+	}
+	if p.UpgradeURL == "" {
+		p.UpgradeURL = DefaultUpgradeURL
 	}
 	rules, err := access.RulesFor(Services()...)
 	if err != nil {
@@ -71,8 +87,8 @@ func New(p Params) (http.Handler, error) {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(
 			observe.NewInterceptor(p.Logger),
-			tenant.NewInterceptor(),
-			access.NewInterceptor(rules),
+			tenant.NewInterceptor(p.Tenants),
+			access.NewInterceptor(rules, p.UpgradeURL),
 			validate.NewInterceptor(),
 		),
 		connect.WithReadMaxBytes(int(p.MaxBodyBytes)),
@@ -91,6 +107,7 @@ func New(p Params) (http.Handler, error) {
 	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(p.DB), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
+	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
 
 	names := make([]string, 0, len(Services()))
 	for _, s := range Services() {

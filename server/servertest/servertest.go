@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quarters-dev/quarters/db"
@@ -24,6 +26,7 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/router"
+	"github.com/quarters-dev/quarters/server/tenant"
 )
 
 // BaseDomain is the tenant subdomain suffix test servers use.
@@ -33,7 +36,8 @@ const BaseDomain = "quarters.test"
 type Server struct {
 	URL      string
 	DB       *db.DB
-	OwnerURL string       // the test database's owner, for setting up states the API cannot
+	OwnerURL string // the test database's owner, for setting up states the API cannot
+	Tenants  *tenant.Cache
 	HTTP     *http.Client // HTTP/1.1
 	H2C      *http.Client // HTTP/2 without TLS, as gRPC clients use
 	slugs    atomic.Int64
@@ -63,7 +67,8 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if opts != nil && opts.Logger != nil {
 		logger = opts.Logger
 	}
-	h, err := router.New(router.Params{DB: d, Logger: logger, BaseDomain: BaseDomain})
+	cache := tenant.NewCache(tenant.CacheParams{Load: d.LoadTenant, Logger: logger})
+	h, err := router.New(router.Params{DB: d, Logger: logger, BaseDomain: BaseDomain, Tenants: cache})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)
 	var protocols http.Protocols
@@ -87,10 +92,28 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(transport.CloseIdleConnections)
 	t.Cleanup(h2c.CloseIdleConnections)
 	return &Server{
-		URL: ts.URL, DB: d, OwnerURL: ownerURL,
+		URL: ts.URL, DB: d, OwnerURL: ownerURL, Tenants: cache,
 		HTTP: &http.Client{Transport: transport},
 		H2C:  &http.Client{Transport: h2c},
 	}
+}
+
+// Exec runs SQL as the database owner (no row-level security), then drops
+// tenantID's cached record, as the platform does after changing a tenant.
+func (s *Server) Exec(t testing.TB, tenantID, sql string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), s.OwnerURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), sql, args...)
+	require.NoError(t, err)
+	require.NoError(t, s.Tenants.Invalidate(context.Background(), uuid.MustParse(tenantID)))
+}
+
+// SetPlan moves a tenant to another plan.
+func (s *Server) SetPlan(t testing.TB, tenantID, plan string) {
+	t.Helper()
+	s.Exec(t, tenantID, "update tenants set plan = $2 where id = $1", tenantID, plan)
 }
 
 // SubdomainURL is the server's URL under <sub>.<BaseDomain>.
@@ -109,6 +132,7 @@ type Tenant struct {
 	Tenants       quartersv1connect.TenantServiceClient
 	Projects      quartersv1connect.ProjectServiceClient
 	Documents     quartersv1connect.DocumentServiceClient
+	Plans         quartersv1connect.PlanServiceClient
 }
 
 // SignUp creates a tenant with a unique slug and returns clients that
@@ -138,6 +162,7 @@ func (s *Server) AsAt(baseURL, id, slug, key string, opts ...connect.ClientOptio
 		Tenants:   quartersv1connect.NewTenantServiceClient(s.HTTP, baseURL, opts...),
 		Projects:  quartersv1connect.NewProjectServiceClient(s.HTTP, baseURL, opts...),
 		Documents: quartersv1connect.NewDocumentServiceClient(s.HTTP, baseURL, opts...),
+		Plans:     quartersv1connect.NewPlanServiceClient(s.HTTP, baseURL, opts...),
 	}
 }
 

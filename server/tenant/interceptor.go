@@ -43,9 +43,7 @@ func CheckSelectors(baseDomain string) auth.CheckFunc {
 			return mismatch("subdomain", sub)
 		}
 		if !p.TenantActive {
-			return errorWithInfo(connect.CodePermissionDenied,
-				"tenant is suspended; contact support to restore access",
-				ReasonSuspended, nil)
+			return errSuspended()
 		}
 		return nil
 	}
@@ -81,32 +79,54 @@ func errorWithInfo(code connect.Code, msg, reason string, meta map[string]string
 	return err
 }
 
-// NewInterceptor returns the interceptor that binds an authenticated call to
-// its principal's tenant (public calls pass through without one).
-func NewInterceptor() connect.Interceptor { return interceptor{} }
+// NewInterceptor returns the interceptor that binds an authenticated call
+// to its principal's tenant record, from the cache (public calls pass
+// through without one). Suspended tenants stop here.
+func NewInterceptor(cache *Cache) connect.Interceptor { return &interceptor{cache: cache} }
 
-type interceptor struct{}
+type interceptor struct{ cache *Cache }
 
-func (interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		return next(bind(ctx), req)
+		ctx, err := i.bind(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
 	}
 }
 
-func (interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+func (i *interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return next
 }
 
-func (interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return next(bind(ctx), conn)
+		ctx, err := i.bind(ctx)
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
 	}
 }
 
-func bind(ctx context.Context) context.Context {
+func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
 	p, ok := auth.FromContext(ctx)
 	if !ok {
-		return ctx
+		return ctx, nil
 	}
-	return NewContext(ctx, Tenant{ID: p.TenantID, Slug: p.TenantSlug})
+	t, err := i.cache.Get(ctx, p.TenantID)
+	if err != nil {
+		return ctx, fmt.Errorf("load tenant %s: %w", p.TenantID, err)
+	}
+	if !t.Active {
+		return ctx, errSuspended()
+	}
+	return NewContext(ctx, t), nil
+}
+
+func errSuspended() error {
+	return errorWithInfo(connect.CodePermissionDenied,
+		"tenant is suspended; contact support to restore access",
+		ReasonSuspended, nil)
 }

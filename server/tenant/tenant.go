@@ -8,14 +8,50 @@ package tenant
 import (
 	"context"
 	"errors"
+	"sort"
+	"time"
 
 	"github.com/google/uuid"
 )
 
-// Tenant identifies the tenant a request acts for.
+// Tenant is the tenant a request acts for, with what its plan allows.
 type Tenant struct {
-	ID   uuid.UUID
-	Slug string
+	ID     uuid.UUID
+	Slug   string
+	Active bool
+	// Plan is the plan's name ("free", "pro", "enterprise").
+	Plan string
+	// Limits are effective: the tenant's overrides, else the plan's.
+	Limits Limits
+	// Features are the effective features: the plan's, with overrides
+	// granting or withdrawing individual ones.
+	Features map[string]bool
+}
+
+// Limits are a tenant's effective limits.
+type Limits struct {
+	RequestsPerMinute   int64
+	Burst               int64
+	MaxProjects         int64
+	MaxMembers          int64
+	MaxAPICallsPerMonth int64
+	// StatementTimeout bounds every database statement of a request.
+	StatementTimeout time.Duration
+}
+
+// Has reports whether the tenant may use feature.
+func (t Tenant) Has(feature string) bool { return t.Features[feature] }
+
+// FeatureList is the effective features, sorted.
+func (t Tenant) FeatureList() []string {
+	var out []string
+	for f, on := range t.Features {
+		if on {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 type ctxKey struct{}

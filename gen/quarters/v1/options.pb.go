@@ -85,7 +85,12 @@ type AccessRule struct {
 	// Public RPCs need no credential (sign-up). When set, min_role is ignored.
 	Public bool `protobuf:"varint,1,opt,name=public,proto3" json:"public,omitempty"`
 	// The least role a credential must carry for an authenticated RPC.
-	MinRole       Role `protobuf:"varint,2,opt,name=min_role,json=minRole,proto3,enum=quarters.v1.Role" json:"min_role,omitempty"`
+	MinRole Role `protobuf:"varint,2,opt,name=min_role,json=minRole,proto3,enum=quarters.v1.Role" json:"min_role,omitempty"`
+	// A feature the tenant's plan (or an override) must include, e.g.
+	// "analytics"; empty means none.
+	Feature string `protobuf:"bytes,3,opt,name=feature,proto3" json:"feature,omitempty"`
+	// How many requests the call counts as against the rate limit; 0 means 1.
+	Cost          int32 `protobuf:"varint,4,opt,name=cost,proto3" json:"cost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,6 +139,20 @@ func (x *AccessRule) GetMinRole() Role {
 	return Role_ROLE_UNSPECIFIED
 }
 
+func (x *AccessRule) GetFeature() string {
+	if x != nil {
+		return x.Feature
+	}
+	return ""
+}
+
+func (x *AccessRule) GetCost() int32 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
 var file_quarters_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -158,11 +177,13 @@ var File_quarters_v1_options_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"R\n" +
+	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"\x80\x01\n" +
 	"\n" +
 	"AccessRule\x12\x16\n" +
 	"\x06public\x18\x01 \x01(\bR\x06public\x12,\n" +
-	"\bmin_role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleR\aminRole*M\n" +
+	"\bmin_role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleR\aminRole\x12\x18\n" +
+	"\afeature\x18\x03 \x01(\tR\afeature\x12\x12\n" +
+	"\x04cost\x18\x04 \x01(\x05R\x04cost*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x0e\n" +

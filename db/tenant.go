@@ -1,0 +1,58 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	"github.com/quarters-dev/quarters/server/tenant"
+)
+
+// LoadTenant reads a tenant's record with its effective limits and
+// features, acting as that tenant (row-level security applies). It is the
+// tenant cache's loader; it returns pgx.ErrNoRows for an unknown tenant.
+func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error) {
+	var row dbsqlc.TenantRecordGetRow
+	err := d.inTenant(ctx, id, func(q *dbsqlc.Queries) error {
+		var err error
+		row, err = q.TenantRecordGet(ctx, id)
+		return err
+	})
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
+	features := make(map[string]bool, len(row.PlanFeatures))
+	for _, f := range row.PlanFeatures {
+		features[f] = true
+	}
+	var overrides map[string]bool
+	if err := json.Unmarshal(row.FeatureOverrides, &overrides); err != nil {
+		return tenant.Tenant{}, fmt.Errorf("tenant %s feature overrides: %w", id, err)
+	}
+	for f, on := range overrides {
+		if on {
+			features[f] = true
+		} else {
+			delete(features, f)
+		}
+	}
+	return tenant.Tenant{
+		ID:     row.ID,
+		Slug:   row.Slug,
+		Active: row.Status == "active",
+		Plan:   row.Plan,
+		Limits: tenant.Limits{
+			RequestsPerMinute:   int64(row.RequestsPerMinute),
+			Burst:               int64(row.Burst),
+			MaxProjects:         int64(row.MaxProjects),
+			MaxMembers:          int64(row.MaxMembers),
+			MaxAPICallsPerMonth: row.MaxApiCallsPerMonth,
+			StatementTimeout:    time.Duration(row.StatementTimeoutMs) * time.Millisecond,
+		},
+		Features: features,
+	}, nil
+}

@@ -1,0 +1,51 @@
+// Package plan implements quarters.v1.PlanService: the caller's plan, its
+// effective limits and features, and usage against them.
+package plan
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/tenant"
+)
+
+// Service implements quartersv1connect.PlanServiceHandler.
+type Service struct {
+	db *db.DB
+}
+
+var _ quartersv1connect.PlanServiceHandler = (*Service)(nil)
+
+// New returns the service.
+func New(d *db.DB) *Service { return &Service{db: d} }
+
+// GetPlan returns the tenant's effective plan (from the tenant record the
+// interceptor bound, so it matches what the server enforces) and usage.
+func (s *Service) GetPlan(ctx context.Context, _ *connect.Request[quartersv1.GetPlanRequest]) (*connect.Response[quartersv1.GetPlanResponse], error) {
+	t := tenant.MustFromContext(ctx)
+	projects, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (int64, error) {
+		return q.ProjectCount(ctx, t.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	l := t.Limits
+	return connect.NewResponse(&quartersv1.GetPlanResponse{
+		Plan: t.Plan,
+		Limits: &quartersv1.Limits{
+			RequestsPerMinute:   l.RequestsPerMinute,
+			Burst:               l.Burst,
+			MaxProjects:         l.MaxProjects,
+			MaxMembers:          l.MaxMembers,
+			MaxApiCallsPerMonth: l.MaxAPICallsPerMonth,
+			StatementTimeoutMs:  l.StatementTimeout.Milliseconds(),
+		},
+		Features: t.FeatureList(),
+		Usage:    &quartersv1.Usage{Projects: projects},
+	}), nil
+}

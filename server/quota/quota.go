@@ -1,0 +1,32 @@
+// Package quota reports a tenant's exhausted quotas the same way
+// everywhere: RESOURCE_EXHAUSTED with a google.rpc.QuotaFailure detail that
+// names the limit, and a message saying how to raise it.
+package quota
+
+import (
+	"fmt"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	"github.com/quarters-dev/quarters/server/tenant"
+)
+
+// Exceeded is the error for tenant t having used all of limit (e.g.
+// "max_projects", value max) of what (e.g. "projects").
+func Exceeded(t tenant.Tenant, limit string, max int64, what string) error {
+	msg := fmt.Sprintf("plan %q allows %d %s (%s); delete some or upgrade the plan", t.Plan, max, what, limit)
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s", msg))
+	if d, derr := connect.NewErrorDetail(&errdetails.QuotaFailure{
+		Violations: []*errdetails.QuotaFailure_Violation{{
+			Subject:     "tenant:" + t.ID.String(),
+			Description: msg,
+			QuotaMetric: "quarters.dev/" + what,
+			QuotaId:     limit,
+			QuotaValue:  max,
+		}},
+	}); derr == nil {
+		err.AddDetail(d)
+	}
+	return err
+}
