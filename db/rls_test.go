@@ -42,7 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(d.Close)
 	f := &fixture{db: d, ownerURL: ownerURL, a: uuid.New(), b: uuid.New()}
 	for i, id := range []uuid.UUID{f.a, f.b} {
-		err := d.InNewTenant(ctx, id, func(q *dbsqlc.Queries) error {
+		err := d.ActAs(ctx, id, func(q *dbsqlc.Queries) error {
 			_, err := q.TenantInsert(ctx, dbsqlc.TenantInsertParams{ID: id, Slug: []string{"ta", "tb"}[i], Name: "t", OwnerEmail: "o@x.example"})
 			if err != nil {
 				return err

@@ -73,7 +73,7 @@ func newReadBench(tb testing.TB) *readBench {
 	r := &readBench{tenantID: uuid.New()}
 	r.tenantDB = db.NewForTest(countedPool(tb, appURL, &r.tenantRT))
 	r.bareDB = db.NewForTest(countedPool(tb, ownerURL, &r.bareRT))
-	require.NoError(tb, r.tenantDB.InNewTenant(ctx, r.tenantID, func(q *dbsqlc.Queries) error {
+	require.NoError(tb, r.tenantDB.ActAs(ctx, r.tenantID, func(q *dbsqlc.Queries) error {
 		if _, err := q.TenantInsert(ctx, dbsqlc.TenantInsertParams{ID: r.tenantID, Slug: "bench", Name: "b", OwnerEmail: "b@x.example"}); err != nil {
 			return err
 		}

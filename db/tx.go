@@ -49,10 +49,10 @@ func InTenantV[T any](ctx context.Context, d *DB, fn func(q *dbsqlc.Queries) (T,
 	return v, err
 }
 
-// InNewTenant is InTenant for sign-up, acting for a tenant that does not
-// exist yet: fn must insert the tenants row with this id (row-level
-// security admits no other).
-func (d *DB) InNewTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) error {
+// ActAs is InTenant for callers that are not (yet) the tenant: sign-up,
+// where fn inserts the tenants row with this id (row-level security admits
+// no other), and the platform operator administering one tenant.
+func (d *DB) ActAs(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) error {
 	if id == uuid.Nil {
 		return tenant.ErrNoTenant
 	}

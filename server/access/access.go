@@ -48,7 +48,7 @@ func RuleOf(m protoreflect.MethodDescriptor) (*quartersv1.AccessRule, bool) {
 		return nil, false
 	}
 	rule, _ := proto.GetExtension(opts, quartersv1.E_Access).(*quartersv1.AccessRule)
-	if rule == nil || (!rule.GetPublic() && rule.GetMinRole() == quartersv1.Role_ROLE_UNSPECIFIED) {
+	if rule == nil || (!rule.GetPublic() && !rule.GetPlatform() && rule.GetMinRole() == quartersv1.Role_ROLE_UNSPECIFIED) {
 		return nil, false
 	}
 	return rule, true
@@ -119,6 +119,15 @@ func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 	p, ok := auth.FromContext(ctx)
 	if !ok {
 		return connect.NewError(connect.CodeUnauthenticated, errors.New("missing credential: send \"Authorization: Bearer <API key>\""))
+	}
+	if rule.GetPlatform() != p.Platform {
+		if rule.GetPlatform() {
+			return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is for the platform operator; tenant credentials cannot call it", procedure))
+		}
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s acts for a tenant; use a tenant's API key, not the platform key", procedure))
+	}
+	if rule.GetPlatform() {
+		return nil
 	}
 	if p.Role < rule.GetMinRole() {
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(

@@ -36,9 +36,12 @@ type MiddlewareParams struct {
 	// IsPublic reports whether a procedure may be called without a
 	// credential.
 	IsPublic func(procedure string) bool
-	// Check runs after a credential is resolved; nil skips it.
-	Check  CheckFunc
-	Logger *slog.Logger
+	// Check runs after a tenant credential is resolved; nil skips it.
+	Check CheckFunc
+	// PlatformKey is the operator's credential (QUARTERS_PLATFORM_KEY);
+	// empty disables platform RPCs.
+	PlatformKey string
+	Logger      *slog.Logger
 	// HandlerOptions must be the options the Connect handlers use, so
 	// errors are written in the caller's protocol and codec.
 	HandlerOptions []connect.HandlerOption
@@ -63,6 +66,9 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 				return nil, nil
 			}
 			return nil, authn.Errorf("missing credential: send \"Authorization: Bearer <API key>\"")
+		}
+		if p.PlatformKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(p.PlatformKey)) == 1 {
+			return &Principal{Platform: true}, nil
 		}
 		principal, err := authenticate(ctx, p.Lookup, p.Logger, token)
 		if err != nil {

@@ -25,6 +25,9 @@ type Principal struct {
 	Role         quartersv1.Role
 	// KeyID is the API key the caller used.
 	KeyID uuid.UUID
+	// Platform marks the operator's platform credential: no tenant, and
+	// only platform RPCs accept it.
+	Platform bool
 }
 
 // NewContext returns ctx carrying p. The middleware stores principals

@@ -49,6 +49,9 @@ type Params struct {
 	Tenants *tenant.Cache
 	// UpgradeURL is where plan-limit and feature errors send the caller.
 	UpgradeURL string
+	// PlatformKey is the operator's credential for PlatformService; empty
+	// disables it.
+	PlatformKey string
 }
 
 // DefaultUpgradeURL is named in errors when no upgrade URL is configured.
@@ -98,6 +101,7 @@ func New(p Params) (http.Handler, error) {
 		Lookup:         p.DB.LookupAPIKey,
 		IsPublic:       rules.IsPublic,
 		Check:          tenant.CheckSelectors(p.BaseDomain),
+		PlatformKey:    p.PlatformKey,
 		Logger:         p.Logger,
 		HandlerOptions: opts,
 	})

@@ -112,7 +112,7 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 
 func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
 	p, ok := auth.FromContext(ctx)
-	if !ok {
+	if !ok || p.Platform {
 		return ctx, nil
 	}
 	t, err := i.cache.Get(ctx, p.TenantID)

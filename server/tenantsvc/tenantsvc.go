@@ -43,7 +43,7 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 		t dbsqlc.Tenant
 		k dbsqlc.ApiKey
 	)
-	err := s.db.InNewTenant(ctx, id, func(q *dbsqlc.Queries) error {
+	err := s.db.ActAs(ctx, id, func(q *dbsqlc.Queries) error {
 		var err error
 		t, err = q.TenantInsert(ctx, dbsqlc.TenantInsertParams{
 			ID:         id,
