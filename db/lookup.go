@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	"github.com/quarters-dev/quarters/server/auth"
 )
 
-// This file holds the pre-tenant lookups: the only reads that happen before
-// a request's tenant is known. Each calls a SECURITY DEFINER function from
-// db/migrations (see 001_init.sql), and each is covered by tests. They are
+// This file holds the privileged lookups: the pre-tenant lookups, the only
+// reads that happen before a request's tenant is known, and the platform
+// operator's reads across tenants. Each calls a SECURITY DEFINER function
+// from db/migrations (see 001_init.sql, 003_platform.sql), and each is
+// covered by tests. They are
 // written here rather than in db/queries because sqlc cannot type the
 // columns of a function returning TABLE. Add to them sparingly.
 
@@ -37,4 +42,82 @@ FROM app.api_key_authenticate($1)`
 	rec.Role = auth.ParseRole(role)
 	rec.TenantActive = status == "active"
 	return &rec, nil
+}
+
+// The platform lookups: the operator's reads across tenants, for
+// PlatformService only (its RPCs admit the platform credential alone).
+// Each calls a SECURITY DEFINER function of 003_platform.sql, which returns
+// nothing inside a transaction acting for a tenant. Reads and writes of one
+// tenant go through ActAs instead, under row-level security.
+
+// PlatformTenantListParams are PlatformTenantList's inputs.
+type PlatformTenantListParams struct {
+	// Status ("active", "suspended") and Plan filter when not empty.
+	Status, Plan string
+	// BeforeTime and BeforeID are the keyset cursor: only tenants created
+	// strictly before (BeforeTime, BeforeID) are listed.
+	BeforeTime time.Time
+	BeforeID   uuid.UUID
+	// Limit caps the rows returned (at most 1001).
+	Limit int32
+}
+
+// PlatformTenantList lists tenants across all tenants, newest first, in
+// one statement.
+func (d *DB) PlatformTenantList(ctx context.Context, p PlatformTenantListParams) ([]dbsqlc.Tenant, error) {
+	const q = `SELECT id, slug, name, plan, status, owner_email, create_time, update_time
+FROM app.platform_tenant_list($1, $2, $3, $4, $5)`
+	rows, err := d.pool.Query(ctx, q, nullIfEmpty(p.Status), nullIfEmpty(p.Plan), p.BeforeTime, p.BeforeID, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dbsqlc.Tenant, error) {
+		var t dbsqlc.Tenant
+		err := r.Scan(&t.ID, &t.Slug, &t.Name, &t.Plan, &t.Status, &t.OwnerEmail, &t.CreateTime, &t.UpdateTime)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return out, nil
+}
+
+// PlatformAuditEventListParams are PlatformAuditEventList's inputs.
+type PlatformAuditEventListParams struct {
+	// BeforeTime and BeforeID are the keyset cursor: only events created
+	// strictly before (BeforeTime, BeforeID) are listed.
+	BeforeTime time.Time
+	BeforeID   uuid.UUID
+	// Limit caps the rows returned (at most 1001).
+	Limit int32
+}
+
+// PlatformAuditEventList lists the audit events of all tenants, newest
+// first, in one statement. (One tenant's are read with ActAs and
+// dbsqlc's AuditEventList.)
+func (d *DB) PlatformAuditEventList(ctx context.Context, p PlatformAuditEventListParams) ([]dbsqlc.AuditEvent, error) {
+	const q = `SELECT tenant_id, id, actor, action, before, after, create_time
+FROM app.platform_audit_event_list($1, $2, $3)`
+	rows, err := d.pool.Query(ctx, q, p.BeforeTime, p.BeforeID, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dbsqlc.AuditEvent, error) {
+		var e dbsqlc.AuditEvent
+		err := r.Scan(&e.TenantID, &e.ID, &e.Actor, &e.Action, &e.Before, &e.After, &e.CreateTime)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	return out, nil
+}
+
+// nullIfEmpty is SQL NULL for "", which the platform functions read as
+// "no filter".
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

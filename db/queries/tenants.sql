@@ -24,3 +24,25 @@ FROM tenants t
 JOIN plans p ON p.name = t.plan
 LEFT JOIN tenant_overrides o ON o.tenant_id = t.id
 WHERE t.id = @id;
+
+-- TenantGetForUpdate reads the tenant and locks its row until the
+-- transaction ends, so concurrent platform changes to one tenant apply one
+-- after the other and each audit record's "before" is what it changed.
+-- NO KEY UPDATE does not block the tenant's own inserts, whose foreign key
+-- checks take KEY SHARE.
+-- name: TenantGetForUpdate :one
+SELECT * FROM tenants
+WHERE id = @id
+FOR NO KEY UPDATE;
+
+-- TenantSetPlan moves the tenant to another plan; an unknown plan violates
+-- fk_plan.
+-- name: TenantSetPlan :one
+UPDATE tenants SET plan = @plan, update_time = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: TenantSetStatus :one
+UPDATE tenants SET status = @status, update_time = now()
+WHERE id = @id
+RETURNING *;

@@ -22,6 +22,16 @@ type ApiKey struct {
 	RevokeTime *time.Time
 }
 
+type AuditEvent struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	Actor      string
+	Action     string
+	Before     []byte
+	After      []byte
+	CreateTime time.Time
+}
+
 type Document struct {
 	TenantID   uuid.UUID
 	ID         uuid.UUID
@@ -74,4 +84,12 @@ type TenantOverride struct {
 	StatementTimeoutMs  *int32
 	Features            []byte
 	UpdateTime          time.Time
+}
+
+type UsageDaily struct {
+	TenantID    uuid.UUID
+	Day         time.Time
+	Procedure   string
+	Requests    int64
+	RateLimited int64
 }

@@ -32,6 +32,33 @@ func (q *Queries) TenantGet(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	return i, err
 }
 
+const tenantGetForUpdate = `-- name: TenantGetForUpdate :one
+SELECT id, slug, name, plan, status, owner_email, create_time, update_time FROM tenants
+WHERE id = $1
+FOR NO KEY UPDATE
+`
+
+// TenantGetForUpdate reads the tenant and locks its row until the
+// transaction ends, so concurrent platform changes to one tenant apply one
+// after the other and each audit record's "before" is what it changed.
+// NO KEY UPDATE does not block the tenant's own inserts, whose foreign key
+// checks take KEY SHARE.
+func (q *Queries) TenantGetForUpdate(ctx context.Context, id uuid.UUID) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantGetForUpdate, id)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Plan,
+		&i.Status,
+		&i.OwnerEmail,
+		&i.CreateTime,
+		&i.UpdateTime,
+	)
+	return i, err
+}
+
 const tenantInsert = `-- name: TenantInsert :one
 INSERT INTO tenants (id, slug, name, owner_email)
 VALUES ($1, $2, $3, $4)
@@ -116,6 +143,62 @@ func (q *Queries) TenantRecordGet(ctx context.Context, id uuid.UUID) (TenantReco
 		&i.StatementTimeoutMs,
 		&i.PlanFeatures,
 		&i.FeatureOverrides,
+	)
+	return i, err
+}
+
+const tenantSetPlan = `-- name: TenantSetPlan :one
+UPDATE tenants SET plan = $1, update_time = now()
+WHERE id = $2
+RETURNING id, slug, name, plan, status, owner_email, create_time, update_time
+`
+
+type TenantSetPlanParams struct {
+	Plan string
+	ID   uuid.UUID
+}
+
+// TenantSetPlan moves the tenant to another plan; an unknown plan violates
+// fk_plan.
+func (q *Queries) TenantSetPlan(ctx context.Context, arg TenantSetPlanParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantSetPlan, arg.Plan, arg.ID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Plan,
+		&i.Status,
+		&i.OwnerEmail,
+		&i.CreateTime,
+		&i.UpdateTime,
+	)
+	return i, err
+}
+
+const tenantSetStatus = `-- name: TenantSetStatus :one
+UPDATE tenants SET status = $1, update_time = now()
+WHERE id = $2
+RETURNING id, slug, name, plan, status, owner_email, create_time, update_time
+`
+
+type TenantSetStatusParams struct {
+	Status string
+	ID     uuid.UUID
+}
+
+func (q *Queries) TenantSetStatus(ctx context.Context, arg TenantSetStatusParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantSetStatus, arg.Status, arg.ID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Plan,
+		&i.Status,
+		&i.OwnerEmail,
+		&i.CreateTime,
+		&i.UpdateTime,
 	)
 	return i, err
 }

@@ -45,7 +45,7 @@ func (s *Service) CreateProject(ctx context.Context, req *connect.Request[quarte
 			return dbsqlc.Project{}, err
 		}
 		if n >= t.Limits.MaxProjects {
-			return dbsqlc.Project{}, quota.Exceeded(t, "max_projects", t.Limits.MaxProjects, "projects")
+			return dbsqlc.Project{}, quota.Exceeded(t, "max_projects", t.Limits.MaxProjects, "projects", "delete some or upgrade the plan")
 		}
 		return q.ProjectInsert(ctx, dbsqlc.ProjectInsertParams{
 			TenantID:    t.ID,

@@ -13,9 +13,10 @@ import (
 )
 
 // Exceeded is the error for tenant t having used all of limit (e.g.
-// "max_projects", value max) of what (e.g. "projects").
-func Exceeded(t tenant.Tenant, limit string, max int64, what string) error {
-	msg := fmt.Sprintf("plan %q allows %d %s (%s); delete some or upgrade the plan", t.Plan, max, what, limit)
+// "max_projects", value max) of what (e.g. "projects"); remedy tells the
+// caller what to do about it.
+func Exceeded(t tenant.Tenant, limit string, max int64, what, remedy string) error {
+	msg := fmt.Sprintf("plan %q allows %d %s (%s); %s", t.Plan, max, what, limit, remedy)
 	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s", msg))
 	if d, derr := connect.NewErrorDetail(&errdetails.QuotaFailure{
 		Violations: []*errdetails.QuotaFailure_Violation{{

@@ -90,12 +90,9 @@ func (l *Local) Allow(_ context.Context, key string, lim Limit, cost int) (Resul
 	s.tat[key] = newTAT
 	s.high = max(s.high, len(s.tat))
 	return Result{
-		Allowed: true,
-		Limit:   lim,
-		// The epsilon absorbs the nanosecond lost when increment and
-		// burstOffset were truncated, which would otherwise turn an exact
-		// 4 into 3.999… and report one request fewer.
-		Remaining:  int(float64(diff)/interval + 1e-6),
+		Allowed:    true,
+		Limit:      lim,
+		Remaining:  remaining(diff, interval),
 		ResetAfter: newTAT - now,
 	}, nil
 }

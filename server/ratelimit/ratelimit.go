@@ -81,6 +81,15 @@ func validate(l Limit, cost int) error {
 	return nil
 }
 
+// remaining is how many requests of cost 1 fit in diff, the time by which
+// the bucket's level is below full, with an emission interval of interval
+// nanoseconds. A request that becomes possible within the next microsecond
+// counts: Redis computes in float seconds since 2017, where an exact 4 may
+// come out as 3.9999999, and that microsecond absorbs the error.
+func remaining(diff time.Duration, interval float64) int {
+	return int(float64(diff+time.Microsecond) / interval)
+}
+
 // Result is the outcome of one Allow call.
 type Result struct {
 	// Allowed reports whether the call may proceed; when it is false,

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
@@ -37,15 +38,20 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit, cost int) (Resul
 	if err != nil {
 		return Result{}, fmt.Errorf("redis rate limit: %w", err)
 	}
-	out := Result{
-		Allowed:    res.Allowed > 0,
+	if res.Allowed == 0 {
+		return Result{Limit: l, RetryAfter: res.RetryAfter, ResetAfter: res.ResetAfter}, nil
+	}
+	// The script's own remaining is truncated from a float that is often
+	// a hair under the integer it should be (it computes in seconds since
+	// 2017, where a double's resolution is about 60ns), so the tenant would
+	// be told one request fewer than Local tells them. It is recomputed
+	// from ResetAfter: the bucket is below full by exactly that much.
+	interval := float64(l.Period) / float64(l.Rate)
+	burstOffset := time.Duration(interval * float64(l.Burst))
+	return Result{
+		Allowed:    true,
 		Limit:      l,
-		Remaining:  res.Remaining,
-		RetryAfter: res.RetryAfter,
+		Remaining:  max(remaining(burstOffset-res.ResetAfter, interval), 0),
 		ResetAfter: res.ResetAfter,
-	}
-	if out.Allowed {
-		out.RetryAfter = 0 // redis_rate says -1
-	}
-	return out, nil
+	}, nil
 }

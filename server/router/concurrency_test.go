@@ -27,6 +27,7 @@ func TestConcurrentTenants(t *testing.T) {
 	all := make([]owned, tenants)
 	for i := range all {
 		tn := s.SignUp(t)
+		s.Unthrottle(t, tn.ID)
 		o := owned{tn: tn, projects: map[string]bool{}, docs: map[string]bool{}}
 		for j := range 3 {
 			p := createProject(t, tn, fmt.Sprintf("t%d-p%d", i, j))

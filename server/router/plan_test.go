@@ -54,6 +54,7 @@ func TestProjectQuotaRace(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
+	s.Unthrottle(t, a.ID) // the rate limit is not under test
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex

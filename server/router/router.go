@@ -14,22 +14,27 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	connectcors "connectrpc.com/cors"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"connectrpc.com/validate"
+	"github.com/rs/cors"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/quarters-dev/quarters/db"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/access"
+	"github.com/quarters-dev/quarters/server/analytics"
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/plan"
 	"github.com/quarters-dev/quarters/server/project"
+	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/tenant"
 	"github.com/quarters-dev/quarters/server/tenantsvc"
+	"github.com/quarters-dev/quarters/server/usage"
 )
 
 // DefaultMaxBodyBytes caps a request body: a document's content is at most
@@ -52,6 +57,14 @@ type Params struct {
 	// PlatformKey is the operator's credential for PlatformService; empty
 	// disables it.
 	PlatformKey string
+	// Limiter rate-limits tenants; nil limits in process (ratelimit.Local).
+	Limiter ratelimit.Limiter
+	// Usage counts calls; nil makes a recorder the caller cannot flush
+	// (tests). Production passes one and runs its Run loop.
+	Usage *usage.Recorder
+	// CORSOrigins are the browser origins allowed to call the API; empty
+	// allows any origin (credentials are bearer tokens, never cookies).
+	CORSOrigins []string
 }
 
 // DefaultUpgradeURL is named in errors when no upgrade URL is configured.
@@ -65,6 +78,7 @@ func Services() []protoreflect.ServiceDescriptor {
 		quartersv1.File_quarters_v1_project_proto.Services().ByName("ProjectService"),
 		quartersv1.File_quarters_v1_document_proto.Services().ByName("DocumentService"),
 		quartersv1.File_quarters_v1_plan_proto.Services().ByName("PlanService"),
+		quartersv1.File_quarters_v1_analytics_proto.Services().ByName("AnalyticsService"),
 	}
 }
 
@@ -80,17 +94,37 @@ func New(p Params) (http.Handler, error) {
 	if p.UpgradeURL == "" {
 		p.UpgradeURL = DefaultUpgradeURL
 	}
+	if p.Limiter == nil {
+		p.Limiter = ratelimit.NewLocal()
+	}
+	if p.Usage == nil {
+		p.Usage = usage.NewRecorder(p.DB, p.Logger)
+	}
 	rules, err := access.RulesFor(Services()...)
 	if err != nil {
 		return nil, err
 	}
 	// The first interceptor is the outermost: errors and logging see
-	// everything, the tenant is bound before access is decided, and only
+	// everything; the tenant is bound before anything needs its plan; the
+	// rate limit and the monthly quota come before any real work; only
 	// calls that may proceed have their messages validated.
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(
 			observe.NewInterceptor(p.Logger),
 			tenant.NewInterceptor(p.Tenants),
+			ratelimit.NewInterceptor(ratelimit.InterceptorParams{
+				Limiter:    p.Limiter,
+				PolicyFunc: ratePolicy,
+				CostFunc:   rules.Cost,
+				UpgradeURL: p.UpgradeURL,
+				DecisionFunc: func(ctx context.Context, procedure string, r ratelimit.Result) {
+					if t, ok := tenant.FromContext(ctx); ok && !r.Allowed {
+						p.Usage.Record(t.ID, procedure, true)
+					}
+				},
+				Logger: p.Logger,
+			}),
+			usage.NewInterceptor(p.Usage),
 			access.NewInterceptor(rules, p.UpgradeURL),
 			validate.NewInterceptor(),
 		),
@@ -112,6 +146,7 @@ func New(p Params) (http.Handler, error) {
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
+	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
 
 	names := make([]string, 0, len(Services()))
 	for _, s := range Services() {
@@ -134,7 +169,36 @@ func New(p Params) (http.Handler, error) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 
-	return observe.Middleware(p.Logger, http.MaxBytesHandler(mux, p.MaxBodyBytes)), nil
+	return observe.Middleware(p.Logger, corsHandler(p.CORSOrigins).Handler(http.MaxBytesHandler(mux, p.MaxBodyBytes))), nil
+}
+
+// ratePolicy limits each tenant by its plan's effective rate.
+func ratePolicy(ctx context.Context) (ratelimit.Policy, bool) {
+	t, ok := tenant.FromContext(ctx)
+	if !ok {
+		return ratelimit.Policy{}, false
+	}
+	return ratelimit.Policy{
+		Key:   "tenant:" + t.ID.String(),
+		Limit: ratelimit.PerMinute(int(t.Limits.RequestsPerMinute), int(t.Limits.Burst)),
+		Plan:  t.Plan,
+	}, true
+}
+
+// corsHandler lets browsers call the API from other origins: Connect's,
+// gRPC-Web's and Quarters' own headers are allowed and exposed (the rate
+// limit state, the request id), and preflights are cached for two hours.
+func corsHandler(origins []string) *cors.Cors {
+	if len(origins) == 0 {
+		origins = []string{"*"}
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: connectcors.AllowedMethods(),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", tenant.HeaderName, observe.RequestIDHeader),
+		ExposedHeaders: append(append(connectcors.ExposedHeaders(), ratelimit.HeaderNames()...), observe.RequestIDHeader),
+		MaxAge:         7200,
+	})
 }
 
 // ping bounds the readiness check so a hung database reads as not ready.

@@ -116,6 +116,15 @@ func (s *Server) SetPlan(t testing.TB, tenantID, plan string) {
 	s.Exec(t, tenantID, "update tenants set plan = $2 where id = $1", tenantID, plan)
 }
 
+// Unthrottle lifts a tenant's rate limit (an override, keeping its plan),
+// for tests that make many calls on purpose.
+func (s *Server) Unthrottle(t testing.TB, tenantID string) {
+	t.Helper()
+	s.Exec(t, tenantID, `insert into tenant_overrides (tenant_id, requests_per_minute, burst)
+		values ($1, 1000000, 100000)
+		on conflict (tenant_id) do update set requests_per_minute = 1000000, burst = 100000`, tenantID)
+}
+
 // SubdomainURL is the server's URL under <sub>.<BaseDomain>.
 func (s *Server) SubdomainURL(sub string) string {
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(s.URL, "http://"))

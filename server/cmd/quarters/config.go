@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/quarters-dev/quarters/server/router"
@@ -21,6 +22,9 @@ type config struct {
 	MaxBodyBytes     int64         // QUARTERS_MAX_BODY_BYTES
 	ShutdownTimeout  time.Duration // QUARTERS_SHUTDOWN_TIMEOUT
 	LogLevel         slog.Level    // QUARTERS_LOG_LEVEL: debug, info, warn, error
+	RedisURL         string        // REDIS_URL: shared rate limits, tenant cache; empty: in process
+	UpgradeURL       string        // QUARTERS_UPGRADE_URL: named in plan-limit errors
+	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -32,6 +36,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BaseDomain:       or(getenv("QUARTERS_BASE_DOMAIN"), "localhost"),
 		MaxBodyBytes:     router.DefaultMaxBodyBytes,
 		ShutdownTimeout:  30 * time.Second,
+		RedisURL:         getenv("REDIS_URL"),
+		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
+	}
+	for _, o := range strings.Split(getenv("QUARTERS_CORS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
 	}
 	if v := getenv("QUARTERS_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

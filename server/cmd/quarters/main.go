@@ -21,11 +21,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
+	"github.com/quarters-dev/quarters/server/tenant"
+	"github.com/quarters-dev/quarters/server/usage"
 )
 
 func main() {
@@ -93,8 +99,49 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	}
 	defer d.Close()
 
+	// Background work (cache invalidations, usage flushes) stops after the
+	// HTTP server has drained, so the last calls are still counted.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }()
+
+	var (
+		limiter ratelimit.Limiter = ratelimit.NewLocal()
+		rdb     *redis.Client
+	)
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		// Redis sits in front of every request: short timeouts, so an
+		// unreachable Redis degrades to in-process limiting quickly
+		// instead of stalling calls (the URL may still override them).
+		if opts.DialTimeout == 5*time.Second {
+			opts.DialTimeout = 500 * time.Millisecond
+		}
+		if opts.ReadTimeout == 3*time.Second {
+			opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+		}
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger})
+		logger.Info("redis configured: shared rate limits and tenant cache", "addr", opts.Addr)
+	}
+	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
+	if rdb != nil {
+		cacheParams.Redis = rdb
+	}
+	tenants := tenant.NewCache(cacheParams)
+	recorder := usage.NewRecorder(d, logger)
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = tenants.Run(bg) }()
+	go func() { defer wg.Done(); recorder.Run(bg, 2*time.Second) }()
+
 	handler, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
+		Tenants: tenants, Limiter: limiter, Usage: recorder,
+		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,167 @@
+package ratelimit_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quarters-dev/quarters/server/ratelimit"
+	"github.com/quarters-dev/quarters/server/redistest"
+)
+
+// logBuffer is a slog destination that tests can read while the code under
+// test writes to it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) count(substr string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), substr)
+}
+
+func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
+
+const (
+	logFailed    = "primary failed"
+	logRecovered = "primary is back"
+)
+
+// failoverCase is a Failover over a private Redis, with the Redis limiter
+// kept for acting on Redis directly.
+type failoverCase struct {
+	srv   *redistest.Server
+	redis *ratelimit.Redis
+	f     *ratelimit.Failover
+	logs  *logBuffer
+}
+
+func newFailoverCase(t *testing.T) failoverCase {
+	t.Helper()
+	srv := redistest.New(t)
+	redis := ratelimit.NewRedis(srv.Client())
+	logs := &logBuffer{}
+	f := ratelimit.NewFailover(redis, ratelimit.NewLocal(), &ratelimit.FailoverOpts{
+		// Above the default 5ms so that a race-instrumented test on a busy
+		// machine does not fail over while Redis is fine; still far below
+		// the 50ms that each call is held to.
+		Timeout: 20 * time.Millisecond,
+		Backoff: 200 * time.Millisecond,
+		Logger:  logs.logger(),
+	})
+	return failoverCase{srv: srv, redis: redis, f: f, logs: logs}
+}
+
+// requireFromRedis shows that f's decisions come from Redis: requests
+// consumed on Redis directly are reflected in f's answer for a fresh key,
+// which Local, with a full bucket, would not show.
+func (c failoverCase) requireFromRedis(t *testing.T, key string) {
+	t.Helper()
+	ctx := context.Background()
+	limit := ratelimit.PerMinute(60, 10)
+	for range 3 {
+		_, err := c.redis.Allow(ctx, key, limit, 1)
+		require.NoError(t, err)
+	}
+	before := c.f.PrimaryAnswers()
+	res, err := c.f.Allow(ctx, key, limit, 1)
+	require.NoError(t, err)
+	require.Equal(t, before+1, c.f.PrimaryAnswers())
+	require.Equal(t, 6, res.Remaining, "10 - 3 consumed on Redis - 1")
+}
+
+// callQuickly calls f for a while and requires every call to be allowed
+// (each key a fresh local bucket) within 50ms.
+func (c failoverCase) callQuickly(t *testing.T, d time.Duration) (calls uint64) {
+	t.Helper()
+	ctx := context.Background()
+	limit := ratelimit.PerMinute(1000, 1000)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		start := time.Now()
+		res, err := c.f.Allow(ctx, "outage", limit, 1)
+		took := time.Since(start)
+		require.NoError(t, err)
+		require.True(t, res.Allowed)
+		require.Less(t, took, 50*time.Millisecond, "a call must not wait for a dead Redis")
+		calls++
+		time.Sleep(2 * time.Millisecond)
+	}
+	return calls
+}
+
+func TestFailoverRedisStopped(t *testing.T) {
+	t.Parallel()
+	c := newFailoverCase(t)
+	c.requireFromRedis(t, "before")
+	require.Zero(t, c.f.Fallbacks())
+	require.False(t, c.f.Degraded())
+
+	c.srv.Stop()
+	answers := c.f.PrimaryAnswers()
+	// Long enough for several backoffs, so that probes of the dead Redis
+	// happen and fail too.
+	calls := c.callQuickly(t, time.Second)
+	require.Equal(t, calls, c.f.Fallbacks(), "every call is answered by the fallback")
+	require.Equal(t, answers, c.f.PrimaryAnswers())
+	require.True(t, c.f.Degraded())
+	require.Equal(t, 1, c.logs.count(logFailed), "the switch is logged once, not per call or probe")
+
+	c.srv.Start()
+	// go-redis redials a pool whose dials failed about once a second.
+	require.Eventually(t, func() bool {
+		_, err := c.f.Allow(context.Background(), "probe", ratelimit.PerMinute(1000, 1000), 1)
+		return err == nil && c.f.PrimaryAnswers() > answers
+	}, 10*time.Second, 20*time.Millisecond, "after the backoff, a probe must find Redis back")
+	require.False(t, c.f.Degraded())
+	c.requireFromRedis(t, "after")
+	require.Equal(t, 1, c.logs.count(logRecovered))
+	require.Equal(t, 1, c.logs.count(logFailed))
+}
+
+// TestFailoverRedisHangs freezes Redis so that commands hang instead of
+// failing: the timeout, not an error, must send calls to the fallback.
+func TestFailoverRedisHangs(t *testing.T) {
+	t.Parallel()
+	c := newFailoverCase(t)
+	c.requireFromRedis(t, "before")
+
+	c.srv.Pause()
+	calls := c.callQuickly(t, 500*time.Millisecond)
+	require.Equal(t, calls, c.f.Fallbacks())
+	require.Equal(t, 1, c.logs.count(logFailed))
+	c.srv.Resume()
+
+	require.Eventually(t, func() bool {
+		_, err := c.f.Allow(context.Background(), "probe", ratelimit.PerMinute(1000, 1000), 1)
+		return err == nil && !c.f.Degraded()
+	}, 10*time.Second, 20*time.Millisecond)
+	c.requireFromRedis(t, "after")
+}
+
+// TestFailoverCallerCancelled: a caller that gives up is not a Redis
+// failure, and must not switch everyone to the fallback.
+func TestFailoverCallerCancelled(t *testing.T) {
+	t.Parallel()
+	c := newFailoverCase(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.f.Allow(ctx, "cancelled", ratelimit.PerMinute(60, 10), 1)
+	require.NoError(t, err, "answered by the fallback")
+	require.False(t, c.f.Degraded())
+	require.Zero(t, c.logs.count(logFailed))
+	c.requireFromRedis(t, "next")
+}
