@@ -41,6 +41,7 @@ type FailoverOpts struct {
 // limit, which is better than an outage of every tenant.
 type Failover struct {
 	primary, fallback Limiter
+	direct            bool // primary returns by its context's deadline
 	timeout, backoff  time.Duration
 	logger            *slog.Logger
 	start             time.Time
@@ -75,7 +76,17 @@ func NewFailover(primary, fallback Limiter, opts *FailoverOpts) *Failover {
 	if f.logger == nil {
 		f.logger = slog.Default()
 	}
+	if p, ok := primary.(deadlineBound); ok {
+		f.direct = p.returnsByDeadline()
+	}
 	return f
+}
+
+// deadlineBound is implemented by a limiter that may know it returns by
+// its context's deadline (Redis with a client that has
+// ContextTimeoutEnabled).
+type deadlineBound interface {
+	returnsByDeadline() bool
 }
 
 // Allow implements [Limiter]. Its errors are the fallback's (none, for
@@ -116,13 +127,21 @@ func (f *Failover) Allow(ctx context.Context, key string, l Limit, cost int) (Re
 var errPrimaryTimeout = errors.New("rate limiter primary timed out")
 
 // callPrimary calls the primary but returns after f.timeout at the latest.
-// The deadline is also set on ctx, but a Redis client may not honour it
-// (go-redis ignores context deadlines unless ContextTimeoutEnabled), so the
-// call runs in its own goroutine, which finishes in the background if it
-// is abandoned; the backoff keeps such stragglers to about one per backoff.
+// The deadline is set on ctx, and a primary that honours it is called
+// directly. Any other (go-redis ignores deadlines unless
+// ContextTimeoutEnabled) runs in its own goroutine, which finishes in the
+// background if it is abandoned; the backoff keeps such stragglers to about
+// one per backoff.
 func (f *Failover) callPrimary(ctx context.Context, key string, l Limit, cost int) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
+	if f.direct {
+		res, err := f.primary.Allow(ctx, key, l, cost)
+		if err != nil && ctx.Err() != nil {
+			return Result{}, fmt.Errorf("%w after %s: %w", errPrimaryTimeout, f.timeout, err)
+		}
+		return res, err
+	}
 	type answer struct {
 		res Result
 		err error

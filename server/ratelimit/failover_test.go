@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quarters-dev/quarters/server/ratelimit"
@@ -50,10 +51,25 @@ type failoverCase struct {
 	logs  *logBuffer
 }
 
-func newFailoverCase(t *testing.T) failoverCase {
+// clientKinds are the two ways Failover bounds a call to Redis: by the
+// context alone when the client honours deadlines, by a goroutine it can
+// abandon when it doesn't.
+var clientKinds = []struct {
+	name            string
+	contextTimeouts bool
+}{
+	{"context-timeouts", true},
+	{"default-client", false},
+}
+
+func newFailoverCase(t *testing.T, contextTimeouts bool) failoverCase {
 	t.Helper()
 	srv := redistest.New(t)
-	redis := ratelimit.NewRedis(srv.Client())
+	opts := srv.Options()
+	opts.ContextTimeoutEnabled = contextTimeouts
+	client := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	redis := ratelimit.NewRedis(client)
 	logs := &logBuffer{}
 	f := ratelimit.NewFailover(redis, ratelimit.NewLocal(), &ratelimit.FailoverOpts{
 		// Above the default 5ms so that a race-instrumented test on a busy
@@ -105,7 +121,15 @@ func (c failoverCase) callQuickly(t *testing.T, d time.Duration) (calls uint64) 
 
 func TestFailoverRedisStopped(t *testing.T) {
 	t.Parallel()
-	c := newFailoverCase(t)
+	for _, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testFailoverRedisStopped(t, newFailoverCase(t, kind.contextTimeouts))
+		})
+	}
+}
+
+func testFailoverRedisStopped(t *testing.T, c failoverCase) {
 	c.requireFromRedis(t, "before")
 	require.Zero(t, c.f.Fallbacks())
 	require.False(t, c.f.Degraded())
@@ -136,7 +160,15 @@ func TestFailoverRedisStopped(t *testing.T) {
 // failing: the timeout, not an error, must send calls to the fallback.
 func TestFailoverRedisHangs(t *testing.T) {
 	t.Parallel()
-	c := newFailoverCase(t)
+	for _, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testFailoverRedisHangs(t, newFailoverCase(t, kind.contextTimeouts))
+		})
+	}
+}
+
+func testFailoverRedisHangs(t *testing.T, c failoverCase) {
 	c.requireFromRedis(t, "before")
 
 	c.srv.Pause()
@@ -156,7 +188,7 @@ func TestFailoverRedisHangs(t *testing.T) {
 // failure, and must not switch everyone to the fallback.
 func TestFailoverCallerCancelled(t *testing.T) {
 	t.Parallel()
-	c := newFailoverCase(t)
+	c := newFailoverCase(t, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := c.f.Allow(ctx, "cancelled", ratelimit.PerMinute(60, 10), 1)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -138,4 +139,17 @@ func TestFailoverDefaults(t *testing.T) {
 	require.Equal(t, 5*time.Millisecond, f.timeout)
 	require.Equal(t, time.Second, f.backoff)
 	require.NotNil(t, f.logger)
+	require.False(t, f.direct, "Local does not say it honours deadlines")
+}
+
+// TestFailoverCallsDirectly: a Redis client that honours context deadlines
+// is called without the goroutine hand-off; one that doesn't, with it.
+func TestFailoverCallsDirectly(t *testing.T) {
+	t.Parallel()
+	for _, enabled := range []bool{true, false} {
+		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:0", ContextTimeoutEnabled: enabled}) // never dialled
+		t.Cleanup(func() { _ = c.Close() })
+		f := NewFailover(NewRedis(c), NewLocal(), nil)
+		require.Equal(t, enabled, f.direct)
+	}
 }

@@ -16,16 +16,37 @@ import (
 // is full again.
 type Redis struct {
 	limiter *redis_rate.Limiter
+	// byDeadline: the client gives up at the context's deadline.
+	byDeadline bool
 }
 
 // NewRedis returns a limiter that keeps its state in c.
 //
 // A call waits as long as c lets it: wrap the limiter in a [Failover] so
 // that a slow or unreachable Redis costs a request milliseconds, not c's
-// read timeout.
+// read timeout. Create c with ContextTimeoutEnabled: go-redis then gives up
+// at the context's deadline, and Failover can call it directly; otherwise
+// Failover must run each call in a goroutine that it can abandon, and that
+// hand-off about doubles the cost of a decision (see BenchmarkFailoverAllow).
 func NewRedis(c redis.UniversalClient) *Redis {
-	return &Redis{limiter: redis_rate.NewLimiter(c)}
+	return &Redis{limiter: redis_rate.NewLimiter(c), byDeadline: contextTimeouts(c)}
 }
+
+// contextTimeouts reports whether c honours context deadlines.
+func contextTimeouts(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// returnsByDeadline implements deadlineBound.
+func (r *Redis) returnsByDeadline() bool { return r.byDeadline }
 
 // Allow implements [Limiter]. It returns an error wrapping ErrInvalidLimit
 // for an invalid limit or cost, and otherwise the client's error (a

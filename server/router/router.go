@@ -30,6 +30,7 @@ import (
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/plan"
+	"github.com/quarters-dev/quarters/server/platform"
 	"github.com/quarters-dev/quarters/server/project"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/tenant"
@@ -79,6 +80,7 @@ func Services() []protoreflect.ServiceDescriptor {
 		quartersv1.File_quarters_v1_document_proto.Services().ByName("DocumentService"),
 		quartersv1.File_quarters_v1_plan_proto.Services().ByName("PlanService"),
 		quartersv1.File_quarters_v1_analytics_proto.Services().ByName("AnalyticsService"),
+		quartersv1.File_quarters_v1_platform_proto.Services().ByName("PlatformService"),
 	}
 }
 
@@ -146,6 +148,7 @@ func New(p Params) (http.Handler, error) {
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
+	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants), opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
 
 	names := make([]string, 0, len(Services()))
@@ -179,7 +182,9 @@ func ratePolicy(ctx context.Context) (ratelimit.Policy, bool) {
 		return ratelimit.Policy{}, false
 	}
 	return ratelimit.Policy{
-		Key:   "tenant:" + t.ID.String(),
+		// The limit is part of the key: a plan change starts a fresh
+		// bucket instead of holding an upgraded tenant to its old pace.
+		Key:   fmt.Sprintf("tenant:%s:%d:%d", t.ID, t.Limits.RequestsPerMinute, t.Limits.Burst),
 		Limit: ratelimit.PerMinute(int(t.Limits.RequestsPerMinute), int(t.Limits.Burst)),
 		Plan:  t.Plan,
 	}, true

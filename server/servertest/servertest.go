@@ -13,20 +13,25 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/db/dbtest"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/tenant"
+	"github.com/quarters-dev/quarters/server/usage"
 )
 
 // BaseDomain is the tenant subdomain suffix test servers use.
@@ -38,9 +43,16 @@ type Server struct {
 	DB       *db.DB
 	OwnerURL string // the test database's owner, for setting up states the API cannot
 	Tenants  *tenant.Cache
-	HTTP     *http.Client // HTTP/1.1
-	H2C      *http.Client // HTTP/2 without TLS, as gRPC clients use
-	slugs    atomic.Int64
+	Usage    *usage.Recorder
+	// Limiter is the server's rate limiter: a *ratelimit.Failover over
+	// Redis when Opts.Redis is set, else a *ratelimit.Local.
+	Limiter ratelimit.Limiter
+	// PlatformKey is the server's platform credential; Platform sends it.
+	PlatformKey string
+	appURL      string
+	HTTP        *http.Client // HTTP/1.1
+	H2C         *http.Client // HTTP/2 without TLS, as gRPC clients use
+	slugs       atomic.Int64
 }
 
 // Opts adjust New; nil means defaults.
@@ -48,7 +60,19 @@ type Opts struct {
 	// Logger receives the server's logs (default: discarded, or warnings
 	// and errors into the test log with -v).
 	Logger *slog.Logger
+	// Redis, when set, shares rate limits and the tenant cache (with
+	// pub/sub invalidation) the way production replicas do.
+	Redis *redis.Options
+	// Share, when set, serves the same database as that server: a second
+	// replica.
+	Share *Server
+	// PlatformKey is the platform credential (default DefaultPlatformKey).
+	PlatformKey string
 }
+
+// DefaultPlatformKey is the platform credential of test servers whose Opts
+// set none. It is a test fixture, not a secret.
+const DefaultPlatformKey = "servertest-platform-key-0123456789abcdef"
 
 // New starts a server on a fresh database; it stops at test cleanup.
 func New(t testing.TB) *Server { return NewWith(t, nil) }
@@ -56,7 +80,15 @@ func New(t testing.TB) *Server { return NewWith(t, nil) }
 // NewWith is New with options.
 func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Helper()
-	appURL, ownerURL := dbtest.NewURLs(t)
+	if opts == nil {
+		opts = &Opts{}
+	}
+	var appURL, ownerURL string
+	if opts.Share != nil {
+		appURL, ownerURL = opts.Share.appURL, opts.Share.OwnerURL
+	} else {
+		appURL, ownerURL = dbtest.NewURLs(t)
+	}
 	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
@@ -64,11 +96,38 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	if opts != nil && opts.Logger != nil {
+	if opts.Logger != nil {
 		logger = opts.Logger
 	}
-	cache := tenant.NewCache(tenant.CacheParams{Load: d.LoadTenant, Logger: logger})
-	h, err := router.New(router.Params{DB: d, Logger: logger, BaseDomain: BaseDomain, Tenants: cache})
+	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
+	var limiter ratelimit.Limiter = ratelimit.NewLocal()
+	bg, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stop(); wg.Wait() })
+	if opts.Redis != nil {
+		rdb := redis.NewClient(opts.Redis)
+		t.Cleanup(func() { rdb.Close() })
+		cacheParams.Redis = rdb
+		// Production waits 5ms for Redis; tests run under -race on shared
+		// cores, where a healthy Redis can take longer, and a spurious
+		// fallback would make "replicas share one limit" flaky.
+		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: 250 * time.Millisecond})
+	}
+	cache := tenant.NewCache(cacheParams)
+	if opts.Redis != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = cache.Run(bg) }()
+	}
+	recorder := usage.NewRecorder(d, logger)
+	platformKey := opts.PlatformKey
+	if platformKey == "" {
+		platformKey = DefaultPlatformKey
+	}
+	h, err := router.New(router.Params{
+		DB: d, Logger: logger, BaseDomain: BaseDomain,
+		Tenants: cache, Limiter: limiter, Usage: recorder,
+		PlatformKey: platformKey,
+	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)
 	var protocols http.Protocols
@@ -92,7 +151,8 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(transport.CloseIdleConnections)
 	t.Cleanup(h2c.CloseIdleConnections)
 	return &Server{
-		URL: ts.URL, DB: d, OwnerURL: ownerURL, Tenants: cache,
+		URL: ts.URL, DB: d, OwnerURL: ownerURL, appURL: appURL,
+		Tenants: cache, Usage: recorder, Limiter: limiter, PlatformKey: platformKey,
 		HTTP: &http.Client{Transport: transport},
 		H2C:  &http.Client{Transport: h2c},
 	}
@@ -142,6 +202,7 @@ type Tenant struct {
 	Projects      quartersv1connect.ProjectServiceClient
 	Documents     quartersv1connect.DocumentServiceClient
 	Plans         quartersv1connect.PlanServiceClient
+	Analytics     quartersv1connect.AnalyticsServiceClient
 }
 
 // SignUp creates a tenant with a unique slug and returns clients that
@@ -172,7 +233,16 @@ func (s *Server) AsAt(baseURL, id, slug, key string, opts ...connect.ClientOptio
 		Projects:  quartersv1connect.NewProjectServiceClient(s.HTTP, baseURL, opts...),
 		Documents: quartersv1connect.NewDocumentServiceClient(s.HTTP, baseURL, opts...),
 		Plans:     quartersv1connect.NewPlanServiceClient(s.HTTP, baseURL, opts...),
+		Analytics: quartersv1connect.NewAnalyticsServiceClient(s.HTTP, baseURL, opts...),
 	}
+}
+
+// Platform is a PlatformService client that sends the server's platform
+// credential.
+func (s *Server) Platform(t testing.TB, opts ...connect.ClientOption) quartersv1connect.PlatformServiceClient {
+	t.Helper()
+	opts = append([]connect.ClientOption{connect.WithInterceptors(Bearer(s.PlatformKey))}, opts...)
+	return quartersv1connect.NewPlatformServiceClient(s.HTTP, s.URL, opts...)
 }
 
 // Anonymous is a TenantService client without a credential.

@@ -25,6 +25,7 @@ type config struct {
 	RedisURL         string        // REDIS_URL: shared rate limits, tenant cache; empty: in process
 	UpgradeURL       string        // QUARTERS_UPGRADE_URL: named in plan-limit errors
 	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
+	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -38,6 +39,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownTimeout:  30 * time.Second,
 		RedisURL:         getenv("REDIS_URL"),
 		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
+		PlatformKey:      getenv("QUARTERS_PLATFORM_KEY"),
 	}
 	for _, o := range strings.Split(getenv("QUARTERS_CORS_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -58,6 +60,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.ShutdownTimeout = d
 	}
+	// The key is a bearer secret with no lookup behind it, so it must be
+	// long enough not to be guessed; it is never echoed in the error.
+	if n := len(c.PlatformKey); n > 0 && n < minPlatformKeyLen {
+		return c, fmt.Errorf("QUARTERS_PLATFORM_KEY is %d characters: want at least %d (e.g. openssl rand -hex 32), or unset it to disable the platform RPCs", n, minPlatformKeyLen)
+	}
 	if v := getenv("QUARTERS_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return c, fmt.Errorf("QUARTERS_LOG_LEVEL=%q: want debug, info, warn or error", v)
@@ -65,6 +72,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	return c, nil
 }
+
+// minPlatformKeyLen is the shortest QUARTERS_PLATFORM_KEY accepted.
+const minPlatformKeyLen = 32
 
 func or(v, def string) string {
 	if v == "" {

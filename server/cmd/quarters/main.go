@@ -142,6 +142,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
 		Tenants: tenants, Limiter: limiter, Usage: recorder,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
+		PlatformKey: cfg.PlatformKey,
 	})
 	if err != nil {
 		return err
