@@ -330,7 +330,7 @@ func (s *Service) change(ctx context.Context, id uuid.UUID, c change) (*quarters
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := error(nil); err != nil {
+	if err := s.invalidate(ctx, id); err != nil {
 		return nil, nil, err
 	}
 	d, err := s.details(ctx, st)

@@ -106,30 +106,8 @@ func New(p Params) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The first interceptor is the outermost: errors and logging see
-	// everything; the tenant is bound before anything needs its plan; the
-	// rate limit and the monthly quota come before any real work; only
-	// calls that may proceed have their messages validated.
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(
-			observe.NewInterceptor(p.Logger),
-			tenant.NewInterceptor(p.Tenants),
-			ratelimit.NewInterceptor(ratelimit.InterceptorParams{
-				Limiter:    p.Limiter,
-				PolicyFunc: ratePolicy,
-				CostFunc:   rules.Cost,
-				UpgradeURL: p.UpgradeURL,
-				DecisionFunc: func(ctx context.Context, procedure string, r ratelimit.Result) {
-					if t, ok := tenant.FromContext(ctx); ok && !r.Allowed {
-						p.Usage.Record(t.ID, procedure, true)
-					}
-				},
-				Logger: p.Logger,
-			}),
-			usage.NewInterceptor(p.Usage),
-			access.NewInterceptor(rules, p.UpgradeURL),
-			validate.NewInterceptor(),
-		),
+		connect.WithInterceptors(interceptors(p, rules)...),
 		connect.WithReadMaxBytes(int(p.MaxBodyBytes)),
 		connect.WithRecover(recoverFunc(p.Logger)),
 	}
@@ -173,6 +151,32 @@ func New(p Params) (http.Handler, error) {
 	})
 
 	return observe.Middleware(p.Logger, corsHandler(p.CORSOrigins).Handler(http.MaxBytesHandler(mux, p.MaxBodyBytes))), nil
+}
+
+// interceptors is the production chain. The first interceptor is the
+// outermost: errors and logging see everything; the tenant is bound before
+// anything needs its plan; the rate limit and the monthly quota come before
+// any real work; only calls that may proceed have their messages validated.
+func interceptors(p Params, rules access.Rules) []connect.Interceptor {
+	return []connect.Interceptor{
+		observe.NewInterceptor(p.Logger),
+		tenant.NewInterceptor(p.Tenants),
+		ratelimit.NewInterceptor(ratelimit.InterceptorParams{
+			Limiter:    p.Limiter,
+			PolicyFunc: ratePolicy,
+			CostFunc:   rules.Cost,
+			UpgradeURL: p.UpgradeURL,
+			DecisionFunc: func(ctx context.Context, procedure string, r ratelimit.Result) {
+				if t, ok := tenant.FromContext(ctx); ok && !r.Allowed {
+					p.Usage.Record(t.ID, procedure, true)
+				}
+			},
+			Logger: p.Logger,
+		}),
+		usage.NewInterceptor(p.Usage),
+		access.NewInterceptor(rules, p.UpgradeURL),
+		validate.NewInterceptor(),
+	}
 }
 
 // ratePolicy limits each tenant by its plan's effective rate.
