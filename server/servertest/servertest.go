@@ -105,6 +105,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stop(); wg.Wait() })
 	if opts.Redis != nil {
+		quietOnce.Do(func() { redis.SetLogger(quietRedis{}) }) // outage tests would flood the output
 		rdb := redis.NewClient(opts.Redis)
 		t.Cleanup(func() { rdb.Close() })
 		cacheParams.Redis = rdb
@@ -275,3 +276,9 @@ func Header(name, value string) connect.UnaryInterceptorFunc {
 var suffix atomic.Int64
 
 func rndSuffix() int64 { return suffix.Add(7919) % 100000 }
+
+var quietOnce sync.Once
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}

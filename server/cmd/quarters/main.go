@@ -123,6 +123,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		if opts.ReadTimeout == 3*time.Second {
 			opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
 		}
+		redis.SetLogger(redisLogger{logger})
 		rdb = redis.NewClient(opts)
 		defer rdb.Close()
 		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger})
@@ -205,4 +206,12 @@ Then call the API with it:
     -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" -d '{}'
 
 `, addr, hex.EncodeToString(b[:]))
+}
+
+// redisLogger sends go-redis's own messages (dial failures while Redis is
+// down) to the structured log instead of bare stderr.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
