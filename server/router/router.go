@@ -63,6 +63,9 @@ type Params struct {
 	// Usage counts calls; nil makes a recorder the caller cannot flush
 	// (tests). Production passes one and runs its Run loop.
 	Usage *usage.Recorder
+	// DisableRateLimit removes the rate limiter from the chain: for
+	// measuring its cost (task bench), never for production.
+	DisableRateLimit bool
 	// CORSOrigins are the browser origins allowed to call the API; empty
 	// allows any origin (credentials are bearer tokens, never cookies).
 	CORSOrigins []string
@@ -158,10 +161,12 @@ func New(p Params) (http.Handler, error) {
 // anything needs its plan; the rate limit and the monthly quota come before
 // any real work; only calls that may proceed have their messages validated.
 func interceptors(p Params, rules access.Rules) []connect.Interceptor {
-	return []connect.Interceptor{
+	chain := []connect.Interceptor{
 		observe.NewInterceptor(p.Logger),
 		tenant.NewInterceptor(p.Tenants),
-		ratelimit.NewInterceptor(ratelimit.InterceptorParams{
+	}
+	if !p.DisableRateLimit {
+		chain = append(chain, ratelimit.NewInterceptor(ratelimit.InterceptorParams{
 			Limiter:    p.Limiter,
 			PolicyFunc: ratePolicy,
 			CostFunc:   rules.Cost,
@@ -172,11 +177,13 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 				}
 			},
 			Logger: p.Logger,
-		}),
+		}))
+	}
+	return append(chain,
 		usage.NewInterceptor(p.Usage),
 		access.NewInterceptor(rules, p.UpgradeURL),
 		validate.NewInterceptor(),
-	}
+	)
 }
 
 // ratePolicy limits each tenant by its plan's effective rate.

@@ -52,6 +52,8 @@ import (
 
 // options are the command-line flags.
 type options struct {
+	rateLimit    string
+	redisURL     string
 	tenants      int
 	docs         int
 	concurrency  int
@@ -81,6 +83,8 @@ func main() {
 	flag.DurationVar(&o.reqTimeout, "request-timeout", 10*time.Second, "timeout of a single call; a call that takes longer counts as an error")
 	flag.StringVar(&o.appURL, "database-url", "", "use this existing database, as the server's app role (needs -owner-database-url; default: a private ephemeral cluster)")
 	flag.StringVar(&o.ownerURL, "owner-database-url", "", "the schema owner's URL for the same database: migrates and seeds documents (needs -database-url)")
+	flag.StringVar(&o.rateLimit, "ratelimit", "on", "the server's rate limiting: on, or off to measure its cost (QUARTERS_RATE_LIMIT)")
+	flag.StringVar(&o.redisURL, "redis-url", "", "REDIS_URL for the server: rate limits and tenant cache in Redis (default: in process)")
 	flag.BoolVar(&o.serverOutput, "server-output", false, "copy the server's stdout to stderr (its stderr, warnings and errors only, is always shown)")
 	flag.Parse()
 
@@ -105,6 +109,8 @@ func main() {
 
 func (o *options) validate() error {
 	switch {
+	case o.rateLimit != "on" && o.rateLimit != "off":
+		return fmt.Errorf("-ratelimit=%q: want on or off", o.rateLimit)
 	case flag.NArg() > 0:
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
 	case o.tenants < 1 || o.tenants > 99999:
@@ -189,7 +195,11 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	srv, err := startServer(ctx, bin, appURL, o.serverOutput)
+	env := []string{"QUARTERS_RATE_LIMIT=" + o.rateLimit}
+	if o.redisURL != "" {
+		env = append(env, "REDIS_URL="+o.redisURL)
+	}
+	srv, err := startServer(ctx, bin, appURL, o.serverOutput, env)
 	if err != nil {
 		return err
 	}
@@ -258,7 +268,7 @@ type server struct {
 
 // startServer starts the server binary and waits until /readyz says it can
 // reach the database.
-func startServer(ctx context.Context, bin, appURL string, showStdout bool) (*server, error) {
+func startServer(ctx context.Context, bin, appURL string, showStdout bool, extraEnv []string) (*server, error) {
 	cmd := exec.Command(bin)
 	// Only what the server needs: in particular no PG* variables, which
 	// could redirect its connections, and no QUARTERS_* settings of the
@@ -278,6 +288,7 @@ func startServer(ctx context.Context, bin, appURL string, showStdout bool) (*ser
 		// stuck one hold the run for the default 30s.
 		"QUARTERS_SHUTDOWN_TIMEOUT=5s",
 	}
+	cmd.Env = append(cmd.Env, extraEnv...)
 	addrc := make(chan string, 1)
 	var tee io.Writer
 	if showStdout {
@@ -710,8 +721,8 @@ ListDocuments load test (Connect, %s, page_size=%d)
 		fmt.Fprintf(w, "  first wrong    %s\n", r.firstBad)
 	}
 	// One grep-able line for comparing runs and for scripts.
-	fmt.Fprintf(w, "\nBENCH ListDocuments tenants=%d docs=%d c=%d reqs=%d rps=%.1f p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms errors=%d wrong=%d\n",
-		o.tenants, o.docs, o.concurrency, n, rps, msf(p50), msf(p90), msf(p99), msf(maxLat), r.errors, r.wrong)
+	fmt.Fprintf(w, "\nBENCH ListDocuments ratelimit=%s redis=%t tenants=%d docs=%d c=%d reqs=%d rps=%.1f p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms errors=%d wrong=%d\n",
+		o.rateLimit, o.redisURL != "", o.tenants, o.docs, o.concurrency, n, rps, msf(p50), msf(p90), msf(p99), msf(maxLat), r.errors, r.wrong)
 }
 
 func codecName(o options) string {

@@ -26,6 +26,7 @@ type config struct {
 	UpgradeURL       string        // QUARTERS_UPGRADE_URL: named in plan-limit errors
 	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
 	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
+	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -40,6 +41,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL:         getenv("REDIS_URL"),
 		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
 		PlatformKey:      getenv("QUARTERS_PLATFORM_KEY"),
+	}
+	switch v := getenv("QUARTERS_RATE_LIMIT"); v {
+	case "", "on":
+	case "off":
+		c.RateLimitOff = true
+	default:
+		return c, fmt.Errorf("QUARTERS_RATE_LIMIT=%q: want on or off", v)
 	}
 	for _, o := range strings.Split(getenv("QUARTERS_CORS_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {

@@ -40,6 +40,7 @@ func main() {
 	cfg, err := loadConfig(os.Getenv)
 	if err == nil {
 		logger := newLogger(os.Stderr, cfg.LogLevel)
+		slog.SetDefault(logger)
 		if len(os.Args) > 1 && os.Args[1] == "migrate" {
 			err = migrateCmd(ctx, os.Args[2:], cfg)
 		} else if len(os.Args) > 1 {
@@ -139,6 +140,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	go func() { defer wg.Done(); _ = tenants.Run(bg) }()
 	go func() { defer wg.Done(); recorder.Run(bg, 2*time.Second) }()
 
+	if cfg.RateLimitOff {
+		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
+	}
 	handler, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
 		Tenants: tenants, Limiter: limiter, Usage: recorder,
