@@ -57,7 +57,7 @@ func periodName(d time.Duration) string {
 
 // ErrInvalidLimit is returned (wrapped) by every Limiter for a Limit that
 // cannot be enforced or a cost below 1. Redis would divide by zero in Lua
-// and Local would loop on NaN, so both refuse instead.
+// and Local would compute with infinities, so both refuse instead.
 var ErrInvalidLimit = errors.New("invalid rate limit")
 
 // maxSpan is the longest a bucket may take to drain.
@@ -81,11 +81,12 @@ func validate(l Limit, cost int) error {
 	return nil
 }
 
-// remaining is how many requests of cost 1 fit in diff, the time by which
-// the bucket's level is below full, with an emission interval of interval
-// nanoseconds. A request that becomes possible within the next microsecond
-// counts: Redis computes in float seconds since 2017, where an exact 4 may
-// come out as 3.9999999, and that microsecond absorbs the error.
+// remaining is how many requests of cost 1 fit in diff, the bucket's
+// headroom after a call (now minus the moment it would be empty), at one
+// request per interval nanoseconds. A request that becomes possible within
+// the next microsecond counts: Redis computes in float seconds since 2017,
+// where an exact 4 may come out as 3.9999999, and that microsecond absorbs
+// the error.
 func remaining(diff time.Duration, interval float64) int {
 	return int(float64(diff+time.Microsecond) / interval)
 }

@@ -106,7 +106,9 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(func() { stop(); wg.Wait() })
 	if opts.Redis != nil {
 		quietOnce.Do(func() { redis.SetLogger(quietRedis{}) }) // outage tests would flood the output
-		rdb := redis.NewClient(opts.Redis)
+		ro := *opts.Redis
+		ro.ContextTimeoutEnabled = true // as production sets it
+		rdb := redis.NewClient(&ro)
 		t.Cleanup(func() { rdb.Close() })
 		cacheParams.Redis = rdb
 		// Production waits 5ms for Redis; tests run under -race on shared

@@ -124,6 +124,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		if opts.ReadTimeout == 3*time.Second {
 			opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
 		}
+		// Let deadlines on contexts bound each command (the limiter's 5ms),
+		// instead of the failover abandoning goroutines stuck in I/O.
+		opts.ContextTimeoutEnabled = true
 		redis.SetLogger(redisLogger{logger})
 		rdb = redis.NewClient(opts)
 		defer rdb.Close()
