@@ -15,6 +15,7 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/intercept"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
 
@@ -75,7 +76,10 @@ func (r Rules) IsPublic(procedure string) bool {
 // to include it: otherwise PERMISSION_DENIED with an ErrorInfo (reason
 // FEATURE_NOT_AVAILABLE; metadata feature, plan, upgrade_url).
 func NewInterceptor(rules Rules, upgradeURL string) connect.Interceptor {
-	return &interceptor{rules: rules, upgradeURL: upgradeURL}
+	i := &interceptor{rules: rules, upgradeURL: upgradeURL}
+	return intercept.Before(func(ctx context.Context, spec connect.Spec) (context.Context, error) {
+		return ctx, i.authorize(ctx, spec.Procedure)
+	})
 }
 
 type interceptor struct {
@@ -85,28 +89,6 @@ type interceptor struct {
 
 // ReasonFeatureNotAvailable is the ErrorInfo reason of a feature gate.
 const ReasonFeatureNotAvailable = "FEATURE_NOT_AVAILABLE"
-
-func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if err := i.authorize(ctx, req.Spec().Procedure); err != nil {
-			return nil, err
-		}
-		return next(ctx, req)
-	}
-}
-
-func (i *interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		if err := i.authorize(ctx, conn.Spec().Procedure); err != nil {
-			return err
-		}
-		return next(ctx, conn)
-	}
-}
 
 func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 	rule, ok := i.rules[procedure]

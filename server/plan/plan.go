@@ -34,17 +34,9 @@ func (s *Service) GetPlan(ctx context.Context, _ *connect.Request[quartersv1.Get
 	if err != nil {
 		return nil, err
 	}
-	l := t.Limits
 	return connect.NewResponse(&quartersv1.GetPlanResponse{
-		Plan: t.Plan,
-		Limits: &quartersv1.Limits{
-			RequestsPerMinute:   l.RequestsPerMinute,
-			Burst:               l.Burst,
-			MaxProjects:         l.MaxProjects,
-			MaxMembers:          l.MaxMembers,
-			MaxApiCallsPerMonth: l.MaxAPICallsPerMonth,
-			StatementTimeoutMs:  l.StatementTimeout.Milliseconds(),
-		},
+		Plan:     t.Plan,
+		Limits:   t.Limits.Proto(),
 		Features: t.FeatureList(),
 		Usage:    &quartersv1.Usage{Projects: projects},
 	}), nil

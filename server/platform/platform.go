@@ -98,7 +98,7 @@ func (s *Service) ListTenants(ctx context.Context, req *connect.Request[quarters
 	}, filter)
 	resp := &quartersv1.ListTenantsResponse{NextPageToken: next, Tenants: make([]*quartersv1.Tenant, len(rows))}
 	for i, r := range rows {
-		resp.Tenants[i] = tenantToProto(r)
+		resp.Tenants[i] = tenant.RowToProto(r)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -374,17 +374,9 @@ func (s *Service) details(ctx context.Context, st state) (*quartersv1.TenantDeta
 	if err != nil {
 		return nil, fmt.Errorf("load tenant: %w", err)
 	}
-	l := eff.Limits
 	return &quartersv1.TenantDetails{
-		Tenant: tenantToProto(st.tenant),
-		Limits: &quartersv1.Limits{
-			RequestsPerMinute:   l.RequestsPerMinute,
-			Burst:               l.Burst,
-			MaxProjects:         l.MaxProjects,
-			MaxMembers:          l.MaxMembers,
-			MaxApiCallsPerMonth: l.MaxAPICallsPerMonth,
-			StatementTimeoutMs:  l.StatementTimeout.Milliseconds(),
-		},
+		Tenant:    tenant.RowToProto(st.tenant),
+		Limits:    eff.Limits.Proto(),
 		Features:  eff.FeatureList(),
 		Overrides: st.overrides.toProto(),
 	}, nil
@@ -524,22 +516,6 @@ func narrow(p *int64) *int32 {
 	}
 	v := int32(*p)
 	return &v
-}
-
-func tenantToProto(t dbsqlc.Tenant) *quartersv1.Tenant {
-	status := quartersv1.TenantStatus_TENANT_STATUS_ACTIVE
-	if t.Status == statusSuspended {
-		status = quartersv1.TenantStatus_TENANT_STATUS_SUSPENDED
-	}
-	return &quartersv1.Tenant{
-		Id:         t.ID.String(),
-		Slug:       t.Slug,
-		Name:       t.Name,
-		Plan:       t.Plan,
-		Status:     status,
-		OwnerEmail: t.OwnerEmail,
-		CreateTime: timestamppb.New(t.CreateTime),
-	}
 }
 
 func auditEventToProto(e dbsqlc.AuditEvent) (*quartersv1.AuditEvent, error) {

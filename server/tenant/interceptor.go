@@ -12,6 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/intercept"
 )
 
 // ErrorDomain is the ErrorInfo domain of Quarters' errors.
@@ -82,33 +83,12 @@ func errorWithInfo(code connect.Code, msg, reason string, meta map[string]string
 // NewInterceptor returns the interceptor that binds an authenticated call
 // to its principal's tenant record, from the cache (public calls pass
 // through without one). Suspended tenants stop here.
-func NewInterceptor(cache *Cache) connect.Interceptor { return &interceptor{cache: cache} }
+func NewInterceptor(cache *Cache) connect.Interceptor {
+	i := &interceptor{cache: cache}
+	return intercept.Before(func(ctx context.Context, _ connect.Spec) (context.Context, error) { return i.bind(ctx) })
+}
 
 type interceptor struct{ cache *Cache }
-
-func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		ctx, err := i.bind(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return next(ctx, req)
-	}
-}
-
-func (i *interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, err := i.bind(ctx)
-		if err != nil {
-			return err
-		}
-		return next(ctx, conn)
-	}
-}
 
 func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
 	p, ok := auth.FromContext(ctx)

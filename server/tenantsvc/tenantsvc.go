@@ -73,7 +73,7 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 		return nil, err
 	}
 	return connect.NewResponse(&quartersv1.CreateTenantResponse{
-		Tenant:       tenantToProto(t),
+		Tenant:       tenant.RowToProto(t),
 		ApiKey:       apiKeyToProto(k),
 		ApiKeySecret: secret,
 	}), nil
@@ -87,28 +87,12 @@ func (s *Service) GetTenant(ctx context.Context, _ *connect.Request[quartersv1.G
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.GetTenantResponse{Tenant: tenantToProto(t)}), nil
+	return connect.NewResponse(&quartersv1.GetTenantResponse{Tenant: tenant.RowToProto(t)}), nil
 }
 
 func isViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.ConstraintName == constraint
-}
-
-func tenantToProto(t dbsqlc.Tenant) *quartersv1.Tenant {
-	status := quartersv1.TenantStatus_TENANT_STATUS_ACTIVE
-	if t.Status == "suspended" {
-		status = quartersv1.TenantStatus_TENANT_STATUS_SUSPENDED
-	}
-	return &quartersv1.Tenant{
-		Id:         t.ID.String(),
-		Slug:       t.Slug,
-		Name:       t.Name,
-		Plan:       t.Plan,
-		Status:     status,
-		OwnerEmail: t.OwnerEmail,
-		CreateTime: timestamppb.New(t.CreateTime),
-	}
 }
 
 func apiKeyToProto(k dbsqlc.ApiKey) *quartersv1.ApiKey {

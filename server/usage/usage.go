@@ -22,6 +22,7 @@ import (
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	"github.com/quarters-dev/quarters/server/intercept"
 	"github.com/quarters-dev/quarters/server/quota"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
@@ -203,7 +204,12 @@ func (r *Recorder) Run(ctx context.Context, interval time.Duration) {
 
 // NewInterceptor counts every tenant call and refuses calls beyond the
 // plan's max_api_calls_per_month: RESOURCE_EXHAUSTED with a QuotaFailure.
-func NewInterceptor(r *Recorder) connect.Interceptor { return &interceptor{r: r} }
+func NewInterceptor(r *Recorder) connect.Interceptor {
+	i := &interceptor{r: r}
+	return intercept.Before(func(ctx context.Context, spec connect.Spec) (context.Context, error) {
+		return ctx, i.check(ctx, spec.Procedure)
+	})
+}
 
 type interceptor struct{ r *Recorder }
 
@@ -222,26 +228,4 @@ func (i *interceptor) check(ctx context.Context, procedure string) error {
 	}
 	i.r.Record(t.ID, procedure, false)
 	return nil
-}
-
-func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if err := i.check(ctx, req.Spec().Procedure); err != nil {
-			return nil, err
-		}
-		return next(ctx, req)
-	}
-}
-
-func (i *interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		if err := i.check(ctx, conn.Spec().Procedure); err != nil {
-			return err
-		}
-		return next(ctx, conn)
-	}
 }
