@@ -29,6 +29,7 @@ import (
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/observe"
+	"github.com/quarters-dev/quarters/server/openapi"
 	"github.com/quarters-dev/quarters/server/plan"
 	"github.com/quarters-dev/quarters/server/platform"
 	"github.com/quarters-dev/quarters/server/project"
@@ -141,6 +142,7 @@ func New(p Params) (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
+	mux.Handle("GET /openapi.yaml", openapi.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})

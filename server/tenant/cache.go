@@ -177,6 +177,10 @@ func (c *Cache) Run(ctx context.Context) error {
 		return nil
 	}
 	sub := c.p.Redis.Subscribe(ctx, invalidationChannel)
+	// Receive blocks on the socket and does not watch ctx: closing the
+	// subscription is what ends it at shutdown.
+	stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
+	defer stop()
 	defer sub.Close()
 	for {
 		msg, err := sub.Receive(ctx)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quarters-dev/quarters/db/dbtest"
+	"github.com/quarters-dev/quarters/server/redistest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -42,10 +43,13 @@ func TestExternalDatabase(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, string(out), "unsafe database role")
 
+	// With Redis too: shared limits and cache, and a shutdown that does
+	// not hang on the cache's pub/sub subscription.
+	rs := redistest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(env, "DATABASE_URL="+appURL)
+	cmd.Env = append(env, "DATABASE_URL="+appURL, "REDIS_URL=unix://"+rs.Options().Addr)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -58,5 +62,12 @@ func TestExternalDatabase(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server with Redis did not stop within 30s of SIGTERM")
+	}
 }
