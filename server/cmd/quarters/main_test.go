@@ -85,7 +85,7 @@ func TestReadmeCommands(t *testing.T) {
 	require.NotNil(t, block, "README lost its walk-through block")
 	port := strings.TrimPrefix(addr[1], "127.0.0.1:")
 	lines := strings.Split(strings.TrimSpace(shell(t, string(block[1]), []string{"Q=http://localhost:" + port})), "\n")
-	require.Len(t, lines, 7, "one answer per echo in the walk-through:\n%s", strings.Join(lines, "\n"))
+	require.GreaterOrEqual(t, len(lines), 9, "walk-through output:\n%s", strings.Join(lines, "\n"))
 	require.Contains(t, lines[0], `"title":"Kickoff"`)
 	require.Contains(t, lines[1], `"title":"Kickoff"`)
 	require.Equal(t, `{"code":"not_found","message":"project not found"}`, lines[2])
@@ -95,6 +95,14 @@ func TestReadmeCommands(t *testing.T) {
 	require.Contains(t, lines[5], "TENANT_MISMATCH")
 	require.Contains(t, lines[6], `"code":"invalid_argument"`)
 	require.Contains(t, lines[6], "buf.validate.Violations")
+	codes := strings.Fields(lines[7])
+	require.Len(t, codes, 25)
+	require.Equal(t, "200", codes[0])
+	require.Equal(t, "429", codes[24], "the free plan's burst was not enforced")
+	limited := strings.ToLower(strings.Join(lines[8:], "\n"))
+	for _, want := range []string{"http/1.1 429", "retry-after: ", "x-ratelimit-remaining: 0", "ratelimit-policy: ", "resource_exhausted", "google.rpc.retryinfo"} {
+		require.Contains(t, limited, want)
+	}
 
 	// SIGTERM: graceful shutdown, exit 0, and the embedded PostgreSQL stopped.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
