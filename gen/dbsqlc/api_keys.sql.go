@@ -7,14 +7,15 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
 const apiKeyInsert = `-- name: ApiKeyInsert :one
-INSERT INTO api_keys (tenant_id, name, role, secret_hash, prefix)
-VALUES ($1, $2, $3, $4, $5)
-RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time
+INSERT INTO api_keys (tenant_id, name, role, secret_hash, prefix, expire_time)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time
 `
 
 type ApiKeyInsertParams struct {
@@ -23,6 +24,7 @@ type ApiKeyInsertParams struct {
 	Role       string
 	SecretHash []byte
 	Prefix     string
+	ExpireTime *time.Time
 }
 
 func (q *Queries) ApiKeyInsert(ctx context.Context, arg ApiKeyInsertParams) (ApiKey, error) {
@@ -32,6 +34,7 @@ func (q *Queries) ApiKeyInsert(ctx context.Context, arg ApiKeyInsertParams) (Api
 		arg.Role,
 		arg.SecretHash,
 		arg.Prefix,
+		arg.ExpireTime,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -44,6 +47,107 @@ func (q *Queries) ApiKeyInsert(ctx context.Context, arg ApiKeyInsertParams) (Api
 		&i.CreateTime,
 		&i.ExpireTime,
 		&i.RevokeTime,
+		&i.LastUsedTime,
 	)
 	return i, err
+}
+
+const apiKeyList = `-- name: ApiKeyList :many
+SELECT tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time FROM api_keys
+WHERE tenant_id = $1
+  AND (create_time, id) < ($2::timestamptz, $3::uuid)
+ORDER BY create_time DESC, id DESC
+LIMIT $4
+`
+
+type ApiKeyListParams struct {
+	TenantID   uuid.UUID
+	BeforeTime time.Time
+	BeforeID   uuid.UUID
+	PageLimit  int32
+}
+
+// ApiKeyList pages newest first; see ProjectList for the cursor.
+func (q *Queries) ApiKeyList(ctx context.Context, arg ApiKeyListParams) ([]ApiKey, error) {
+	rows, err := q.db.Query(ctx, apiKeyList,
+		arg.TenantID,
+		arg.BeforeTime,
+		arg.BeforeID,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ApiKey
+	for rows.Next() {
+		var i ApiKey
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.Name,
+			&i.Role,
+			&i.SecretHash,
+			&i.Prefix,
+			&i.CreateTime,
+			&i.ExpireTime,
+			&i.RevokeTime,
+			&i.LastUsedTime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const apiKeyRevoke = `-- name: ApiKeyRevoke :one
+UPDATE api_keys SET revoke_time = coalesce(revoke_time, now())
+WHERE tenant_id = $1 AND id = $2
+RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time
+`
+
+type ApiKeyRevokeParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// ApiKeyRevoke keeps the first revocation time when revoked again.
+func (q *Queries) ApiKeyRevoke(ctx context.Context, arg ApiKeyRevokeParams) (ApiKey, error) {
+	row := q.db.QueryRow(ctx, apiKeyRevoke, arg.TenantID, arg.ID)
+	var i ApiKey
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Name,
+		&i.Role,
+		&i.SecretHash,
+		&i.Prefix,
+		&i.CreateTime,
+		&i.ExpireTime,
+		&i.RevokeTime,
+		&i.LastUsedTime,
+	)
+	return i, err
+}
+
+const apiKeyTouch = `-- name: ApiKeyTouch :exec
+UPDATE api_keys SET last_used_time = $1::timestamptz
+WHERE tenant_id = $2 AND id = $3
+  AND (last_used_time IS NULL OR last_used_time < $1::timestamptz)
+`
+
+type ApiKeyTouchParams struct {
+	UsedTime time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// ApiKeyTouch records a use; an older report never moves the time back.
+func (q *Queries) ApiKeyTouch(ctx context.Context, arg ApiKeyTouchParams) error {
+	_, err := q.db.Exec(ctx, apiKeyTouch, arg.UsedTime, arg.TenantID, arg.ID)
+	return err
 }

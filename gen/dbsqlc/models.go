@@ -11,15 +11,16 @@ import (
 )
 
 type ApiKey struct {
-	TenantID   uuid.UUID
-	ID         uuid.UUID
-	Name       string
-	Role       string
-	SecretHash []byte
-	Prefix     string
-	CreateTime time.Time
-	ExpireTime *time.Time
-	RevokeTime *time.Time
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+	Name         string
+	Role         string
+	SecretHash   []byte
+	Prefix       string
+	CreateTime   time.Time
+	ExpireTime   *time.Time
+	RevokeTime   *time.Time
+	LastUsedTime *time.Time
 }
 
 type AuditEvent struct {

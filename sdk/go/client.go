@@ -49,6 +49,8 @@ type Client struct {
 	Plans quartersv1connect.PlanServiceClient
 	// Analytics reports the caller's API usage (feature "analytics").
 	Analytics quartersv1connect.AnalyticsServiceClient
+	// Auth manages the tenant's API keys (admins).
+	Auth quartersv1connect.AuthServiceClient
 	// Platform is the operator's administration of tenants; it needs the
 	// platform credential (WithAPIKey with QUARTERS_PLATFORM_KEY).
 	Platform quartersv1connect.PlatformServiceClient
@@ -198,6 +200,7 @@ func NewClient(baseURL string, opts ...Option) *Client {
 		Documents: quartersv1connect.NewDocumentServiceClient(hc, baseURL, copts...),
 		Plans:     quartersv1connect.NewPlanServiceClient(hc, baseURL, copts...),
 		Analytics: quartersv1connect.NewAnalyticsServiceClient(hc, baseURL, copts...),
+		Auth:      quartersv1connect.NewAuthServiceClient(hc, baseURL, copts...),
 		Platform:  quartersv1connect.NewPlatformServiceClient(hc, baseURL, copts...),
 	}
 }

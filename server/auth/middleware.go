@@ -38,6 +38,9 @@ type MiddlewareParams struct {
 	IsPublic func(procedure string) bool
 	// Check runs after a tenant credential is resolved; nil skips it.
 	Check CheckFunc
+	// UseFunc, when set, is told of every call an API key authenticated
+	// (to record when keys were last used); it must not block.
+	UseFunc func(p *Principal)
 	// PlatformKey is the operator's credential (QUARTERS_PLATFORM_KEY);
 	// empty disables platform RPCs.
 	PlatformKey string
@@ -73,6 +76,9 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 		principal, err := authenticate(ctx, p.Lookup, p.Logger, token)
 		if err != nil {
 			return nil, err
+		}
+		if p.UseFunc != nil {
+			p.UseFunc(principal)
 		}
 		if p.Check != nil {
 			if err := p.Check(r, principal); err != nil {

@@ -27,7 +27,9 @@ import (
 	"github.com/quarters-dev/quarters/server/access"
 	"github.com/quarters-dev/quarters/server/analytics"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
+	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/openapi"
 	"github.com/quarters-dev/quarters/server/plan"
@@ -64,6 +66,9 @@ type Params struct {
 	// Usage counts calls; nil makes a recorder the caller cannot flush
 	// (tests). Production passes one and runs its Run loop.
 	Usage *usage.Recorder
+	// KeyUse records when API keys were last used; nil makes a recorder
+	// the caller cannot flush (tests). Production runs its Run loop.
+	KeyUse *keyuse.Recorder
 	// DisableRateLimit removes the rate limiter from the chain: for
 	// measuring its cost (task bench), never for production.
 	DisableRateLimit bool
@@ -82,6 +87,7 @@ func Services() []protoreflect.ServiceDescriptor {
 		quartersv1.File_quarters_v1_tenant_proto.Services().ByName("TenantService"),
 		quartersv1.File_quarters_v1_project_proto.Services().ByName("ProjectService"),
 		quartersv1.File_quarters_v1_document_proto.Services().ByName("DocumentService"),
+		quartersv1.File_quarters_v1_auth_proto.Services().ByName("AuthService"),
 		quartersv1.File_quarters_v1_plan_proto.Services().ByName("PlanService"),
 		quartersv1.File_quarters_v1_analytics_proto.Services().ByName("AnalyticsService"),
 		quartersv1.File_quarters_v1_platform_proto.Services().ByName("PlatformService"),
@@ -106,6 +112,9 @@ func New(p Params) (http.Handler, error) {
 	if p.Usage == nil {
 		p.Usage = usage.NewRecorder(p.DB, p.Logger)
 	}
+	if p.KeyUse == nil {
+		p.KeyUse = keyuse.NewRecorder(p.DB, p.Logger)
+	}
 	rules, err := access.RulesFor(Services()...)
 	if err != nil {
 		return nil, err
@@ -120,6 +129,7 @@ func New(p Params) (http.Handler, error) {
 		IsPublic:       rules.IsPublic,
 		Check:          tenant.CheckSelectors(p.BaseDomain),
 		PlatformKey:    p.PlatformKey,
+		UseFunc:        p.KeyUse.Use,
 		Logger:         p.Logger,
 		HandlerOptions: opts,
 	})
@@ -129,6 +139,7 @@ func New(p Params) (http.Handler, error) {
 	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(p.DB), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
+	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(p.DB), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
 	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants), opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))

@@ -28,6 +28,7 @@ import (
 	"github.com/quarters-dev/quarters/db/dbtest"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/tenant"
@@ -44,6 +45,7 @@ type Server struct {
 	OwnerURL string // the test database's owner, for setting up states the API cannot
 	Tenants  *tenant.Cache
 	Usage    *usage.Recorder
+	KeyUse   *keyuse.Recorder
 	// Limiter is the server's rate limiter: a *ratelimit.Failover over
 	// Redis when Opts.Redis is set, else a *ratelimit.Local.
 	Limiter ratelimit.Limiter
@@ -122,13 +124,14 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		go func() { defer wg.Done(); _ = cache.Run(bg) }()
 	}
 	recorder := usage.NewRecorder(d, logger)
+	keyUse := keyuse.NewRecorder(d, logger)
 	platformKey := opts.PlatformKey
 	if platformKey == "" {
 		platformKey = DefaultPlatformKey
 	}
 	h, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
-		Tenants: cache, Limiter: limiter, Usage: recorder,
+		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		PlatformKey: platformKey,
 	})
 	require.NoError(t, err)
@@ -155,7 +158,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(h2c.CloseIdleConnections)
 	return &Server{
 		URL: ts.URL, DB: d, OwnerURL: ownerURL, appURL: appURL,
-		Tenants: cache, Usage: recorder, Limiter: limiter, PlatformKey: platformKey,
+		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey,
 		HTTP: &http.Client{Transport: transport},
 		H2C:  &http.Client{Transport: h2c},
 	}
@@ -205,6 +208,7 @@ type Tenant struct {
 	Projects      quartersv1connect.ProjectServiceClient
 	Documents     quartersv1connect.DocumentServiceClient
 	Plans         quartersv1connect.PlanServiceClient
+	Auth          quartersv1connect.AuthServiceClient
 	Analytics     quartersv1connect.AnalyticsServiceClient
 }
 
@@ -236,6 +240,7 @@ func (s *Server) AsAt(baseURL, id, slug, key string, opts ...connect.ClientOptio
 		Projects:  quartersv1connect.NewProjectServiceClient(s.HTTP, baseURL, opts...),
 		Documents: quartersv1connect.NewDocumentServiceClient(s.HTTP, baseURL, opts...),
 		Plans:     quartersv1connect.NewPlanServiceClient(s.HTTP, baseURL, opts...),
+		Auth:      quartersv1connect.NewAuthServiceClient(s.HTTP, baseURL, opts...),
 		Analytics: quartersv1connect.NewAnalyticsServiceClient(s.HTTP, baseURL, opts...),
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
@@ -74,7 +73,7 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 	}
 	return connect.NewResponse(&quartersv1.CreateTenantResponse{
 		Tenant:       tenant.RowToProto(t),
-		ApiKey:       apiKeyToProto(k),
+		ApiKey:       auth.KeyToProto(k),
 		ApiKeySecret: secret,
 	}), nil
 }
@@ -93,14 +92,4 @@ func (s *Service) GetTenant(ctx context.Context, _ *connect.Request[quartersv1.G
 func isViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.ConstraintName == constraint
-}
-
-func apiKeyToProto(k dbsqlc.ApiKey) *quartersv1.ApiKey {
-	return &quartersv1.ApiKey{
-		Id:         k.ID.String(),
-		Name:       k.Name,
-		Role:       auth.ParseRole(k.Role),
-		Prefix:     k.Prefix,
-		CreateTime: timestamppb.New(k.CreateTime),
-	}
 }

@@ -177,8 +177,15 @@ type ApiKey struct {
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Role  Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=quarters.v1.Role" json:"role,omitempty"`
 	// prefix is the key's first characters, e.g. "qk_4fz7".
-	Prefix        string                 `protobuf:"bytes,4,opt,name=prefix,proto3" json:"prefix,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Prefix     string                 `protobuf:"bytes,4,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// expire_time is when the key stops working, if it expires.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// revoke_time is when the key was revoked, if it was.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// last_used_time is when the key last authenticated a call, to within a
+	// minute; unset if never.
+	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,6 +251,27 @@ func (x *ApiKey) GetPrefix() string {
 func (x *ApiKey) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
 	}
 	return nil
 }
@@ -466,14 +494,19 @@ const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"\vowner_email\x18\x06 \x01(\tR\n" +
 	"ownerEmail\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xa8\x01\n" +
+	"createTime\"\xe4\x02\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x11.quarters.v1.RoleR\x04role\x12\x16\n" +
 	"\x06prefix\x18\x04 \x01(\tR\x06prefix\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x9c\x02\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12@\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"\x9c\x02\n" +
 	"\x13CreateTenantRequest\x12\xb7\x01\n" +
 	"\x04slug\x18\x01 \x01(\tB\xa2\x01\xbaH\x9e\x01r\x9b\x01\x10\x03\x18(2\x1c^[a-z]([a-z0-9-]*[a-z0-9])?$Z\x05adminZ\x03apiZ\x03appZ\x04authZ\tdashboardZ\x04docsZ\x04helpZ\x05loginZ\x04mailZ\bquartersZ\x04rootZ\x06signupZ\x06staticZ\x06statusZ\asupportZ\x06systemZ\x03wwwR\x04slug\x12\x1e\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
@@ -523,22 +556,25 @@ var file_quarters_v1_tenant_proto_goTypes = []any{
 	(Role)(0),                     // 8: quarters.v1.Role
 }
 var file_quarters_v1_tenant_proto_depIdxs = []int32{
-	0, // 0: quarters.v1.Tenant.status:type_name -> quarters.v1.TenantStatus
-	7, // 1: quarters.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	8, // 2: quarters.v1.ApiKey.role:type_name -> quarters.v1.Role
-	7, // 3: quarters.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	1, // 4: quarters.v1.CreateTenantResponse.tenant:type_name -> quarters.v1.Tenant
-	2, // 5: quarters.v1.CreateTenantResponse.api_key:type_name -> quarters.v1.ApiKey
-	1, // 6: quarters.v1.GetTenantResponse.tenant:type_name -> quarters.v1.Tenant
-	3, // 7: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
-	5, // 8: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
-	4, // 9: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
-	6, // 10: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: quarters.v1.Tenant.status:type_name -> quarters.v1.TenantStatus
+	7,  // 1: quarters.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 2: quarters.v1.ApiKey.role:type_name -> quarters.v1.Role
+	7,  // 3: quarters.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 4: quarters.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 5: quarters.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	7,  // 6: quarters.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: quarters.v1.CreateTenantResponse.tenant:type_name -> quarters.v1.Tenant
+	2,  // 8: quarters.v1.CreateTenantResponse.api_key:type_name -> quarters.v1.ApiKey
+	1,  // 9: quarters.v1.GetTenantResponse.tenant:type_name -> quarters.v1.Tenant
+	3,  // 10: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
+	5,  // 11: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
+	4,  // 12: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
+	6,  // 13: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_tenant_proto_init() }

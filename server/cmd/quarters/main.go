@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/tenant"
@@ -139,16 +140,18 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	}
 	tenants := tenant.NewCache(cacheParams)
 	recorder := usage.NewRecorder(d, logger)
-	wg.Add(2)
+	keyUse := keyuse.NewRecorder(d, logger)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = tenants.Run(bg) }()
 	go func() { defer wg.Done(); recorder.Run(bg, 2*time.Second) }()
+	go func() { defer wg.Done(); keyUse.Run(bg, 30*time.Second) }()
 
 	if cfg.RateLimitOff {
 		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
 	}
 	handler, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
-		Tenants: tenants, Limiter: limiter, Usage: recorder,
+		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 		PlatformKey: cfg.PlatformKey,
 	})

@@ -1,0 +1,96 @@
+// Package authsvc implements quarters.v1.AuthService: API key management.
+// (Package auth is authentication itself.)
+package authsvc
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/page"
+	"github.com/quarters-dev/quarters/server/tenant"
+)
+
+// Service implements quartersv1connect.AuthServiceHandler.
+type Service struct {
+	db *db.DB
+}
+
+var _ quartersv1connect.AuthServiceHandler = (*Service)(nil)
+
+// New returns the service.
+func New(d *db.DB) *Service { return &Service{db: d} }
+
+// CreateApiKey creates a key with at most the caller's role; nobody can
+// mint a credential stronger than their own.
+func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quartersv1.CreateApiKeyRequest]) (*connect.Response[quartersv1.CreateApiKeyResponse], error) {
+	caller, _ := auth.FromContext(ctx)
+	if req.Msg.GetRole() > caller.Role {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+			"cannot create a key with role %s: this credential has role %s", auth.RoleName(req.Msg.GetRole()), auth.RoleName(caller.Role)))
+	}
+	secret, hash, prefix := auth.NewAPIKey()
+	params := dbsqlc.ApiKeyInsertParams{
+		TenantID:   tenant.MustFromContext(ctx).ID,
+		Name:       req.Msg.GetName(),
+		Role:       auth.RoleName(req.Msg.GetRole()),
+		SecretHash: hash[:],
+		Prefix:     prefix,
+	}
+	if req.Msg.GetExpireTime() != nil {
+		t := req.Msg.GetExpireTime().AsTime()
+		params.ExpireTime = &t
+	}
+	k, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
+		return q.ApiKeyInsert(ctx, params)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&quartersv1.CreateApiKeyResponse{ApiKey: auth.KeyToProto(k), Secret: secret}), nil
+}
+
+// ListApiKeys lists the tenant's keys, newest first, revoked ones included.
+func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quartersv1.ListApiKeysRequest]) (*connect.Response[quartersv1.ListApiKeysResponse], error) {
+	cur, err := page.Parse(req.Msg.GetPageToken(), "")
+	if err != nil {
+		return nil, err
+	}
+	size := page.Size(req.Msg.GetPageSize())
+	rows, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.ApiKey, error) {
+		return q.ApiKeyList(ctx, dbsqlc.ApiKeyListParams{
+			TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: cur.Time, BeforeID: cur.ID, PageLimit: int32(size + 1),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, next := page.Trim(rows, size, func(k dbsqlc.ApiKey) page.Cursor { return page.Cursor{Time: k.CreateTime, ID: k.ID} }, "")
+	resp := &quartersv1.ListApiKeysResponse{NextPageToken: next, ApiKeys: make([]*quartersv1.ApiKey, len(rows))}
+	for i, k := range rows {
+		resp.ApiKeys[i] = auth.KeyToProto(k)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// RevokeApiKey revokes a key of the caller's tenant. Keys are looked up in
+// the database on every call, so the revocation holds from the next call.
+func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quartersv1.RevokeApiKeyRequest]) (*connect.Response[quartersv1.RevokeApiKeyResponse], error) {
+	k, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
+		return q.ApiKeyRevoke(ctx, dbsqlc.ApiKeyRevokeParams{
+			TenantID: tenant.MustFromContext(ctx).ID,
+			ID:       uuid.MustParse(req.Msg.GetId()),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: auth.KeyToProto(k)}), nil
+}
