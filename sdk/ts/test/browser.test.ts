@@ -1,0 +1,98 @@
+// A real browser (Debian's Chromium, driven by playwright-core) loads a page
+// from one origin that calls the API on another: the SDK's fetch transport,
+// CORS preflights (Authorization is not a simple header) and exposed
+// rate-limit headers, end to end.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { build } from "esbuild";
+import { chromium, type Browser } from "playwright-core";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { apiUrl } from "./helpers.js";
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const work = mkdtempSync(join(tmpdir(), "quarters-sdk-browser-"));
+let server: Server;
+let pageOrigin = "";
+let browser: Browser;
+
+beforeAll(async () => {
+  await build({
+    entryPoints: [resolve(import.meta.dirname, "browser/page.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    outfile: join(work, "page.js"),
+    logLevel: "error",
+  });
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>Quarters SDK</title></head><body><script type="module" src="/page.js"></script></body></html>`;
+  server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (path === "/page.js") {
+      res.writeHead(200, { "Content-Type": "text/javascript" }).end(readFileSync(join(work, "page.js")));
+    } else if (path === "/") {
+      res.writeHead(200, { "Content-Type": "text/html" }).end(html);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  if (addr === null || typeof addr === "string") throw new Error("no address");
+  pageOrigin = `http://127.0.0.1:${addr.port}`;
+  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install -y chromium`);
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  rmSync(work, { recursive: true, force: true });
+});
+
+it("signs up, creates and lists from another origin", { timeout: 90_000 }, async () => {
+  const api = apiUrl();
+  expect(new URL(api).origin).not.toBe(pageOrigin);
+  const page = await browser.newPage();
+  const consoleLines: string[] = [];
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  const apiRequests: { url: string; method: string; headers: Record<string, string>; status?: number }[] = [];
+  page.on("requestfinished", async (req) => {
+    if (!req.url().startsWith(api)) return;
+    const resp = await req.response();
+    apiRequests.push({ url: req.url(), method: req.method(), headers: await req.allHeaders(), status: resp?.status() });
+  });
+
+  await page.goto(`${pageOrigin}/?api=${encodeURIComponent(api)}`);
+  await page.waitForSelector("#done", { state: "attached", timeout: 60_000 });
+  const done = await page.textContent("#done");
+  expect(done, consoleLines.join("\n")).toBe("ok");
+  expect(await page.textContent("#titles")).toBe("Browser kickoff");
+  // Readable from script only if CORS exposes it.
+  const remaining = await page.textContent("#remaining");
+  expect(remaining).toMatch(/^\d+$/);
+
+  // The cross-origin calls carried Authorization and Origin, which only a
+  // successful CORS preflight allows.
+  const list = apiRequests.find((r) => r.url.endsWith("/quarters.v1.DocumentService/ListDocuments"));
+  expect(list).toBeDefined();
+  expect(list!.method).toBe("POST");
+  expect(list!.status).toBe(200);
+  expect(list!.headers["authorization"]).toMatch(/^Bearer qk_/);
+  expect(list!.headers["origin"]).toBe(pageOrigin);
+  await page.close();
+});

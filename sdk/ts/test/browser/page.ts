@@ -1,0 +1,34 @@
+// Runs in Chromium, bundled by esbuild from the SDK's sources. The API URL
+// comes in the page's query string; results go into the DOM for the test.
+import { createQuartersClient, ConnectError } from "../../src/index.js";
+
+const out = (id: string, v: string) => {
+  const el = document.createElement("output");
+  el.id = id;
+  el.textContent = v;
+  document.body.append(el);
+};
+
+async function main() {
+  const baseUrl = new URLSearchParams(location.search).get("api")!;
+  let remaining: string | null = null;
+  const watchingFetch: typeof fetch = async (input, init) => {
+    const res = await fetch(input, init);
+    remaining = res.headers.get("x-ratelimit-remaining") ?? remaining;
+    return res;
+  };
+  const slug = `b-${Date.now().toString(36)}`;
+  const anon = createQuartersClient({ baseUrl });
+  const signup = await anon.tenants.createTenant({ slug, name: "Browser", ownerEmail: `ceo@${slug}.example` });
+  const q = createQuartersClient({ baseUrl, apiKey: signup.apiKeySecret, fetch: watchingFetch });
+  const { project } = await q.projects.createProject({ name: "From the browser" });
+  await q.documents.createDocument({ projectId: project!.id, title: "Browser kickoff", content: "Hello" });
+  const list = await q.documents.listDocuments({ pageSize: 10 });
+  out("titles", list.documents.map((d) => d.title).join(","));
+  out("remaining", String(remaining));
+}
+
+main().then(
+  () => out("done", "ok"),
+  (err: unknown) => out("done", `error: ${ConnectError.from(err).message}`),
+);

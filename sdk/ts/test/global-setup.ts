@@ -1,0 +1,70 @@
+// Builds the real server (go build from the repository root), starts it on
+// a free port with its own PostgreSQL in a temporary data directory, and
+// provides its URL to the tests as inject("apiUrl"). Stopped with SIGTERM
+// at teardown.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import type { TestProject } from "vitest/node";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    apiUrl: string;
+  }
+}
+
+const repoRoot = resolve(import.meta.dirname, "../../..");
+
+export default async function setup(project: TestProject) {
+  const work = mkdtempSync(join(tmpdir(), "quarters-sdk-ts-"));
+  chmodSync(work, 0o755);
+  const bin = join(work, "quarters");
+  const env = { ...process.env, GOTOOLCHAIN: process.env.GOTOOLCHAIN ?? "local" };
+  execFileSync("go", ["build", "-o", bin, "./server/cmd/quarters"], { cwd: repoRoot, env, stdio: "inherit" });
+  const dataDir = join(work, "data");
+  execFileSync("mkdir", ["-m", "0755", dataDir]);
+
+  // Only these two variables: no DATABASE_URL or REDIS_URL from the caller.
+  const child: ChildProcess = spawn(bin, [], {
+    cwd: work,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? work, QUARTERS_ADDR: "127.0.0.1:0", QUARTERS_DATA_DIR: dataDir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderrTail = "";
+  child.stderr!.on("data", (b: Buffer) => {
+    stderrTail = (stderrTail + b.toString()).slice(-4000);
+  });
+
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 90 s; stderr:\n${stderrTail}`)), 90_000);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      const m = /Quarters is listening on (http:\/\/\S+)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolveUrl(m[1]!.replace(/\/+$/, ""));
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening; stderr:\n${stderrTail}`));
+    });
+  });
+  child.stdout!.resume();
+  project.provide("apiUrl", url);
+  process.env.QUARTERS_URL = url;
+
+  return async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise((r) => (timer = setTimeout(r, 20_000, "timeout")));
+      if ((await Promise.race([exited, timeout])) === "timeout") child.kill("SIGKILL");
+      clearTimeout(timer);
+    }
+    rmSync(work, { recursive: true, force: true, maxRetries: 3 });
+  };
+}
