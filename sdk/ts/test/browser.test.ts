@@ -77,6 +77,25 @@ it("signs up, creates and lists from another origin", { timeout: 90_000 }, async
     apiRequests.push({ url: req.url(), method: req.method(), headers: await req.allHeaders(), status: resp?.status() });
   });
 
+  // Preflights are not page requests; DevTools' network domain reports
+  // them (as OPTIONS requests), with the server's answer.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const preflights = new Map<string, { url: string; method: string; status?: number; maxAge?: string; allowHeaders?: string }>();
+  const allRequests: string[] = [];
+  cdp.on("Network.requestWillBeSent", (e) => {
+    allRequests.push(`${e.type} ${e.request.method} ${e.request.url}`);
+    if (e.request.method === "OPTIONS") preflights.set(e.requestId, { url: e.request.url, method: e.request.method });
+  });
+  cdp.on("Network.responseReceived", (e) => {
+    const p = preflights.get(e.requestId);
+    if (!p) return;
+    const h = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
+    p.status = e.response.status;
+    p.maxAge = h["access-control-max-age"];
+    p.allowHeaders = h["access-control-allow-headers"];
+  });
+
   await page.goto(`${pageOrigin}/?api=${encodeURIComponent(api)}`);
   await page.waitForSelector("#done", { state: "attached", timeout: 60_000 });
   const done = await page.textContent("#done");
@@ -94,5 +113,19 @@ it("signs up, creates and lists from another origin", { timeout: 90_000 }, async
   expect(list!.status).toBe(200);
   expect(list!.headers["authorization"]).toMatch(/^Bearer qk_/);
   expect(list!.headers["origin"]).toBe(pageOrigin);
+
+  // And the preflights themselves: OPTIONS, answered 204 with the
+  // Authorization header allowed and a two-hour cache.
+  const seen = [...preflights.values()].filter((p) => p.url.startsWith(api));
+  // One per endpoint: browsers cache preflights per URL.
+  expect(seen.length, allRequests.join("\n")).toBeGreaterThanOrEqual(4);
+  for (const p of seen) {
+    expect(p.method).toBe("OPTIONS");
+    expect(p.status).toBe(204);
+    expect(p.maxAge).toBe("7200");
+    expect(p.allowHeaders?.toLowerCase()).toContain("content-type");
+    // Sign-up is public; every other call asked to send Authorization.
+    if (!p.url.endsWith("/CreateTenant")) expect(p.allowHeaders?.toLowerCase()).toContain("authorization");
+  }
   await page.close();
 });
