@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -29,12 +30,22 @@ var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // call is what the layers inside report back to the log line.
 type call struct {
 	requestID string
+	clientIP  string
 	code      connect.Code
 	coded     bool
 	tenantID  string
 }
 
 type ctxKey struct{}
+
+// ClientIP returns the address of the peer the call came from, or "". It
+// is the TCP peer: behind a proxy or load balancer that is the proxy.
+func ClientIP(ctx context.Context) string {
+	if c, ok := ctx.Value(ctxKey{}).(*call); ok {
+		return c.clientIP
+	}
+	return ""
+}
 
 // RequestID returns the request id of the call ctx belongs to, or "".
 func RequestID(ctx context.Context) string {
@@ -57,7 +68,10 @@ func Middleware(logger *slog.Logger, next http.Handler) http.Handler {
 			rid = newRequestID()
 		}
 		w.Header().Set(RequestIDHeader, rid)
-		c := &call{requestID: rid}
+		c := &call{requestID: rid, clientIP: r.RemoteAddr}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			c.clientIP = host
+		}
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
 

@@ -308,3 +308,21 @@ func TestRedisOutage(t *testing.T) {
 	}
 	require.False(t, f.Degraded())
 }
+
+// TestAnonymousLimit: calls without a credential (sign-up) are limited per
+// client address, so a script cannot create tenants without end; tenant
+// calls from the same address are not affected.
+func TestAnonymousLimit(t *testing.T) {
+	t.Parallel()
+	s := servertest.NewWith(t, &servertest.Opts{AnonymousLimit: ratelimit.PerMinute(3, 3)})
+	var tenants []*servertest.Tenant
+	for range 3 {
+		tenants = append(tenants, s.SignUp(t))
+	}
+	_, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{Slug: "one-too-many", Name: "x", OwnerEmail: "x@x.example"}))
+	cerr := requireCode(t, err, connect.CodeResourceExhausted)
+	require.Contains(t, cerr.Message(), "3 requests per minute")
+	require.Positive(t, retryInfo(t, cerr).GetRetryDelay().AsDuration())
+	_, err = tenants[0].Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	require.NoError(t, err)
+}

@@ -69,6 +69,9 @@ type Params struct {
 	// KeyUse records when API keys were last used; nil makes a recorder
 	// the caller cannot flush (tests). Production runs its Run loop.
 	KeyUse *keyuse.Recorder
+	// AnonymousLimit rate-limits calls without a credential (sign-up) per
+	// client address; zero means DefaultAnonymousLimit.
+	AnonymousLimit ratelimit.Limit
 	// DisableRateLimit removes the rate limiter from the chain: for
 	// measuring its cost (task bench), never for production.
 	DisableRateLimit bool
@@ -76,6 +79,10 @@ type Params struct {
 	// allows any origin (credentials are bearer tokens, never cookies).
 	CORSOrigins []string
 }
+
+// DefaultAnonymousLimit is how fast one client address may call public
+// RPCs (sign-up): enough for people, not for a script creating tenants.
+var DefaultAnonymousLimit = ratelimit.PerMinute(10, 10)
 
 // DefaultUpgradeURL is named in errors when no upgrade URL is configured.
 const DefaultUpgradeURL = "https://quarters.dev/pricing"
@@ -108,6 +115,9 @@ func New(p Params) (http.Handler, error) {
 	}
 	if p.Limiter == nil {
 		p.Limiter = ratelimit.NewLocal()
+	}
+	if p.AnonymousLimit.Rate == 0 {
+		p.AnonymousLimit = DefaultAnonymousLimit
 	}
 	if p.Usage == nil {
 		p.Usage = usage.NewRecorder(p.DB, p.Logger)
@@ -181,7 +191,7 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 	if !p.DisableRateLimit {
 		chain = append(chain, ratelimit.NewInterceptor(ratelimit.InterceptorParams{
 			Limiter:    p.Limiter,
-			PolicyFunc: ratePolicy,
+			PolicyFunc: ratePolicy(p.AnonymousLimit),
 			CostFunc:   rules.Cost,
 			UpgradeURL: p.UpgradeURL,
 			DecisionFunc: func(ctx context.Context, procedure string, r ratelimit.Result) {
@@ -199,19 +209,33 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 	)
 }
 
-// ratePolicy limits each tenant by its plan's effective rate.
-func ratePolicy(ctx context.Context) (ratelimit.Policy, bool) {
-	t, ok := tenant.FromContext(ctx)
-	if !ok {
-		return ratelimit.Policy{}, false
+// ratePolicy limits each tenant by its plan's effective rate, and calls
+// without a credential (public sign-up) by client address. The platform
+// operator is not limited.
+func ratePolicy(anonymous ratelimit.Limit) func(ctx context.Context) (ratelimit.Policy, bool) {
+	return func(ctx context.Context) (ratelimit.Policy, bool) {
+		if t, ok := tenant.FromContext(ctx); ok {
+			return tenantPolicy(t), true
+		}
+		if _, ok := auth.FromContext(ctx); ok {
+			return ratelimit.Policy{}, false
+		}
+		ip := observe.ClientIP(ctx)
+		if ip == "" {
+			return ratelimit.Policy{}, false
+		}
+		return ratelimit.Policy{Key: "anonymous:" + ip, Limit: anonymous}, true
 	}
+}
+
+func tenantPolicy(t tenant.Tenant) ratelimit.Policy {
 	return ratelimit.Policy{
 		// The limit is part of the key: a plan change starts a fresh
 		// bucket instead of holding an upgraded tenant to its old pace.
 		Key:   fmt.Sprintf("tenant:%s:%d:%d", t.ID, t.Limits.RequestsPerMinute, t.Limits.Burst),
 		Limit: ratelimit.PerMinute(int(t.Limits.RequestsPerMinute), int(t.Limits.Burst)),
 		Plan:  t.Plan,
-	}, true
+	}
 }
 
 // corsHandler lets browsers call the API from other origins: Connect's,

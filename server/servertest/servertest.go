@@ -65,6 +65,9 @@ type Opts struct {
 	// Redis, when set, shares rate limits and the tenant cache (with
 	// pub/sub invalidation) the way production replicas do.
 	Redis *redis.Options
+	// AnonymousLimit overrides the per-address limit of unauthenticated
+	// calls; by default tests may sign up as many tenants as they like.
+	AnonymousLimit ratelimit.Limit
 	// Share, when set, serves the same database as that server: a second
 	// replica.
 	Share *Server
@@ -125,6 +128,10 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	}
 	recorder := usage.NewRecorder(d, logger)
 	keyUse := keyuse.NewRecorder(d, logger)
+	anonymous := opts.AnonymousLimit
+	if anonymous.Rate == 0 {
+		anonymous = ratelimit.PerMinute(1000000, 100000)
+	}
 	platformKey := opts.PlatformKey
 	if platformKey == "" {
 		platformKey = DefaultPlatformKey
@@ -132,7 +139,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	h, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
-		PlatformKey: platformKey,
+		PlatformKey: platformKey, AnonymousLimit: anonymous,
 	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)

@@ -195,7 +195,8 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	env := []string{"QUARTERS_RATE_LIMIT=" + o.rateLimit}
+	// One address signs up every tenant: lift the sign-up limit.
+	env := []string{"QUARTERS_RATE_LIMIT=" + o.rateLimit, "QUARTERS_SIGNUP_RATE=1000000"}
 	if o.redisURL != "" {
 		env = append(env, "REDIS_URL="+o.redisURL)
 	}

@@ -27,6 +27,7 @@ type config struct {
 	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
 	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
+	SignupRate       int           // QUARTERS_SIGNUP_RATE: unauthenticated calls per minute per client address
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -41,6 +42,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL:         getenv("REDIS_URL"),
 		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
 		PlatformKey:      getenv("QUARTERS_PLATFORM_KEY"),
+	}
+	if v := getenv("QUARTERS_SIGNUP_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("QUARTERS_SIGNUP_RATE=%q: want a number of requests per minute, at least 1", v)
+		}
+		c.SignupRate = n
 	}
 	switch v := getenv("QUARTERS_RATE_LIMIT"); v {
 	case "", "on":

@@ -27,16 +27,18 @@ func TestLoadConfig(t *testing.T) {
 	c, err = loadConfig(env(map[string]string{
 		"QUARTERS_PLATFORM_KEY": "0123456789abcdef0123456789abcdef", "QUARTERS_RATE_LIMIT": "off",
 		"QUARTERS_CORS_ORIGINS": "https://a.example, https://b.example", "REDIS_URL": "redis://127.0.0.1:6379/0",
+		"QUARTERS_SIGNUP_RATE": "30",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "0123456789abcdef0123456789abcdef", c.PlatformKey)
 	require.True(t, c.RateLimitOff)
 	require.Equal(t, []string{"https://a.example", "https://b.example"}, c.CORSOrigins)
 	require.Equal(t, "redis://127.0.0.1:6379/0", c.RedisURL)
+	require.Equal(t, 30, c.SignupRate)
 
 	for k, v := range map[string]string{
 		"QUARTERS_LOG_LEVEL": "loud", "QUARTERS_SHUTDOWN_TIMEOUT": "soon", "QUARTERS_MAX_BODY_BYTES": "12",
-		"QUARTERS_PLATFORM_KEY": "short", "QUARTERS_RATE_LIMIT": "maybe",
+		"QUARTERS_PLATFORM_KEY": "short", "QUARTERS_RATE_LIMIT": "maybe", "QUARTERS_SIGNUP_RATE": "-1",
 	} {
 		_, err := loadConfig(env(map[string]string{k: v}))
 		require.ErrorContains(t, err, k)

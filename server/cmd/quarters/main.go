@@ -225,3 +225,12 @@ type redisLogger struct{ l *slog.Logger }
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
+
+// anonymousLimit is the per-address limit of unauthenticated calls: the
+// configured rate with an equal burst, or the router's default.
+func anonymousLimit(perMinute int) ratelimit.Limit {
+	if perMinute <= 0 {
+		return router.DefaultAnonymousLimit
+	}
+	return ratelimit.PerMinute(perMinute, perMinute)
+}
