@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +51,7 @@ func TestExternalDatabase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(env, "DATABASE_URL="+appURL, "REDIS_URL=unix://"+rs.Options().Addr)
+	cmd.Env = append(env, "DATABASE_URL="+appURL, "REDIS_URL=unix://"+rs.Options().Addr, "QUARTERS_SIGNUP_RATE=2")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -61,6 +63,16 @@ func TestExternalDatabase(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// QUARTERS_SIGNUP_RATE reaches the limiter: the third sign-up from this
+	// address within a minute is refused.
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		body := fmt.Sprintf(`{"slug":"ext-%d","name":"Ext","ownerEmail":"o@ext.example"}`, i)
+		resp, err := http.Post("http://"+addr[1]+"/quarters.v1.TenantService/CreateTenant", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, "sign-up %d", i+1)
+	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -153,7 +153,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
 		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
-		PlatformKey: cfg.PlatformKey,
+		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
+		AnonymousLimit: anonymousLimit(cfg.SignupRate),
 	})
 	if err != nil {
 		return err
