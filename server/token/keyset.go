@@ -30,8 +30,10 @@ type KeySetOpts struct {
 // every replica (LoadKeySet) is the caller's job, in the database or a secret
 // manager, because the private seeds must never reach logs or source control.
 type KeySet struct {
-	mu     sync.RWMutex
+	// retain is set once, before the set is shared, so it needs no lock.
 	retain time.Duration
+
+	mu sync.RWMutex
 	// keys is ordered oldest first; the last one is the current signing key.
 	keys []*signingKey
 }
@@ -83,7 +85,12 @@ func keyID(pub ed25519.PublicKey) string {
 
 // Rotate makes a newly generated key current. The previous current key stops
 // signing but stays verifiable until now + Retain, so tokens it already issued
-// keep working until they expire.
+// keep working until they expire. It returns an error only if the system's
+// random source fails.
+//
+// Other replicas, and verifiers caching the JWKS, refuse tokens from the new
+// key until they load the saved set or refetch it, so rotate on one replica,
+// save, and have the others reload promptly.
 func (s *KeySet) Rotate(now time.Time) error {
 	k, err := generateKey()
 	if err != nil {
@@ -197,7 +204,7 @@ func (s *KeySet) JWKSHandler() http.Handler {
 }
 
 // savedKeySet is the MarshalPrivate format. The kid is not saved: LoadKeySet
-// derives it from the seed, so a edited file cannot pair a kid with another key.
+// derives it from the seed, so an edited file cannot pair a kid with another key.
 type savedKeySet struct {
 	Retain time.Duration `json:"retain_ns"`
 	Keys   []savedKey    `json:"keys"`

@@ -88,10 +88,7 @@ func (i *Issuer) Sign(c Claims, now time.Time) (string, error) {
 	if i.TTL <= 0 || i.TTL > MaxTTL {
 		return "", fmt.Errorf("token: ttl %v outside (0, %v]", i.TTL, MaxTTL)
 	}
-	i.Keys.mu.RLock()
-	retain := i.Keys.retain
-	i.Keys.mu.RUnlock()
-	if i.TTL+Leeway > retain {
+	if retain := i.Keys.retain; i.TTL+Leeway > retain {
 		// A retired key would vanish while tokens it signed are still live.
 		return "", fmt.Errorf("token: ttl %v plus leeway exceeds key retention %v", i.TTL, retain)
 	}
@@ -152,6 +149,7 @@ func checkPayload(c *Claims) error {
 
 // Reasons the key function refuses a token before its signature is checked.
 var (
+	errAlg        = errors.New("algorithm not allowed")
 	errHeader     = errors.New("unexpected header")
 	errType       = errors.New("wrong typ")
 	errMissingKid = errors.New("missing kid")
@@ -169,7 +167,7 @@ func (i *Issuer) Verify(tokenString string, now time.Time) (Claims, error) {
 		return Claims{}, err
 	}
 	// Checked first so a hostile token costs nothing to refuse.
-	if false {
+	if len(tokenString) > MaxTokenSize {
 		return Claims{}, fmt.Errorf("%w: too long", ErrInvalidToken)
 	}
 	p := jwt.NewParser(
@@ -185,6 +183,12 @@ func (i *Issuer) Verify(tokenString string, now time.Time) (Claims, error) {
 	)
 	var c Claims
 	_, err := p.ParseWithClaims(tokenString, &c, func(t *jwt.Token) (any, error) {
+		// WithValidMethods already refused other algorithms; checking again
+		// here means no future parser change can hand our Ed25519 public key
+		// to an HMAC or "none" verifier.
+		if t.Method != jwt.SigningMethodEdDSA {
+			return nil, errAlg
+		}
 		for h := range t.Header {
 			if h != "alg" && h != "typ" && h != "kid" {
 				return nil, errHeader
@@ -226,6 +230,7 @@ var reasons = []struct {
 	err    error
 	reason string
 }{
+	{errAlg, "algorithm not allowed"},
 	{errHeader, "unexpected header"},
 	{errType, "wrong typ"},
 	{errMissingKid, "missing kid"},
