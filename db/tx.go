@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	"github.com/quarters-dev/quarters/server/tenant"
@@ -84,7 +83,10 @@ func (d *DB) inTenantTx(ctx context.Context, id uuid.UUID, timeout time.Duration
 		if tx.begun {
 			tx.rollback()
 		}
-		release(conn)
+		// pgxpool destroys a connection that is closed or still inside a
+		// transaction instead of reusing it, so a failed rollback cannot
+		// hand a tenant's open transaction to the next caller.
+		conn.Release()
 		if r != nil {
 			panic(r)
 		}
@@ -100,13 +102,6 @@ func (d *DB) inTenantTx(ctx context.Context, id uuid.UUID, timeout time.Duration
 	}
 	tx.begun = false
 	return nil
-}
-
-// release returns conn to the pool. pgxpool destroys a connection that is
-// closed or still inside a transaction instead of reusing it, so a failed
-// rollback cannot hand a tenant's open transaction to the next caller.
-func release(conn *pgxpool.Conn) {
-	conn.Release()
 }
 
 // lazyTx implements sqlc's DBTX. Its first statement is sent in one batch
@@ -200,10 +195,6 @@ type batchRows struct {
 func (r *batchRows) Close() {
 	r.Rows.Close()
 	r.br.Close()
-}
-
-func (r *batchRows) Err() error {
-	return r.Rows.Err()
 }
 
 // firstRow is pgx.Row over Rows, as pgx's own QueryRow does it: Scan reads

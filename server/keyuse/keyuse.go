@@ -17,6 +17,7 @@ import (
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/flush"
 )
 
 // Recorder collects key uses.
@@ -84,21 +85,5 @@ func (r *Recorder) Flush(ctx context.Context) error {
 
 // Run flushes every interval until ctx ends, then once more.
 func (r *Recorder) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			if err := r.Flush(ctx); err != nil {
-				r.logger.WarnContext(ctx, "key use flush failed; will retry", "error", err)
-			}
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if err := r.Flush(fctx); err != nil {
-				r.logger.Error("final key use flush failed", "error", err)
-			}
-			cancel()
-			return
-		}
-	}
+	flush.Every(ctx, interval, r.logger, "key use", r.Flush)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	"github.com/quarters-dev/quarters/server/flush"
 	"github.com/quarters-dev/quarters/server/intercept"
 	"github.com/quarters-dev/quarters/server/quota"
 	"github.com/quarters-dev/quarters/server/tenant"
@@ -183,23 +184,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 
 // Run flushes every interval until ctx ends, then once more.
 func (r *Recorder) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			if err := r.Flush(ctx); err != nil {
-				r.logger.WarnContext(ctx, "usage flush failed; will retry", "error", err)
-			}
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if err := r.Flush(fctx); err != nil {
-				r.logger.Error("final usage flush failed", "error", err)
-			}
-			cancel()
-			return
-		}
-	}
+	flush.Every(ctx, interval, r.logger, "usage", r.Flush)
 }
 
 // NewInterceptor counts every tenant call and refuses calls beyond the

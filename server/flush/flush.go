@@ -1,0 +1,35 @@
+// Package flush runs the periodic writers that keep per-request work off
+// the database (usage counts, API key last use): a flush every interval,
+// and a last one when the server stops, so nothing counted is lost.
+package flush
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// finalTimeout bounds the last flush at shutdown.
+const finalTimeout = 10 * time.Second
+
+// Every calls fn every interval until ctx ends, then once more with a fresh
+// context. Failures are logged as what; fn keeps what it could not write.
+func Every(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, fn func(context.Context) error) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if err := fn(ctx); err != nil {
+				logger.WarnContext(ctx, what+" flush failed; will retry", "error", err)
+			}
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalTimeout)
+			if err := fn(fctx); err != nil {
+				logger.Error("final "+what+" flush failed", "error", err)
+			}
+			cancel()
+			return
+		}
+	}
+}
