@@ -16,10 +16,16 @@ import (
 // features, acting as that tenant (row-level security applies). It is the
 // tenant cache's loader; it returns pgx.ErrNoRows for an unknown tenant.
 func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error) {
-	var row dbsqlc.TenantRecordGetRow
+	var (
+		row     dbsqlc.TenantRecordGetRow
+		members []dbsqlc.MembershipVersionsRow
+	)
 	err := d.inTenant(ctx, id, func(q *dbsqlc.Queries) error {
 		var err error
-		row, err = q.TenantRecordGet(ctx, id)
+		if row, err = q.TenantRecordGet(ctx, id); err != nil {
+			return err
+		}
+		members, err = q.MembershipVersions(ctx, id)
 		return err
 	})
 	if err != nil {
@@ -54,5 +60,14 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error
 			StatementTimeout:    time.Duration(row.StatementTimeoutMs) * time.Millisecond,
 		},
 		Features: features,
+		Members:  memberMap(members),
 	}, nil
+}
+
+func memberMap(rows []dbsqlc.MembershipVersionsRow) map[uuid.UUID]tenant.Member {
+	m := make(map[uuid.UUID]tenant.Member, len(rows))
+	for _, r := range rows {
+		m[r.UserID] = tenant.Member{Role: r.Role, Version: r.Version}
+	}
+	return m
 }

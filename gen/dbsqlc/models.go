@@ -43,6 +43,27 @@ type Document struct {
 	UpdateTime time.Time
 }
 
+type Invitation struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	Email      string
+	Role       string
+	TokenHash  []byte
+	InvitedBy  *uuid.UUID
+	CreateTime time.Time
+	ExpireTime time.Time
+	AcceptTime *time.Time
+}
+
+type Membership struct {
+	TenantID   uuid.UUID
+	UserID     uuid.UUID
+	Role       string
+	Version    int64
+	CreateTime time.Time
+	UpdateTime time.Time
+}
+
 type Plan struct {
 	Name                string
 	RequestsPerMinute   int32
@@ -62,6 +83,18 @@ type Project struct {
 	Description string
 	CreateTime  time.Time
 	UpdateTime  time.Time
+}
+
+type RefreshToken struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	UserID     uuid.UUID
+	FamilyID   uuid.UUID
+	TokenHash  []byte
+	CreateTime time.Time
+	ExpireTime time.Time
+	UsedTime   *time.Time
+	RevokeTime *time.Time
 }
 
 type Tenant struct {
@@ -87,10 +120,24 @@ type TenantOverride struct {
 	UpdateTime          time.Time
 }
 
+type TokenKey struct {
+	ID         int32
+	KeySet     []byte
+	RotateTime time.Time
+}
+
 type UsageDaily struct {
 	TenantID    uuid.UUID
 	Day         time.Time
 	Procedure   string
 	Requests    int64
 	RateLimited int64
+}
+
+type User struct {
+	ID           uuid.UUID
+	Email        string
+	PasswordHash *string
+	CreateTime   time.Time
+	UpdateTime   time.Time
 }

@@ -74,7 +74,8 @@ func (r Rules) IsPublic(procedure string) bool {
 //
 // A rule that names a feature also needs the tenant's effective features
 // to include it: otherwise PERMISSION_DENIED with an ErrorInfo (reason
-// FEATURE_NOT_AVAILABLE; metadata feature, plan, upgrade_url).
+// FEATURE_NOT_AVAILABLE; metadata feature, plan, upgrade_url). A rule
+// marked user refuses API keys (PERMISSION_DENIED): it acts for a person.
 func NewInterceptor(rules Rules, upgradeURL string) connect.Interceptor {
 	i := &interceptor{rules: rules, upgradeURL: upgradeURL}
 	return intercept.Before(func(ctx context.Context, spec connect.Spec) (context.Context, error) {
@@ -100,7 +101,7 @@ func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 	}
 	p, ok := auth.FromContext(ctx)
 	if !ok {
-		return connect.NewError(connect.CodeUnauthenticated, errors.New("missing credential: send \"Authorization: Bearer <API key>\""))
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("missing credential: send \"Authorization: Bearer <API key or access token>\""))
 	}
 	if rule.GetPlatform() != p.Platform {
 		if rule.GetPlatform() {
@@ -115,6 +116,10 @@ func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
 			"%s requires role %s or higher; this credential has role %s",
 			procedure, auth.RoleName(rule.GetMinRole()), auth.RoleName(p.Role)))
+	}
+	if rule.GetUser() && !p.IsUser() {
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+			"%s acts for a signed-in user; use an access token from AuthService.SignIn, not an API key", procedure))
 	}
 	if f := rule.GetFeature(); f != "" {
 		t, ok := tenant.FromContext(ctx)

@@ -30,9 +30,22 @@ type LookupFunc func(ctx context.Context, hash [32]byte) (*Record, error)
 // is returned to the caller as is.
 type CheckFunc func(r *http.Request, p *Principal) error
 
+// ErrInvalidToken is what a VerifyTokenFunc returns (possibly wrapped) for
+// an access token that must be refused: malformed, badly signed, expired,
+// or revoked.
+var ErrInvalidToken = errors.New("invalid access token")
+
+// VerifyTokenFunc resolves a bearer token that is not an API key (an access
+// token) to its principal. It returns an error wrapping ErrInvalidToken for
+// a token to refuse; any other error is a failure to decide.
+type VerifyTokenFunc func(ctx context.Context, token string) (*Principal, error)
+
 // MiddlewareParams are NewMiddleware's inputs.
 type MiddlewareParams struct {
 	Lookup LookupFunc
+	// VerifyToken checks access tokens; nil refuses every bearer token
+	// that is not an API key.
+	VerifyToken VerifyTokenFunc
 	// IsPublic reports whether a procedure may be called without a
 	// credential.
 	IsPublic func(procedure string) bool
@@ -51,34 +64,42 @@ type MiddlewareParams struct {
 }
 
 // NewMiddleware returns HTTP middleware that authenticates every RPC before
-// its body is read: "Authorization: Bearer <API key>" is resolved to a
-// Principal stored in the request context (read it with FromContext).
-// Missing credentials on non-public procedures, and malformed, unknown,
-// revoked or expired keys, are UNAUTHENTICATED with the same message for
-// every kind of bad key, so the response reveals nothing about which keys
-// exist.
+// its body is read: "Authorization: Bearer <API key | access token>" is
+// resolved to a Principal stored in the request context (read it with
+// FromContext). Missing credentials on non-public procedures, and
+// malformed, unknown, revoked or expired keys or tokens, are
+// UNAUTHENTICATED with one message per credential type, so the response
+// reveals nothing about which keys exist or why a token failed.
 func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 	return authn.NewMiddleware(func(ctx context.Context, r *http.Request) (any, error) {
 		procedure, _ := authn.InferProcedure(r.URL)
 		token, ok := authn.BearerToken(r)
 		if !ok {
 			if r.Header.Get("Authorization") != "" {
-				return nil, authn.Errorf("authorization header must be \"Bearer <API key>\"")
+				return nil, authn.Errorf("authorization header must be \"Bearer <API key or access token>\"")
 			}
 			if p.IsPublic(procedure) {
 				return nil, nil
 			}
-			return nil, authn.Errorf("missing credential: send \"Authorization: Bearer <API key>\"")
+			return nil, authn.Errorf("missing credential: send \"Authorization: Bearer <API key or access token>\"")
 		}
 		if p.PlatformKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(p.PlatformKey)) == 1 {
 			return &Principal{Platform: true}, nil
 		}
-		principal, err := authenticate(ctx, p.Lookup, p.Logger, token)
+		var (
+			principal *Principal
+			err       error
+		)
+		if LooksLikeAPIKey(token) {
+			principal, err = authenticate(ctx, p.Lookup, p.Logger, token)
+			if err == nil && p.UseFunc != nil {
+				p.UseFunc(principal)
+			}
+		} else {
+			principal, err = verifyToken(ctx, p.VerifyToken, p.Logger, token)
+		}
 		if err != nil {
 			return nil, err
-		}
-		if p.UseFunc != nil {
-			p.UseFunc(principal)
 		}
 		if p.Check != nil {
 			if err := p.Check(r, principal); err != nil {
@@ -93,6 +114,28 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 // errInvalidKey is one message for every kind of bad key: malformed,
 // unknown, revoked and expired keys are indistinguishable to the caller.
 func errInvalidKey() error { return authn.Errorf("invalid API key") }
+
+// errInvalidToken is one message for every refused access token; the
+// reason is logged, never sent.
+func errInvalidToken() error {
+	return authn.Errorf("invalid or expired access token: refresh it or sign in again")
+}
+
+func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logger, token string) (*Principal, error) {
+	if verify == nil {
+		return nil, errInvalidToken()
+	}
+	principal, err := verify(ctx, token)
+	if errors.Is(err, ErrInvalidToken) {
+		logger.DebugContext(ctx, "access token refused", "reason", err.Error())
+		return nil, errInvalidToken()
+	}
+	if err != nil {
+		logger.ErrorContext(ctx, "access token check failed", "error", err)
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+	}
+	return principal, nil
+}
 
 func authenticate(ctx context.Context, lookup LookupFunc, logger *slog.Logger, token string) (*Principal, error) {
 	hash, err := ParseAPIKey(token)

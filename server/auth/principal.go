@@ -23,12 +23,19 @@ type Principal struct {
 	// caller learns why it is refused) but the tenant interceptor stops them.
 	TenantActive bool
 	Role         quartersv1.Role
-	// KeyID is the API key the caller used.
+	// KeyID is the API key the caller used; uuid.Nil for an access token.
 	KeyID uuid.UUID
+	// UserID is the signed-in user an access token names; uuid.Nil for an
+	// API key.
+	UserID uuid.UUID
 	// Platform marks the operator's platform credential: no tenant, and
 	// only platform RPCs accept it.
 	Platform bool
 }
+
+// IsUser reports whether p is a signed-in person (an access token) rather
+// than an API key or the platform credential.
+func (p *Principal) IsUser() bool { return p.UserID != uuid.Nil }
 
 // NewContext returns ctx carrying p. The middleware stores principals
 // through authn, so this uses authn's context slot too.

@@ -32,10 +32,12 @@ import (
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/openapi"
+	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/plan"
 	"github.com/quarters-dev/quarters/server/platform"
 	"github.com/quarters-dev/quarters/server/project"
 	"github.com/quarters-dev/quarters/server/ratelimit"
+	"github.com/quarters-dev/quarters/server/session"
 	"github.com/quarters-dev/quarters/server/tenant"
 	"github.com/quarters-dev/quarters/server/tenantsvc"
 	"github.com/quarters-dev/quarters/server/usage"
@@ -78,6 +80,12 @@ type Params struct {
 	// CORSOrigins are the browser origins allowed to call the API; empty
 	// allows any origin (credentials are bearer tokens, never cookies).
 	CORSOrigins []string
+	// Sessions signs and checks people's access tokens; nil makes one
+	// with a key set in memory (this process only).
+	Sessions *session.Manager
+	// Password is the argon2id cost of new password hashes; zero means
+	// password.Default.
+	Password password.Params
 }
 
 // DefaultAnonymousLimit is how fast one client address may call public
@@ -125,6 +133,16 @@ func New(p Params) (http.Handler, error) {
 	if p.KeyUse == nil {
 		p.KeyUse = keyuse.NewRecorder(p.DB, p.Logger)
 	}
+	if p.Sessions == nil {
+		m, err := session.NewManager(session.Params{})
+		if err != nil {
+			return nil, err
+		}
+		p.Sessions = m
+	}
+	if p.Password == (password.Params{}) {
+		p.Password = password.Default
+	}
 	rules, err := access.RulesFor(Services()...)
 	if err != nil {
 		return nil, err
@@ -136,6 +154,7 @@ func New(p Params) (http.Handler, error) {
 	}
 	authMW := auth.NewMiddleware(auth.MiddlewareParams{
 		Lookup:         p.DB.LookupAPIKey,
+		VerifyToken:    p.Sessions.VerifyFunc(p.Tenants),
 		IsPublic:       rules.IsPublic,
 		Check:          tenant.CheckSelectors(p.BaseDomain),
 		PlatformKey:    p.PlatformKey,
@@ -146,7 +165,7 @@ func New(p Params) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mount := func(path string, h http.Handler) { mux.Handle(path, authMW.Wrap(h)) }
-	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(p.DB), opts...))
+	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{DB: p.DB, Sessions: p.Sessions, Password: p.Password}), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
 	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(p.DB), opts...))
@@ -176,7 +195,8 @@ func New(p Params) (http.Handler, error) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 
-	return observe.Middleware(p.Logger, corsHandler(p.CORSOrigins).Handler(http.MaxBytesHandler(mux, p.MaxBodyBytes))), nil
+	handler := tenant.SelectorMiddleware(p.BaseDomain, http.MaxBytesHandler(mux, p.MaxBodyBytes))
+	return observe.Middleware(p.Logger, corsHandler(p.CORSOrigins).Handler(handler)), nil
 }
 
 // interceptors is the production chain. The first interceptor is the

@@ -29,8 +29,10 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/keyuse"
+	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
+	"github.com/quarters-dev/quarters/server/session"
 	"github.com/quarters-dev/quarters/server/tenant"
 	"github.com/quarters-dev/quarters/server/usage"
 )
@@ -51,10 +53,12 @@ type Server struct {
 	Limiter ratelimit.Limiter
 	// PlatformKey is the server's platform credential; Platform sends it.
 	PlatformKey string
-	appURL      string
-	HTTP        *http.Client // HTTP/1.1
-	H2C         *http.Client // HTTP/2 without TLS, as gRPC clients use
-	slugs       atomic.Int64
+	// Sessions signs and checks the server's access tokens.
+	Sessions *session.Manager
+	appURL   string
+	HTTP     *http.Client // HTTP/1.1
+	H2C      *http.Client // HTTP/2 without TLS, as gRPC clients use
+	slugs    atomic.Int64
 }
 
 // Opts adjust New; nil means defaults.
@@ -132,6 +136,14 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if anonymous.Rate == 0 {
 		anonymous = ratelimit.PerMinute(1000000, 100000)
 	}
+	var sessions *session.Manager
+	if opts.Share != nil {
+		// Replicas verify each other's tokens.
+		sessions = opts.Share.Sessions
+	} else {
+		sessions, err = session.NewManager(session.Params{})
+		require.NoError(t, err)
+	}
 	platformKey := opts.PlatformKey
 	if platformKey == "" {
 		platformKey = DefaultPlatformKey
@@ -140,6 +152,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		PlatformKey: platformKey, AnonymousLimit: anonymous,
+		Sessions: sessions, Password: Password,
 	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)
@@ -165,7 +178,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(h2c.CloseIdleConnections)
 	return &Server{
 		URL: ts.URL, DB: d, OwnerURL: ownerURL, appURL: appURL,
-		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey,
+		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey, Sessions: sessions,
 		HTTP: &http.Client{Transport: transport},
 		H2C:  &http.Client{Transport: h2c},
 	}
@@ -208,29 +221,53 @@ type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
+// Password is the argon2id cost of test servers: far cheaper than
+// password.Default, so tests under -race sign in quickly. The production
+// cost is measured by password's BenchmarkHash.
+var Password = password.Params{Memory: 256, Time: 1, Threads: 1}
+
+// OwnerPassword is the owner's password of every tenant SignUp creates.
+const OwnerPassword = "servertest owner password"
+
 // Tenant is a signed-up tenant and clients that call as it.
 type Tenant struct {
 	ID, Slug, Key string
-	Tenants       quartersv1connect.TenantServiceClient
-	Projects      quartersv1connect.ProjectServiceClient
-	Documents     quartersv1connect.DocumentServiceClient
-	Plans         quartersv1connect.PlanServiceClient
-	Auth          quartersv1connect.AuthServiceClient
-	Analytics     quartersv1connect.AnalyticsServiceClient
+	// OwnerEmail is the owner's email; Owner is the owner's session from
+	// sign-up (set by SignUp only).
+	OwnerEmail string
+	Owner      *quartersv1.Session
+	Members    quartersv1connect.MemberServiceClient
+	Tenants    quartersv1connect.TenantServiceClient
+	Projects   quartersv1connect.ProjectServiceClient
+	Documents  quartersv1connect.DocumentServiceClient
+	Plans      quartersv1connect.PlanServiceClient
+	Auth       quartersv1connect.AuthServiceClient
+	Analytics  quartersv1connect.AnalyticsServiceClient
 }
 
-// SignUp creates a tenant with a unique slug and returns clients that
-// authenticate with its sign-up key.
+// SignUp creates a tenant with a unique slug, whose owner (a new user,
+// password OwnerPassword) is signed in, and returns clients that
+// authenticate with its sign-up key (an admin API key).
 func (s *Server) SignUp(t testing.TB) *Tenant {
 	t.Helper()
 	slug := fmt.Sprintf("tenant-%d-%d", s.slugs.Add(1), rndSuffix())
+	email := "owner@" + slug + ".example"
 	resp, err := s.Anonymous().CreateTenant(context.Background(), connect.NewRequest(&quartersv1.CreateTenantRequest{
-		Slug: slug, Name: "Tenant " + slug, OwnerEmail: "owner@" + slug + ".example",
+		Slug: slug, Name: "Tenant " + slug, OwnerEmail: email, OwnerPassword: OwnerPassword,
 	}))
 	require.NoError(t, err)
 	tn := resp.Msg.GetTenant()
 	require.Equal(t, slug, tn.GetSlug())
-	return s.As(tn.GetId(), slug, resp.Msg.GetApiKeySecret())
+	require.NotEmpty(t, resp.Msg.GetSession().GetAccessToken())
+	out := s.As(tn.GetId(), slug, resp.Msg.GetApiKeySecret())
+	out.OwnerEmail, out.Owner = email, resp.Msg.GetSession()
+	return out
+}
+
+// AsUser returns clients that send the session's access token. (As with
+// an empty key returns clients that send no credential.)
+func (s *Server) AsUser(sess *quartersv1.Session, opts ...connect.ClientOption) *Tenant {
+	return s.As(sess.GetTenantId(), sess.GetTenantSlug(), sess.GetAccessToken(), opts...)
 }
 
 // As returns clients that send key as the bearer credential.
@@ -249,6 +286,7 @@ func (s *Server) AsAt(baseURL, id, slug, key string, opts ...connect.ClientOptio
 		Plans:     quartersv1connect.NewPlanServiceClient(s.HTTP, baseURL, opts...),
 		Auth:      quartersv1connect.NewAuthServiceClient(s.HTTP, baseURL, opts...),
 		Analytics: quartersv1connect.NewAnalyticsServiceClient(s.HTTP, baseURL, opts...),
+		Members:   quartersv1connect.NewMemberServiceClient(s.HTTP, baseURL, opts...),
 	}
 }
 

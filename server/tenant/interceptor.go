@@ -50,6 +50,33 @@ func CheckSelectors(baseDomain string) auth.CheckFunc {
 	}
 }
 
+// SelectorMiddleware records which tenant the request selects (the
+// X-Tenant-ID header, else the subdomain of baseDomain) in its context, for
+// calls that choose a tenant before any credential names one: SignIn.
+// Read it with SelectorFromContext.
+func SelectorMiddleware(baseDomain string, next http.Handler) http.Handler {
+	baseDomain = strings.ToLower(strings.TrimSuffix(baseDomain, "."))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sel := r.Header.Get(HeaderName)
+		if sel == "" {
+			sel, _ = subdomain(r.Host, baseDomain)
+		}
+		if sel != "" {
+			r = r.WithContext(context.WithValue(r.Context(), selectorKey{}, sel))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type selectorKey struct{}
+
+// SelectorFromContext returns the tenant selector SelectorMiddleware found
+// (a tenant id or slug), or "".
+func SelectorFromContext(ctx context.Context) string {
+	s, _ := ctx.Value(selectorKey{}).(string)
+	return s
+}
+
 // subdomain returns the single label in front of baseDomain in host.
 func subdomain(host, baseDomain string) (string, bool) {
 	if baseDomain == "" {

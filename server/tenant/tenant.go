@@ -26,6 +26,18 @@ type Tenant struct {
 	// Features are the effective features: the plan's, with overrides
 	// granting or withdrawing individual ones.
 	Features map[string]bool
+	// Members are the tenant's members by user id: what a signed-in
+	// user's access token is checked against on every call. A token
+	// whose version is not the member's current one (role changed, signed
+	// out everywhere) or whose user is no member (removed) is refused.
+	// Every membership change invalidates the cached record.
+	Members map[uuid.UUID]Member
+}
+
+// Member is one member's current role and token version.
+type Member struct {
+	Role    string
+	Version int64
 }
 
 // Limits are a tenant's effective limits.

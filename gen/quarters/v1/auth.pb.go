@@ -332,11 +332,387 @@ func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
 	return nil
 }
 
+type SignInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Email string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// password is not checked against the length rules here: a rule change
+	// must not lock out people whose passwords predate it.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// tenant is the slug or id of the tenant to sign in to. Empty: the
+	// X-Tenant-ID header, else the subdomain, must name it.
+	Tenant        string `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignInRequest) Reset() {
+	*x = SignInRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignInRequest) ProtoMessage() {}
+
+func (x *SignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignInRequest.ProtoReflect.Descriptor instead.
+func (*SignInRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SignInRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *SignInRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SignInRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+type SignInResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignInResponse) Reset() {
+	*x = SignInResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignInResponse) ProtoMessage() {}
+
+func (x *SignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignInResponse.ProtoReflect.Descriptor instead.
+func (*SignInResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SignInResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type RefreshTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RefreshToken  string                 `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshTokenRequest) Reset() {
+	*x = RefreshTokenRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenRequest) ProtoMessage() {}
+
+func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
+func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RefreshTokenRequest) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+type RefreshTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshTokenResponse) Reset() {
+	*x = RefreshTokenResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenResponse) ProtoMessage() {}
+
+func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenResponse.ProtoReflect.Descriptor instead.
+func (*RefreshTokenResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RefreshTokenResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type SignOutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refresh_token names the session to end.
+	RefreshToken string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// everywhere ends every session of the signed-in user (the caller's
+	// access token names the user).
+	Everywhere    bool `protobuf:"varint,2,opt,name=everywhere,proto3" json:"everywhere,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutRequest) Reset() {
+	*x = SignOutRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutRequest) ProtoMessage() {}
+
+func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
+func (*SignOutRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SignOutRequest) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *SignOutRequest) GetEverywhere() bool {
+	if x != nil {
+		return x.Everywhere
+	}
+	return false
+}
+
+type SignOutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutResponse) Reset() {
+	*x = SignOutResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutResponse) ProtoMessage() {}
+
+func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
+func (*SignOutResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{11}
+}
+
+type SwitchTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tenant is the slug or id of a tenant the user belongs to.
+	Tenant        string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SwitchTenantRequest) Reset() {
+	*x = SwitchTenantRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SwitchTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SwitchTenantRequest) ProtoMessage() {}
+
+func (x *SwitchTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SwitchTenantRequest.ProtoReflect.Descriptor instead.
+func (*SwitchTenantRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SwitchTenantRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+type SwitchTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SwitchTenantResponse) Reset() {
+	*x = SwitchTenantResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SwitchTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SwitchTenantResponse) ProtoMessage() {}
+
+func (x *SwitchTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SwitchTenantResponse.ProtoReflect.Descriptor instead.
+func (*SwitchTenantResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SwitchTenantResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 var File_quarters_v1_auth_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x16quarters/v1/auth.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x18quarters/v1/tenant.proto\"\xae\x01\n" +
+	"\x16quarters/v1/auth.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x19quarters/v1/session.proto\x1a\x18quarters/v1/tenant.proto\"\xae\x01\n" +
 	"\x13CreateApiKeyRequest\x12\x1d\n" +
 	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x121\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleB\n" +
@@ -356,8 +732,36 @@ const file_quarters_v1_auth_proto_rawDesc = "" +
 	"\x13RevokeApiKeyRequest\x12\x18\n" +
 	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\"D\n" +
 	"\x14RevokeApiKeyResponse\x12,\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x13.quarters.v1.ApiKeyR\x06apiKey2\xa4\x02\n" +
-	"\vAuthService\x12[\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x13.quarters.v1.ApiKeyR\x06apiKey\"z\n" +
+	"\rSignInRequest\x12 \n" +
+	"\x05email\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\x12&\n" +
+	"\bpassword\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\bR\bpassword\x12\x1f\n" +
+	"\x06tenant\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06tenant\"@\n" +
+	"\x0eSignInResponse\x12.\n" +
+	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession\"F\n" +
+	"\x13RefreshTokenRequest\x12/\n" +
+	"\rrefresh_token\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\frefreshToken\"F\n" +
+	"\x14RefreshTokenResponse\x12.\n" +
+	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession\"\xdb\x01\n" +
+	"\x0eSignOutRequest\x12-\n" +
+	"\rrefresh_token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\frefreshToken\x12\x1e\n" +
+	"\n" +
+	"everywhere\x18\x02 \x01(\bR\n" +
+	"everywhere:z\xbaHw\x1au\n" +
+	"\x0fsign_out.target\x125set refresh_token, or everywhere with an access token\x1a+this.refresh_token != '' || this.everywhere\"\x11\n" +
+	"\x0fSignOutResponse\"8\n" +
+	"\x13SwitchTenantRequest\x12!\n" +
+	"\x06tenant\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06tenant\"F\n" +
+	"\x14SwitchTenantResponse\x12.\n" +
+	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession2\xf9\x04\n" +
+	"\vAuthService\x12I\n" +
+	"\x06SignIn\x12\x1a.quarters.v1.SignInRequest\x1a\x1b.quarters.v1.SignInResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12[\n" +
+	"\fRefreshToken\x12 .quarters.v1.RefreshTokenRequest\x1a!.quarters.v1.RefreshTokenResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12L\n" +
+	"\aSignOut\x12\x1b.quarters.v1.SignOutRequest\x1a\x1c.quarters.v1.SignOutResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12]\n" +
+	"\fSwitchTenant\x12 .quarters.v1.SwitchTenantRequest\x1a!.quarters.v1.SwitchTenantResponse\"\b\x8a\xb5\x18\x04\x10\x010\x01\x12[\n" +
 	"\fCreateApiKey\x12 .quarters.v1.CreateApiKeyRequest\x1a!.quarters.v1.CreateApiKeyResponse\"\x06\x8a\xb5\x18\x02\x10\x02\x12[\n" +
 	"\vListApiKeys\x12\x1f.quarters.v1.ListApiKeysRequest\x1a .quarters.v1.ListApiKeysResponse\"\t\x8a\xb5\x18\x02\x10\x02\x90\x02\x01\x12[\n" +
 	"\fRevokeApiKey\x12 .quarters.v1.RevokeApiKeyRequest\x1a!.quarters.v1.RevokeApiKeyResponse\"\x06\x8a\xb5\x18\x02\x10\x02B\xa6\x01\n" +
@@ -375,7 +779,7 @@ func file_quarters_v1_auth_proto_rawDescGZIP() []byte {
 	return file_quarters_v1_auth_proto_rawDescData
 }
 
-var file_quarters_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_quarters_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_quarters_v1_auth_proto_goTypes = []any{
 	(*CreateApiKeyRequest)(nil),   // 0: quarters.v1.CreateApiKeyRequest
 	(*CreateApiKeyResponse)(nil),  // 1: quarters.v1.CreateApiKeyResponse
@@ -383,27 +787,47 @@ var file_quarters_v1_auth_proto_goTypes = []any{
 	(*ListApiKeysResponse)(nil),   // 3: quarters.v1.ListApiKeysResponse
 	(*RevokeApiKeyRequest)(nil),   // 4: quarters.v1.RevokeApiKeyRequest
 	(*RevokeApiKeyResponse)(nil),  // 5: quarters.v1.RevokeApiKeyResponse
-	(Role)(0),                     // 6: quarters.v1.Role
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*ApiKey)(nil),                // 8: quarters.v1.ApiKey
+	(*SignInRequest)(nil),         // 6: quarters.v1.SignInRequest
+	(*SignInResponse)(nil),        // 7: quarters.v1.SignInResponse
+	(*RefreshTokenRequest)(nil),   // 8: quarters.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),  // 9: quarters.v1.RefreshTokenResponse
+	(*SignOutRequest)(nil),        // 10: quarters.v1.SignOutRequest
+	(*SignOutResponse)(nil),       // 11: quarters.v1.SignOutResponse
+	(*SwitchTenantRequest)(nil),   // 12: quarters.v1.SwitchTenantRequest
+	(*SwitchTenantResponse)(nil),  // 13: quarters.v1.SwitchTenantResponse
+	(Role)(0),                     // 14: quarters.v1.Role
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*ApiKey)(nil),                // 16: quarters.v1.ApiKey
+	(*Session)(nil),               // 17: quarters.v1.Session
 }
 var file_quarters_v1_auth_proto_depIdxs = []int32{
-	6, // 0: quarters.v1.CreateApiKeyRequest.role:type_name -> quarters.v1.Role
-	7, // 1: quarters.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	8, // 2: quarters.v1.CreateApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
-	8, // 3: quarters.v1.ListApiKeysResponse.api_keys:type_name -> quarters.v1.ApiKey
-	8, // 4: quarters.v1.RevokeApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
-	0, // 5: quarters.v1.AuthService.CreateApiKey:input_type -> quarters.v1.CreateApiKeyRequest
-	2, // 6: quarters.v1.AuthService.ListApiKeys:input_type -> quarters.v1.ListApiKeysRequest
-	4, // 7: quarters.v1.AuthService.RevokeApiKey:input_type -> quarters.v1.RevokeApiKeyRequest
-	1, // 8: quarters.v1.AuthService.CreateApiKey:output_type -> quarters.v1.CreateApiKeyResponse
-	3, // 9: quarters.v1.AuthService.ListApiKeys:output_type -> quarters.v1.ListApiKeysResponse
-	5, // 10: quarters.v1.AuthService.RevokeApiKey:output_type -> quarters.v1.RevokeApiKeyResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	14, // 0: quarters.v1.CreateApiKeyRequest.role:type_name -> quarters.v1.Role
+	15, // 1: quarters.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 2: quarters.v1.CreateApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
+	16, // 3: quarters.v1.ListApiKeysResponse.api_keys:type_name -> quarters.v1.ApiKey
+	16, // 4: quarters.v1.RevokeApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
+	17, // 5: quarters.v1.SignInResponse.session:type_name -> quarters.v1.Session
+	17, // 6: quarters.v1.RefreshTokenResponse.session:type_name -> quarters.v1.Session
+	17, // 7: quarters.v1.SwitchTenantResponse.session:type_name -> quarters.v1.Session
+	6,  // 8: quarters.v1.AuthService.SignIn:input_type -> quarters.v1.SignInRequest
+	8,  // 9: quarters.v1.AuthService.RefreshToken:input_type -> quarters.v1.RefreshTokenRequest
+	10, // 10: quarters.v1.AuthService.SignOut:input_type -> quarters.v1.SignOutRequest
+	12, // 11: quarters.v1.AuthService.SwitchTenant:input_type -> quarters.v1.SwitchTenantRequest
+	0,  // 12: quarters.v1.AuthService.CreateApiKey:input_type -> quarters.v1.CreateApiKeyRequest
+	2,  // 13: quarters.v1.AuthService.ListApiKeys:input_type -> quarters.v1.ListApiKeysRequest
+	4,  // 14: quarters.v1.AuthService.RevokeApiKey:input_type -> quarters.v1.RevokeApiKeyRequest
+	7,  // 15: quarters.v1.AuthService.SignIn:output_type -> quarters.v1.SignInResponse
+	9,  // 16: quarters.v1.AuthService.RefreshToken:output_type -> quarters.v1.RefreshTokenResponse
+	11, // 17: quarters.v1.AuthService.SignOut:output_type -> quarters.v1.SignOutResponse
+	13, // 18: quarters.v1.AuthService.SwitchTenant:output_type -> quarters.v1.SwitchTenantResponse
+	1,  // 19: quarters.v1.AuthService.CreateApiKey:output_type -> quarters.v1.CreateApiKeyResponse
+	3,  // 20: quarters.v1.AuthService.ListApiKeys:output_type -> quarters.v1.ListApiKeysResponse
+	5,  // 21: quarters.v1.AuthService.RevokeApiKey:output_type -> quarters.v1.RevokeApiKeyResponse
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_auth_proto_init() }
@@ -412,6 +836,7 @@ func file_quarters_v1_auth_proto_init() {
 		return
 	}
 	file_quarters_v1_options_proto_init()
+	file_quarters_v1_session_proto_init()
 	file_quarters_v1_tenant_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -419,7 +844,7 @@ func file_quarters_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_auth_proto_rawDesc), len(file_quarters_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -94,7 +94,10 @@ type AccessRule struct {
 	// Platform RPCs are for the operator: they need the platform credential
 	// (QUARTERS_PLATFORM_KEY), and tenant credentials are refused. Tenant
 	// RPCs refuse the platform credential. When set, min_role is ignored.
-	Platform      bool `protobuf:"varint,5,opt,name=platform,proto3" json:"platform,omitempty"`
+	Platform bool `protobuf:"varint,5,opt,name=platform,proto3" json:"platform,omitempty"`
+	// User RPCs act for a signed-in person (an access token from SignIn),
+	// not an API key: an API key, whatever its role, is PERMISSION_DENIED.
+	User          bool `protobuf:"varint,6,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -164,6 +167,13 @@ func (x *AccessRule) GetPlatform() bool {
 	return false
 }
 
+func (x *AccessRule) GetUser() bool {
+	if x != nil {
+		return x.User
+	}
+	return false
+}
+
 var file_quarters_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -188,14 +198,15 @@ var File_quarters_v1_options_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"\x9c\x01\n" +
+	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"\xb0\x01\n" +
 	"\n" +
 	"AccessRule\x12\x16\n" +
 	"\x06public\x18\x01 \x01(\bR\x06public\x12,\n" +
 	"\bmin_role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleR\aminRole\x12\x18\n" +
 	"\afeature\x18\x03 \x01(\tR\afeature\x12\x12\n" +
 	"\x04cost\x18\x04 \x01(\x05R\x04cost\x12\x1a\n" +
-	"\bplatform\x18\x05 \x01(\bR\bplatform*M\n" +
+	"\bplatform\x18\x05 \x01(\bR\bplatform\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\bR\x04user*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x0e\n" +

@@ -280,9 +280,16 @@ type CreateTenantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// slug is a DNS label: 3–40 lowercase letters, digits and hyphens, starting
 	// with a letter, not ending with a hyphen, and not a reserved name.
-	Slug          string `protobuf:"bytes,1,opt,name=slug,proto3" json:"slug,omitempty"`
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	OwnerEmail    string `protobuf:"bytes,3,opt,name=owner_email,json=ownerEmail,proto3" json:"owner_email,omitempty"`
+	Slug       string `protobuf:"bytes,1,opt,name=slug,proto3" json:"slug,omitempty"`
+	Name       string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	OwnerEmail string `protobuf:"bytes,3,opt,name=owner_email,json=ownerEmail,proto3" json:"owner_email,omitempty"`
+	// owner_password, when set, is the owner's password (10 to 128
+	// characters) and the response carries a signed-in session. Without it
+	// the response carries owner_invitation_token, with which the owner sets
+	// a password later (MemberService.AcceptInvitation). If owner_email
+	// already belongs to a user with a password, owner_password must be that
+	// password, or be left empty (the owner then signs in as usual).
+	OwnerPassword string `protobuf:"bytes,4,opt,name=owner_password,json=ownerPassword,proto3" json:"owner_password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,15 +345,27 @@ func (x *CreateTenantRequest) GetOwnerEmail() string {
 	return ""
 }
 
+func (x *CreateTenantRequest) GetOwnerPassword() string {
+	if x != nil {
+		return x.OwnerPassword
+	}
+	return ""
+}
+
 type CreateTenantResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Tenant *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	ApiKey *ApiKey                `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// api_key_secret is the credential for Authorization: Bearer. It is shown
 	// once: Quarters keeps only its hash.
-	ApiKeySecret  string `protobuf:"bytes,3,opt,name=api_key_secret,json=apiKeySecret,proto3" json:"api_key_secret,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ApiKeySecret string `protobuf:"bytes,3,opt,name=api_key_secret,json=apiKeySecret,proto3" json:"api_key_secret,omitempty"`
+	// session is the owner signed in, when owner_password was given.
+	Session *Session `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
+	// owner_invitation_token is set when the owner has no password yet: it
+	// is redeemed once, with AcceptInvitation, to set one (within 7 days).
+	OwnerInvitationToken string `protobuf:"bytes,5,opt,name=owner_invitation_token,json=ownerInvitationToken,proto3" json:"owner_invitation_token,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *CreateTenantResponse) Reset() {
@@ -396,6 +415,20 @@ func (x *CreateTenantResponse) GetApiKey() *ApiKey {
 func (x *CreateTenantResponse) GetApiKeySecret() string {
 	if x != nil {
 		return x.ApiKeySecret
+	}
+	return ""
+}
+
+func (x *CreateTenantResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *CreateTenantResponse) GetOwnerInvitationToken() string {
+	if x != nil {
+		return x.OwnerInvitationToken
 	}
 	return ""
 }
@@ -484,7 +517,7 @@ var File_quarters_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"\n" +
-	"\x18quarters/v1/tenant.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\"\xe5\x01\n" +
+	"\x18quarters/v1/tenant.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x19quarters/v1/session.proto\"\xe5\x01\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
@@ -506,18 +539,23 @@ const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"expireTime\x12;\n" +
 	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x12@\n" +
-	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"\x9c\x02\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"\xd2\x02\n" +
 	"\x13CreateTenantRequest\x12\xb7\x01\n" +
 	"\x04slug\x18\x01 \x01(\tB\xa2\x01\xbaH\x9e\x01r\x9b\x01\x10\x03\x18(2\x1c^[a-z]([a-z0-9-]*[a-z0-9])?$Z\x05adminZ\x03apiZ\x03appZ\x04authZ\tdashboardZ\x04docsZ\x04helpZ\x05loginZ\x04mailZ\bquartersZ\x04rootZ\x06signupZ\x06staticZ\x06statusZ\asupportZ\x06systemZ\x03wwwR\x04slug\x12\x1e\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x04name\x12+\n" +
 	"\vowner_email\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x18\xfe\x01`\x01R\n" +
-	"ownerEmail\"\x97\x01\n" +
+	"ownerEmail\x124\n" +
+	"\x0eowner_password\x18\x04 \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05\x10\n" +
+	"\x18\x80\x01R\rownerPassword\"\xfd\x01\n" +
 	"\x14CreateTenantResponse\x12+\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x13.quarters.v1.TenantR\x06tenant\x12,\n" +
 	"\aapi_key\x18\x02 \x01(\v2\x13.quarters.v1.ApiKeyR\x06apiKey\x12$\n" +
-	"\x0eapi_key_secret\x18\x03 \x01(\tR\fapiKeySecret\"\x12\n" +
+	"\x0eapi_key_secret\x18\x03 \x01(\tR\fapiKeySecret\x12.\n" +
+	"\asession\x18\x04 \x01(\v2\x14.quarters.v1.SessionR\asession\x124\n" +
+	"\x16owner_invitation_token\x18\x05 \x01(\tR\x14ownerInvitationToken\"\x12\n" +
 	"\x10GetTenantRequest\"@\n" +
 	"\x11GetTenantResponse\x12+\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x13.quarters.v1.TenantR\x06tenant*d\n" +
@@ -554,6 +592,7 @@ var file_quarters_v1_tenant_proto_goTypes = []any{
 	(*GetTenantResponse)(nil),     // 6: quarters.v1.GetTenantResponse
 	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 	(Role)(0),                     // 8: quarters.v1.Role
+	(*Session)(nil),               // 9: quarters.v1.Session
 }
 var file_quarters_v1_tenant_proto_depIdxs = []int32{
 	0,  // 0: quarters.v1.Tenant.status:type_name -> quarters.v1.TenantStatus
@@ -565,16 +604,17 @@ var file_quarters_v1_tenant_proto_depIdxs = []int32{
 	7,  // 6: quarters.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: quarters.v1.CreateTenantResponse.tenant:type_name -> quarters.v1.Tenant
 	2,  // 8: quarters.v1.CreateTenantResponse.api_key:type_name -> quarters.v1.ApiKey
-	1,  // 9: quarters.v1.GetTenantResponse.tenant:type_name -> quarters.v1.Tenant
-	3,  // 10: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
-	5,  // 11: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
-	4,  // 12: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
-	6,  // 13: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	9,  // 9: quarters.v1.CreateTenantResponse.session:type_name -> quarters.v1.Session
+	1,  // 10: quarters.v1.GetTenantResponse.tenant:type_name -> quarters.v1.Tenant
+	3,  // 11: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
+	5,  // 12: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
+	4,  // 13: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
+	6,  // 14: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_tenant_proto_init() }
@@ -583,6 +623,7 @@ func file_quarters_v1_tenant_proto_init() {
 		return
 	}
 	file_quarters_v1_options_proto_init()
+	file_quarters_v1_session_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

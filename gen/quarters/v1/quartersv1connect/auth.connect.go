@@ -33,6 +33,16 @@ const (
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
+	// AuthServiceSignInProcedure is the fully-qualified name of the AuthService's SignIn RPC.
+	AuthServiceSignInProcedure = "/quarters.v1.AuthService/SignIn"
+	// AuthServiceRefreshTokenProcedure is the fully-qualified name of the AuthService's RefreshToken
+	// RPC.
+	AuthServiceRefreshTokenProcedure = "/quarters.v1.AuthService/RefreshToken"
+	// AuthServiceSignOutProcedure is the fully-qualified name of the AuthService's SignOut RPC.
+	AuthServiceSignOutProcedure = "/quarters.v1.AuthService/SignOut"
+	// AuthServiceSwitchTenantProcedure is the fully-qualified name of the AuthService's SwitchTenant
+	// RPC.
+	AuthServiceSwitchTenantProcedure = "/quarters.v1.AuthService/SwitchTenant"
 	// AuthServiceCreateApiKeyProcedure is the fully-qualified name of the AuthService's CreateApiKey
 	// RPC.
 	AuthServiceCreateApiKeyProcedure = "/quarters.v1.AuthService/CreateApiKey"
@@ -45,6 +55,24 @@ const (
 
 // AuthServiceClient is a client for the quarters.v1.AuthService service.
 type AuthServiceClient interface {
+	// SignIn checks a user's email and password and starts a session in the
+	// chosen tenant: the tenant field, else the X-Tenant-ID header, else the
+	// subdomain. An unknown email, a wrong password and a tenant the user
+	// does not belong to are the same UNAUTHENTICATED error.
+	SignIn(context.Context, *connect.Request[v1.SignInRequest]) (*connect.Response[v1.SignInResponse], error)
+	// RefreshToken exchanges a refresh token for a new session (new access
+	// and refresh tokens) with the member's current role. Each refresh token
+	// works once: presenting one that was already exchanged revokes the
+	// whole session, since either the client or a thief holds a copy.
+	RefreshToken(context.Context, *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error)
+	// SignOut ends the session the refresh token belongs to. With everywhere
+	// set (and the caller's access token), it ends all of the user's
+	// sessions in every tenant, and access tokens already issued stop
+	// working on their next use.
+	SignOut(context.Context, *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error)
+	// SwitchTenant starts a session in another tenant the signed-in user
+	// belongs to.
+	SwitchTenant(context.Context, *connect.Request[v1.SwitchTenantRequest]) (*connect.Response[v1.SwitchTenantResponse], error)
 	// CreateApiKey creates a key with a role no higher than the caller's.
 	// The secret is returned only here.
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
@@ -66,6 +94,30 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 	baseURL = strings.TrimRight(baseURL, "/")
 	authServiceMethods := v1.File_quarters_v1_auth_proto.Services().ByName("AuthService").Methods()
 	return &authServiceClient{
+		signIn: connect.NewClient[v1.SignInRequest, v1.SignInResponse](
+			httpClient,
+			baseURL+AuthServiceSignInProcedure,
+			connect.WithSchema(authServiceMethods.ByName("SignIn")),
+			connect.WithClientOptions(opts...),
+		),
+		refreshToken: connect.NewClient[v1.RefreshTokenRequest, v1.RefreshTokenResponse](
+			httpClient,
+			baseURL+AuthServiceRefreshTokenProcedure,
+			connect.WithSchema(authServiceMethods.ByName("RefreshToken")),
+			connect.WithClientOptions(opts...),
+		),
+		signOut: connect.NewClient[v1.SignOutRequest, v1.SignOutResponse](
+			httpClient,
+			baseURL+AuthServiceSignOutProcedure,
+			connect.WithSchema(authServiceMethods.ByName("SignOut")),
+			connect.WithClientOptions(opts...),
+		),
+		switchTenant: connect.NewClient[v1.SwitchTenantRequest, v1.SwitchTenantResponse](
+			httpClient,
+			baseURL+AuthServiceSwitchTenantProcedure,
+			connect.WithSchema(authServiceMethods.ByName("SwitchTenant")),
+			connect.WithClientOptions(opts...),
+		),
 		createApiKey: connect.NewClient[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse](
 			httpClient,
 			baseURL+AuthServiceCreateApiKeyProcedure,
@@ -90,9 +142,33 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 
 // authServiceClient implements AuthServiceClient.
 type authServiceClient struct {
+	signIn       *connect.Client[v1.SignInRequest, v1.SignInResponse]
+	refreshToken *connect.Client[v1.RefreshTokenRequest, v1.RefreshTokenResponse]
+	signOut      *connect.Client[v1.SignOutRequest, v1.SignOutResponse]
+	switchTenant *connect.Client[v1.SwitchTenantRequest, v1.SwitchTenantResponse]
 	createApiKey *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
 	listApiKeys  *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
 	revokeApiKey *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+}
+
+// SignIn calls quarters.v1.AuthService.SignIn.
+func (c *authServiceClient) SignIn(ctx context.Context, req *connect.Request[v1.SignInRequest]) (*connect.Response[v1.SignInResponse], error) {
+	return c.signIn.CallUnary(ctx, req)
+}
+
+// RefreshToken calls quarters.v1.AuthService.RefreshToken.
+func (c *authServiceClient) RefreshToken(ctx context.Context, req *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error) {
+	return c.refreshToken.CallUnary(ctx, req)
+}
+
+// SignOut calls quarters.v1.AuthService.SignOut.
+func (c *authServiceClient) SignOut(ctx context.Context, req *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error) {
+	return c.signOut.CallUnary(ctx, req)
+}
+
+// SwitchTenant calls quarters.v1.AuthService.SwitchTenant.
+func (c *authServiceClient) SwitchTenant(ctx context.Context, req *connect.Request[v1.SwitchTenantRequest]) (*connect.Response[v1.SwitchTenantResponse], error) {
+	return c.switchTenant.CallUnary(ctx, req)
 }
 
 // CreateApiKey calls quarters.v1.AuthService.CreateApiKey.
@@ -112,6 +188,24 @@ func (c *authServiceClient) RevokeApiKey(ctx context.Context, req *connect.Reque
 
 // AuthServiceHandler is an implementation of the quarters.v1.AuthService service.
 type AuthServiceHandler interface {
+	// SignIn checks a user's email and password and starts a session in the
+	// chosen tenant: the tenant field, else the X-Tenant-ID header, else the
+	// subdomain. An unknown email, a wrong password and a tenant the user
+	// does not belong to are the same UNAUTHENTICATED error.
+	SignIn(context.Context, *connect.Request[v1.SignInRequest]) (*connect.Response[v1.SignInResponse], error)
+	// RefreshToken exchanges a refresh token for a new session (new access
+	// and refresh tokens) with the member's current role. Each refresh token
+	// works once: presenting one that was already exchanged revokes the
+	// whole session, since either the client or a thief holds a copy.
+	RefreshToken(context.Context, *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error)
+	// SignOut ends the session the refresh token belongs to. With everywhere
+	// set (and the caller's access token), it ends all of the user's
+	// sessions in every tenant, and access tokens already issued stop
+	// working on their next use.
+	SignOut(context.Context, *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error)
+	// SwitchTenant starts a session in another tenant the signed-in user
+	// belongs to.
+	SwitchTenant(context.Context, *connect.Request[v1.SwitchTenantRequest]) (*connect.Response[v1.SwitchTenantResponse], error)
 	// CreateApiKey creates a key with a role no higher than the caller's.
 	// The secret is returned only here.
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
@@ -129,6 +223,30 @@ type AuthServiceHandler interface {
 // and JSON codecs. They also support gzip compression.
 func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
 	authServiceMethods := v1.File_quarters_v1_auth_proto.Services().ByName("AuthService").Methods()
+	authServiceSignInHandler := connect.NewUnaryHandler(
+		AuthServiceSignInProcedure,
+		svc.SignIn,
+		connect.WithSchema(authServiceMethods.ByName("SignIn")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceRefreshTokenHandler := connect.NewUnaryHandler(
+		AuthServiceRefreshTokenProcedure,
+		svc.RefreshToken,
+		connect.WithSchema(authServiceMethods.ByName("RefreshToken")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceSignOutHandler := connect.NewUnaryHandler(
+		AuthServiceSignOutProcedure,
+		svc.SignOut,
+		connect.WithSchema(authServiceMethods.ByName("SignOut")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceSwitchTenantHandler := connect.NewUnaryHandler(
+		AuthServiceSwitchTenantProcedure,
+		svc.SwitchTenant,
+		connect.WithSchema(authServiceMethods.ByName("SwitchTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
 	authServiceCreateApiKeyHandler := connect.NewUnaryHandler(
 		AuthServiceCreateApiKeyProcedure,
 		svc.CreateApiKey,
@@ -150,6 +268,14 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 	)
 	return "/quarters.v1.AuthService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case AuthServiceSignInProcedure:
+			authServiceSignInHandler.ServeHTTP(w, r)
+		case AuthServiceRefreshTokenProcedure:
+			authServiceRefreshTokenHandler.ServeHTTP(w, r)
+		case AuthServiceSignOutProcedure:
+			authServiceSignOutHandler.ServeHTTP(w, r)
+		case AuthServiceSwitchTenantProcedure:
+			authServiceSwitchTenantHandler.ServeHTTP(w, r)
 		case AuthServiceCreateApiKeyProcedure:
 			authServiceCreateApiKeyHandler.ServeHTTP(w, r)
 		case AuthServiceListApiKeysProcedure:
@@ -164,6 +290,22 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 
 // UnimplementedAuthServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedAuthServiceHandler struct{}
+
+func (UnimplementedAuthServiceHandler) SignIn(context.Context, *connect.Request[v1.SignInRequest]) (*connect.Response[v1.SignInResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.SignIn is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) RefreshToken(context.Context, *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.RefreshToken is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) SignOut(context.Context, *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.SignOut is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) SwitchTenant(context.Context, *connect.Request[v1.SwitchTenantRequest]) (*connect.Response[v1.SwitchTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.SwitchTenant is not implemented"))
+}
 
 func (UnimplementedAuthServiceHandler) CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.CreateApiKey is not implemented"))

@@ -9,6 +9,8 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Role } from "./options_pb.js";
 import { file_quarters_v1_options } from "./options_pb.js";
+import type { Session } from "./session_pb.js";
+import { file_quarters_v1_session } from "./session_pb.js";
 import type { ApiKey } from "./tenant_pb.js";
 import { file_quarters_v1_tenant } from "./tenant_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -17,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/auth.proto.
  */
 export const file_quarters_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChZxdWFydGVycy92MS9hdXRoLnByb3RvEgtxdWFydGVycy52MSKWAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIXCgRuYW1lGAEgASgJQgm6SAZyBBABGGQSKwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGVCCrpIB4IBBBABIAASOQoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgi6SAWyAQJAASJMChRDcmVhdGVBcGlLZXlSZXNwb25zZRIkCgdhcGlfa2V5GAEgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJQChJMaXN0QXBpS2V5c1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiVQoTTGlzdEFwaUtleXNSZXNwb25zZRIlCghhcGlfa2V5cxgBIAMoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKwoTUmV2b2tlQXBpS2V5UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiPAoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJAoHYXBpX2tleRgBIAEoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleTKkAgoLQXV0aFNlcnZpY2USWwoMQ3JlYXRlQXBpS2V5EiAucXVhcnRlcnMudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLnF1YXJ0ZXJzLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIgaKtRgCEAISWwoLTGlzdEFwaUtleXMSHy5xdWFydGVycy52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIC5xdWFydGVycy52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgmQAgGKtRgCEAISWwoMUmV2b2tlQXBpS2V5EiAucXVhcnRlcnMudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBohLnF1YXJ0ZXJzLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlIgaKtRgCEAJCpgEKD2NvbS5xdWFydGVycy52MUIJQXV0aFByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_tenant]);
+  fileDesc("ChZxdWFydGVycy92MS9hdXRoLnByb3RvEgtxdWFydGVycy52MSKWAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIXCgRuYW1lGAEgASgJQgm6SAZyBBABGGQSKwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGVCCrpIB4IBBBABIAASOQoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgi6SAWyAQJAASJMChRDcmVhdGVBcGlLZXlSZXNwb25zZRIkCgdhcGlfa2V5GAEgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJQChJMaXN0QXBpS2V5c1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiVQoTTGlzdEFwaUtleXNSZXNwb25zZRIlCghhcGlfa2V5cxgBIAMoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKwoTUmV2b2tlQXBpS2V5UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiPAoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJAoHYXBpX2tleRgBIAEoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleSJhCg1TaWduSW5SZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEhwKCHBhc3N3b3JkGAIgASgJQgq6SAdyBRABGIAIEhcKBnRlbmFudBgDIAEoCUIHukgEcgIYQCI3Cg5TaWduSW5SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQucXVhcnRlcnMudjEuU2Vzc2lvbiI4ChNSZWZyZXNoVG9rZW5SZXF1ZXN0EiEKDXJlZnJlc2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgAIiPQoUUmVmcmVzaFRva2VuUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnF1YXJ0ZXJzLnYxLlNlc3Npb24iwQEKDlNpZ25PdXRSZXF1ZXN0Eh8KDXJlZnJlc2hfdG9rZW4YASABKAlCCLpIBXIDGIACEhIKCmV2ZXJ5d2hlcmUYAiABKAg6erpIdxp1Cg9zaWduX291dC50YXJnZXQSNXNldCByZWZyZXNoX3Rva2VuLCBvciBldmVyeXdoZXJlIHdpdGggYW4gYWNjZXNzIHRva2VuGit0aGlzLnJlZnJlc2hfdG9rZW4gIT0gJycgfHwgdGhpcy5ldmVyeXdoZXJlIhEKD1NpZ25PdXRSZXNwb25zZSIwChNTd2l0Y2hUZW5hbnRSZXF1ZXN0EhkKBnRlbmFudBgBIAEoCUIJukgGcgQQARhAIj0KFFN3aXRjaFRlbmFudFJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uMvkECgtBdXRoU2VydmljZRJJCgZTaWduSW4SGi5xdWFydGVycy52MS5TaWduSW5SZXF1ZXN0GhsucXVhcnRlcnMudjEuU2lnbkluUmVzcG9uc2UiBoq1GAIIARJbCgxSZWZyZXNoVG9rZW4SIC5xdWFydGVycy52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GiEucXVhcnRlcnMudjEuUmVmcmVzaFRva2VuUmVzcG9uc2UiBoq1GAIIARJMCgdTaWduT3V0EhsucXVhcnRlcnMudjEuU2lnbk91dFJlcXVlc3QaHC5xdWFydGVycy52MS5TaWduT3V0UmVzcG9uc2UiBoq1GAIIARJdCgxTd2l0Y2hUZW5hbnQSIC5xdWFydGVycy52MS5Td2l0Y2hUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuU3dpdGNoVGVuYW50UmVzcG9uc2UiCIq1GAQQATABElsKDENyZWF0ZUFwaUtleRIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVBcGlLZXlSZXNwb25zZSIGirUYAhACElsKC0xpc3RBcGlLZXlzEh8ucXVhcnRlcnMudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdEFwaUtleXNSZXNwb25zZSIJkAIBirUYAhACElsKDFJldm9rZUFwaUtleRIgLnF1YXJ0ZXJzLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIS5xdWFydGVycy52MS5SZXZva2VBcGlLZXlSZXNwb25zZSIGirUYAhACQqYBCg9jb20ucXVhcnRlcnMudjFCCUF1dGhQcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session, file_quarters_v1_tenant]);
 
 /**
  * @generated from message quarters.v1.CreateApiKeyRequest
@@ -156,12 +158,224 @@ export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@_
   messageDesc(file_quarters_v1_auth, 5);
 
 /**
- * AuthService manages credentials. API keys are for servers and scripts:
- * each belongs to one tenant, carries a role, and can be revoked at once.
+ * @generated from message quarters.v1.SignInRequest
+ */
+export type SignInRequest = Message<"quarters.v1.SignInRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+
+  /**
+   * password is not checked against the length rules here: a rule change
+   * must not lock out people whose passwords predate it.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+
+  /**
+   * tenant is the slug or id of the tenant to sign in to. Empty: the
+   * X-Tenant-ID header, else the subdomain, must name it.
+   *
+   * @generated from field: string tenant = 3;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message quarters.v1.SignInRequest.
+ * Use `create(SignInRequestSchema)` to create a new message.
+ */
+export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 6);
+
+/**
+ * @generated from message quarters.v1.SignInResponse
+ */
+export type SignInResponse = Message<"quarters.v1.SignInResponse"> & {
+  /**
+   * @generated from field: quarters.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.SignInResponse.
+ * Use `create(SignInResponseSchema)` to create a new message.
+ */
+export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 7);
+
+/**
+ * @generated from message quarters.v1.RefreshTokenRequest
+ */
+export type RefreshTokenRequest = Message<"quarters.v1.RefreshTokenRequest"> & {
+  /**
+   * @generated from field: string refresh_token = 1;
+   */
+  refreshToken: string;
+};
+
+/**
+ * Describes the message quarters.v1.RefreshTokenRequest.
+ * Use `create(RefreshTokenRequestSchema)` to create a new message.
+ */
+export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 8);
+
+/**
+ * @generated from message quarters.v1.RefreshTokenResponse
+ */
+export type RefreshTokenResponse = Message<"quarters.v1.RefreshTokenResponse"> & {
+  /**
+   * @generated from field: quarters.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.RefreshTokenResponse.
+ * Use `create(RefreshTokenResponseSchema)` to create a new message.
+ */
+export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 9);
+
+/**
+ * @generated from message quarters.v1.SignOutRequest
+ */
+export type SignOutRequest = Message<"quarters.v1.SignOutRequest"> & {
+  /**
+   * refresh_token names the session to end.
+   *
+   * @generated from field: string refresh_token = 1;
+   */
+  refreshToken: string;
+
+  /**
+   * everywhere ends every session of the signed-in user (the caller's
+   * access token names the user).
+   *
+   * @generated from field: bool everywhere = 2;
+   */
+  everywhere: boolean;
+};
+
+/**
+ * Describes the message quarters.v1.SignOutRequest.
+ * Use `create(SignOutRequestSchema)` to create a new message.
+ */
+export const SignOutRequestSchema: GenMessage<SignOutRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 10);
+
+/**
+ * @generated from message quarters.v1.SignOutResponse
+ */
+export type SignOutResponse = Message<"quarters.v1.SignOutResponse"> & {
+};
+
+/**
+ * Describes the message quarters.v1.SignOutResponse.
+ * Use `create(SignOutResponseSchema)` to create a new message.
+ */
+export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 11);
+
+/**
+ * @generated from message quarters.v1.SwitchTenantRequest
+ */
+export type SwitchTenantRequest = Message<"quarters.v1.SwitchTenantRequest"> & {
+  /**
+   * tenant is the slug or id of a tenant the user belongs to.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message quarters.v1.SwitchTenantRequest.
+ * Use `create(SwitchTenantRequestSchema)` to create a new message.
+ */
+export const SwitchTenantRequestSchema: GenMessage<SwitchTenantRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 12);
+
+/**
+ * @generated from message quarters.v1.SwitchTenantResponse
+ */
+export type SwitchTenantResponse = Message<"quarters.v1.SwitchTenantResponse"> & {
+  /**
+   * @generated from field: quarters.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.SwitchTenantResponse.
+ * Use `create(SwitchTenantResponseSchema)` to create a new message.
+ */
+export const SwitchTenantResponseSchema: GenMessage<SwitchTenantResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 13);
+
+/**
+ * AuthService manages credentials. People sign in with an email and
+ * password and get a session in one tenant: a short-lived access token and
+ * a single-use refresh token. API keys are for servers and scripts: each
+ * belongs to one tenant, carries a role, and can be revoked at once.
  *
  * @generated from service quarters.v1.AuthService
  */
 export const AuthService: GenService<{
+  /**
+   * SignIn checks a user's email and password and starts a session in the
+   * chosen tenant: the tenant field, else the X-Tenant-ID header, else the
+   * subdomain. An unknown email, a wrong password and a tenant the user
+   * does not belong to are the same UNAUTHENTICATED error.
+   *
+   * @generated from rpc quarters.v1.AuthService.SignIn
+   */
+  signIn: {
+    methodKind: "unary";
+    input: typeof SignInRequestSchema;
+    output: typeof SignInResponseSchema;
+  },
+  /**
+   * RefreshToken exchanges a refresh token for a new session (new access
+   * and refresh tokens) with the member's current role. Each refresh token
+   * works once: presenting one that was already exchanged revokes the
+   * whole session, since either the client or a thief holds a copy.
+   *
+   * @generated from rpc quarters.v1.AuthService.RefreshToken
+   */
+  refreshToken: {
+    methodKind: "unary";
+    input: typeof RefreshTokenRequestSchema;
+    output: typeof RefreshTokenResponseSchema;
+  },
+  /**
+   * SignOut ends the session the refresh token belongs to. With everywhere
+   * set (and the caller's access token), it ends all of the user's
+   * sessions in every tenant, and access tokens already issued stop
+   * working on their next use.
+   *
+   * @generated from rpc quarters.v1.AuthService.SignOut
+   */
+  signOut: {
+    methodKind: "unary";
+    input: typeof SignOutRequestSchema;
+    output: typeof SignOutResponseSchema;
+  },
+  /**
+   * SwitchTenant starts a session in another tenant the signed-in user
+   * belongs to.
+   *
+   * @generated from rpc quarters.v1.AuthService.SwitchTenant
+   */
+  switchTenant: {
+    methodKind: "unary";
+    input: typeof SwitchTenantRequestSchema;
+    output: typeof SwitchTenantResponseSchema;
+  },
   /**
    * CreateApiKey creates a key with a role no higher than the caller's.
    * The secret is returned only here.

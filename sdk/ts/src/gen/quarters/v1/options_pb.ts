@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/options.proto.
  */
 export const file_quarters_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChlxdWFydGVycy92MS9vcHRpb25zLnByb3RvEgtxdWFydGVycy52MSJyCgpBY2Nlc3NSdWxlEg4KBnB1YmxpYxgBIAEoCBIjCghtaW5fcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDwoHZmVhdHVyZRgDIAEoCRIMCgRjb3N0GAQgASgFEhAKCHBsYXRmb3JtGAUgASgIKk0KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfTUVNQkVSEAESDgoKUk9MRV9BRE1JThACEg4KClJPTEVfT1dORVIQAzpRCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjRhgMgASgLMhcucXVhcnRlcnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzQqkBCg9jb20ucXVhcnRlcnMudjFCDE9wdGlvbnNQcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChlxdWFydGVycy92MS9vcHRpb25zLnByb3RvEgtxdWFydGVycy52MSKAAQoKQWNjZXNzUnVsZRIOCgZwdWJsaWMYASABKAgSIwoIbWluX3JvbGUYAiABKA4yES5xdWFydGVycy52MS5Sb2xlEg8KB2ZlYXR1cmUYAyABKAkSDAoEY29zdBgEIAEoBRIQCghwbGF0Zm9ybRgFIAEoCBIMCgR1c2VyGAYgASgIKk0KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfTUVNQkVSEAESDgoKUk9MRV9BRE1JThACEg4KClJPTEVfT1dORVIQAzpRCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjRhgMgASgLMhcucXVhcnRlcnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzQqkBCg9jb20ucXVhcnRlcnMudjFCDE9wdGlvbnNQcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * AccessRule is who may call an RPC. Every RPC declares one with the
@@ -59,6 +59,14 @@ export type AccessRule = Message<"quarters.v1.AccessRule"> & {
    * @generated from field: bool platform = 5;
    */
   platform: boolean;
+
+  /**
+   * User RPCs act for a signed-in person (an access token from SignIn),
+   * not an API key: an API key, whatever its role, is PERMISSION_DENIED.
+   *
+   * @generated from field: bool user = 6;
+   */
+  user: boolean;
 };
 
 /**

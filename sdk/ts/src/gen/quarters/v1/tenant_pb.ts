@@ -9,13 +9,15 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Role } from "./options_pb.js";
 import { file_quarters_v1_options } from "./options_pb.js";
+import type { Session } from "./session_pb.js";
+import { file_quarters_v1_session } from "./session_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file quarters/v1/tenant.proto.
  */
 export const file_quarters_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIq8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKEAgoTQ3JlYXRlVGVuYW50UmVxdWVzdBKxAQoEc2x1ZxgBIAEoCUKiAbpIngFymwEQAxgoMhxeW2Etel0oW2EtejAtOS1dKlthLXowLTldKT8kWgVhZG1pbloDYXBpWgNhcHBaBGF1dGhaCWRhc2hib2FyZFoEZG9jc1oEaGVscFoFbG9naW5aBG1haWxaCHF1YXJ0ZXJzWgRyb290WgZzaWdudXBaBnN0YXRpY1oGc3RhdHVzWgdzdXBwb3J0WgZzeXN0ZW1aA3d3dxIYCgRuYW1lGAIgASgJQgq6SAdyBRABGMgBEh8KC293bmVyX2VtYWlsGAMgASgJQgq6SAdyBRj+AWABInkKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIkCgdhcGlfa2V5GAIgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5EhYKDmFwaV9rZXlfc2VjcmV0GAMgASgJIhIKEEdldFRlbmFudFJlcXVlc3QiOAoRR2V0VGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50KmQKDFRlbmFudFN0YXR1cxIdChlURU5BTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUVEVOQU5UX1NUQVRVU19BQ1RJVkUQARIbChdURU5BTlRfU1RBVFVTX1NVU1BFTkRFRBACMsMBCg1UZW5hbnRTZXJ2aWNlElsKDENyZWF0ZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVUZW5hbnRSZXNwb25zZSIGirUYAggBElUKCUdldFRlbmFudBIdLnF1YXJ0ZXJzLnYxLkdldFRlbmFudFJlcXVlc3QaHi5xdWFydGVycy52MS5HZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAhABQqgBCg9jb20ucXVhcnRlcnMudjFCC1RlbmFudFByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options]);
+  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIq8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKrAgoTQ3JlYXRlVGVuYW50UmVxdWVzdBKxAQoEc2x1ZxgBIAEoCUKiAbpIngFymwEQAxgoMhxeW2Etel0oW2EtejAtOS1dKlthLXowLTldKT8kWgVhZG1pbloDYXBpWgNhcHBaBGF1dGhaCWRhc2hib2FyZFoEZG9jc1oEaGVscFoFbG9naW5aBG1haWxaCHF1YXJ0ZXJzWgRyb290WgZzaWdudXBaBnN0YXRpY1oGc3RhdHVzWgdzdXBwb3J0WgZzeXN0ZW1aA3d3dxIYCgRuYW1lGAIgASgJQgq6SAdyBRABGMgBEh8KC293bmVyX2VtYWlsGAMgASgJQgq6SAdyBRj+AWABEiUKDm93bmVyX3Bhc3N3b3JkGAQgASgJQg26SArYAQFyBRAKGIABIsABChRDcmVhdGVUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQSJAoHYXBpX2tleRgCIAEoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleRIWCg5hcGlfa2V5X3NlY3JldBgDIAEoCRIlCgdzZXNzaW9uGAQgASgLMhQucXVhcnRlcnMudjEuU2Vzc2lvbhIeChZvd25lcl9pbnZpdGF0aW9uX3Rva2VuGAUgASgJIhIKEEdldFRlbmFudFJlcXVlc3QiOAoRR2V0VGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50KmQKDFRlbmFudFN0YXR1cxIdChlURU5BTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUVEVOQU5UX1NUQVRVU19BQ1RJVkUQARIbChdURU5BTlRfU1RBVFVTX1NVU1BFTkRFRBACMsMBCg1UZW5hbnRTZXJ2aWNlElsKDENyZWF0ZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVUZW5hbnRSZXNwb25zZSIGirUYAggBElUKCUdldFRlbmFudBIdLnF1YXJ0ZXJzLnYxLkdldFRlbmFudFJlcXVlc3QaHi5xdWFydGVycy52MS5HZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAhABQqgBCg9jb20ucXVhcnRlcnMudjFCC1RlbmFudFByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
 
 /**
  * Tenant is one customer organisation.
@@ -155,6 +157,18 @@ export type CreateTenantRequest = Message<"quarters.v1.CreateTenantRequest"> & {
    * @generated from field: string owner_email = 3;
    */
   ownerEmail: string;
+
+  /**
+   * owner_password, when set, is the owner's password (10 to 128
+   * characters) and the response carries a signed-in session. Without it
+   * the response carries owner_invitation_token, with which the owner sets
+   * a password later (MemberService.AcceptInvitation). If owner_email
+   * already belongs to a user with a password, owner_password must be that
+   * password, or be left empty (the owner then signs in as usual).
+   *
+   * @generated from field: string owner_password = 4;
+   */
+  ownerPassword: string;
 };
 
 /**
@@ -185,6 +199,21 @@ export type CreateTenantResponse = Message<"quarters.v1.CreateTenantResponse"> &
    * @generated from field: string api_key_secret = 3;
    */
   apiKeySecret: string;
+
+  /**
+   * session is the owner signed in, when owner_password was given.
+   *
+   * @generated from field: quarters.v1.Session session = 4;
+   */
+  session?: Session | undefined;
+
+  /**
+   * owner_invitation_token is set when the owner has no password yet: it
+   * is redeemed once, with AcceptInvitation, to set one (within 7 days).
+   *
+   * @generated from field: string owner_invitation_token = 5;
+   */
+  ownerInvitationToken: string;
 };
 
 /**
