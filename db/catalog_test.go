@@ -11,9 +11,11 @@ import (
 
 // TestCatalog fails the build if the schema lets a tenant's rows escape
 // row-level security: every table with a tenant_id column (and tenants
-// itself) must have RLS enabled and forced and a policy; every view must be
+// itself, and users, shared between tenants) must have RLS enabled and
+// forced and a policy; every view must be
 // security_invoker; the app role must not bypass RLS or own anything; and
-// the only SECURITY DEFINER functions are the named lookups of lookup.go.
+// the only SECURITY DEFINER functions are the named lookups of lookup.go
+// and identity.go.
 func TestCatalog(t *testing.T) {
 	t.Parallel()
 	appURL, ownerURL := dbtest.NewURLs(t)
@@ -35,13 +37,13 @@ SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
     AND pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%app.current_tenant_id()%')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND (c.relname = 'tenants' OR EXISTS (
+  AND (c.relname IN ('tenants', 'users') OR EXISTS (
     SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
 ORDER BY 1`)
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[table])
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(tables), 4, "expected tenants, api_keys, projects, documents at least")
+	require.GreaterOrEqual(t, len(tables), 8, "expected tenants, users, memberships, api_keys, projects, documents at least")
 	for _, tb := range tables {
 		require.True(t, tb.Enabled, "%s: row level security not enabled", tb.Name)
 		require.True(t, tb.Forced, "%s: row level security not forced", tb.Name)
@@ -80,9 +82,16 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"app.api_key_authenticate",
+		"app.invitation_tenant",
 		"app.platform_audit_event_list",
 		"app.platform_tenant_list",
-	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go")
+		"app.refresh_token_tenant",
+		"app.tenant_resolve",
+		"app.user_credentials",
+		"app.user_ensure",
+		"app.user_sign_out_everywhere",
+		"app.user_tenants",
+	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go and db/identity.go")
 
 	app, err := pgx.Connect(ctx, appURL)
 	require.NoError(t, err)

@@ -1,10 +1,12 @@
-// Package authsvc implements quarters.v1.AuthService: API key management.
-// (Package auth is authentication itself.)
+// Package authsvc implements quarters.v1.AuthService: people's sessions
+// (sign-in, refresh, sign-out, switching tenant) and API key management.
+// (Package auth is authentication itself; package session issues tokens.)
 package authsvc
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -15,18 +17,32 @@ import (
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/page"
+	"github.com/quarters-dev/quarters/server/password"
+	"github.com/quarters-dev/quarters/server/session"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
+
+// Params are New's inputs.
+type Params struct {
+	DB       *db.DB
+	Sessions *session.Manager
+	Tenants  *tenant.Cache
+	// Password is the argon2id cost the server hashes with; sign-in for
+	// an unknown email spends the same on a decoy.
+	Password password.Params
+	Logger   *slog.Logger
+}
 
 // Service implements quartersv1connect.AuthServiceHandler.
 type Service struct {
 	db *db.DB
+	p  Params
 }
 
 var _ quartersv1connect.AuthServiceHandler = (*Service)(nil)
 
 // New returns the service.
-func New(d *db.DB) *Service { return &Service{db: d} }
+func New(p Params) *Service { return &Service{db: p.DB, p: p} }
 
 // CreateApiKey creates a key with at most the caller's role; nobody can
 // mint a credential stronger than their own.

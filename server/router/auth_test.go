@@ -30,9 +30,13 @@ func TestAuthentication(t *testing.T) {
 	cerr := requireCode(t, list(""), connect.CodeUnauthenticated)
 	require.Contains(t, cerr.Message(), "missing credential")
 
+	// A bearer that is not an API key is taken for an access token.
+	require.Equal(t, "invalid or expired access token: refresh it or sign in again",
+		requireCode(t, list("garbage"), connect.CodeUnauthenticated).Message())
+
 	// Every kind of bad key gets the same answer.
 	var msgs []string
-	for _, key := range []string{"garbage", "qk_" + strings.Repeat("a", 39), string(mistyped), unknown} {
+	for _, key := range []string{"qk_" + strings.Repeat("a", 39), "qk_short", string(mistyped), unknown} {
 		msgs = append(msgs, requireCode(t, list(key), connect.CodeUnauthenticated).Message())
 	}
 	for _, m := range msgs {

@@ -44,7 +44,7 @@ func CheckSelectors(baseDomain string) auth.CheckFunc {
 			return mismatch("subdomain", sub)
 		}
 		if !p.TenantActive {
-			return errSuspended()
+			return SuspendedError()
 		}
 		return nil
 	}
@@ -127,12 +127,14 @@ func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
 		return ctx, fmt.Errorf("load tenant %s: %w", p.TenantID, err)
 	}
 	if !t.Active {
-		return ctx, errSuspended()
+		return ctx, SuspendedError()
 	}
 	return NewContext(ctx, t), nil
 }
 
-func errSuspended() error {
+// SuspendedError is the PERMISSION_DENIED (reason TENANT_SUSPENDED) every
+// call of a suspended tenant gets, sign-in included.
+func SuspendedError() error {
 	return errorWithInfo(connect.CodePermissionDenied,
 		"tenant is suspended; contact support to restore access",
 		ReasonSuspended, nil)
