@@ -25,14 +25,14 @@ import (
 // It returns auth.ErrUnknownKey if no such key exists or it is revoked or
 // expired. It runs as a single statement, one round trip.
 func (d *DB) LookupAPIKey(ctx context.Context, hash [32]byte) (*auth.Record, error) {
-	const q = `SELECT key_id, tenant_id, role, secret_hash, tenant_slug, tenant_status
+	const q = `SELECT key_id, tenant_id, role, secret_hash, tenant_slug, tenant_status, expire_time
 FROM app.api_key_authenticate($1)`
 	var (
 		rec          auth.Record
 		role, status string
 	)
 	err := d.pool.QueryRow(ctx, q, hash[:]).Scan(
-		&rec.KeyID, &rec.TenantID, &role, &rec.SecretHash, &rec.TenantSlug, &status)
+		&rec.KeyID, &rec.TenantID, &role, &rec.SecretHash, &rec.TenantSlug, &status, &rec.ExpireTime)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, auth.ErrUnknownKey
 	}

@@ -248,3 +248,30 @@ END
 $$;
 REVOKE ALL ON FUNCTION app.user_sign_out_everywhere(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.user_sign_out_everywhere(uuid) TO quarters_app;
+
+-- api_key_authenticate now also returns the key's expiry, so the server
+-- can cache a live key without serving it past its expire_time. (A
+-- function's result type cannot be replaced in place.)
+DROP FUNCTION app.api_key_authenticate(bytea);
+CREATE FUNCTION app.api_key_authenticate(p_secret_hash bytea)
+RETURNS TABLE (
+  key_id uuid,
+  tenant_id uuid,
+  role text,
+  secret_hash bytea,
+  tenant_slug text,
+  tenant_status text,
+  expire_time timestamptz
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT k.id, k.tenant_id, k.role, k.secret_hash, t.slug, t.status, k.expire_time
+  FROM public.api_keys k
+  JOIN public.tenants t ON t.id = k.tenant_id
+  WHERE k.secret_hash = p_secret_hash
+    AND k.revoke_time IS NULL
+    AND (k.expire_time IS NULL OR k.expire_time > now())
+$$;
+REVOKE ALL ON FUNCTION app.api_key_authenticate(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.api_key_authenticate(bytea) TO quarters_app;

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"connectrpc.com/authn"
 	"connectrpc.com/connect"
@@ -19,6 +20,8 @@ type Record struct {
 	Principal
 	// SecretHash is the stored hash, compared again in constant time.
 	SecretHash []byte
+	// ExpireTime is when the key stops working; nil if never.
+	ExpireTime *time.Time
 }
 
 // LookupFunc finds the live API key stored under hash. It returns

@@ -96,16 +96,21 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quarters
 	return connect.NewResponse(resp), nil
 }
 
-// RevokeApiKey revokes a key of the caller's tenant. Keys are looked up in
-// the database on every call, so the revocation holds from the next call.
+// RevokeApiKey revokes a key of the caller's tenant. Replicas cache live
+// keys, so the tenant is invalidated after the commit: every replica drops
+// the tenant's cached keys, and the revocation holds from the next call.
 func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quartersv1.RevokeApiKeyRequest]) (*connect.Response[quartersv1.RevokeApiKeyResponse], error) {
+	tenantID := tenant.MustFromContext(ctx).ID
 	k, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
 		return q.ApiKeyRevoke(ctx, dbsqlc.ApiKeyRevokeParams{
-			TenantID: tenant.MustFromContext(ctx).ID,
+			TenantID: tenantID,
 			ID:       uuid.MustParse(req.Msg.GetId()),
 		})
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.p.Tenants.Invalidate(ctx, tenantID); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: auth.KeyToProto(k)}), nil

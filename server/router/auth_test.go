@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/server/auth"
@@ -55,17 +57,35 @@ func TestAuthentication(t *testing.T) {
 
 	require.NoError(t, list(a.Key))
 
-	// A revoked key stops working at once.
-	owner := ownerConn(t, s)
-	_, err = owner.Exec(ctx, "update api_keys set revoke_time = now() where tenant_id = $1", a.ID)
-	require.NoError(t, err)
+	// A key revoked (and its tenant invalidated, as RevokeApiKey and the
+	// platform do) stops working at once, though it was cached.
+	s.Exec(t, a.ID, "update api_keys set revoke_time = now() where tenant_id = $1", a.ID)
 	require.Equal(t, "invalid API key", requireCode(t, list(a.Key), connect.CodeUnauthenticated).Message())
 
 	// An expired key too.
 	b := s.SignUp(t)
+	owner := ownerConn(t, s)
 	_, err = owner.Exec(ctx, "update api_keys set expire_time = now() - interval '1 second' where tenant_id = $1", b.ID)
 	require.NoError(t, err)
 	_, err = b.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	requireCode(t, err, connect.CodeUnauthenticated)
+}
+
+// TestCachedKeyExpires: a cached key is not served past its expire_time,
+// even with no invalidation.
+func TestCachedKeyExpires(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	a := s.SignUp(t)
+	resp, err := a.Auth.CreateApiKey(ctx, req(&quartersv1.CreateApiKeyRequest{
+		Name: "short", Role: quartersv1.Role_ROLE_MEMBER, ExpireTime: timestamppb.New(time.Now().Add(1500 * time.Millisecond)),
+	}))
+	require.NoError(t, err)
+	short := s.As(a.ID, a.Slug, resp.Msg.GetSecret())
+	_, err = short.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	require.NoError(t, err) // now cached
+	time.Sleep(time.Until(resp.Msg.GetApiKey().GetExpireTime().AsTime().Add(50 * time.Millisecond)))
+	_, err = short.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	requireCode(t, err, connect.CodeUnauthenticated)
 }
 

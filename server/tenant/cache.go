@@ -43,6 +43,8 @@ type Cache struct {
 	local map[uuid.UUID]entry
 	// loads coalesces concurrent misses for one tenant.
 	loads map[uuid.UUID]*load
+	// onDrop are told of every drop (uuid.Nil: everything).
+	onDrop []func(uuid.UUID)
 }
 
 type entry struct {
@@ -150,13 +152,27 @@ func (c *Cache) Invalidate(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
+// OnDrop registers fn to be called whenever this replica drops a tenant's
+// record (its id) or all of them (uuid.Nil): caches of things that belong
+// to a tenant, such as API keys, follow the tenant's invalidations. Call it
+// before serving; fn must not block.
+func (c *Cache) OnDrop(fn func(id uuid.UUID)) {
+	c.mu.Lock()
+	c.onDrop = append(c.onDrop, fn)
+	c.mu.Unlock()
+}
+
 func (c *Cache) drop(id uuid.UUID) {
 	c.mu.Lock()
 	delete(c.local, id)
 	if l, ok := c.loads[id]; ok {
 		l.stale = true
 	}
+	fns := c.onDrop
 	c.mu.Unlock()
+	for _, fn := range fns {
+		fn(id)
+	}
 }
 
 func (c *Cache) dropAll() {
@@ -165,7 +181,11 @@ func (c *Cache) dropAll() {
 	for _, l := range c.loads {
 		l.stale = true
 	}
+	fns := c.onDrop
 	c.mu.Unlock()
+	for _, fn := range fns {
+		fn(uuid.Nil)
+	}
 }
 
 // Run receives invalidations from other replicas until ctx ends. Whenever

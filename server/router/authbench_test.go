@@ -1,0 +1,56 @@
+package router_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/servertest"
+)
+
+// BenchmarkAuthenticate is the authentication middleware's cost per call
+// on a warm cache, for each kind of credential: an API key (checksum,
+// SHA-256, key cache) and an access token (EdDSA signature, claims, the
+// member's version in the cached tenant record). Neither touches the
+// database once warm.
+func BenchmarkAuthenticate(b *testing.B) {
+	s := servertest.New(b)
+	a := s.SignUp(b)
+	keys := auth.NewKeyCache(auth.KeyCacheParams{Lookup: s.DB.LookupAPIKey})
+	mw := auth.NewMiddleware(auth.MiddlewareParams{
+		Lookup:      keys.Lookup,
+		VerifyToken: s.Sessions.VerifyFunc(s.Tenants),
+		IsPublic:    func(string) bool { return false },
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	h := mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := auth.FromContext(r.Context()); !ok {
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	for _, bc := range []struct{ name, credential string }{
+		{"api_key", a.Key},
+		{"access_token", a.Owner.GetAccessToken()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodPost, "/quarters.v1.ProjectService/ListProjects", nil)
+			r.Header.Set("Authorization", "Bearer "+bc.credential)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r) // warm the caches
+			require.Equal(b, http.StatusOK, w.Code)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+	}
+}
