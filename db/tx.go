@@ -50,7 +50,9 @@ func InTenantV[T any](ctx context.Context, d *DB, fn func(q *dbsqlc.Queries) (T,
 
 // ActAs is InTenant for callers that are not (yet) the tenant: sign-up,
 // where fn inserts the tenants row with this id (row-level security admits
-// no other), and the platform operator administering one tenant.
+// no other); sign-in, refresh and invitations, once a privileged lookup
+// (identity.go) has named the tenant; and the platform operator
+// administering one tenant.
 func (d *DB) ActAs(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) error {
 	if id == uuid.Nil {
 		return tenant.ErrNoTenant

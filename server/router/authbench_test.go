@@ -9,7 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/servertest"
 )
 
@@ -49,6 +51,35 @@ func BenchmarkAuthenticate(b *testing.B) {
 				h.ServeHTTP(w, r)
 				if w.Code != http.StatusOK {
 					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSignIn is one sign-in at the production password cost
+// (password.Default), end to end over HTTP. The failing cases cost the
+// same as a success's password check, so timing does not tell an unknown
+// email from a wrong password.
+func BenchmarkSignIn(b *testing.B) {
+	s := servertest.NewWith(b, &servertest.Opts{Password: password.Default})
+	a := s.SignUp(b)
+	s.Unthrottle(b, a.ID)
+	client := s.As("", "", "").Auth
+	for _, bc := range []struct {
+		name, email, password string
+		ok                    bool
+	}{
+		{"ok", a.OwnerEmail, servertest.OwnerPassword, true},
+		{"wrong_password", a.OwnerEmail, "not the password", false},
+		{"unknown_email", "nobody@" + a.Slug + ".example", servertest.OwnerPassword, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, err := client.SignIn(ctx, req(&quartersv1.SignInRequest{Email: bc.email, Password: bc.password, Tenant: a.Slug}))
+				if (err == nil) != bc.ok {
+					b.Fatalf("sign-in: %v", err)
 				}
 			}
 		})
