@@ -14,9 +14,10 @@ SELECT * FROM memberships
 WHERE tenant_id = @tenant_id AND user_id = @user_id
 FOR UPDATE;
 
--- MemberList pages newest first; see ProjectList for the cursor.
+-- MemberList pages newest first; see ProjectList for the cursor. It
+-- carries what the API shows of each member's user (never the hash).
 -- name: MemberList :many
-SELECT m.*, u.email
+SELECT m.*, u.email, (u.password_hash IS NOT NULL)::boolean AS has_password, u.create_time AS user_create_time
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.tenant_id = @tenant_id
   AND (m.create_time, m.user_id) < (@before_time::timestamptz, @before_id::uuid)
@@ -40,7 +41,7 @@ RETURNING *;
 DELETE FROM memberships
 WHERE tenant_id = @tenant_id AND user_id = @user_id;
 
--- MembershipLockOwners serialises changes that could leave a tenant
+-- MembershipLock serialises changes that could leave a tenant
 -- without an owner, or over its member quota: demoting or removing an
 -- owner, and adding members. The lock ends with the transaction.
 -- name: MembershipLock :exec
@@ -61,3 +62,23 @@ SELECT
          SELECT 1 FROM memberships m2 JOIN users u ON u.id = m2.user_id
          WHERE m2.tenant_id = @tenant_id AND lower(u.email) = lower(i.email)))
   AS seats;
+
+-- MembershipCount counts members only: the seat check when an invitation
+-- is accepted, whose own pending seat is becoming this membership.
+-- name: MembershipCount :one
+SELECT count(*) FROM memberships
+WHERE tenant_id = @tenant_id;
+
+-- MembershipEmailState says what inviting email would change: nothing if
+-- it is a member's already, no new seat if an invitation is pending for it.
+-- name: MembershipEmailState :one
+SELECT
+  EXISTS (
+    SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
+    WHERE m.tenant_id = @tenant_id AND lower(u.email) = lower(@email::text)
+  ) AS is_member,
+  EXISTS (
+    SELECT 1 FROM invitations i
+    WHERE i.tenant_id = @tenant_id AND lower(i.email) = lower(@email::text)
+      AND i.accept_time IS NULL AND i.expire_time > now()
+  ) AS is_pending;

@@ -43,6 +43,62 @@ func (q *Queries) InvitationAccept(ctx context.Context, arg InvitationAcceptPara
 	return i, err
 }
 
+const invitationCloseForMember = `-- name: InvitationCloseForMember :execrows
+UPDATE invitations i SET accept_time = now()
+FROM users u
+WHERE u.id = $1 AND i.tenant_id = $2
+  AND lower(i.email) = lower(u.email) AND i.accept_time IS NULL
+`
+
+type InvitationCloseForMemberParams struct {
+	UserID   uuid.UUID
+	TenantID uuid.UUID
+}
+
+// InvitationCloseForMember closes the pending invitations of a member's
+// email, before the member is removed: an invitation issued before they
+// joined must not let them back in. Closing sets accept_time (the one
+// column the server may change), so a closed invitation fails exactly as
+// a used one. Run it while the membership exists: the user row is visible
+// only through it.
+func (q *Queries) InvitationCloseForMember(ctx context.Context, arg InvitationCloseForMemberParams) (int64, error) {
+	result, err := q.db.Exec(ctx, invitationCloseForMember, arg.UserID, arg.TenantID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const invitationGetLive = `-- name: InvitationGetLive :one
+SELECT tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time FROM invitations
+WHERE tenant_id = $1 AND token_hash = $2
+  AND accept_time IS NULL AND expire_time > now()
+`
+
+type InvitationGetLiveParams struct {
+	TenantID  uuid.UUID
+	TokenHash []byte
+}
+
+// InvitationGetLive reads a live invitation without using it: the
+// password work of AcceptInvitation happens before its transaction.
+func (q *Queries) InvitationGetLive(ctx context.Context, arg InvitationGetLiveParams) (Invitation, error) {
+	row := q.db.QueryRow(ctx, invitationGetLive, arg.TenantID, arg.TokenHash)
+	var i Invitation
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Role,
+		&i.TokenHash,
+		&i.InvitedBy,
+		&i.CreateTime,
+		&i.ExpireTime,
+		&i.AcceptTime,
+	)
+	return i, err
+}
+
 const invitationInsert = `-- name: InvitationInsert :one
 INSERT INTO invitations (tenant_id, email, role, token_hash, invited_by, expire_time)
 VALUES ($1, $2, $3, $4, $5, $6)

@@ -13,7 +13,7 @@ import (
 )
 
 const memberList = `-- name: MemberList :many
-SELECT m.tenant_id, m.user_id, m.role, m.version, m.create_time, m.update_time, u.email
+SELECT m.tenant_id, m.user_id, m.role, m.version, m.create_time, m.update_time, u.email, (u.password_hash IS NOT NULL)::boolean AS has_password, u.create_time AS user_create_time
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.tenant_id = $1
   AND (m.create_time, m.user_id) < ($2::timestamptz, $3::uuid)
@@ -29,16 +29,19 @@ type MemberListParams struct {
 }
 
 type MemberListRow struct {
-	TenantID   uuid.UUID
-	UserID     uuid.UUID
-	Role       string
-	Version    int64
-	CreateTime time.Time
-	UpdateTime time.Time
-	Email      string
+	TenantID       uuid.UUID
+	UserID         uuid.UUID
+	Role           string
+	Version        int64
+	CreateTime     time.Time
+	UpdateTime     time.Time
+	Email          string
+	HasPassword    bool
+	UserCreateTime time.Time
 }
 
-// MemberList pages newest first; see ProjectList for the cursor.
+// MemberList pages newest first; see ProjectList for the cursor. It
+// carries what the API shows of each member's user (never the hash).
 func (q *Queries) MemberList(ctx context.Context, arg MemberListParams) ([]MemberListRow, error) {
 	rows, err := q.db.Query(ctx, memberList,
 		arg.TenantID,
@@ -61,6 +64,8 @@ func (q *Queries) MemberList(ctx context.Context, arg MemberListParams) ([]Membe
 			&i.CreateTime,
 			&i.UpdateTime,
 			&i.Email,
+			&i.HasPassword,
+			&i.UserCreateTime,
 		); err != nil {
 			return nil, err
 		}
@@ -70,6 +75,20 @@ func (q *Queries) MemberList(ctx context.Context, arg MemberListParams) ([]Membe
 		return nil, err
 	}
 	return items, nil
+}
+
+const membershipCount = `-- name: MembershipCount :one
+SELECT count(*) FROM memberships
+WHERE tenant_id = $1
+`
+
+// MembershipCount counts members only: the seat check when an invitation
+// is accepted, whose own pending seat is becoming this membership.
+func (q *Queries) MembershipCount(ctx context.Context, tenantID uuid.UUID) (int64, error) {
+	row := q.db.QueryRow(ctx, membershipCount, tenantID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
 }
 
 const membershipCountOwners = `-- name: MembershipCountOwners :one
@@ -120,6 +139,38 @@ func (q *Queries) MembershipDelete(ctx context.Context, arg MembershipDeletePara
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const membershipEmailState = `-- name: MembershipEmailState :one
+SELECT
+  EXISTS (
+    SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
+    WHERE m.tenant_id = $1 AND lower(u.email) = lower($2::text)
+  ) AS is_member,
+  EXISTS (
+    SELECT 1 FROM invitations i
+    WHERE i.tenant_id = $1 AND lower(i.email) = lower($2::text)
+      AND i.accept_time IS NULL AND i.expire_time > now()
+  ) AS is_pending
+`
+
+type MembershipEmailStateParams struct {
+	TenantID uuid.UUID
+	Email    string
+}
+
+type MembershipEmailStateRow struct {
+	IsMember  bool
+	IsPending bool
+}
+
+// MembershipEmailState says what inviting email would change: nothing if
+// it is a member's already, no new seat if an invitation is pending for it.
+func (q *Queries) MembershipEmailState(ctx context.Context, arg MembershipEmailStateParams) (MembershipEmailStateRow, error) {
+	row := q.db.QueryRow(ctx, membershipEmailState, arg.TenantID, arg.Email)
+	var i MembershipEmailStateRow
+	err := row.Scan(&i.IsMember, &i.IsPending)
+	return i, err
 }
 
 const membershipGet = `-- name: MembershipGet :one
@@ -203,7 +254,7 @@ const membershipLock = `-- name: MembershipLock :exec
 SELECT pg_advisory_xact_lock(hashtextextended('quarters.memberships:' || $1::text, 0))
 `
 
-// MembershipLockOwners serialises changes that could leave a tenant
+// MembershipLock serialises changes that could leave a tenant
 // without an owner, or over its member quota: demoting or removing an
 // owner, and adding members. The lock ends with the transaction.
 func (q *Queries) MembershipLock(ctx context.Context, tenantKey string) error {

@@ -110,7 +110,7 @@ func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quarter
 	if err != nil {
 		return nil, err
 	}
-	if err := s.p.Tenants.Invalidate(ctx, tenantID); err != nil {
+	if err := s.p.Tenants.Committed(ctx, tenantID, "the revoked key"); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: auth.KeyToProto(k)}), nil

@@ -205,7 +205,7 @@ func (s *Service) SignOut(ctx context.Context, req *connect.Request[quartersv1.S
 			return nil, err
 		}
 		for _, id := range tenants {
-			if err := s.p.Tenants.Invalidate(ctx, id); err != nil {
+			if err := s.p.Tenants.Committed(ctx, id, "access tokens issued before signing out"); err != nil {
 				return nil, err
 			}
 		}

@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"maps"
 	"strings"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -35,7 +34,6 @@ import (
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
-	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/page"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
@@ -44,9 +42,6 @@ import (
 // credential.
 const Actor = "platform"
 
-// invalidateTimeout bounds the cache invalidation after a commit. It runs
-// even if the caller has gone: the change is made, so replicas must hear.
-const invalidateTimeout = 5 * time.Second
 
 // Service implements quartersv1connect.PlatformServiceHandler. Requests
 // arrive authenticated as the platform and validated; there is no tenant
@@ -344,24 +339,11 @@ func (s *Service) change(ctx context.Context, id uuid.UUID, c change) (*quarters
 	return d, e, nil
 }
 
-// invalidate drops the tenant's cached record on every replica, after a
-// committed change. On failure the change stands (it is committed and
-// audited), this replica has already dropped its copy, and other replicas
-// may serve the old record until it expires: the caller is told so with
-// UNAVAILABLE, and may retry the call, which is idempotent and sends the
-// invalidation again.
+// invalidate announces a committed change to every replica (see
+// tenant.Cache.Committed); the call is idempotent, so retrying it after a
+// failure sends the invalidation again.
 func (s *Service) invalidate(ctx context.Context, id uuid.UUID) error {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), invalidateTimeout)
-	defer cancel()
-	if err := s.cache.Invalidate(ictx, id); err != nil {
-		s.Logger.ErrorContext(ctx, "platform: tenant cache invalidation failed after commit",
-			"request_id", observe.RequestID(ctx), "tenant_id", id, "error", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New(
-			"the change was saved and audited, but other replicas could not be told: they may serve the tenant's previous "+
-				"record until their cached copy expires (the tenant cache TTL, 1 minute by default); "+
-				"retry the call to send the invalidation again (repeating it is harmless)"))
-	}
-	return nil
+	return s.cache.Committed(ctx, id, "the tenant's previous plan, limits and status")
 }
 
 // details is the tenant of st with its effective limits and features, read

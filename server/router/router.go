@@ -30,6 +30,7 @@ import (
 	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/keyuse"
+	"github.com/quarters-dev/quarters/server/member"
 	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/openapi"
 	"github.com/quarters-dev/quarters/server/password"
@@ -103,6 +104,7 @@ func Services() []protoreflect.ServiceDescriptor {
 		quartersv1.File_quarters_v1_project_proto.Services().ByName("ProjectService"),
 		quartersv1.File_quarters_v1_document_proto.Services().ByName("DocumentService"),
 		quartersv1.File_quarters_v1_auth_proto.Services().ByName("AuthService"),
+		quartersv1.File_quarters_v1_member_proto.Services().ByName("MemberService"),
 		quartersv1.File_quarters_v1_plan_proto.Services().ByName("PlanService"),
 		quartersv1.File_quarters_v1_analytics_proto.Services().ByName("AnalyticsService"),
 		quartersv1.File_quarters_v1_platform_proto.Services().ByName("PlatformService"),
@@ -152,8 +154,13 @@ func New(p Params) (http.Handler, error) {
 		connect.WithReadMaxBytes(int(p.MaxBodyBytes)),
 		connect.WithRecover(recoverFunc(p.Logger)),
 	}
+	// Live API keys are served from memory; a revocation or a change to
+	// the key's tenant invalidates the tenant, which drops its keys on
+	// every replica.
+	keys := auth.NewKeyCache(auth.KeyCacheParams{Lookup: p.DB.LookupAPIKey})
+	p.Tenants.OnDrop(keys.DropTenant)
 	authMW := auth.NewMiddleware(auth.MiddlewareParams{
-		Lookup:         p.DB.LookupAPIKey,
+		Lookup:         keys.Lookup,
 		VerifyToken:    p.Sessions.VerifyFunc(p.Tenants),
 		IsPublic:       rules.IsPublic,
 		Check:          tenant.CheckSelectors(p.BaseDomain),
@@ -168,7 +175,8 @@ func New(p Params) (http.Handler, error) {
 	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{DB: p.DB, Sessions: p.Sessions, Password: p.Password}), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
-	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(p.DB), opts...))
+	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Password: p.Password, Logger: p.Logger}), opts...))
+	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
 	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants), opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
@@ -183,6 +191,11 @@ func New(p Params) (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
 	mux.Handle("GET /openapi.yaml", openapi.Handler())
+	// The keys that verify access tokens, for services that check them on
+	// their own; read per request, so a reloaded or rotated set shows at once.
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		p.Sessions.Keys().JWKSHandler().ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
@@ -233,4 +234,28 @@ func genKey(id uuid.UUID) string { return "quarters:tenant:gen:" + id.String() }
 
 func recordKey(id uuid.UUID, gen int64) string {
 	return fmt.Sprintf("quarters:tenant:rec:%s:%d", id, gen)
+}
+
+// invalidateTimeout bounds Committed's invalidation. It runs after the
+// commit, detached from the request, so a caller hanging up cannot leave
+// the change unannounced.
+const invalidateTimeout = 5 * time.Second
+
+// Committed invalidates the tenant after a committed change that other
+// replicas must see at once (a plan, a suspension, a revoked key, a
+// member's new role). On failure the change stands and this replica has
+// already dropped its copy, but others may serve the previous state until
+// their copy expires: the failure is logged, and returned as UNAVAILABLE
+// saying so, naming what may linger. Retrying the call is harmless: it
+// sends the invalidation again.
+func (c *Cache) Committed(ctx context.Context, id uuid.UUID, lingering string) error {
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), invalidateTimeout)
+	defer cancel()
+	if err := c.Invalidate(ictx, id); err != nil {
+		c.p.Logger.ErrorContext(ctx, "tenant cache invalidation failed after commit", "tenant_id", id, "error", err)
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf(
+			"the change was saved, but other servers could not be told yet: they may still serve %s until their cached copy expires (%v at most); retrying the call is harmless",
+			lingering, c.p.TTL))
+	}
+	return nil
 }

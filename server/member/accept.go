@@ -1,0 +1,270 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/password"
+	"github.com/quarters-dev/quarters/server/session"
+	"github.com/quarters-dev/quarters/server/tenant"
+)
+
+// AcceptInvitation redeems an invitation, once, and signs the invitee in
+// to the inviting tenant.
+//
+// A malformed, unknown, expired or already used token is one NOT_FOUND
+// ("invitation is invalid, expired or already used"): the caller can act
+// on it only by asking for a new invitation, and it stays distinct from a
+// wrong password. A suspended tenant's invitation is refused like every
+// call of that tenant.
+//
+// A person without a password (new, or invited elsewhere and never
+// accepted) sets one here: too short or too long is INVALID_ARGUMENT with
+// a violation on password. A person with a password must give it:
+// otherwise UNAUTHENTICATED. Either refusal leaves the invitation usable.
+// The password work (tens of milliseconds) happens before the transaction,
+// which holds the tenant's membership lock.
+//
+// The invitee gets a membership with the invitation's role, within
+// max_members (members only: the invitation's own seat becomes this
+// membership; RESOURCE_EXHAUSTED otherwise). Someone who is a member
+// already (the owner's set-password invitation of sign-up, or a second
+// invitation) keeps their membership unchanged.
+func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[quartersv1.AcceptInvitationRequest]) (*connect.Response[quartersv1.AcceptInvitationResponse], error) {
+	hash, err := auth.InvitationToken.Parse(req.Msg.GetToken())
+	if err != nil {
+		return nil, errInvalidInvitation()
+	}
+	tenantID, err := s.p.DB.InvitationTenant(ctx, hash)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, errInvalidInvitation()
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.p.Tenants.Get(ctx, tenantID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The tenant was deleted (its invitations with it) meanwhile.
+		return nil, errInvalidInvitation()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load tenant %s: %w", tenantID, err)
+	}
+	if !t.Active {
+		return nil, tenant.SuspendedError()
+	}
+	pw := req.Msg.GetPassword()
+	pre, err := s.preparePassword(ctx, tenantID, hash, pw)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		sess    *quartersv1.Session
+		created bool
+	)
+	err = s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+		inv, err := q.InvitationAccept(ctx, dbsqlc.InvitationAcceptParams{TenantID: tenantID, TokenHash: hash[:]})
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Used or expired since preparePassword read it.
+			return errInvalidInvitation()
+		}
+		if err != nil {
+			return fmt.Errorf("accept invitation: %w", err)
+		}
+		userID, err := q.UserEnsure(ctx, inv.Email)
+		if err != nil {
+			return fmt.Errorf("ensure user: %w", err)
+		}
+		m, isNew, err := ensureMembership(ctx, q, t, userID, inv.Role)
+		if err != nil {
+			return err
+		}
+		created = isNew
+		// Visible under RLS now that it is a member here.
+		u, err := q.UserGet(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("get user: %w", err)
+		}
+		if u, err = s.settlePassword(ctx, q, u, pw, pre); err != nil {
+			return err
+		}
+		sess, err = s.p.Sessions.Start(ctx, q, session.Subject{TenantSlug: t.Slug, User: u, Membership: m})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		// The session is committed and the invitation used: failing the
+		// call now would lose both, so a failed invalidation is only
+		// logged (by invalidate). Other replicas then refuse the new
+		// member's access token until their cached record expires (the
+		// cache TTL); this one already dropped its copy.
+		_ = s.invalidate(ctx, tenantID)
+	}
+	return connect.NewResponse(&quartersv1.AcceptInvitationResponse{Session: sess}), nil
+}
+
+// prepared is the password work AcceptInvitation does before its
+// transaction.
+type prepared struct {
+	// checked is the stored hash the password was found to match, for a
+	// user who has one.
+	checked *string
+	// newHash is the password hashed, for a user who has none.
+	newHash string
+}
+
+// preparePassword reads the live invitation and its invitee's credentials
+// (through the privileged lookup: the invitee may be a user of other
+// tenants, invisible here; the caller proves it is the invitee by holding
+// the token), then checks pw against the stored hash, or validates and
+// hashes it as a new password.
+func (s *Service) preparePassword(ctx context.Context, tenantID uuid.UUID, hash [32]byte, pw string) (prepared, error) {
+	var inv dbsqlc.Invitation
+	err := s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+		var err error
+		inv, err = q.InvitationGetLive(ctx, dbsqlc.InvitationGetLiveParams{TenantID: tenantID, TokenHash: hash[:]})
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return prepared{}, errInvalidInvitation()
+	}
+	if err != nil {
+		return prepared{}, fmt.Errorf("get invitation: %w", err)
+	}
+	creds, err := s.p.DB.UserCredentials(ctx, inv.Email)
+	if errors.Is(err, db.ErrNotFound) || (err == nil && creds.PasswordHash == nil) {
+		h, err := s.newPassword(pw)
+		return prepared{newHash: h}, err
+	}
+	if err != nil {
+		return prepared{}, err
+	}
+	if err := checkPassword(pw, *creds.PasswordHash); err != nil {
+		return prepared{}, err
+	}
+	return prepared{checked: creds.PasswordHash}, nil
+}
+
+// settlePassword sets or checks the password of u inside the transaction,
+// using the work preparePassword did. Only if u's password changed since
+// (another acceptance set it meanwhile) is the work redone here.
+func (s *Service) settlePassword(ctx context.Context, q *dbsqlc.Queries, u dbsqlc.User, pw string, pre prepared) (dbsqlc.User, error) {
+	if u.PasswordHash != nil {
+		if pre.checked != nil && *pre.checked == *u.PasswordHash {
+			return u, nil
+		}
+		return u, checkPassword(pw, *u.PasswordHash)
+	}
+	h := pre.newHash
+	if h == "" {
+		var err error
+		if h, err = s.newPassword(pw); err != nil {
+			return u, err
+		}
+	}
+	n, err := q.UserSetInitialPassword(ctx, dbsqlc.UserSetInitialPasswordParams{ID: u.ID, PasswordHash: &h})
+	if err != nil {
+		return u, fmt.Errorf("set password: %w", err)
+	}
+	if n == 0 {
+		// Set by a concurrent acceptance between our read and this update.
+		return u, connect.NewError(connect.CodeAborted, errors.New("the account's password was set concurrently; retry the request"))
+	}
+	u.PasswordHash = &h
+	return u, nil
+}
+
+// ensureMembership returns userID's membership, creating it with role if
+// there is none (isNew), within max_members. It takes the membership lock
+// first, like every membership change.
+func ensureMembership(ctx context.Context, q *dbsqlc.Queries, t tenant.Tenant, userID uuid.UUID, role string) (m dbsqlc.Membership, isNew bool, err error) {
+	if err := q.MembershipLock(ctx, t.ID.String()); err != nil {
+		return m, false, fmt.Errorf("lock memberships: %w", err)
+	}
+	m, err = q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: t.ID, UserID: userID})
+	if err == nil {
+		return m, false, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return m, false, fmt.Errorf("get membership: %w", err)
+	}
+	n, err := q.MembershipCount(ctx, t.ID)
+	if err != nil {
+		return m, false, fmt.Errorf("count members: %w", err)
+	}
+	if n >= t.Limits.MaxMembers {
+		return m, false, errNoSeat(t)
+	}
+	m, err = q.MembershipInsert(ctx, dbsqlc.MembershipInsertParams{TenantID: t.ID, UserID: userID, Role: role})
+	if err != nil {
+		return m, false, fmt.Errorf("insert membership: %w", err)
+	}
+	return m, true, nil
+}
+
+// newPassword validates pw as a new password and hashes it. A password
+// outside the length rules is INVALID_ARGUMENT with a violation on the
+// password field, shaped as protovalidate's, so clients handle it like
+// any other invalid field.
+func (s *Service) newPassword(pw string) (string, error) {
+	if err := password.Validate(pw); err != nil {
+		return "", passwordViolation(err)
+	}
+	h, err := password.Hash(pw, s.p.Password)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return h, nil
+}
+
+// checkPassword is UNAUTHENTICATED for a wrong password.
+func checkPassword(pw, hash string) error {
+	err := password.Check(pw, hash)
+	if errors.Is(err, password.ErrMismatch) {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New(
+			"this invitation is for an existing account: give that account's current password"))
+	}
+	if err != nil {
+		return fmt.Errorf("check password: %w", err)
+	}
+	return nil
+}
+
+func errInvalidInvitation() error {
+	return connect.NewError(connect.CodeNotFound, errors.New("invitation is invalid, expired or already used; ask for a new one"))
+}
+
+// passwordField describes AcceptInvitationRequest.password for violations.
+var passwordField = (&quartersv1.AcceptInvitationRequest{}).ProtoReflect().Descriptor().Fields().ByName("password")
+
+func passwordViolation(cause error) error {
+	msg := cause.Error()
+	err := connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("password: %s", msg))
+	v := validate.Violations_builder{Violations: []*validate.Violation{validate.Violation_builder{
+		Field: validate.FieldPath_builder{Elements: []*validate.FieldPathElement{validate.FieldPathElement_builder{
+			FieldNumber: proto.Int32(int32(passwordField.Number())),
+			FieldName:   proto.String(string(passwordField.Name())),
+			FieldType:   descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(),
+		}.Build()}}.Build(),
+		RuleId:  proto.String("password.length"),
+		Message: proto.String(msg),
+	}.Build()}}.Build()
+	if d, derr := connect.NewErrorDetail(v); derr == nil {
+		err.AddDetail(d)
+	}
+	return err
+}
