@@ -36,7 +36,6 @@ import (
 // InvitationTTL is how long an invitation can be accepted.
 const InvitationTTL = 7 * 24 * time.Hour
 
-
 // Params are New's inputs.
 type Params struct {
 	DB       *db.DB

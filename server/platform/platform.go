@@ -42,7 +42,6 @@ import (
 // credential.
 const Actor = "platform"
 
-
 // Service implements quartersv1connect.PlatformServiceHandler. Requests
 // arrive authenticated as the platform and validated; there is no tenant
 // in the context, each RPC names one.

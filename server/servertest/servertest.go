@@ -5,6 +5,7 @@
 package servertest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -55,10 +56,13 @@ type Server struct {
 	PlatformKey string
 	// Sessions signs and checks the server's access tokens.
 	Sessions *session.Manager
-	appURL   string
-	HTTP     *http.Client // HTTP/1.1
-	H2C      *http.Client // HTTP/2 without TLS, as gRPC clients use
-	slugs    atomic.Int64
+	// Keys keeps Sessions' key set in step with the database's; Reload
+	// and Rotate act at once, where production waits for its loop.
+	Keys   *session.KeyStore
+	appURL string
+	HTTP   *http.Client // HTTP/1.1
+	H2C    *http.Client // HTTP/2 without TLS, as gRPC clients use
+	slugs  atomic.Int64
 }
 
 // Opts adjust New; nil means defaults.
@@ -77,6 +81,9 @@ type Opts struct {
 	Share *Server
 	// PlatformKey is the platform credential (default DefaultPlatformKey).
 	PlatformKey string
+	// Password is the argon2id cost of password hashes (default the cheap
+	// Password below; benchmarks of sign-in pass password.Default).
+	Password password.Params
 }
 
 // DefaultPlatformKey is the platform credential of test servers whose Opts
@@ -136,14 +143,14 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if anonymous.Rate == 0 {
 		anonymous = ratelimit.PerMinute(1000000, 100000)
 	}
-	var sessions *session.Manager
-	if opts.Share != nil {
-		// Replicas verify each other's tokens.
-		sessions = opts.Share.Sessions
-	} else {
-		sessions, err = session.NewManager(session.Params{})
-		require.NoError(t, err)
-	}
+	// Each server loads the key set from its database, as every replica
+	// does, so servers sharing one verify each other's tokens.
+	sessions, err := session.NewManager(session.Params{})
+	require.NoError(t, err)
+	keys, err := session.NewKeyStore(context.Background(), session.KeyStoreParams{DB: d, Manager: sessions, Logger: logger}, nil)
+	require.NoError(t, err)
+	wg.Add(1)
+	go func() { defer wg.Done(); keys.Run(bg) }()
 	platformKey := opts.PlatformKey
 	if platformKey == "" {
 		platformKey = DefaultPlatformKey
@@ -152,7 +159,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		PlatformKey: platformKey, AnonymousLimit: anonymous,
-		Sessions: sessions, Password: Password,
+		Sessions: sessions, Password: cmp.Or(opts.Password, Password),
 	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)
@@ -178,7 +185,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(h2c.CloseIdleConnections)
 	return &Server{
 		URL: ts.URL, DB: d, OwnerURL: ownerURL, appURL: appURL,
-		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey, Sessions: sessions,
+		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey, Sessions: sessions, Keys: keys,
 		HTTP: &http.Client{Transport: transport},
 		H2C:  &http.Client{Transport: h2c},
 	}

@@ -48,7 +48,10 @@ type Params struct {
 
 // Manager issues and checks sessions. It is safe for concurrent use.
 type Manager struct {
-	issuer     atomic.Pointer[token.Issuer]
+	issuer atomic.Pointer[token.Issuer]
+	// reload, when set (by NewKeyStore), refreshes the key set from the
+	// database before a token with an unknown kid is refused.
+	reload     atomic.Pointer[func(context.Context)]
 	refreshTTL time.Duration
 	now        func() time.Time
 	p          Params
@@ -195,7 +198,7 @@ func UseRefreshToken(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID,
 // while the record is cached.
 func (m *Manager) VerifyFunc(tenants *tenant.Cache) auth.VerifyTokenFunc {
 	return func(ctx context.Context, raw string) (*auth.Principal, error) {
-		c, err := m.issuer.Load().Verify(raw, m.now())
+		c, err := m.verify(ctx, raw)
 		if errors.Is(err, token.ErrInvalidToken) {
 			return nil, fmt.Errorf("%w: %w", auth.ErrInvalidToken, err)
 		}
@@ -223,6 +226,25 @@ func (m *Manager) VerifyFunc(tenants *tenant.Cache) auth.VerifyTokenFunc {
 			UserID:       userID,
 		}, nil
 	}
+}
+
+// verify checks raw's signature and claims. A kid this replica does not
+// know may be a key another replica has just rotated in: with a KeyStore
+// attached, the set is reloaded (at most once a second, see KeyStore) and
+// the token checked again.
+func (m *Manager) verify(ctx context.Context, raw string) (token.Claims, error) {
+	iss := m.issuer.Load()
+	c, err := iss.Verify(raw, m.now())
+	if !errors.Is(err, token.ErrUnknownKey) {
+		return c, err
+	}
+	if reload := m.reload.Load(); reload != nil {
+		(*reload)(ctx)
+		if next := m.issuer.Load(); next != iss {
+			return next.Verify(raw, m.now())
+		}
+	}
+	return c, err
 }
 
 // UserToProto converts a users row for the API; the password hash never

@@ -51,6 +51,12 @@ const (
 // reason for logs but never echoes the token's contents.
 var ErrInvalidToken = errors.New("invalid access token")
 
+// ErrUnknownKey is what Verify returns for a token whose kid names no key in
+// the KeySet, or a retired key whose retention has ended. It wraps
+// ErrInvalidToken. A verifier whose set may be stale (another replica just
+// rotated) can reload the set and verify again.
+var ErrUnknownKey = fmt.Errorf("%w: unknown kid", ErrInvalidToken)
+
 // Claims is the payload of an access token. Subject (the user id, a UUID),
 // ID (jti), IssuedAt, ExpiresAt, NotBefore, Issuer and Audience come from
 // the embedded registered claims; Sign fills in all but Subject.
@@ -160,8 +166,9 @@ var (
 // ErrInvalidToken: too long, malformed, not EdDSA, an unexpected header, a
 // kid not in the KeySet (or whose retention has ended), a bad signature,
 // wrong iss or aud, exp, nbf or iat missing, expired or not yet valid beyond
-// Leeway, or invalid payload claims. A misconfigured i returns an error that
-// does not wrap ErrInvalidToken, so it surfaces as an internal error.
+// Leeway, or invalid payload claims. An unknown kid is ErrUnknownKey itself.
+// A misconfigured i returns an error that does not wrap ErrInvalidToken, so it
+// surfaces as an internal error.
 func (i *Issuer) Verify(tokenString string, now time.Time) (Claims, error) {
 	if err := i.check(); err != nil {
 		return Claims{}, err
@@ -207,6 +214,9 @@ func (i *Issuer) Verify(tokenString string, now time.Time) (Claims, error) {
 		}
 		return key, nil
 	})
+	if errors.Is(err, errUnknownKid) {
+		return Claims{}, ErrUnknownKey
+	}
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
 	}
@@ -234,7 +244,6 @@ var reasons = []struct {
 	{errHeader, "unexpected header"},
 	{errType, "wrong typ"},
 	{errMissingKid, "missing kid"},
-	{errUnknownKid, "unknown kid"},
 	{jwt.ErrTokenMalformed, "malformed"},
 	{jwt.ErrTokenSignatureInvalid, "bad signature or algorithm"},
 	{jwt.ErrTokenUnverifiable, "unverifiable"},

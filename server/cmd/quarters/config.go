@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quarters-dev/quarters/server/router"
+	"github.com/quarters-dev/quarters/server/session"
 )
 
 // config is the server's configuration, read from the environment only.
@@ -28,6 +29,7 @@ type config struct {
 	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: unauthenticated calls per minute per client address
+	TokenRotation    time.Duration // QUARTERS_TOKEN_ROTATION: how long an access-token signing key signs
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -42,6 +44,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL:         getenv("REDIS_URL"),
 		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
 		PlatformKey:      getenv("QUARTERS_PLATFORM_KEY"),
+		TokenRotation:    session.DefaultRotateEvery,
 	}
 	if v := getenv("QUARTERS_SIGNUP_RATE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -75,6 +78,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("QUARTERS_SHUTDOWN_TIMEOUT=%q: want a positive duration such as 30s", v)
 		}
 		c.ShutdownTimeout = d
+	}
+	if v := getenv("QUARTERS_TOKEN_ROTATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return c, fmt.Errorf("QUARTERS_TOKEN_ROTATION=%q: want a duration of at least 1m, such as 24h", v)
+		}
+		c.TokenRotation = d
 	}
 	// The key is a bearer secret with no lookup behind it, so it must be
 	// long enough not to be guessed; it is never echoed in the error.

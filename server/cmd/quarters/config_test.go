@@ -17,6 +17,7 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, ".quarters", c.DataDir)
 	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
 	require.Equal(t, slog.LevelInfo, c.LogLevel)
+	require.Equal(t, 24*time.Hour, c.TokenRotation)
 
 	c, err = loadConfig(env(map[string]string{"QUARTERS_LOG_LEVEL": "debug", "QUARTERS_SHUTDOWN_TIMEOUT": "5s", "QUARTERS_MAX_BODY_BYTES": "2048"}))
 	require.NoError(t, err)
@@ -27,7 +28,7 @@ func TestLoadConfig(t *testing.T) {
 	c, err = loadConfig(env(map[string]string{
 		"QUARTERS_PLATFORM_KEY": "0123456789abcdef0123456789abcdef", "QUARTERS_RATE_LIMIT": "off",
 		"QUARTERS_CORS_ORIGINS": "https://a.example, https://b.example", "REDIS_URL": "redis://127.0.0.1:6379/0",
-		"QUARTERS_SIGNUP_RATE": "30",
+		"QUARTERS_SIGNUP_RATE": "30", "QUARTERS_TOKEN_ROTATION": "168h",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "0123456789abcdef0123456789abcdef", c.PlatformKey)
@@ -35,11 +36,17 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, []string{"https://a.example", "https://b.example"}, c.CORSOrigins)
 	require.Equal(t, "redis://127.0.0.1:6379/0", c.RedisURL)
 	require.Equal(t, 30, c.SignupRate)
+	require.Equal(t, 168*time.Hour, c.TokenRotation)
 
 	for k, v := range map[string]string{
 		"QUARTERS_LOG_LEVEL": "loud", "QUARTERS_SHUTDOWN_TIMEOUT": "soon", "QUARTERS_MAX_BODY_BYTES": "12",
 		"QUARTERS_PLATFORM_KEY": "short", "QUARTERS_RATE_LIMIT": "maybe", "QUARTERS_SIGNUP_RATE": "-1",
 	} {
+		_, err := loadConfig(env(map[string]string{k: v}))
+		require.ErrorContains(t, err, k)
+	}
+	for _, v := range []string{"soon", "30s"} {
+		k := "QUARTERS_TOKEN_ROTATION"
 		_, err := loadConfig(env(map[string]string{k: v}))
 		require.ErrorContains(t, err, k)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
+	"github.com/quarters-dev/quarters/server/session"
 	"github.com/quarters-dev/quarters/server/tenant"
 	"github.com/quarters-dev/quarters/server/usage"
 )
@@ -141,10 +142,22 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	tenants := tenant.NewCache(cacheParams)
 	recorder := usage.NewRecorder(d, logger)
 	keyUse := keyuse.NewRecorder(d, logger)
-	wg.Add(3)
+	// Every replica signs with the key set stored in the database, so each
+	// verifies the others' access tokens.
+	sessions, err := session.NewManager(session.Params{})
+	if err != nil {
+		return err
+	}
+	keys, err := session.NewKeyStore(ctx, session.KeyStoreParams{DB: d, Manager: sessions, Logger: logger},
+		&session.KeyStoreOpts{RotateEvery: cfg.TokenRotation})
+	if err != nil {
+		return fmt.Errorf("load access token keys: %w", err)
+	}
+	wg.Add(4)
 	go func() { defer wg.Done(); _ = tenants.Run(bg) }()
 	go func() { defer wg.Done(); recorder.Run(bg, 2*time.Second) }()
 	go func() { defer wg.Done(); keyUse.Run(bg, 30*time.Second) }()
+	go func() { defer wg.Done(); keys.Run(bg) }()
 
 	if cfg.RateLimitOff {
 		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
@@ -154,7 +167,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
-		AnonymousLimit: anonymousLimit(cfg.SignupRate),
+		AnonymousLimit: anonymousLimit(cfg.SignupRate), Sessions: sessions,
 	})
 	if err != nil {
 		return err
