@@ -14,6 +14,13 @@
 // …) answer the questions a caller branches on without digging through
 // error details by hand.
 //
+// People sign in with SignIn and get a session; a SessionTokenSource keeps
+// it going, refreshing it before its access token expires:
+//
+//	sess, err := quarters.SignIn(ctx, baseURL, email, password, "acme")
+//	src := quarters.NewSessionTokenSource(baseURL, sess, &quarters.SessionOpts{OnRefreshFunc: save})
+//	c := quarters.NewClient(baseURL, quarters.WithSession(src))
+//
 // By default a Client retries what is safe to retry (see RetryPolicy):
 // rate-limit refusals for every method, after exactly the wait the server
 // asks for, and unavailable errors for read-only methods.
@@ -49,8 +56,12 @@ type Client struct {
 	Plans quartersv1connect.PlanServiceClient
 	// Analytics reports the caller's API usage (feature "analytics").
 	Analytics quartersv1connect.AnalyticsServiceClient
-	// Auth manages the tenant's API keys (admins).
+	// Auth signs people in and out (see SignIn and SessionTokenSource,
+	// which call it for you) and manages the tenant's API keys (admins).
 	Auth quartersv1connect.AuthServiceClient
+	// Members invites people and manages their roles; GetCurrentUser
+	// describes the signed-in user. AcceptInvitation needs no credential.
+	Members quartersv1connect.MemberServiceClient
 	// Platform is the operator's administration of tenants; it needs the
 	// platform credential (WithAPIKey with QUARTERS_PLATFORM_KEY).
 	Platform quartersv1connect.PlatformServiceClient
@@ -96,6 +107,7 @@ type config struct {
 	httpClient    *http.Client
 	protocol      Protocol
 	token         func(context.Context) (string, error)
+	session       *SessionTokenSource // set by WithSession, with token
 	tenant        string
 	userAgent     string
 	retry         RetryPolicy
@@ -103,8 +115,8 @@ type config struct {
 }
 
 // WithAPIKey authenticates every call with key ("qk_…", or the platform
-// credential) as a bearer token. It replaces an earlier WithAPIKey or
-// WithTokenSource.
+// credential) as a bearer token. It replaces an earlier WithAPIKey,
+// WithTokenSource or WithSession.
 func WithAPIKey(key string) Option {
 	return WithTokenSource(func(context.Context) (string, error) { return key, nil })
 }
@@ -115,9 +127,21 @@ func WithAPIKey(key string) Option {
 // cache inside source if fetching is costly. An error from source fails the
 // call without contacting the server: UNAUTHENTICATED, or the error itself
 // if it already is a *connect.Error. An empty token sends no credential. It
-// replaces an earlier WithAPIKey or WithTokenSource.
+// replaces an earlier WithAPIKey, WithTokenSource or WithSession.
 func WithTokenSource(source func(ctx context.Context) (string, error)) Option {
-	return func(c *config) { c.token = source }
+	return func(c *config) { c.token, c.session = source, nil }
+}
+
+// WithSession authenticates every call with the access token of src's
+// session, as WithTokenSource(src.Token) does, and goes one step further
+// for unary calls: when the server refuses a token that src believed
+// valid (UNAUTHENTICATED, e.g. because the member's role changed since it
+// was issued), src refreshes the session (once for all the calls refused
+// together) and the call is sent again, once. If the session cannot go on,
+// the call fails with UNAUTHENTICATED wrapping ErrSessionEnded. It replaces
+// an earlier WithAPIKey, WithTokenSource or WithSession.
+func WithSession(src *SessionTokenSource) Option {
+	return func(c *config) { c.token, c.session = src.Token, src }
 }
 
 // WithTenant sends idOrSlug in the X-Tenant-ID header on every call. The
@@ -185,7 +209,7 @@ func NewClient(baseURL string, opts ...Option) *Client {
 	// that every attempt asks the token source again.
 	copts := []connect.ClientOption{connect.WithInterceptors(
 		newRetryInterceptor(cfg.retry),
-		&headerInterceptor{token: cfg.token, tenant: cfg.tenant, userAgent: userAgent(cfg.userAgent)},
+		&headerInterceptor{token: cfg.token, session: cfg.session, tenant: cfg.tenant, userAgent: userAgent(cfg.userAgent)},
 	)}
 	switch cfg.protocol {
 	case GRPC:
@@ -201,6 +225,7 @@ func NewClient(baseURL string, opts ...Option) *Client {
 		Plans:     quartersv1connect.NewPlanServiceClient(hc, baseURL, copts...),
 		Analytics: quartersv1connect.NewAnalyticsServiceClient(hc, baseURL, copts...),
 		Auth:      quartersv1connect.NewAuthServiceClient(hc, baseURL, copts...),
+		Members:   quartersv1connect.NewMemberServiceClient(hc, baseURL, copts...),
 		Platform:  quartersv1connect.NewPlatformServiceClient(hc, baseURL, copts...),
 	}
 }
@@ -226,16 +251,29 @@ var h2cClient = sync.OnceValue(func() *http.Client {
 
 // headerInterceptor sets the credential, tenant selector and User-Agent on
 // each attempt. Every header is Set, not added, so a retried request
-// carries each once.
+// carries each once. With a session, a refused token is refreshed and the
+// call sent again, once.
 type headerInterceptor struct {
 	token     func(context.Context) (string, error)
+	session   *SessionTokenSource
 	tenant    string
 	userAgent string
 }
 
 func (h *headerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if err := h.set(ctx, req.Header()); err != nil {
+		token, err := h.set(ctx, req.Header())
+		if err != nil {
+			return nil, err
+		}
+		resp, err := next(ctx, req)
+		if h.session == nil || token == "" || connect.CodeOf(err) != connect.CodeUnauthenticated {
+			return resp, err
+		}
+		if err := h.session.rejected(ctx, token); err != nil {
+			return nil, tokenError(err)
+		}
+		if _, err := h.set(ctx, req.Header()); err != nil {
 			return nil, err
 		}
 		return next(ctx, req)
@@ -247,7 +285,7 @@ func (h *headerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc
 		conn := next(ctx, spec)
 		// A stream's headers can only be set before its first message;
 		// a token error then surfaces from Send as the unary path's does.
-		if err := h.set(ctx, conn.RequestHeader()); err != nil {
+		if _, err := h.set(ctx, conn.RequestHeader()); err != nil {
 			return &failedConn{StreamingClientConn: conn, err: err}
 		}
 		return conn
@@ -258,22 +296,23 @@ func (h *headerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFu
 	return next
 }
 
-func (h *headerInterceptor) set(ctx context.Context, header http.Header) error {
+// set sets the headers and returns the bearer token it sent, if any.
+func (h *headerInterceptor) set(ctx context.Context, header http.Header) (string, error) {
 	header.Set("User-Agent", h.userAgent)
 	if h.tenant != "" {
 		header.Set(TenantHeader, h.tenant)
 	}
 	if h.token == nil {
-		return nil
+		return "", nil
 	}
 	token, err := h.token(ctx)
 	if err != nil {
-		return tokenError(err)
+		return "", tokenError(err)
 	}
 	if token != "" {
 		header.Set("Authorization", "Bearer "+token)
 	}
-	return nil
+	return token, nil
 }
 
 // tokenError gives a token source's failure a code: the source's own if it

@@ -28,8 +28,13 @@ func New(d *db.DB) *Service { return &Service{db: d} }
 // interceptor bound, so it matches what the server enforces) and usage.
 func (s *Service) GetPlan(ctx context.Context, _ *connect.Request[quartersv1.GetPlanRequest]) (*connect.Response[quartersv1.GetPlanResponse], error) {
 	t := tenant.MustFromContext(ctx)
-	projects, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (int64, error) {
-		return q.ProjectCount(ctx, t.ID)
+	usage, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (*quartersv1.Usage, error) {
+		projects, err := q.ProjectCount(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		seats, err := q.MembershipCountSeats(ctx, t.ID)
+		return &quartersv1.Usage{Projects: projects, Members: int64(seats)}, err
 	})
 	if err != nil {
 		return nil, err
@@ -38,6 +43,6 @@ func (s *Service) GetPlan(ctx context.Context, _ *connect.Request[quartersv1.Get
 		Plan:     t.Plan,
 		Limits:   t.Limits.Proto(),
 		Features: t.FeatureList(),
-		Usage:    &quartersv1.Usage{Projects: projects},
+		Usage:    usage,
 	}), nil
 }

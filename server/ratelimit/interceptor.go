@@ -58,9 +58,9 @@ type Policy struct {
 type InterceptorParams struct {
 	// Limiter decides; in production a Failover over Redis and Local.
 	Limiter Limiter
-	// PolicyFunc returns the caller's policy, or false when the call is not
-	// limited (public, unauthenticated calls).
-	PolicyFunc func(ctx context.Context) (Policy, bool)
+	// PolicyFunc returns the policy of the caller's call to procedure, or
+	// false when the call is not limited.
+	PolicyFunc func(ctx context.Context, procedure string) (Policy, bool)
 	// CostFunc is how many requests a call to procedure counts as; nil, or
 	// a result below 1, means 1.
 	CostFunc func(procedure string) int
@@ -165,7 +165,7 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 // decide asks the limiter about the call. It returns false when the call is
 // not limited: no policy, or the limiter failed (fail open).
 func (i *interceptor) decide(ctx context.Context, procedure string) (Policy, Result, bool) {
-	policy, ok := i.p.PolicyFunc(ctx)
+	policy, ok := i.p.PolicyFunc(ctx, procedure)
 	if !ok {
 		return Policy{}, Result{}, false
 	}

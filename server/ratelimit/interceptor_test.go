@@ -49,7 +49,7 @@ func withTenant(next http.Handler) http.Handler {
 	})
 }
 
-func policyFromContext(ctx context.Context) (ratelimit.Policy, bool) {
+func policyFromContext(ctx context.Context, _ string) (ratelimit.Policy, bool) {
 	id, ok := ctx.Value(tenantKey{}).(string)
 	if !ok {
 		return ratelimit.Policy{}, false

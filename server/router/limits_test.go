@@ -309,9 +309,10 @@ func TestRedisOutage(t *testing.T) {
 	require.False(t, f.Degraded())
 }
 
-// TestAnonymousLimit: calls without a credential (sign-up) are limited per
-// client address, so a script cannot create tenants without end; tenant
-// calls from the same address are not affected.
+// TestAnonymousLimit: calls without a credential are limited per client
+// address and procedure, so a script can neither create tenants nor guess
+// passwords without end; tenant calls from the same address are not
+// affected.
 func TestAnonymousLimit(t *testing.T) {
 	t.Parallel()
 	s := servertest.NewWith(t, &servertest.Opts{AnonymousLimit: ratelimit.PerMinute(3, 3)})
@@ -325,4 +326,21 @@ func TestAnonymousLimit(t *testing.T) {
 	require.Positive(t, retryInfo(t, cerr).GetRetryDelay().AsDuration())
 	_, err = tenants[0].Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err)
+
+	// Each public procedure has its own bucket: sign-in (password
+	// guessing) gets the same 3, session upkeep ten times as many.
+	a := tenants[0]
+	anonAuth := s.As("", "", "").Auth
+	for range 3 {
+		_, err = anonAuth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: "guess number n", Tenant: a.Slug}))
+		requireCode(t, err, connect.CodeUnauthenticated)
+	}
+	_, err = anonAuth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: servertest.OwnerPassword, Tenant: a.Slug}))
+	requireCode(t, err, connect.CodeResourceExhausted)
+	rt := a.Owner.GetRefreshToken()
+	for i := range 12 {
+		resp, err := anonAuth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: rt}))
+		require.NoError(t, err, "refresh %d", i)
+		rt = resp.Msg.GetSession().GetRefreshToken()
+	}
 }

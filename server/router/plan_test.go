@@ -30,6 +30,10 @@ func TestGetPlan(t *testing.T) {
 	require.Equal(t, int64(2000), free.GetLimits().GetStatementTimeoutMs())
 	require.Empty(t, free.GetFeatures())
 	require.Equal(t, int64(1), free.GetUsage().GetProjects())
+	require.Equal(t, int64(1), free.GetUsage().GetMembers(), "the owner")
+	_, err := a.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "new@" + a.Slug + ".example", Role: quartersv1.Role_ROLE_MEMBER}))
+	require.NoError(t, err)
+	require.Equal(t, int64(2), get().GetUsage().GetMembers(), "a pending invitation holds a seat")
 
 	// An upgrade shows at once (the cache was invalidated, not expired).
 	s.SetPlan(t, a.ID, "enterprise")

@@ -243,10 +243,14 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 }
 
 // ratePolicy limits each tenant by its plan's effective rate, and calls
-// without a credential (public sign-up) by client address. The platform
-// operator is not limited.
-func ratePolicy(anonymous ratelimit.Limit) func(ctx context.Context) (ratelimit.Policy, bool) {
-	return func(ctx context.Context) (ratelimit.Policy, bool) {
+// without a credential by client address, one bucket per procedure: sign-up,
+// sign-in (password guessing) and invitations at the anonymous limit, and
+// session upkeep (RefreshToken, SignOut), which every signed-in client does
+// every few minutes, at sessionFactor times it, so an office behind one
+// address keeps its sessions. The platform operator is not limited.
+func ratePolicy(anonymous ratelimit.Limit) func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
+	upkeep := ratelimit.Limit{Rate: anonymous.Rate * sessionFactor, Burst: anonymous.Burst * sessionFactor, Period: anonymous.Period}
+	return func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
 		if t, ok := tenant.FromContext(ctx); ok {
 			return tenantPolicy(t), true
 		}
@@ -257,8 +261,20 @@ func ratePolicy(anonymous ratelimit.Limit) func(ctx context.Context) (ratelimit.
 		if ip == "" {
 			return ratelimit.Policy{}, false
 		}
-		return ratelimit.Policy{Key: "anonymous:" + ip, Limit: anonymous}, true
+		limit := anonymous
+		if sessionUpkeep[procedure] {
+			limit = upkeep
+		}
+		return ratelimit.Policy{Key: "anonymous:" + procedure + ":" + ip, Limit: limit}, true
 	}
+}
+
+// sessionFactor is how many times the anonymous limit session upkeep gets.
+const sessionFactor = 10
+
+var sessionUpkeep = map[string]bool{
+	quartersv1connect.AuthServiceRefreshTokenProcedure: true,
+	quartersv1connect.AuthServiceSignOutProcedure:      true,
 }
 
 func tenantPolicy(t tenant.Tenant) ratelimit.Policy {

@@ -111,8 +111,11 @@ func (x *Limits) GetStatementTimeoutMs() int64 {
 
 // Usage is current consumption of the limits that accumulate.
 type Usage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Projects      int64                  `protobuf:"varint,1,opt,name=projects,proto3" json:"projects,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Projects int64                  `protobuf:"varint,1,opt,name=projects,proto3" json:"projects,omitempty"`
+	// members is the seats max_members counts: members, plus pending
+	// invitations of people who are not members yet.
+	Members       int64 `protobuf:"varint,2,opt,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,6 +153,13 @@ func (*Usage) Descriptor() ([]byte, []int) {
 func (x *Usage) GetProjects() int64 {
 	if x != nil {
 		return x.Projects
+	}
+	return 0
+}
+
+func (x *Usage) GetMembers() int64 {
+	if x != nil {
+		return x.Members
 	}
 	return 0
 }
@@ -272,9 +282,10 @@ const file_quarters_v1_plan_proto_rawDesc = "" +
 	"\vmax_members\x18\x04 \x01(\x03R\n" +
 	"maxMembers\x124\n" +
 	"\x17max_api_calls_per_month\x18\x05 \x01(\x03R\x13maxApiCallsPerMonth\x120\n" +
-	"\x14statement_timeout_ms\x18\x06 \x01(\x03R\x12statementTimeoutMs\"#\n" +
+	"\x14statement_timeout_ms\x18\x06 \x01(\x03R\x12statementTimeoutMs\"=\n" +
 	"\x05Usage\x12\x1a\n" +
-	"\bprojects\x18\x01 \x01(\x03R\bprojects\"\x10\n" +
+	"\bprojects\x18\x01 \x01(\x03R\bprojects\x12\x18\n" +
+	"\amembers\x18\x02 \x01(\x03R\amembers\"\x10\n" +
 	"\x0eGetPlanRequest\"\x98\x01\n" +
 	"\x0fGetPlanResponse\x12\x12\n" +
 	"\x04plan\x18\x01 \x01(\tR\x04plan\x12+\n" +

@@ -6,9 +6,11 @@ import type { FieldViolation } from "./errors.js";
 import { file_quarters_v1_analytics } from "./gen/quarters/v1/analytics_pb.js";
 import { file_quarters_v1_auth } from "./gen/quarters/v1/auth_pb.js";
 import { file_quarters_v1_document } from "./gen/quarters/v1/document_pb.js";
+import { file_quarters_v1_member } from "./gen/quarters/v1/member_pb.js";
 import { file_quarters_v1_plan } from "./gen/quarters/v1/plan_pb.js";
 import { file_quarters_v1_platform } from "./gen/quarters/v1/platform_pb.js";
 import { file_quarters_v1_project } from "./gen/quarters/v1/project_pb.js";
+import { file_quarters_v1_session } from "./gen/quarters/v1/session_pb.js";
 import { file_quarters_v1_tenant } from "./gen/quarters/v1/tenant_pb.js";
 
 /** Every message of the API, by type name. */
@@ -19,6 +21,8 @@ export const registry = createRegistry(
   file_quarters_v1_plan,
   file_quarters_v1_analytics,
   file_quarters_v1_auth,
+  file_quarters_v1_member,
+  file_quarters_v1_session,
   file_quarters_v1_platform,
 );
 

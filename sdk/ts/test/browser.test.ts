@@ -64,7 +64,7 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-it("signs up, creates and lists from another origin", { timeout: 90_000 }, async () => {
+it("signs up, creates, lists and refreshes a session from another origin", { timeout: 90_000 }, async () => {
   const api = apiUrl();
   expect(new URL(api).origin).not.toBe(pageOrigin);
   const page = await browser.newPage();
@@ -104,6 +104,7 @@ it("signs up, creates and lists from another origin", { timeout: 90_000 }, async
   // Readable from script only if CORS exposes it.
   const remaining = await page.textContent("#remaining");
   expect(remaining).toMatch(/^\d+$/);
+  expect(await page.textContent("#me")).toMatch(/^ann@b-.*\.example 1$/);
 
   // The cross-origin calls carried Authorization and Origin, which only a
   // successful CORS preflight allows.
@@ -113,6 +114,12 @@ it("signs up, creates and lists from another origin", { timeout: 90_000 }, async
   expect(list!.status).toBe(200);
   expect(list!.headers["authorization"]).toMatch(/^Bearer qk_/);
   expect(list!.headers["origin"]).toBe(pageOrigin);
+  // The session refreshed once, without a credential, then sent its JWT.
+  const refreshes = apiRequests.filter((r) => r.url.endsWith("/quarters.v1.AuthService/RefreshToken"));
+  expect(refreshes.map((r) => [r.status, r.headers["authorization"]])).toEqual([[200, undefined]]);
+  const me = apiRequests.find((r) => r.url.endsWith("/quarters.v1.MemberService/GetCurrentUser"));
+  expect(me?.status).toBe(200);
+  expect(me?.headers["authorization"]).toMatch(/^Bearer ey/);
 
   // And the preflights themselves: OPTIONS, answered 204 with the
   // Authorization header allowed and a two-hour cache.
@@ -124,8 +131,10 @@ it("signs up, creates and lists from another origin", { timeout: 90_000 }, async
     expect(p.status).toBe(204);
     expect(p.maxAge).toBe("7200");
     expect(p.allowHeaders?.toLowerCase()).toContain("content-type");
-    // Sign-up is public; every other call asked to send Authorization.
-    if (!p.url.endsWith("/CreateTenant")) expect(p.allowHeaders?.toLowerCase()).toContain("authorization");
+    // Sign-up and refresh are public; every other call asked to send Authorization.
+    if (!p.url.endsWith("/CreateTenant") && !p.url.endsWith("/RefreshToken")) {
+      expect(p.allowHeaders?.toLowerCase()).toContain("authorization");
+    }
   }
   await page.close();
 });

@@ -45,7 +45,7 @@ it("npm pack installs and type-checks in a fresh project", { timeout: 240_000 },
   );
   writeFileSync(
     join(app, "consumer.ts"),
-    `import { createQuartersClient, isNotFound, rateLimited, featureNotAvailable, violations, validate, create, CreateTenantRequestSchema, type QuartersClient, type Project } from "@quarters/sdk";
+    `import { createQuartersClient, createSession, signIn, isSessionEnded, isNotFound, rateLimited, featureNotAvailable, violations, validate, create, CreateTenantRequestSchema, Role, type QuartersClient, type Project, type Session } from "@quarters/sdk";
 import { createNodeTransport } from "@quarters/sdk/node";
 
 const baseUrl = "http://localhost:8080";
@@ -63,6 +63,19 @@ export async function main(): Promise<number> {
   }
 }
 export const local = validate(create(CreateTenantRequestSchema, { slug: "x" })).length;
+export async function signedIn(save: (s: Session) => Promise<void>): Promise<Role | undefined> {
+  const session = await signIn({ baseUrl, email: "ann@example.com", password: "pw", tenant: "acme" });
+  const s = createSession({ baseUrl, session, onRefresh: save, refreshBeforeMs: 30_000 });
+  const q2 = createQuartersClient({ baseUrl, session: s });
+  try {
+    const me = await q2.members.getCurrentUser({});
+    await s.switchTenant("other");
+    return me.role;
+  } catch (err) {
+    if (isSessionEnded(err)) await s.signOut();
+    return undefined;
+  }
+}
 // @ts-expect-error listProjects takes a ListProjectsRequest, not a number
 q.projects.listProjects(42);
 `,

@@ -1,6 +1,8 @@
 // Runs in Chromium, bundled by esbuild from the SDK's sources. The API URL
 // comes in the page's query string; results go into the DOM for the test.
-import { createQuartersClient, ConnectError } from "../../src/index.js";
+import { clone } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { createQuartersClient, createSession, ConnectError, SessionSchema } from "../../src/index.js";
 
 const out = (id: string, v: string) => {
   const el = document.createElement("output");
@@ -26,6 +28,21 @@ async function main() {
   const list = await q.documents.listDocuments({ pageSize: 10 });
   out("titles", list.documents.map((d) => d.title).join(","));
   out("remaining", String(remaining));
+
+  // A person's session, whose access token seems expired: the first call
+  // refreshes it (RefreshToken is public), then sends the new JWT.
+  const owned = await anon.tenants.createTenant({
+    slug: `${slug}-s`,
+    name: "Browser session",
+    ownerEmail: `ann@${slug}.example`,
+    ownerPassword: "browser password 1",
+  });
+  const expired = clone(SessionSchema, owned.session!);
+  expired.accessTokenExpireTime = timestampFromMs(0);
+  let saved = 0;
+  const session = createSession({ baseUrl, session: expired, onRefresh: () => void saved++ });
+  const me = await createQuartersClient({ baseUrl, session }).members.getCurrentUser({});
+  out("me", `${me.user?.email} ${saved}`);
 }
 
 main().then(

@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/plan.proto.
  */
 export const file_quarters_v1_plan: GenFile = /*@__PURE__*/
-  fileDesc("ChZxdWFydGVycy92MS9wbGFuLnByb3RvEgtxdWFydGVycy52MSKeAQoGTGltaXRzEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYASABKAMSDQoFYnVyc3QYAiABKAMSFAoMbWF4X3Byb2plY3RzGAMgASgDEhMKC21heF9tZW1iZXJzGAQgASgDEh8KF21heF9hcGlfY2FsbHNfcGVyX21vbnRoGAUgASgDEhwKFHN0YXRlbWVudF90aW1lb3V0X21zGAYgASgDIhkKBVVzYWdlEhAKCHByb2plY3RzGAEgASgDIhAKDkdldFBsYW5SZXF1ZXN0InkKD0dldFBsYW5SZXNwb25zZRIMCgRwbGFuGAEgASgJEiMKBmxpbWl0cxgCIAEoCzITLnF1YXJ0ZXJzLnYxLkxpbWl0cxIQCghmZWF0dXJlcxgDIAMoCRIhCgV1c2FnZRgEIAEoCzISLnF1YXJ0ZXJzLnYxLlVzYWdlMl4KC1BsYW5TZXJ2aWNlEk8KB0dldFBsYW4SGy5xdWFydGVycy52MS5HZXRQbGFuUmVxdWVzdBocLnF1YXJ0ZXJzLnYxLkdldFBsYW5SZXNwb25zZSIJkAIBirUYAhABQqYBCg9jb20ucXVhcnRlcnMudjFCCVBsYW5Qcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_quarters_v1_options]);
+  fileDesc("ChZxdWFydGVycy92MS9wbGFuLnByb3RvEgtxdWFydGVycy52MSKeAQoGTGltaXRzEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYASABKAMSDQoFYnVyc3QYAiABKAMSFAoMbWF4X3Byb2plY3RzGAMgASgDEhMKC21heF9tZW1iZXJzGAQgASgDEh8KF21heF9hcGlfY2FsbHNfcGVyX21vbnRoGAUgASgDEhwKFHN0YXRlbWVudF90aW1lb3V0X21zGAYgASgDIioKBVVzYWdlEhAKCHByb2plY3RzGAEgASgDEg8KB21lbWJlcnMYAiABKAMiEAoOR2V0UGxhblJlcXVlc3QieQoPR2V0UGxhblJlc3BvbnNlEgwKBHBsYW4YASABKAkSIwoGbGltaXRzGAIgASgLMhMucXVhcnRlcnMudjEuTGltaXRzEhAKCGZlYXR1cmVzGAMgAygJEiEKBXVzYWdlGAQgASgLMhIucXVhcnRlcnMudjEuVXNhZ2UyXgoLUGxhblNlcnZpY2USTwoHR2V0UGxhbhIbLnF1YXJ0ZXJzLnYxLkdldFBsYW5SZXF1ZXN0GhwucXVhcnRlcnMudjEuR2V0UGxhblJlc3BvbnNlIgmQAgGKtRgCEAFCpgEKD2NvbS5xdWFydGVycy52MUIJUGxhblByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_quarters_v1_options]);
 
 /**
  * Limits are a tenant's effective limits.
@@ -73,6 +73,14 @@ export type Usage = Message<"quarters.v1.Usage"> & {
    * @generated from field: int64 projects = 1;
    */
   projects: bigint;
+
+  /**
+   * members is the seats max_members counts: members, plus pending
+   * invitations of people who are not members yet.
+   *
+   * @generated from field: int64 members = 2;
+   */
+  members: bigint;
 };
 
 /**
