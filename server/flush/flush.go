@@ -20,7 +20,9 @@ func Every(ctx context.Context, interval time.Duration, logger *slog.Logger, wha
 	for {
 		select {
 		case <-tick.C:
-			if err := fn(ctx); err != nil {
+			// A flush cut short by shutdown is no failure: what it could
+			// not write goes out with the final flush below.
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, what+" flush failed; will retry", "error", err)
 			}
 		case <-ctx.Done():
