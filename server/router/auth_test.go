@@ -13,6 +13,7 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/redistest"
 	"github.com/quarters-dev/quarters/server/servertest"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
@@ -228,4 +229,25 @@ func ownerConn(t *testing.T, s *servertest.Server) *pgx.Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close(ctx) })
 	return conn
+}
+
+// TestRevokedKeyOnEveryReplica: replicas cache live API keys; revoking one
+// on one replica reaches the other's cache through the tenant's pub/sub
+// invalidation.
+func TestRevokedKeyOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	rs := redistest.New(t)
+	s1 := servertest.NewWith(t, &servertest.Opts{Redis: rs.Options()})
+	s2 := servertest.NewWith(t, &servertest.Opts{Redis: rs.Options(), Share: s1})
+	a := s1.SignUp(t)
+	k, secret := createKey(t, a, "ci", quartersv1.Role_ROLE_MEMBER)
+	list := func() error {
+		_, err := s2.As(a.ID, a.Slug, secret).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+		return err
+	}
+	require.NoError(t, list(), "replica 2 now caches the key")
+	_, err := a.Auth.RevokeApiKey(ctx, req(&quartersv1.RevokeApiKeyRequest{Id: k.GetId()}))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return connect.CodeOf(list()) == connect.CodeUnauthenticated },
+		time.Second, 10*time.Millisecond, "replica 2 still accepts the revoked key")
 }
