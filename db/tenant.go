@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,7 +68,7 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error
 func memberMap(rows []dbsqlc.MembershipVersionsRow) map[uuid.UUID]tenant.Member {
 	m := make(map[uuid.UUID]tenant.Member, len(rows))
 	for _, r := range rows {
-		m[r.UserID] = tenant.Member{Role: r.Role, Version: r.Version}
+		m[r.UserID] = tenant.Member{Role: r.Role, Version: r.Version, Email: strings.ToLower(r.Email)}
 	}
 	return m
 }

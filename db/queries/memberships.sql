@@ -24,11 +24,13 @@ WHERE m.tenant_id = @tenant_id
 ORDER BY m.create_time DESC, m.user_id DESC
 LIMIT @page_limit;
 
--- MembershipVersions is every member's role and token version: the part of
--- the tenant's cached record that access tokens are checked against.
+-- MembershipVersions is every member's role, token version and email: the
+-- part of the tenant's cached record that access tokens are checked
+-- against (ours by user id and version, an identity provider's by email).
 -- name: MembershipVersions :many
-SELECT user_id, role, version FROM memberships
-WHERE tenant_id = @tenant_id;
+SELECT m.user_id, m.role, m.version, u.email
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.tenant_id = @tenant_id;
 
 -- MembershipSetRole changes the role and moves the version on, so access
 -- tokens carrying the old role stop working.

@@ -291,18 +291,21 @@ func (q *Queries) MembershipSetRole(ctx context.Context, arg MembershipSetRolePa
 }
 
 const membershipVersions = `-- name: MembershipVersions :many
-SELECT user_id, role, version FROM memberships
-WHERE tenant_id = $1
+SELECT m.user_id, m.role, m.version, u.email
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.tenant_id = $1
 `
 
 type MembershipVersionsRow struct {
 	UserID  uuid.UUID
 	Role    string
 	Version int64
+	Email   string
 }
 
-// MembershipVersions is every member's role and token version: the part of
-// the tenant's cached record that access tokens are checked against.
+// MembershipVersions is every member's role, token version and email: the
+// part of the tenant's cached record that access tokens are checked
+// against (ours by user id and version, an identity provider's by email).
 func (q *Queries) MembershipVersions(ctx context.Context, tenantID uuid.UUID) ([]MembershipVersionsRow, error) {
 	rows, err := q.db.Query(ctx, membershipVersions, tenantID)
 	if err != nil {
@@ -312,7 +315,12 @@ func (q *Queries) MembershipVersions(ctx context.Context, tenantID uuid.UUID) ([
 	var items []MembershipVersionsRow
 	for rows.Next() {
 		var i MembershipVersionsRow
-		if err := rows.Scan(&i.UserID, &i.Role, &i.Version); err != nil {
+		if err := rows.Scan(
+			&i.UserID,
+			&i.Role,
+			&i.Version,
+			&i.Email,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -18,6 +18,7 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"connectrpc.com/validate"
+	"github.com/google/uuid"
 	"github.com/rs/cors"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
+	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/member"
 	"github.com/quarters-dev/quarters/server/observe"
@@ -87,6 +89,10 @@ type Params struct {
 	// Password is the argon2id cost of new password hashes; zero means
 	// password.Default.
 	Password password.Params
+	// IDP, when set, also accepts access tokens from an external identity
+	// provider: tokens whose iss is its issuer go to it, the rest to
+	// Sessions. Nil accepts only Quarters' own tokens.
+	IDP *idp.Verifier
 }
 
 // DefaultAnonymousLimit is how fast one client address may call public
@@ -161,7 +167,7 @@ func New(p Params) (http.Handler, error) {
 	p.Tenants.OnDrop(keys.DropTenant)
 	authMW := auth.NewMiddleware(auth.MiddlewareParams{
 		Lookup:         keys.Lookup,
-		VerifyToken:    p.Sessions.VerifyFunc(p.Tenants),
+		VerifyToken:    verifyFunc(p),
 		IsPublic:       rules.IsPublic,
 		Check:          tenant.CheckSelectors(p.BaseDomain),
 		PlatformKey:    p.PlatformKey,
@@ -210,6 +216,26 @@ func New(p Params) (http.Handler, error) {
 
 	handler := tenant.SelectorMiddleware(p.BaseDomain, http.MaxBytesHandler(mux, p.MaxBodyBytes))
 	return observe.Middleware(p.Logger, corsHandler(p.CORSOrigins).Handler(handler)), nil
+}
+
+// verifyFunc checks access tokens: Quarters' own, and the identity
+// provider's when one is configured.
+func verifyFunc(p Params) auth.VerifyTokenFunc {
+	own := p.Sessions.VerifyFunc(p.Tenants)
+	if p.IDP == nil {
+		return own
+	}
+	return p.IDP.VerifyFunc(idp.VerifyParams{
+		Resolve: func(ctx context.Context, selector string) (uuid.UUID, error) {
+			id, err := p.DB.TenantResolve(ctx, selector)
+			if errors.Is(err, db.ErrNotFound) {
+				return id, idp.ErrUnknownTenant
+			}
+			return id, err
+		},
+		Tenants: p.Tenants,
+		Next:    own,
+	})
 }
 
 // interceptors is the production chain. The first interceptor is the

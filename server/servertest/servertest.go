@@ -29,6 +29,7 @@ import (
 	"github.com/quarters-dev/quarters/db/dbtest"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/ratelimit"
@@ -84,6 +85,9 @@ type Opts struct {
 	// Password is the argon2id cost of password hashes (default the cheap
 	// Password below; benchmarks of sign-in pass password.Default).
 	Password password.Params
+	// IDP, when set, accepts an external identity provider's tokens
+	// (router.Params.IDP).
+	IDP *idp.Verifier
 }
 
 // DefaultPlatformKey is the platform credential of test servers whose Opts
@@ -159,7 +163,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		PlatformKey: platformKey, AnonymousLimit: anonymous,
-		Sessions: sessions, Password: cmp.Or(opts.Password, Password),
+		Sessions: sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
 	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)

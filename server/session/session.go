@@ -218,13 +218,7 @@ func (m *Manager) VerifyFunc(tenants *tenant.Cache) auth.VerifyTokenFunc {
 		if !ok || mem.Version != c.Version || mem.Role != c.Role {
 			return nil, fmt.Errorf("%w: revoked", auth.ErrInvalidToken)
 		}
-		return &auth.Principal{
-			TenantID:     t.ID,
-			TenantSlug:   t.Slug,
-			TenantActive: t.Active,
-			Role:         auth.ParseRole(mem.Role),
-			UserID:       userID,
-		}, nil
+		return t.Principal(userID, mem), nil
 	}
 }
 

@@ -9,9 +9,12 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/quarters-dev/quarters/server/auth"
 )
 
 // Tenant is the tenant a request acts for, with what its plan allows.
@@ -34,10 +37,42 @@ type Tenant struct {
 	Members map[uuid.UUID]Member
 }
 
+// Principal is the principal of a signed-in member of t: whatever the
+// token says, the role is the membership's current one.
+func (t Tenant) Principal(userID uuid.UUID, m Member) *auth.Principal {
+	return &auth.Principal{
+		TenantID:     t.ID,
+		TenantSlug:   t.Slug,
+		TenantActive: t.Active,
+		Role:         auth.ParseRole(m.Role),
+		UserID:       userID,
+	}
+}
+
 // Member is one member's current role and token version.
 type Member struct {
 	Role    string
 	Version int64
+	// Email is the member's email, lowercased: what an external identity
+	// provider's token names the person by.
+	Email string
+}
+
+// MemberByEmail returns the member whose email is email (compared
+// case-insensitively) and their user id. It scans Members: a tenant has at
+// most max_members of them, and an index would have to survive the JSON
+// round trip through the shared cache.
+func (t Tenant) MemberByEmail(email string) (uuid.UUID, Member, bool) {
+	email = strings.ToLower(email)
+	if email == "" {
+		return uuid.Nil, Member{}, false
+	}
+	for id, m := range t.Members {
+		if m.Email == email {
+			return id, m, true
+		}
+	}
+	return uuid.Nil, Member{}, false
 }
 
 // Limits are a tenant's effective limits.

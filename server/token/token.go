@@ -233,9 +233,8 @@ func (i *Issuer) Verify(tokenString string, now time.Time) (Claims, error) {
 	return c, nil
 }
 
-// reasons maps the errors of the jwt parser and our key function to fixed
-// words, most specific first, because the parser's own messages can quote
-// bytes of the token.
+// reasons maps our key function's refusals to fixed words, most specific
+// first; JWTReason covers the parser's.
 var reasons = []struct {
 	err    error
 	reason string
@@ -244,6 +243,23 @@ var reasons = []struct {
 	{errHeader, "unexpected header"},
 	{errType, "wrong typ"},
 	{errMissingKid, "missing kid"},
+	{errUnknownKid, "unknown kid"},
+}
+
+func reason(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return JWTReason(err)
+}
+
+// jwtReasons are the golang-jwt parser's errors, most specific first.
+var jwtReasons = []struct {
+	err    error
+	reason string
+}{
 	{jwt.ErrTokenMalformed, "malformed"},
 	{jwt.ErrTokenSignatureInvalid, "bad signature or algorithm"},
 	{jwt.ErrTokenUnverifiable, "unverifiable"},
@@ -255,8 +271,11 @@ var reasons = []struct {
 	{jwt.ErrTokenUsedBeforeIssued, "issued in the future"},
 }
 
-func reason(err error) string {
-	for _, r := range reasons {
+// JWTReason names why the golang-jwt parser refused a token in fixed
+// words, for logs: the parser's own messages can quote bytes of the token.
+// Errors it does not know are "invalid".
+func JWTReason(err error) string {
+	for _, r := range jwtReasons {
 		if errors.Is(err, r.err) {
 			return r.reason
 		}

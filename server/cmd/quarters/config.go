@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/session"
 )
@@ -30,6 +32,10 @@ type config struct {
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: unauthenticated calls per minute per client address
 	TokenRotation    time.Duration // QUARTERS_TOKEN_ROTATION: how long an access-token signing key signs
+	// IDP accepts an external identity provider's tokens when its Issuer
+	// is set: QUARTERS_IDP_ISSUER, _AUDIENCE, _JWKS_URL (all or none),
+	// _TENANT_CLAIM, _EMAIL_CLAIM.
+	IDP idp.Params
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -91,12 +97,44 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if n := len(c.PlatformKey); n > 0 && n < minPlatformKeyLen {
 		return c, fmt.Errorf("QUARTERS_PLATFORM_KEY is %d characters: want at least %d (e.g. openssl rand -hex 32), or unset it to disable the platform RPCs", n, minPlatformKeyLen)
 	}
+	if err := loadIDP(getenv, &c.IDP); err != nil {
+		return c, err
+	}
 	if v := getenv("QUARTERS_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return c, fmt.Errorf("QUARTERS_LOG_LEVEL=%q: want debug, info, warn or error", v)
 		}
 	}
 	return c, nil
+}
+
+// loadIDP reads the identity provider's settings: issuer, audience and
+// JWKS URL together or not at all.
+func loadIDP(getenv func(string) string, p *idp.Params) error {
+	p.Issuer = getenv("QUARTERS_IDP_ISSUER")
+	p.Audience = getenv("QUARTERS_IDP_AUDIENCE")
+	p.JWKSURL = getenv("QUARTERS_IDP_JWKS_URL")
+	p.TenantClaim = or(getenv("QUARTERS_IDP_TENANT_CLAIM"), idp.DefaultTenantClaim)
+	p.EmailClaim = or(getenv("QUARTERS_IDP_EMAIL_CLAIM"), idp.DefaultEmailClaim)
+	set := 0
+	for _, v := range []string{p.Issuer, p.Audience, p.JWKSURL} {
+		if v != "" {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		return nil
+	case set < 3:
+		return errors.New("QUARTERS_IDP_ISSUER, QUARTERS_IDP_AUDIENCE and QUARTERS_IDP_JWKS_URL: set all three to accept an identity provider's tokens, or none")
+	case p.Issuer == session.DefaultIssuer:
+		// Tokens are routed by iss: the provider's cannot share ours.
+		return fmt.Errorf("QUARTERS_IDP_ISSUER=%q: that is Quarters' own issuer", p.Issuer)
+	}
+	if err := idp.CheckJWKSURL(p.JWKSURL); err != nil {
+		return fmt.Errorf("QUARTERS_IDP_JWKS_URL: %w", err)
+	}
+	return nil
 }
 
 // minPlatformKeyLen is the shortest QUARTERS_PLATFORM_KEY accepted.

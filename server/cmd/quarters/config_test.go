@@ -45,6 +45,42 @@ func TestLoadConfig(t *testing.T) {
 		_, err := loadConfig(env(map[string]string{k: v}))
 		require.ErrorContains(t, err, k)
 	}
+
+	c, err = loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Empty(t, c.IDP.Issuer, "no identity provider by default")
+	c, err = loadConfig(env(map[string]string{
+		"QUARTERS_IDP_ISSUER": "https://idp.example", "QUARTERS_IDP_AUDIENCE": "quarters",
+		"QUARTERS_IDP_JWKS_URL": "https://idp.example/.well-known/jwks.json",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "https://idp.example", c.IDP.Issuer)
+	require.Equal(t, "quarters", c.IDP.Audience)
+	require.Equal(t, "https://idp.example/.well-known/jwks.json", c.IDP.JWKSURL)
+	require.Equal(t, "tenant", c.IDP.TenantClaim)
+	require.Equal(t, "email", c.IDP.EmailClaim)
+	c, err = loadConfig(env(map[string]string{
+		"QUARTERS_IDP_ISSUER": "https://idp.example", "QUARTERS_IDP_AUDIENCE": "quarters",
+		"QUARTERS_IDP_JWKS_URL": "http://127.0.0.1:8081/jwks", "QUARTERS_IDP_TENANT_CLAIM": "org",
+		"QUARTERS_IDP_EMAIL_CLAIM": "upn",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "org", c.IDP.TenantClaim)
+	require.Equal(t, "upn", c.IDP.EmailClaim)
+	for name, kv := range map[string]map[string]string{
+		"issuer only":   {"QUARTERS_IDP_ISSUER": "https://idp.example"},
+		"no jwks url":   {"QUARTERS_IDP_ISSUER": "https://idp.example", "QUARTERS_IDP_AUDIENCE": "quarters"},
+		"audience only": {"QUARTERS_IDP_AUDIENCE": "quarters"},
+		"http jwks": {"QUARTERS_IDP_ISSUER": "https://idp.example", "QUARTERS_IDP_AUDIENCE": "quarters",
+			"QUARTERS_IDP_JWKS_URL": "http://idp.example/jwks"},
+		"relative jwks": {"QUARTERS_IDP_ISSUER": "https://idp.example", "QUARTERS_IDP_AUDIENCE": "quarters",
+			"QUARTERS_IDP_JWKS_URL": "/jwks"},
+		"our issuer": {"QUARTERS_IDP_ISSUER": "quarters", "QUARTERS_IDP_AUDIENCE": "quarters",
+			"QUARTERS_IDP_JWKS_URL": "https://idp.example/jwks"},
+	} {
+		_, err := loadConfig(env(kv))
+		require.ErrorContains(t, err, "QUARTERS_IDP_", name)
+	}
 	for _, v := range []string{"soon", "30s"} {
 		k := "QUARTERS_TOKEN_ROTATION"
 		_, err := loadConfig(env(map[string]string{k: v}))

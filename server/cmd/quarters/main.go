@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
@@ -159,6 +160,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	go func() { defer wg.Done(); keyUse.Run(bg, 30*time.Second) }()
 	go func() { defer wg.Done(); keys.Run(bg) }()
 
+	var provider *idp.Verifier
+	if cfg.IDP.Issuer != "" {
+		if provider, err = idp.New(cfg.IDP, &idp.Opts{Logger: logger}); err != nil {
+			return err
+		}
+		logger.Info("accepting identity provider tokens", "issuer", cfg.IDP.Issuer, "jwks_url", cfg.IDP.JWKSURL)
+	}
 	if cfg.RateLimitOff {
 		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
 	}
@@ -167,7 +175,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
-		AnonymousLimit: anonymousLimit(cfg.SignupRate), Sessions: sessions,
+		AnonymousLimit: anonymousLimit(cfg.SignupRate), Sessions: sessions, IDP: provider,
 	})
 	if err != nil {
 		return err
