@@ -232,8 +232,14 @@ func (c *Cache) Run(ctx context.Context) error {
 
 func genKey(id uuid.UUID) string { return "quarters:tenant:gen:" + id.String() }
 
+// recordSchema versions the shape of a stored Tenant. Bump it whenever
+// Tenant gains a field that matters, so replicas of a new build never read
+// a record an old build stored without it (during a rolling upgrade, say:
+// an old record has no Members, and every access token would be refused).
+const recordSchema = 2
+
 func recordKey(id uuid.UUID, gen int64) string {
-	return fmt.Sprintf("quarters:tenant:rec:%s:%d", id, gen)
+	return fmt.Sprintf("quarters:tenant:rec:v%d:%s:%d", recordSchema, id, gen)
 }
 
 // invalidateTimeout bounds Committed's invalidation. It runs after the
