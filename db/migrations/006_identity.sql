@@ -52,9 +52,19 @@ CREATE TABLE invitations (
   create_time timestamptz NOT NULL DEFAULT now(),
   expire_time timestamptz NOT NULL,
   accept_time timestamptz,
-  PRIMARY KEY (tenant_id, id)
+  -- revoke_time is set when an admin revokes the invitation, or when the
+  -- member its email belongs to is removed. An invitation ends once, one
+  -- way or the other.
+  revoke_time timestamptz,
+  PRIMARY KEY (tenant_id, id),
+  CONSTRAINT invitations_end_once CHECK (accept_time IS NULL OR revoke_time IS NULL)
 );
-CREATE INDEX invitations_pending_idx ON invitations (tenant_id, expire_time) WHERE accept_time IS NULL;
+-- Pending invitations (neither accepted nor revoked): the seat count reads
+-- the first index, ListInvitations pages the second.
+CREATE INDEX invitations_pending_idx ON invitations (tenant_id, expire_time)
+WHERE accept_time IS NULL AND revoke_time IS NULL;
+CREATE INDEX invitations_list_idx ON invitations (tenant_id, create_time DESC, id DESC)
+WHERE accept_time IS NULL AND revoke_time IS NULL;
 
 CREATE TABLE refresh_tokens (
   tenant_id uuid NOT NULL,
@@ -116,7 +126,7 @@ GRANT UPDATE (password_hash, update_time) ON users TO quarters_app;
 GRANT SELECT, INSERT, DELETE ON memberships TO quarters_app;
 GRANT UPDATE (role, version, update_time) ON memberships TO quarters_app;
 GRANT SELECT, INSERT ON invitations TO quarters_app;
-GRANT UPDATE (accept_time) ON invitations TO quarters_app;
+GRANT UPDATE (accept_time, revoke_time) ON invitations TO quarters_app;
 GRANT SELECT, INSERT ON refresh_tokens TO quarters_app;
 GRANT UPDATE (used_time, revoke_time) ON refresh_tokens TO quarters_app;
 

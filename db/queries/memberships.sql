@@ -54,12 +54,14 @@ SELECT count(*) FROM memberships
 WHERE tenant_id = @tenant_id AND role = 'owner';
 
 -- MembershipCountSeats counts the seats max_members limits: members, plus
--- pending invitations for people not yet members.
+-- pending (unaccepted, unrevoked, unexpired) invitations for people not
+-- yet members.
 -- name: MembershipCountSeats :one
 SELECT
   (SELECT count(*) FROM memberships m WHERE m.tenant_id = @tenant_id)
   + (SELECT count(DISTINCT lower(i.email)) FROM invitations i
-     WHERE i.tenant_id = @tenant_id AND i.accept_time IS NULL AND i.expire_time > now()
+     WHERE i.tenant_id = @tenant_id AND i.accept_time IS NULL AND i.revoke_time IS NULL
+       AND i.expire_time > now()
        AND NOT EXISTS (
          SELECT 1 FROM memberships m2 JOIN users u ON u.id = m2.user_id
          WHERE m2.tenant_id = @tenant_id AND lower(u.email) = lower(i.email)))
@@ -82,5 +84,5 @@ SELECT
   EXISTS (
     SELECT 1 FROM invitations i
     WHERE i.tenant_id = @tenant_id AND lower(i.email) = lower(@email::text)
-      AND i.accept_time IS NULL AND i.expire_time > now()
+      AND i.accept_time IS NULL AND i.revoke_time IS NULL AND i.expire_time > now()
   ) AS is_pending;

@@ -15,8 +15,8 @@ import (
 const invitationAccept = `-- name: InvitationAccept :one
 UPDATE invitations SET accept_time = now()
 WHERE tenant_id = $1 AND token_hash = $2
-  AND accept_time IS NULL AND expire_time > now()
-RETURNING tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time
+  AND accept_time IS NULL AND revoke_time IS NULL AND expire_time > now()
+RETURNING tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time, revoke_time
 `
 
 type InvitationAcceptParams struct {
@@ -25,7 +25,8 @@ type InvitationAcceptParams struct {
 }
 
 // InvitationAccept marks a live invitation accepted, once: a second
-// attempt, an expired invitation or an unknown token updates nothing.
+// attempt, a revoked or expired invitation or an unknown token updates
+// nothing.
 func (q *Queries) InvitationAccept(ctx context.Context, arg InvitationAcceptParams) (Invitation, error) {
 	row := q.db.QueryRow(ctx, invitationAccept, arg.TenantID, arg.TokenHash)
 	var i Invitation
@@ -39,15 +40,17 @@ func (q *Queries) InvitationAccept(ctx context.Context, arg InvitationAcceptPara
 		&i.CreateTime,
 		&i.ExpireTime,
 		&i.AcceptTime,
+		&i.RevokeTime,
 	)
 	return i, err
 }
 
 const invitationCloseForMember = `-- name: InvitationCloseForMember :execrows
-UPDATE invitations i SET accept_time = now()
+UPDATE invitations i SET revoke_time = now()
 FROM users u
 WHERE u.id = $1 AND i.tenant_id = $2
-  AND lower(i.email) = lower(u.email) AND i.accept_time IS NULL
+  AND lower(i.email) = lower(u.email)
+  AND i.accept_time IS NULL AND i.revoke_time IS NULL
 `
 
 type InvitationCloseForMemberParams struct {
@@ -55,12 +58,11 @@ type InvitationCloseForMemberParams struct {
 	TenantID uuid.UUID
 }
 
-// InvitationCloseForMember closes the pending invitations of a member's
+// InvitationCloseForMember revokes the pending invitations of a member's
 // email, before the member is removed: an invitation issued before they
-// joined must not let them back in. Closing sets accept_time (the one
-// column the server may change), so a closed invitation fails exactly as
-// a used one. Run it while the membership exists: the user row is visible
-// only through it.
+// joined must not let them back in, and a revoked invitation fails exactly
+// as a used one. Run it while the membership exists: the user row is
+// visible only through it.
 func (q *Queries) InvitationCloseForMember(ctx context.Context, arg InvitationCloseForMemberParams) (int64, error) {
 	result, err := q.db.Exec(ctx, invitationCloseForMember, arg.UserID, arg.TenantID)
 	if err != nil {
@@ -69,10 +71,42 @@ func (q *Queries) InvitationCloseForMember(ctx context.Context, arg InvitationCl
 	return result.RowsAffected(), nil
 }
 
+const invitationGetForUpdate = `-- name: InvitationGetForUpdate :one
+SELECT tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time, revoke_time FROM invitations
+WHERE tenant_id = $1 AND id = $2
+FOR UPDATE
+`
+
+type InvitationGetForUpdateParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// InvitationGetForUpdate locks an invitation, pending or not, until the
+// transaction ends, so a revocation and an acceptance apply one after the
+// other.
+func (q *Queries) InvitationGetForUpdate(ctx context.Context, arg InvitationGetForUpdateParams) (Invitation, error) {
+	row := q.db.QueryRow(ctx, invitationGetForUpdate, arg.TenantID, arg.ID)
+	var i Invitation
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Role,
+		&i.TokenHash,
+		&i.InvitedBy,
+		&i.CreateTime,
+		&i.ExpireTime,
+		&i.AcceptTime,
+		&i.RevokeTime,
+	)
+	return i, err
+}
+
 const invitationGetLive = `-- name: InvitationGetLive :one
-SELECT tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time FROM invitations
+SELECT tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time, revoke_time FROM invitations
 WHERE tenant_id = $1 AND token_hash = $2
-  AND accept_time IS NULL AND expire_time > now()
+  AND accept_time IS NULL AND revoke_time IS NULL AND expire_time > now()
 `
 
 type InvitationGetLiveParams struct {
@@ -95,6 +129,7 @@ func (q *Queries) InvitationGetLive(ctx context.Context, arg InvitationGetLivePa
 		&i.CreateTime,
 		&i.ExpireTime,
 		&i.AcceptTime,
+		&i.RevokeTime,
 	)
 	return i, err
 }
@@ -102,7 +137,7 @@ func (q *Queries) InvitationGetLive(ctx context.Context, arg InvitationGetLivePa
 const invitationInsert = `-- name: InvitationInsert :one
 INSERT INTO invitations (tenant_id, email, role, token_hash, invited_by, expire_time)
 VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time
+RETURNING tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time, revoke_time
 `
 
 type InvitationInsertParams struct {
@@ -134,6 +169,93 @@ func (q *Queries) InvitationInsert(ctx context.Context, arg InvitationInsertPara
 		&i.CreateTime,
 		&i.ExpireTime,
 		&i.AcceptTime,
+		&i.RevokeTime,
+	)
+	return i, err
+}
+
+const invitationList = `-- name: InvitationList :many
+SELECT tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time, revoke_time FROM invitations
+WHERE tenant_id = $1
+  AND accept_time IS NULL AND revoke_time IS NULL AND expire_time > now()
+  AND (create_time, id) < ($2::timestamptz, $3::uuid)
+ORDER BY create_time DESC, id DESC
+LIMIT $4
+`
+
+type InvitationListParams struct {
+	TenantID   uuid.UUID
+	BeforeTime time.Time
+	BeforeID   uuid.UUID
+	PageLimit  int32
+}
+
+// InvitationList pages the pending invitations (neither accepted, revoked
+// nor expired) newest first; see ProjectList for the cursor.
+func (q *Queries) InvitationList(ctx context.Context, arg InvitationListParams) ([]Invitation, error) {
+	rows, err := q.db.Query(ctx, invitationList,
+		arg.TenantID,
+		arg.BeforeTime,
+		arg.BeforeID,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Invitation
+	for rows.Next() {
+		var i Invitation
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.Email,
+			&i.Role,
+			&i.TokenHash,
+			&i.InvitedBy,
+			&i.CreateTime,
+			&i.ExpireTime,
+			&i.AcceptTime,
+			&i.RevokeTime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const invitationRevoke = `-- name: InvitationRevoke :one
+UPDATE invitations SET revoke_time = now()
+WHERE tenant_id = $1 AND id = $2
+  AND accept_time IS NULL AND revoke_time IS NULL
+RETURNING tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time, revoke_time
+`
+
+type InvitationRevokeParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// InvitationRevoke revokes a pending invitation; one already accepted or
+// revoked updates nothing.
+func (q *Queries) InvitationRevoke(ctx context.Context, arg InvitationRevokeParams) (Invitation, error) {
+	row := q.db.QueryRow(ctx, invitationRevoke, arg.TenantID, arg.ID)
+	var i Invitation
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Role,
+		&i.TokenHash,
+		&i.InvitedBy,
+		&i.CreateTime,
+		&i.ExpireTime,
+		&i.AcceptTime,
+		&i.RevokeTime,
 	)
 	return i, err
 }

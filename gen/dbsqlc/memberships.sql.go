@@ -107,7 +107,8 @@ const membershipCountSeats = `-- name: MembershipCountSeats :one
 SELECT
   (SELECT count(*) FROM memberships m WHERE m.tenant_id = $1)
   + (SELECT count(DISTINCT lower(i.email)) FROM invitations i
-     WHERE i.tenant_id = $1 AND i.accept_time IS NULL AND i.expire_time > now()
+     WHERE i.tenant_id = $1 AND i.accept_time IS NULL AND i.revoke_time IS NULL
+       AND i.expire_time > now()
        AND NOT EXISTS (
          SELECT 1 FROM memberships m2 JOIN users u ON u.id = m2.user_id
          WHERE m2.tenant_id = $1 AND lower(u.email) = lower(i.email)))
@@ -115,7 +116,8 @@ SELECT
 `
 
 // MembershipCountSeats counts the seats max_members limits: members, plus
-// pending invitations for people not yet members.
+// pending (unaccepted, unrevoked, unexpired) invitations for people not
+// yet members.
 func (q *Queries) MembershipCountSeats(ctx context.Context, tenantID uuid.UUID) (int32, error) {
 	row := q.db.QueryRow(ctx, membershipCountSeats, tenantID)
 	var seats int32
@@ -150,7 +152,7 @@ SELECT
   EXISTS (
     SELECT 1 FROM invitations i
     WHERE i.tenant_id = $1 AND lower(i.email) = lower($2::text)
-      AND i.accept_time IS NULL AND i.expire_time > now()
+      AND i.accept_time IS NULL AND i.revoke_time IS NULL AND i.expire_time > now()
   ) AS is_pending
 `
 

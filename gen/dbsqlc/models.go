@@ -53,6 +53,7 @@ type Invitation struct {
 	CreateTime time.Time
 	ExpireTime time.Time
 	AcceptTime *time.Time
+	RevokeTime *time.Time
 }
 
 type Membership struct {

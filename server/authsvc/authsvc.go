@@ -75,20 +75,16 @@ func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quarter
 
 // ListApiKeys lists the tenant's keys, newest first, revoked ones included.
 func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quartersv1.ListApiKeysRequest]) (*connect.Response[quartersv1.ListApiKeysResponse], error) {
-	cur, err := page.Parse(req.Msg.GetPageToken(), "")
-	if err != nil {
-		return nil, err
-	}
-	size := page.Size(req.Msg.GetPageSize())
-	rows, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.ApiKey, error) {
-		return q.ApiKeyList(ctx, dbsqlc.ApiKeyListParams{
-			TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: cur.Time, BeforeID: cur.ID, PageLimit: int32(size + 1),
+	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.ApiKey, error) {
+		return db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.ApiKey, error) {
+			return q.ApiKeyList(ctx, dbsqlc.ApiKeyListParams{
+				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+			})
 		})
-	})
+	}, func(k dbsqlc.ApiKey) page.Cursor { return page.Cursor{Time: k.CreateTime, ID: k.ID} })
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page.Trim(rows, size, func(k dbsqlc.ApiKey) page.Cursor { return page.Cursor{Time: k.CreateTime, ID: k.ID} }, "")
 	resp := &quartersv1.ListApiKeysResponse{NextPageToken: next, ApiKeys: make([]*quartersv1.ApiKey, len(rows))}
 	for i, k := range rows {
 		resp.ApiKeys[i] = auth.KeyToProto(k)

@@ -65,27 +65,23 @@ func (s *Service) GetDocument(ctx context.Context, req *connect.Request[quarters
 // project. The page token is bound to the project filter.
 func (s *Service) ListDocuments(ctx context.Context, req *connect.Request[quartersv1.ListDocumentsRequest]) (*connect.Response[quartersv1.ListDocumentsResponse], error) {
 	filter := req.Msg.GetProjectId()
-	cur, err := page.Parse(req.Msg.GetPageToken(), filter)
-	if err != nil {
-		return nil, err
-	}
-	size := page.Size(req.Msg.GetPageSize())
-	rows, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.Document, error) {
-		tenantID := tenant.MustFromContext(ctx).ID
-		if filter == "" {
-			return q.DocumentList(ctx, dbsqlc.DocumentListParams{
-				TenantID: tenantID, BeforeTime: cur.Time, BeforeID: cur.ID, PageLimit: int32(size + 1),
+	rows, next, err := page.Load(req.Msg, filter, func(c page.Cursor, limit int32) ([]dbsqlc.Document, error) {
+		return db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.Document, error) {
+			tenantID := tenant.MustFromContext(ctx).ID
+			if filter == "" {
+				return q.DocumentList(ctx, dbsqlc.DocumentListParams{
+					TenantID: tenantID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+				})
+			}
+			return q.DocumentListByProject(ctx, dbsqlc.DocumentListByProjectParams{
+				TenantID: tenantID, ProjectID: uuid.MustParse(filter),
+				BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
 			})
-		}
-		return q.DocumentListByProject(ctx, dbsqlc.DocumentListByProjectParams{
-			TenantID: tenantID, ProjectID: uuid.MustParse(filter),
-			BeforeTime: cur.Time, BeforeID: cur.ID, PageLimit: int32(size + 1),
 		})
-	})
+	}, position)
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page.Trim(rows, size, position, filter)
 	resp := &quartersv1.ListDocumentsResponse{NextPageToken: next, Documents: make([]*quartersv1.Document, len(rows))}
 	for i, r := range rows {
 		resp.Documents[i] = toProto(r)

@@ -130,20 +130,16 @@ func (s *Service) InviteMember(ctx context.Context, req *connect.Request[quarter
 
 // ListMembers lists the tenant's members, newest first.
 func (s *Service) ListMembers(ctx context.Context, req *connect.Request[quartersv1.ListMembersRequest]) (*connect.Response[quartersv1.ListMembersResponse], error) {
-	cur, err := page.Parse(req.Msg.GetPageToken(), "")
-	if err != nil {
-		return nil, err
-	}
-	size := page.Size(req.Msg.GetPageSize())
-	rows, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) ([]dbsqlc.MemberListRow, error) {
-		return q.MemberList(ctx, dbsqlc.MemberListParams{
-			TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: cur.Time, BeforeID: cur.ID, PageLimit: int32(size + 1),
+	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.MemberListRow, error) {
+		return db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) ([]dbsqlc.MemberListRow, error) {
+			return q.MemberList(ctx, dbsqlc.MemberListParams{
+				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+			})
 		})
-	})
+	}, func(r dbsqlc.MemberListRow) page.Cursor { return page.Cursor{Time: r.CreateTime, ID: r.UserID} })
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page.Trim(rows, size, func(r dbsqlc.MemberListRow) page.Cursor { return page.Cursor{Time: r.CreateTime, ID: r.UserID} }, "")
 	resp := &quartersv1.ListMembersResponse{NextPageToken: next, Members: make([]*quartersv1.Member, len(rows))}
 	for i, r := range rows {
 		resp.Members[i] = listRowToProto(r)
@@ -209,7 +205,7 @@ func (s *Service) UpdateMemberRole(ctx context.Context, req *connect.Request[qua
 // membership (the foreign key cascades) and their access tokens stop
 // working at once. Invitations of their email still pending (a second
 // invitation sent before they joined, the owner's set-password invitation)
-// are closed too, so none of them lets the person back in. Only owners
+// are revoked too, so none of them lets the person back in. Only owners
 // remove owners (PERMISSION_DENIED), and the last owner cannot be removed
 // (FAILED_PRECONDITION). Admins may remove themselves. The user itself
 // stays: users are global. An unknown user, or another tenant's, is
@@ -232,7 +228,7 @@ func (s *Service) RemoveMember(ctx context.Context, req *connect.Request[quarter
 			}
 		}
 		if _, err := q.InvitationCloseForMember(ctx, dbsqlc.InvitationCloseForMemberParams{TenantID: t.ID, UserID: userID}); err != nil {
-			return fmt.Errorf("close member's invitations: %w", err)
+			return fmt.Errorf("revoke member's invitations: %w", err)
 		}
 		if _, err := q.MembershipDelete(ctx, dbsqlc.MembershipDeleteParams{TenantID: t.ID, UserID: userID}); err != nil {
 			return fmt.Errorf("delete membership: %w", err)
@@ -314,7 +310,7 @@ func requireAnotherOwner(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.U
 // errNoSeat is max_members exhausted.
 func errNoSeat(t tenant.Tenant) error {
 	return quota.Exceeded(t, "max_members", t.Limits.MaxMembers, "members",
-		"pending invitations count until accepted or expired; remove a member or upgrade the plan")
+		"pending invitations count until accepted, revoked or expired; revoke an invitation, remove a member or upgrade the plan")
 }
 
 // invalidate announces a committed membership change to every replica, so
@@ -347,11 +343,18 @@ func listRowToProto(r dbsqlc.MemberListRow) *quartersv1.Member {
 }
 
 func invitationToProto(i dbsqlc.Invitation) *quartersv1.Invitation {
-	return &quartersv1.Invitation{
+	p := &quartersv1.Invitation{
 		Id:         i.ID.String(),
 		Email:      i.Email,
 		Role:       auth.ParseRole(i.Role),
 		CreateTime: timestamppb.New(i.CreateTime),
 		ExpireTime: timestamppb.New(i.ExpireTime),
 	}
+	if i.RevokeTime != nil {
+		p.RevokeTime = timestamppb.New(*i.RevokeTime)
+	}
+	if i.InvitedBy != nil {
+		p.InvitedBy = i.InvitedBy.String()
+	}
+	return p
 }

@@ -80,6 +80,31 @@ func Next(c Cursor, filter string) string {
 	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
+// Request is the paging half of every List RPC's request message.
+type Request interface {
+	GetPageSize() int32
+	GetPageToken() string
+}
+
+// Load fetches one page of a newest-first list. It reads req's page token
+// (bound to filter, see Parse), has fetch return up to limit rows strictly
+// before the cursor (one more than the page, to learn whether another page
+// follows), and returns the page with the next page token ("" after the
+// last page). Errors are Parse's and fetch's.
+func Load[T any](req Request, filter string, fetch func(c Cursor, limit int32) ([]T, error), pos func(T) Cursor) ([]T, string, error) {
+	cur, err := Parse(req.GetPageToken(), filter)
+	if err != nil {
+		return nil, "", err
+	}
+	size := Size(req.GetPageSize())
+	rows, err := fetch(cur, int32(size+1))
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next := Trim(rows, size, pos, filter)
+	return rows, next, nil
+}
+
 // Trim cuts rows fetched with a limit of size+1 to size, and returns the
 // token for the next page, or "" when this was the last one.
 func Trim[T any](rows []T, size int, pos func(T) Cursor, filter string) ([]T, string) {

@@ -72,24 +72,14 @@ func (s *Service) ListTenants(ctx context.Context, req *connect.Request[quarters
 		filters = append(filters, "plan="+p)
 	}
 	filter := strings.Join(filters, ";")
-	cur, err := page.Parse(req.Msg.GetPageToken(), filter)
+	rows, next, err := page.Load(req.Msg, filter, func(c page.Cursor, limit int32) ([]dbsqlc.Tenant, error) {
+		return s.db.PlatformTenantList(ctx, db.PlatformTenantListParams{
+			Status: status, Plan: req.Msg.GetPlan(), BeforeTime: c.Time, BeforeID: c.ID, Limit: limit,
+		})
+	}, func(t dbsqlc.Tenant) page.Cursor { return page.Cursor{Time: t.CreateTime, ID: t.ID} })
 	if err != nil {
 		return nil, err
 	}
-	size := page.Size(req.Msg.GetPageSize())
-	rows, err := s.db.PlatformTenantList(ctx, db.PlatformTenantListParams{
-		Status:     status,
-		Plan:       req.Msg.GetPlan(),
-		BeforeTime: cur.Time,
-		BeforeID:   cur.ID,
-		Limit:      int32(size + 1),
-	})
-	if err != nil {
-		return nil, err
-	}
-	rows, next := page.Trim(rows, size, func(t dbsqlc.Tenant) page.Cursor {
-		return page.Cursor{Time: t.CreateTime, ID: t.ID}
-	}, filter)
 	resp := &quartersv1.ListTenantsResponse{NextPageToken: next, Tenants: make([]*quartersv1.Tenant, len(rows))}
 	for i, r := range rows {
 		resp.Tenants[i] = tenant.RowToProto(r)
@@ -227,37 +217,20 @@ func (s *Service) ResumeTenant(ctx context.Context, req *connect.Request[quarter
 // platform lookup.
 func (s *Service) ListAuditEvents(ctx context.Context, req *connect.Request[quartersv1.ListAuditEventsRequest]) (*connect.Response[quartersv1.ListAuditEventsResponse], error) {
 	filter := req.Msg.GetTenantId()
-	cur, err := page.Parse(req.Msg.GetPageToken(), filter)
-	if err != nil {
-		return nil, err
-	}
-	size := page.Size(req.Msg.GetPageSize())
-	var rows []dbsqlc.AuditEvent
-	if filter == "" {
-		rows, err = s.db.PlatformAuditEventList(ctx, db.PlatformAuditEventListParams{
-			BeforeTime: cur.Time,
-			BeforeID:   cur.ID,
-			Limit:      int32(size + 1),
-		})
-	} else {
+	rows, next, err := page.Load(req.Msg, filter, func(c page.Cursor, limit int32) (rows []dbsqlc.AuditEvent, err error) {
+		if filter == "" {
+			return s.db.PlatformAuditEventList(ctx, db.PlatformAuditEventListParams{BeforeTime: c.Time, BeforeID: c.ID, Limit: limit})
+		}
 		id := uuid.MustParse(filter)
 		err = s.db.ActAs(ctx, id, func(q *dbsqlc.Queries) error {
-			var err error
-			rows, err = q.AuditEventList(ctx, dbsqlc.AuditEventListParams{
-				TenantID:   id,
-				BeforeTime: cur.Time,
-				BeforeID:   cur.ID,
-				PageLimit:  int32(size + 1),
-			})
+			rows, err = q.AuditEventList(ctx, dbsqlc.AuditEventListParams{TenantID: id, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit})
 			return err
 		})
-	}
+		return rows, err
+	}, func(e dbsqlc.AuditEvent) page.Cursor { return page.Cursor{Time: e.CreateTime, ID: e.ID} })
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page.Trim(rows, size, func(e dbsqlc.AuditEvent) page.Cursor {
-		return page.Cursor{Time: e.CreateTime, ID: e.ID}
-	}, filter)
 	resp := &quartersv1.ListAuditEventsResponse{NextPageToken: next, AuditEvents: make([]*quartersv1.AuditEvent, len(rows))}
 	for i, r := range rows {
 		if resp.AuditEvents[i], err = auditEventToProto(r); err != nil {

@@ -75,23 +75,16 @@ func (s *Service) GetProject(ctx context.Context, req *connect.Request[quartersv
 
 // ListProjects lists the tenant's projects, newest first.
 func (s *Service) ListProjects(ctx context.Context, req *connect.Request[quartersv1.ListProjectsRequest]) (*connect.Response[quartersv1.ListProjectsResponse], error) {
-	cur, err := page.Parse(req.Msg.GetPageToken(), "")
-	if err != nil {
-		return nil, err
-	}
-	size := page.Size(req.Msg.GetPageSize())
-	rows, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.Project, error) {
-		return q.ProjectList(ctx, dbsqlc.ProjectListParams{
-			TenantID:   tenant.MustFromContext(ctx).ID,
-			BeforeTime: cur.Time,
-			BeforeID:   cur.ID,
-			PageLimit:  int32(size + 1),
+	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.Project, error) {
+		return db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.Project, error) {
+			return q.ProjectList(ctx, dbsqlc.ProjectListParams{
+				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+			})
 		})
-	})
+	}, position)
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page.Trim(rows, size, position, "")
 	resp := &quartersv1.ListProjectsResponse{NextPageToken: next, Projects: make([]*quartersv1.Project, len(rows))}
 	for i, r := range rows {
 		resp.Projects[i] = toProto(r)

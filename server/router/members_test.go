@@ -398,10 +398,15 @@ func TestMemberRevocation(t *testing.T) {
 	requireCode(t, err, connect.CodeUnauthenticated)
 	require.NotContains(t, members(t, owner), "mia@example.com")
 	requireCode(t, removeMember(owner, userID), connect.CodeNotFound)
-	// The invitation left over from before she joined was closed with
-	// the membership: it does not let her back in.
+	// The invitation left over from before she joined was revoked with
+	// the membership: it does not let her back in, nor is it listed.
 	_, err = acceptInvitation(s, second, memberPassword)
 	requireCode(t, err, connect.CodeNotFound)
+	require.Equal(t, 1, ownerCount(t, s, `select count(*) from invitations where tenant_id = $1
+		and email = 'mia@example.com' and revoke_time is not null and accept_time is null`, a.ID))
+	inv, err := owner.Members.ListInvitations(ctx, req(&quartersv1.ListInvitationsRequest{}))
+	require.NoError(t, err)
+	require.Empty(t, inv.Msg.GetInvitations())
 
 	// Invited back, the same user (password unchanged) rejoins.
 	back, err := acceptInvitation(s, invite(t, owner, "mia@example.com", quartersv1.Role_ROLE_MEMBER), memberPassword)

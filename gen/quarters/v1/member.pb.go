@@ -92,13 +92,22 @@ func (x *Member) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// Invitation is an invitation to join the caller's tenant. Its token is
+// shown only once, when it is made.
 type Invitation struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	Role          Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=quarters.v1.Role" json:"role,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Email      string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	Role       Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=quarters.v1.Role" json:"role,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// expire_time is when the invitation stops working if nobody accepts it.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// revoke_time is when the invitation was revoked, if it was.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// invited_by is the id of the user who invited; empty when an API key
+	// invited, for the owner's set-password invitation of sign-up, or once
+	// that user is deleted.
+	InvitedBy     string `protobuf:"bytes,7,opt,name=invited_by,json=invitedBy,proto3" json:"invited_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +175,20 @@ func (x *Invitation) GetExpireTime() *timestamppb.Timestamp {
 		return x.ExpireTime
 	}
 	return nil
+}
+
+func (x *Invitation) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *Invitation) GetInvitedBy() string {
+	if x != nil {
+		return x.InvitedBy
+	}
+	return ""
 }
 
 // TenantMembership is one of the signed-in user's tenants.
@@ -721,6 +744,199 @@ func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
 	return file_quarters_v1_member_proto_rawDescGZIP(), []int{12}
 }
 
+type ListInvitationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is at most 100; 0 means 50.
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvitationsRequest) Reset() {
+	*x = ListInvitationsRequest{}
+	mi := &file_quarters_v1_member_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitationsRequest) ProtoMessage() {}
+
+func (x *ListInvitationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_member_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitationsRequest.ProtoReflect.Descriptor instead.
+func (*ListInvitationsRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_member_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListInvitationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListInvitationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListInvitationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invitations   []*Invitation          `protobuf:"bytes,1,rep,name=invitations,proto3" json:"invitations,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvitationsResponse) Reset() {
+	*x = ListInvitationsResponse{}
+	mi := &file_quarters_v1_member_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitationsResponse) ProtoMessage() {}
+
+func (x *ListInvitationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_member_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitationsResponse.ProtoReflect.Descriptor instead.
+func (*ListInvitationsResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_member_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListInvitationsResponse) GetInvitations() []*Invitation {
+	if x != nil {
+		return x.Invitations
+	}
+	return nil
+}
+
+func (x *ListInvitationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RevokeInvitationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeInvitationRequest) Reset() {
+	*x = RevokeInvitationRequest{}
+	mi := &file_quarters_v1_member_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeInvitationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeInvitationRequest) ProtoMessage() {}
+
+func (x *RevokeInvitationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_member_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeInvitationRequest.ProtoReflect.Descriptor instead.
+func (*RevokeInvitationRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_member_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevokeInvitationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeInvitationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invitation    *Invitation            `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeInvitationResponse) Reset() {
+	*x = RevokeInvitationResponse{}
+	mi := &file_quarters_v1_member_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeInvitationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeInvitationResponse) ProtoMessage() {}
+
+func (x *RevokeInvitationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_member_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeInvitationResponse.ProtoReflect.Descriptor instead.
+func (*RevokeInvitationResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_member_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RevokeInvitationResponse) GetInvitation() *Invitation {
+	if x != nil {
+		return x.Invitation
+	}
+	return nil
+}
+
 type GetCurrentUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -729,7 +945,7 @@ type GetCurrentUserRequest struct {
 
 func (x *GetCurrentUserRequest) Reset() {
 	*x = GetCurrentUserRequest{}
-	mi := &file_quarters_v1_member_proto_msgTypes[13]
+	mi := &file_quarters_v1_member_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +957,7 @@ func (x *GetCurrentUserRequest) String() string {
 func (*GetCurrentUserRequest) ProtoMessage() {}
 
 func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_member_proto_msgTypes[13]
+	mi := &file_quarters_v1_member_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +970,7 @@ func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserRequest.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_member_proto_rawDescGZIP(), []int{13}
+	return file_quarters_v1_member_proto_rawDescGZIP(), []int{17}
 }
 
 type GetCurrentUserResponse struct {
@@ -770,7 +986,7 @@ type GetCurrentUserResponse struct {
 
 func (x *GetCurrentUserResponse) Reset() {
 	*x = GetCurrentUserResponse{}
-	mi := &file_quarters_v1_member_proto_msgTypes[14]
+	mi := &file_quarters_v1_member_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +998,7 @@ func (x *GetCurrentUserResponse) String() string {
 func (*GetCurrentUserResponse) ProtoMessage() {}
 
 func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_member_proto_msgTypes[14]
+	mi := &file_quarters_v1_member_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +1011,7 @@ func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserResponse.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_member_proto_rawDescGZIP(), []int{14}
+	return file_quarters_v1_member_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCurrentUserResponse) GetUser() *User {
@@ -837,7 +1053,7 @@ const file_quarters_v1_member_proto_rawDesc = "" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xd3\x01\n" +
+	"updateTime\"\xaf\x02\n" +
 	"\n" +
 	"Invitation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -846,7 +1062,11 @@ const file_quarters_v1_member_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\x98\x01\n" +
+	"expireTime\x12;\n" +
+	"\vrevoke_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12\x1d\n" +
+	"\n" +
+	"invited_by\x18\a \x01(\tR\tinvitedBy\"\x98\x01\n" +
 	"\x10TenantMembership\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
 	"\vtenant_slug\x18\x02 \x01(\tR\n" +
@@ -886,19 +1106,34 @@ const file_quarters_v1_member_proto_rawDesc = "" +
 	"\x06member\x18\x01 \x01(\v2\x13.quarters.v1.MemberR\x06member\"8\n" +
 	"\x13RemoveMemberRequest\x12!\n" +
 	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\"\x16\n" +
-	"\x14RemoveMemberResponse\"\x17\n" +
+	"\x14RemoveMemberResponse\"i\n" +
+	"\x16ListInvitationsRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"|\n" +
+	"\x17ListInvitationsResponse\x129\n" +
+	"\vinvitations\x18\x01 \x03(\v2\x17.quarters.v1.InvitationR\vinvitations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
+	"\x17RevokeInvitationRequest\x12\x18\n" +
+	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\"S\n" +
+	"\x18RevokeInvitationResponse\x127\n" +
+	"\n" +
+	"invitation\x18\x01 \x01(\v2\x17.quarters.v1.InvitationR\n" +
+	"invitation\"\x17\n" +
 	"\x15GetCurrentUserRequest\"\xbc\x01\n" +
 	"\x16GetCurrentUserResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.quarters.v1.UserR\x04user\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12%\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x11.quarters.v1.RoleR\x04role\x127\n" +
-	"\atenants\x18\x04 \x03(\v2\x1d.quarters.v1.TenantMembershipR\atenants2\xe0\x04\n" +
+	"\atenants\x18\x04 \x03(\v2\x1d.quarters.v1.TenantMembershipR\atenants2\xb2\x06\n" +
 	"\rMemberService\x12[\n" +
 	"\fInviteMember\x12 .quarters.v1.InviteMemberRequest\x1a!.quarters.v1.InviteMemberResponse\"\x06\x8a\xb5\x18\x02\x10\x02\x12g\n" +
 	"\x10AcceptInvitation\x12$.quarters.v1.AcceptInvitationRequest\x1a%.quarters.v1.AcceptInvitationResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12[\n" +
 	"\vListMembers\x12\x1f.quarters.v1.ListMembersRequest\x1a .quarters.v1.ListMembersResponse\"\t\x8a\xb5\x18\x02\x10\x01\x90\x02\x01\x12g\n" +
 	"\x10UpdateMemberRole\x12$.quarters.v1.UpdateMemberRoleRequest\x1a%.quarters.v1.UpdateMemberRoleResponse\"\x06\x8a\xb5\x18\x02\x10\x02\x12[\n" +
-	"\fRemoveMember\x12 .quarters.v1.RemoveMemberRequest\x1a!.quarters.v1.RemoveMemberResponse\"\x06\x8a\xb5\x18\x02\x10\x02\x12f\n" +
+	"\fRemoveMember\x12 .quarters.v1.RemoveMemberRequest\x1a!.quarters.v1.RemoveMemberResponse\"\x06\x8a\xb5\x18\x02\x10\x02\x12g\n" +
+	"\x0fListInvitations\x12#.quarters.v1.ListInvitationsRequest\x1a$.quarters.v1.ListInvitationsResponse\"\t\x8a\xb5\x18\x02\x10\x02\x90\x02\x01\x12g\n" +
+	"\x10RevokeInvitation\x12$.quarters.v1.RevokeInvitationRequest\x1a%.quarters.v1.RevokeInvitationResponse\"\x06\x8a\xb5\x18\x02\x10\x02\x12f\n" +
 	"\x0eGetCurrentUser\x12\".quarters.v1.GetCurrentUserRequest\x1a#.quarters.v1.GetCurrentUserResponse\"\v\x8a\xb5\x18\x04\x10\x010\x01\x90\x02\x01B\xa8\x01\n" +
 	"\x0fcom.quarters.v1B\vMemberProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
@@ -914,7 +1149,7 @@ func file_quarters_v1_member_proto_rawDescGZIP() []byte {
 	return file_quarters_v1_member_proto_rawDescData
 }
 
-var file_quarters_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_quarters_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_quarters_v1_member_proto_goTypes = []any{
 	(*Member)(nil),                   // 0: quarters.v1.Member
 	(*Invitation)(nil),               // 1: quarters.v1.Invitation
@@ -929,48 +1164,59 @@ var file_quarters_v1_member_proto_goTypes = []any{
 	(*UpdateMemberRoleResponse)(nil), // 10: quarters.v1.UpdateMemberRoleResponse
 	(*RemoveMemberRequest)(nil),      // 11: quarters.v1.RemoveMemberRequest
 	(*RemoveMemberResponse)(nil),     // 12: quarters.v1.RemoveMemberResponse
-	(*GetCurrentUserRequest)(nil),    // 13: quarters.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),   // 14: quarters.v1.GetCurrentUserResponse
-	(*User)(nil),                     // 15: quarters.v1.User
-	(Role)(0),                        // 16: quarters.v1.Role
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(*Session)(nil),                  // 18: quarters.v1.Session
+	(*ListInvitationsRequest)(nil),   // 13: quarters.v1.ListInvitationsRequest
+	(*ListInvitationsResponse)(nil),  // 14: quarters.v1.ListInvitationsResponse
+	(*RevokeInvitationRequest)(nil),  // 15: quarters.v1.RevokeInvitationRequest
+	(*RevokeInvitationResponse)(nil), // 16: quarters.v1.RevokeInvitationResponse
+	(*GetCurrentUserRequest)(nil),    // 17: quarters.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),   // 18: quarters.v1.GetCurrentUserResponse
+	(*User)(nil),                     // 19: quarters.v1.User
+	(Role)(0),                        // 20: quarters.v1.Role
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(*Session)(nil),                  // 22: quarters.v1.Session
 }
 var file_quarters_v1_member_proto_depIdxs = []int32{
-	15, // 0: quarters.v1.Member.user:type_name -> quarters.v1.User
-	16, // 1: quarters.v1.Member.role:type_name -> quarters.v1.Role
-	17, // 2: quarters.v1.Member.create_time:type_name -> google.protobuf.Timestamp
-	17, // 3: quarters.v1.Member.update_time:type_name -> google.protobuf.Timestamp
-	16, // 4: quarters.v1.Invitation.role:type_name -> quarters.v1.Role
-	17, // 5: quarters.v1.Invitation.create_time:type_name -> google.protobuf.Timestamp
-	17, // 6: quarters.v1.Invitation.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 7: quarters.v1.TenantMembership.role:type_name -> quarters.v1.Role
-	16, // 8: quarters.v1.InviteMemberRequest.role:type_name -> quarters.v1.Role
-	1,  // 9: quarters.v1.InviteMemberResponse.invitation:type_name -> quarters.v1.Invitation
-	18, // 10: quarters.v1.AcceptInvitationResponse.session:type_name -> quarters.v1.Session
-	0,  // 11: quarters.v1.ListMembersResponse.members:type_name -> quarters.v1.Member
-	16, // 12: quarters.v1.UpdateMemberRoleRequest.role:type_name -> quarters.v1.Role
-	0,  // 13: quarters.v1.UpdateMemberRoleResponse.member:type_name -> quarters.v1.Member
-	15, // 14: quarters.v1.GetCurrentUserResponse.user:type_name -> quarters.v1.User
-	16, // 15: quarters.v1.GetCurrentUserResponse.role:type_name -> quarters.v1.Role
-	2,  // 16: quarters.v1.GetCurrentUserResponse.tenants:type_name -> quarters.v1.TenantMembership
-	3,  // 17: quarters.v1.MemberService.InviteMember:input_type -> quarters.v1.InviteMemberRequest
-	5,  // 18: quarters.v1.MemberService.AcceptInvitation:input_type -> quarters.v1.AcceptInvitationRequest
-	7,  // 19: quarters.v1.MemberService.ListMembers:input_type -> quarters.v1.ListMembersRequest
-	9,  // 20: quarters.v1.MemberService.UpdateMemberRole:input_type -> quarters.v1.UpdateMemberRoleRequest
-	11, // 21: quarters.v1.MemberService.RemoveMember:input_type -> quarters.v1.RemoveMemberRequest
-	13, // 22: quarters.v1.MemberService.GetCurrentUser:input_type -> quarters.v1.GetCurrentUserRequest
-	4,  // 23: quarters.v1.MemberService.InviteMember:output_type -> quarters.v1.InviteMemberResponse
-	6,  // 24: quarters.v1.MemberService.AcceptInvitation:output_type -> quarters.v1.AcceptInvitationResponse
-	8,  // 25: quarters.v1.MemberService.ListMembers:output_type -> quarters.v1.ListMembersResponse
-	10, // 26: quarters.v1.MemberService.UpdateMemberRole:output_type -> quarters.v1.UpdateMemberRoleResponse
-	12, // 27: quarters.v1.MemberService.RemoveMember:output_type -> quarters.v1.RemoveMemberResponse
-	14, // 28: quarters.v1.MemberService.GetCurrentUser:output_type -> quarters.v1.GetCurrentUserResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 0: quarters.v1.Member.user:type_name -> quarters.v1.User
+	20, // 1: quarters.v1.Member.role:type_name -> quarters.v1.Role
+	21, // 2: quarters.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	21, // 3: quarters.v1.Member.update_time:type_name -> google.protobuf.Timestamp
+	20, // 4: quarters.v1.Invitation.role:type_name -> quarters.v1.Role
+	21, // 5: quarters.v1.Invitation.create_time:type_name -> google.protobuf.Timestamp
+	21, // 6: quarters.v1.Invitation.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 7: quarters.v1.Invitation.revoke_time:type_name -> google.protobuf.Timestamp
+	20, // 8: quarters.v1.TenantMembership.role:type_name -> quarters.v1.Role
+	20, // 9: quarters.v1.InviteMemberRequest.role:type_name -> quarters.v1.Role
+	1,  // 10: quarters.v1.InviteMemberResponse.invitation:type_name -> quarters.v1.Invitation
+	22, // 11: quarters.v1.AcceptInvitationResponse.session:type_name -> quarters.v1.Session
+	0,  // 12: quarters.v1.ListMembersResponse.members:type_name -> quarters.v1.Member
+	20, // 13: quarters.v1.UpdateMemberRoleRequest.role:type_name -> quarters.v1.Role
+	0,  // 14: quarters.v1.UpdateMemberRoleResponse.member:type_name -> quarters.v1.Member
+	1,  // 15: quarters.v1.ListInvitationsResponse.invitations:type_name -> quarters.v1.Invitation
+	1,  // 16: quarters.v1.RevokeInvitationResponse.invitation:type_name -> quarters.v1.Invitation
+	19, // 17: quarters.v1.GetCurrentUserResponse.user:type_name -> quarters.v1.User
+	20, // 18: quarters.v1.GetCurrentUserResponse.role:type_name -> quarters.v1.Role
+	2,  // 19: quarters.v1.GetCurrentUserResponse.tenants:type_name -> quarters.v1.TenantMembership
+	3,  // 20: quarters.v1.MemberService.InviteMember:input_type -> quarters.v1.InviteMemberRequest
+	5,  // 21: quarters.v1.MemberService.AcceptInvitation:input_type -> quarters.v1.AcceptInvitationRequest
+	7,  // 22: quarters.v1.MemberService.ListMembers:input_type -> quarters.v1.ListMembersRequest
+	9,  // 23: quarters.v1.MemberService.UpdateMemberRole:input_type -> quarters.v1.UpdateMemberRoleRequest
+	11, // 24: quarters.v1.MemberService.RemoveMember:input_type -> quarters.v1.RemoveMemberRequest
+	13, // 25: quarters.v1.MemberService.ListInvitations:input_type -> quarters.v1.ListInvitationsRequest
+	15, // 26: quarters.v1.MemberService.RevokeInvitation:input_type -> quarters.v1.RevokeInvitationRequest
+	17, // 27: quarters.v1.MemberService.GetCurrentUser:input_type -> quarters.v1.GetCurrentUserRequest
+	4,  // 28: quarters.v1.MemberService.InviteMember:output_type -> quarters.v1.InviteMemberResponse
+	6,  // 29: quarters.v1.MemberService.AcceptInvitation:output_type -> quarters.v1.AcceptInvitationResponse
+	8,  // 30: quarters.v1.MemberService.ListMembers:output_type -> quarters.v1.ListMembersResponse
+	10, // 31: quarters.v1.MemberService.UpdateMemberRole:output_type -> quarters.v1.UpdateMemberRoleResponse
+	12, // 32: quarters.v1.MemberService.RemoveMember:output_type -> quarters.v1.RemoveMemberResponse
+	14, // 33: quarters.v1.MemberService.ListInvitations:output_type -> quarters.v1.ListInvitationsResponse
+	16, // 34: quarters.v1.MemberService.RevokeInvitation:output_type -> quarters.v1.RevokeInvitationResponse
+	18, // 35: quarters.v1.MemberService.GetCurrentUser:output_type -> quarters.v1.GetCurrentUserResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_member_proto_init() }
@@ -986,7 +1232,7 @@ func file_quarters_v1_member_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_member_proto_rawDesc), len(file_quarters_v1_member_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,12 @@ const (
 	// MemberServiceRemoveMemberProcedure is the fully-qualified name of the MemberService's
 	// RemoveMember RPC.
 	MemberServiceRemoveMemberProcedure = "/quarters.v1.MemberService/RemoveMember"
+	// MemberServiceListInvitationsProcedure is the fully-qualified name of the MemberService's
+	// ListInvitations RPC.
+	MemberServiceListInvitationsProcedure = "/quarters.v1.MemberService/ListInvitations"
+	// MemberServiceRevokeInvitationProcedure is the fully-qualified name of the MemberService's
+	// RevokeInvitation RPC.
+	MemberServiceRevokeInvitationProcedure = "/quarters.v1.MemberService/RevokeInvitation"
 	// MemberServiceGetCurrentUserProcedure is the fully-qualified name of the MemberService's
 	// GetCurrentUser RPC.
 	MemberServiceGetCurrentUserProcedure = "/quarters.v1.MemberService/GetCurrentUser"
@@ -72,6 +78,15 @@ type MemberServiceClient interface {
 	// RemoveMember removes a member: their sessions end and their access
 	// tokens stop working on their next use.
 	RemoveMember(context.Context, *connect.Request[v1.RemoveMemberRequest]) (*connect.Response[v1.RemoveMemberResponse], error)
+	// ListInvitations lists the tenant's pending invitations (neither
+	// accepted, revoked nor expired), newest first. Tokens are never shown
+	// again.
+	ListInvitations(context.Context, *connect.Request[v1.ListInvitationsRequest]) (*connect.Response[v1.ListInvitationsResponse], error)
+	// RevokeInvitation revokes a pending invitation: its token can no longer
+	// be accepted and its seat is free at once. Only owners revoke owner
+	// invitations. An invitation already accepted, revoked or expired is
+	// FAILED_PRECONDITION.
+	RevokeInvitation(context.Context, *connect.Request[v1.RevokeInvitationRequest]) (*connect.Response[v1.RevokeInvitationResponse], error)
 	// GetCurrentUser returns the signed-in user, their role here and the
 	// tenants they belong to (for SwitchTenant).
 	GetCurrentUser(context.Context, *connect.Request[v1.GetCurrentUserRequest]) (*connect.Response[v1.GetCurrentUserResponse], error)
@@ -119,6 +134,19 @@ func NewMemberServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(memberServiceMethods.ByName("RemoveMember")),
 			connect.WithClientOptions(opts...),
 		),
+		listInvitations: connect.NewClient[v1.ListInvitationsRequest, v1.ListInvitationsResponse](
+			httpClient,
+			baseURL+MemberServiceListInvitationsProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("ListInvitations")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		revokeInvitation: connect.NewClient[v1.RevokeInvitationRequest, v1.RevokeInvitationResponse](
+			httpClient,
+			baseURL+MemberServiceRevokeInvitationProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("RevokeInvitation")),
+			connect.WithClientOptions(opts...),
+		),
 		getCurrentUser: connect.NewClient[v1.GetCurrentUserRequest, v1.GetCurrentUserResponse](
 			httpClient,
 			baseURL+MemberServiceGetCurrentUserProcedure,
@@ -136,6 +164,8 @@ type memberServiceClient struct {
 	listMembers      *connect.Client[v1.ListMembersRequest, v1.ListMembersResponse]
 	updateMemberRole *connect.Client[v1.UpdateMemberRoleRequest, v1.UpdateMemberRoleResponse]
 	removeMember     *connect.Client[v1.RemoveMemberRequest, v1.RemoveMemberResponse]
+	listInvitations  *connect.Client[v1.ListInvitationsRequest, v1.ListInvitationsResponse]
+	revokeInvitation *connect.Client[v1.RevokeInvitationRequest, v1.RevokeInvitationResponse]
 	getCurrentUser   *connect.Client[v1.GetCurrentUserRequest, v1.GetCurrentUserResponse]
 }
 
@@ -164,6 +194,16 @@ func (c *memberServiceClient) RemoveMember(ctx context.Context, req *connect.Req
 	return c.removeMember.CallUnary(ctx, req)
 }
 
+// ListInvitations calls quarters.v1.MemberService.ListInvitations.
+func (c *memberServiceClient) ListInvitations(ctx context.Context, req *connect.Request[v1.ListInvitationsRequest]) (*connect.Response[v1.ListInvitationsResponse], error) {
+	return c.listInvitations.CallUnary(ctx, req)
+}
+
+// RevokeInvitation calls quarters.v1.MemberService.RevokeInvitation.
+func (c *memberServiceClient) RevokeInvitation(ctx context.Context, req *connect.Request[v1.RevokeInvitationRequest]) (*connect.Response[v1.RevokeInvitationResponse], error) {
+	return c.revokeInvitation.CallUnary(ctx, req)
+}
+
 // GetCurrentUser calls quarters.v1.MemberService.GetCurrentUser.
 func (c *memberServiceClient) GetCurrentUser(ctx context.Context, req *connect.Request[v1.GetCurrentUserRequest]) (*connect.Response[v1.GetCurrentUserResponse], error) {
 	return c.getCurrentUser.CallUnary(ctx, req)
@@ -188,6 +228,15 @@ type MemberServiceHandler interface {
 	// RemoveMember removes a member: their sessions end and their access
 	// tokens stop working on their next use.
 	RemoveMember(context.Context, *connect.Request[v1.RemoveMemberRequest]) (*connect.Response[v1.RemoveMemberResponse], error)
+	// ListInvitations lists the tenant's pending invitations (neither
+	// accepted, revoked nor expired), newest first. Tokens are never shown
+	// again.
+	ListInvitations(context.Context, *connect.Request[v1.ListInvitationsRequest]) (*connect.Response[v1.ListInvitationsResponse], error)
+	// RevokeInvitation revokes a pending invitation: its token can no longer
+	// be accepted and its seat is free at once. Only owners revoke owner
+	// invitations. An invitation already accepted, revoked or expired is
+	// FAILED_PRECONDITION.
+	RevokeInvitation(context.Context, *connect.Request[v1.RevokeInvitationRequest]) (*connect.Response[v1.RevokeInvitationResponse], error)
 	// GetCurrentUser returns the signed-in user, their role here and the
 	// tenants they belong to (for SwitchTenant).
 	GetCurrentUser(context.Context, *connect.Request[v1.GetCurrentUserRequest]) (*connect.Response[v1.GetCurrentUserResponse], error)
@@ -231,6 +280,19 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(memberServiceMethods.ByName("RemoveMember")),
 		connect.WithHandlerOptions(opts...),
 	)
+	memberServiceListInvitationsHandler := connect.NewUnaryHandler(
+		MemberServiceListInvitationsProcedure,
+		svc.ListInvitations,
+		connect.WithSchema(memberServiceMethods.ByName("ListInvitations")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	memberServiceRevokeInvitationHandler := connect.NewUnaryHandler(
+		MemberServiceRevokeInvitationProcedure,
+		svc.RevokeInvitation,
+		connect.WithSchema(memberServiceMethods.ByName("RevokeInvitation")),
+		connect.WithHandlerOptions(opts...),
+	)
 	memberServiceGetCurrentUserHandler := connect.NewUnaryHandler(
 		MemberServiceGetCurrentUserProcedure,
 		svc.GetCurrentUser,
@@ -250,6 +312,10 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 			memberServiceUpdateMemberRoleHandler.ServeHTTP(w, r)
 		case MemberServiceRemoveMemberProcedure:
 			memberServiceRemoveMemberHandler.ServeHTTP(w, r)
+		case MemberServiceListInvitationsProcedure:
+			memberServiceListInvitationsHandler.ServeHTTP(w, r)
+		case MemberServiceRevokeInvitationProcedure:
+			memberServiceRevokeInvitationHandler.ServeHTTP(w, r)
 		case MemberServiceGetCurrentUserProcedure:
 			memberServiceGetCurrentUserHandler.ServeHTTP(w, r)
 		default:
@@ -279,6 +345,14 @@ func (UnimplementedMemberServiceHandler) UpdateMemberRole(context.Context, *conn
 
 func (UnimplementedMemberServiceHandler) RemoveMember(context.Context, *connect.Request[v1.RemoveMemberRequest]) (*connect.Response[v1.RemoveMemberResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.MemberService.RemoveMember is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) ListInvitations(context.Context, *connect.Request[v1.ListInvitationsRequest]) (*connect.Response[v1.ListInvitationsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.MemberService.ListInvitations is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) RevokeInvitation(context.Context, *connect.Request[v1.RevokeInvitationRequest]) (*connect.Response[v1.RevokeInvitationResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.MemberService.RevokeInvitation is not implemented"))
 }
 
 func (UnimplementedMemberServiceHandler) GetCurrentUser(context.Context, *connect.Request[v1.GetCurrentUserRequest]) (*connect.Response[v1.GetCurrentUserResponse], error) {

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/member.proto.
  */
 export const file_quarters_v1_member: GenFile = /*@__PURE__*/
-  fileDesc("ChhxdWFydGVycy92MS9tZW1iZXIucHJvdG8SC3F1YXJ0ZXJzLnYxIqwBCgZNZW1iZXISHwoEdXNlchgBIAEoCzIRLnF1YXJ0ZXJzLnYxLlVzZXISHwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKqAQoKSW52aXRhdGlvbhIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIfCgRyb2xlGAMgASgOMhEucXVhcnRlcnMudjEuUm9sZRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInAKEFRlbmFudE1lbWJlcnNoaXASEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9zbHVnGAIgASgJEhMKC3RlbmFudF9uYW1lGAMgASgJEh8KBHJvbGUYBCABKA4yES5xdWFydGVycy52MS5Sb2xlIl0KE0ludml0ZU1lbWJlclJlcXVlc3QSGQoFZW1haWwYASABKAlCCrpIB3IFGP4BYAESKwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGVCCrpIB4IBBBABIAAiUgoUSW52aXRlTWVtYmVyUmVzcG9uc2USKwoKaW52aXRhdGlvbhgBIAEoCzIXLnF1YXJ0ZXJzLnYxLkludml0YXRpb24SDQoFdG9rZW4YAiABKAkiUgoXQWNjZXB0SW52aXRhdGlvblJlcXVlc3QSGQoFdG9rZW4YASABKAlCCrpIB3IFEAEYgAISHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAgiQQoYQWNjZXB0SW52aXRhdGlvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uIlAKEkxpc3RNZW1iZXJzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJUChNMaXN0TWVtYmVyc1Jlc3BvbnNlEiQKB21lbWJlcnMYASADKAsyEy5xdWFydGVycy52MS5NZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImEKF1VwZGF0ZU1lbWJlclJvbGVSZXF1ZXN0EhkKB3VzZXJfaWQYASABKAlCCLpIBXIDsAEBEisKBHJvbGUYAiABKA4yES5xdWFydGVycy52MS5Sb2xlQgq6SAeCAQQQASAAIj8KGFVwZGF0ZU1lbWJlclJvbGVSZXNwb25zZRIjCgZtZW1iZXIYASABKAsyEy5xdWFydGVycy52MS5NZW1iZXIiMAoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIZCgd1c2VyX2lkGAEgASgJQgi6SAVyA7ABASIWChRSZW1vdmVNZW1iZXJSZXNwb25zZSIXChVHZXRDdXJyZW50VXNlclJlcXVlc3QinQEKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLnF1YXJ0ZXJzLnYxLlVzZXISEQoJdGVuYW50X2lkGAIgASgJEh8KBHJvbGUYAyABKA4yES5xdWFydGVycy52MS5Sb2xlEi4KB3RlbmFudHMYBCADKAsyHS5xdWFydGVycy52MS5UZW5hbnRNZW1iZXJzaGlwMuAECg1NZW1iZXJTZXJ2aWNlElsKDEludml0ZU1lbWJlchIgLnF1YXJ0ZXJzLnYxLkludml0ZU1lbWJlclJlcXVlc3QaIS5xdWFydGVycy52MS5JbnZpdGVNZW1iZXJSZXNwb25zZSIGirUYAhACEmcKEEFjY2VwdEludml0YXRpb24SJC5xdWFydGVycy52MS5BY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBolLnF1YXJ0ZXJzLnYxLkFjY2VwdEludml0YXRpb25SZXNwb25zZSIGirUYAggBElsKC0xpc3RNZW1iZXJzEh8ucXVhcnRlcnMudjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdE1lbWJlcnNSZXNwb25zZSIJkAIBirUYAhABEmcKEFVwZGF0ZU1lbWJlclJvbGUSJC5xdWFydGVycy52MS5VcGRhdGVNZW1iZXJSb2xlUmVxdWVzdBolLnF1YXJ0ZXJzLnYxLlVwZGF0ZU1lbWJlclJvbGVSZXNwb25zZSIGirUYAhACElsKDFJlbW92ZU1lbWJlchIgLnF1YXJ0ZXJzLnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaIS5xdWFydGVycy52MS5SZW1vdmVNZW1iZXJSZXNwb25zZSIGirUYAhACEmYKDkdldEN1cnJlbnRVc2VyEiIucXVhcnRlcnMudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiMucXVhcnRlcnMudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZSILkAIBirUYBBABMAFCqAEKD2NvbS5xdWFydGVycy52MUILTWVtYmVyUHJvdG9QAVo7Z2l0aHViLmNvbS9xdWFydGVycy1kZXYvcXVhcnRlcnMvZ2VuL3F1YXJ0ZXJzL3YxO3F1YXJ0ZXJzdjGiAgNRWFiqAgtRdWFydGVycy5WMcoCC1F1YXJ0ZXJzXFYx4gIXUXVhcnRlcnNcVjFcR1BCTWV0YWRhdGHqAgxRdWFydGVyczo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
+  fileDesc("ChhxdWFydGVycy92MS9tZW1iZXIucHJvdG8SC3F1YXJ0ZXJzLnYxIqwBCgZNZW1iZXISHwoEdXNlchgBIAEoCzIRLnF1YXJ0ZXJzLnYxLlVzZXISHwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLvAQoKSW52aXRhdGlvbhIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIfCgRyb2xlGAMgASgOMhEucXVhcnRlcnMudjEuUm9sZRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppbnZpdGVkX2J5GAcgASgJInAKEFRlbmFudE1lbWJlcnNoaXASEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9zbHVnGAIgASgJEhMKC3RlbmFudF9uYW1lGAMgASgJEh8KBHJvbGUYBCABKA4yES5xdWFydGVycy52MS5Sb2xlIl0KE0ludml0ZU1lbWJlclJlcXVlc3QSGQoFZW1haWwYASABKAlCCrpIB3IFGP4BYAESKwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGVCCrpIB4IBBBABIAAiUgoUSW52aXRlTWVtYmVyUmVzcG9uc2USKwoKaW52aXRhdGlvbhgBIAEoCzIXLnF1YXJ0ZXJzLnYxLkludml0YXRpb24SDQoFdG9rZW4YAiABKAkiUgoXQWNjZXB0SW52aXRhdGlvblJlcXVlc3QSGQoFdG9rZW4YASABKAlCCrpIB3IFEAEYgAISHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAEYgAgiQQoYQWNjZXB0SW52aXRhdGlvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uIlAKEkxpc3RNZW1iZXJzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJUChNMaXN0TWVtYmVyc1Jlc3BvbnNlEiQKB21lbWJlcnMYASADKAsyEy5xdWFydGVycy52MS5NZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImEKF1VwZGF0ZU1lbWJlclJvbGVSZXF1ZXN0EhkKB3VzZXJfaWQYASABKAlCCLpIBXIDsAEBEisKBHJvbGUYAiABKA4yES5xdWFydGVycy52MS5Sb2xlQgq6SAeCAQQQASAAIj8KGFVwZGF0ZU1lbWJlclJvbGVSZXNwb25zZRIjCgZtZW1iZXIYASABKAsyEy5xdWFydGVycy52MS5NZW1iZXIiMAoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIZCgd1c2VyX2lkGAEgASgJQgi6SAVyA7ABASIWChRSZW1vdmVNZW1iZXJSZXNwb25zZSJUChZMaXN0SW52aXRhdGlvbnNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEImAKF0xpc3RJbnZpdGF0aW9uc1Jlc3BvbnNlEiwKC2ludml0YXRpb25zGAEgAygLMhcucXVhcnRlcnMudjEuSW52aXRhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLwoXUmV2b2tlSW52aXRhdGlvblJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIkcKGFJldm9rZUludml0YXRpb25SZXNwb25zZRIrCgppbnZpdGF0aW9uGAEgASgLMhcucXVhcnRlcnMudjEuSW52aXRhdGlvbiIXChVHZXRDdXJyZW50VXNlclJlcXVlc3QinQEKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLnF1YXJ0ZXJzLnYxLlVzZXISEQoJdGVuYW50X2lkGAIgASgJEh8KBHJvbGUYAyABKA4yES5xdWFydGVycy52MS5Sb2xlEi4KB3RlbmFudHMYBCADKAsyHS5xdWFydGVycy52MS5UZW5hbnRNZW1iZXJzaGlwMrIGCg1NZW1iZXJTZXJ2aWNlElsKDEludml0ZU1lbWJlchIgLnF1YXJ0ZXJzLnYxLkludml0ZU1lbWJlclJlcXVlc3QaIS5xdWFydGVycy52MS5JbnZpdGVNZW1iZXJSZXNwb25zZSIGirUYAhACEmcKEEFjY2VwdEludml0YXRpb24SJC5xdWFydGVycy52MS5BY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBolLnF1YXJ0ZXJzLnYxLkFjY2VwdEludml0YXRpb25SZXNwb25zZSIGirUYAggBElsKC0xpc3RNZW1iZXJzEh8ucXVhcnRlcnMudjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdE1lbWJlcnNSZXNwb25zZSIJkAIBirUYAhABEmcKEFVwZGF0ZU1lbWJlclJvbGUSJC5xdWFydGVycy52MS5VcGRhdGVNZW1iZXJSb2xlUmVxdWVzdBolLnF1YXJ0ZXJzLnYxLlVwZGF0ZU1lbWJlclJvbGVSZXNwb25zZSIGirUYAhACElsKDFJlbW92ZU1lbWJlchIgLnF1YXJ0ZXJzLnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaIS5xdWFydGVycy52MS5SZW1vdmVNZW1iZXJSZXNwb25zZSIGirUYAhACEmcKD0xpc3RJbnZpdGF0aW9ucxIjLnF1YXJ0ZXJzLnYxLkxpc3RJbnZpdGF0aW9uc1JlcXVlc3QaJC5xdWFydGVycy52MS5MaXN0SW52aXRhdGlvbnNSZXNwb25zZSIJkAIBirUYAhACEmcKEFJldm9rZUludml0YXRpb24SJC5xdWFydGVycy52MS5SZXZva2VJbnZpdGF0aW9uUmVxdWVzdBolLnF1YXJ0ZXJzLnYxLlJldm9rZUludml0YXRpb25SZXNwb25zZSIGirUYAhACEmYKDkdldEN1cnJlbnRVc2VyEiIucXVhcnRlcnMudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiMucXVhcnRlcnMudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZSILkAIBirUYBBABMAFCqAEKD2NvbS5xdWFydGVycy52MUILTWVtYmVyUHJvdG9QAVo7Z2l0aHViLmNvbS9xdWFydGVycy1kZXYvcXVhcnRlcnMvZ2VuL3F1YXJ0ZXJzL3YxO3F1YXJ0ZXJzdjGiAgNRWFiqAgtRdWFydGVycy5WMcoCC1F1YXJ0ZXJzXFYx4gIXUXVhcnRlcnNcVjFcR1BCTWV0YWRhdGHqAgxRdWFydGVyczo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
 
 /**
  * Member is a user's membership in the caller's tenant.
@@ -54,6 +54,9 @@ export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
   messageDesc(file_quarters_v1_member, 0);
 
 /**
+ * Invitation is an invitation to join the caller's tenant. Its token is
+ * shown only once, when it is made.
+ *
  * @generated from message quarters.v1.Invitation
  */
 export type Invitation = Message<"quarters.v1.Invitation"> & {
@@ -78,9 +81,27 @@ export type Invitation = Message<"quarters.v1.Invitation"> & {
   createTime?: Timestamp | undefined;
 
   /**
+   * expire_time is when the invitation stops working if nobody accepts it.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 5;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * revoke_time is when the invitation was revoked, if it was.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 6;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * invited_by is the id of the user who invited; empty when an API key
+   * invited, for the owner's set-password invitation of sign-up, or once
+   * that user is deleted.
+   *
+   * @generated from field: string invited_by = 7;
+   */
+  invitedBy: string;
 };
 
 /**
@@ -328,6 +349,86 @@ export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@_
   messageDesc(file_quarters_v1_member, 12);
 
 /**
+ * @generated from message quarters.v1.ListInvitationsRequest
+ */
+export type ListInvitationsRequest = Message<"quarters.v1.ListInvitationsRequest"> & {
+  /**
+   * page_size is at most 100; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message quarters.v1.ListInvitationsRequest.
+ * Use `create(ListInvitationsRequestSchema)` to create a new message.
+ */
+export const ListInvitationsRequestSchema: GenMessage<ListInvitationsRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_member, 13);
+
+/**
+ * @generated from message quarters.v1.ListInvitationsResponse
+ */
+export type ListInvitationsResponse = Message<"quarters.v1.ListInvitationsResponse"> & {
+  /**
+   * @generated from field: repeated quarters.v1.Invitation invitations = 1;
+   */
+  invitations: Invitation[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message quarters.v1.ListInvitationsResponse.
+ * Use `create(ListInvitationsResponseSchema)` to create a new message.
+ */
+export const ListInvitationsResponseSchema: GenMessage<ListInvitationsResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_member, 14);
+
+/**
+ * @generated from message quarters.v1.RevokeInvitationRequest
+ */
+export type RevokeInvitationRequest = Message<"quarters.v1.RevokeInvitationRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message quarters.v1.RevokeInvitationRequest.
+ * Use `create(RevokeInvitationRequestSchema)` to create a new message.
+ */
+export const RevokeInvitationRequestSchema: GenMessage<RevokeInvitationRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_member, 15);
+
+/**
+ * @generated from message quarters.v1.RevokeInvitationResponse
+ */
+export type RevokeInvitationResponse = Message<"quarters.v1.RevokeInvitationResponse"> & {
+  /**
+   * @generated from field: quarters.v1.Invitation invitation = 1;
+   */
+  invitation?: Invitation | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.RevokeInvitationResponse.
+ * Use `create(RevokeInvitationResponseSchema)` to create a new message.
+ */
+export const RevokeInvitationResponseSchema: GenMessage<RevokeInvitationResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_member, 16);
+
+/**
  * @generated from message quarters.v1.GetCurrentUserRequest
  */
 export type GetCurrentUserRequest = Message<"quarters.v1.GetCurrentUserRequest"> & {
@@ -338,7 +439,7 @@ export type GetCurrentUserRequest = Message<"quarters.v1.GetCurrentUserRequest">
  * Use `create(GetCurrentUserRequestSchema)` to create a new message.
  */
 export const GetCurrentUserRequestSchema: GenMessage<GetCurrentUserRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_member, 13);
+  messageDesc(file_quarters_v1_member, 17);
 
 /**
  * @generated from message quarters.v1.GetCurrentUserResponse
@@ -372,7 +473,7 @@ export type GetCurrentUserResponse = Message<"quarters.v1.GetCurrentUserResponse
  * Use `create(GetCurrentUserResponseSchema)` to create a new message.
  */
 export const GetCurrentUserResponseSchema: GenMessage<GetCurrentUserResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_member, 14);
+  messageDesc(file_quarters_v1_member, 18);
 
 /**
  * MemberService manages the people of a tenant. Rules beyond the roles
@@ -438,6 +539,31 @@ export const MemberService: GenService<{
     methodKind: "unary";
     input: typeof RemoveMemberRequestSchema;
     output: typeof RemoveMemberResponseSchema;
+  },
+  /**
+   * ListInvitations lists the tenant's pending invitations (neither
+   * accepted, revoked nor expired), newest first. Tokens are never shown
+   * again.
+   *
+   * @generated from rpc quarters.v1.MemberService.ListInvitations
+   */
+  listInvitations: {
+    methodKind: "unary";
+    input: typeof ListInvitationsRequestSchema;
+    output: typeof ListInvitationsResponseSchema;
+  },
+  /**
+   * RevokeInvitation revokes a pending invitation: its token can no longer
+   * be accepted and its seat is free at once. Only owners revoke owner
+   * invitations. An invitation already accepted, revoked or expired is
+   * FAILED_PRECONDITION.
+   *
+   * @generated from rpc quarters.v1.MemberService.RevokeInvitation
+   */
+  revokeInvitation: {
+    methodKind: "unary";
+    input: typeof RevokeInvitationRequestSchema;
+    output: typeof RevokeInvitationResponseSchema;
   },
   /**
    * GetCurrentUser returns the signed-in user, their role here and the
