@@ -35,14 +35,13 @@ type Params struct {
 
 // Service implements quartersv1connect.AuthServiceHandler.
 type Service struct {
-	db *db.DB
-	p  Params
+	p Params
 }
 
 var _ quartersv1connect.AuthServiceHandler = (*Service)(nil)
 
 // New returns the service.
-func New(p Params) *Service { return &Service{db: p.DB, p: p} }
+func New(p Params) *Service { return &Service{p: p} }
 
 // CreateApiKey creates a key with at most the caller's role; nobody can
 // mint a credential stronger than their own.
@@ -64,7 +63,7 @@ func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quarter
 		t := req.Msg.GetExpireTime().AsTime()
 		params.ExpireTime = &t
 	}
-	k, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
+	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
 		return q.ApiKeyInsert(ctx, params)
 	})
 	if err != nil {
@@ -76,7 +75,7 @@ func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quarter
 // ListApiKeys lists the tenant's keys, newest first, revoked ones included.
 func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quartersv1.ListApiKeysRequest]) (*connect.Response[quartersv1.ListApiKeysResponse], error) {
 	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.ApiKey, error) {
-		return db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.ApiKey, error) {
+		return db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) ([]dbsqlc.ApiKey, error) {
 			return q.ApiKeyList(ctx, dbsqlc.ApiKeyListParams{
 				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
 			})
@@ -97,7 +96,7 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quarters
 // the tenant's cached keys, and the revocation holds from the next call.
 func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quartersv1.RevokeApiKeyRequest]) (*connect.Response[quartersv1.RevokeApiKeyResponse], error) {
 	tenantID := tenant.MustFromContext(ctx).ID
-	k, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
+	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
 		return q.ApiKeyRevoke(ctx, dbsqlc.ApiKeyRevokeParams{
 			TenantID: tenantID,
 			ID:       uuid.MustParse(req.Msg.GetId()),

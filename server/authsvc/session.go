@@ -49,7 +49,7 @@ func (s *Service) SignIn(ctx context.Context, req *connect.Request[quartersv1.Si
 	if err != nil {
 		return nil, err
 	}
-	tenantID, err := s.db.TenantResolve(ctx, sel)
+	tenantID, err := s.p.DB.TenantResolve(ctx, sel)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, errSignIn()
 	}
@@ -66,7 +66,7 @@ func (s *Service) SignIn(ctx context.Context, req *connect.Request[quartersv1.Si
 // checkPassword returns the user with email if pw is their password, else
 // errSignIn, having spent one password hash's time either way.
 func (s *Service) checkPassword(ctx context.Context, email, pw string) (uuid.UUID, error) {
-	creds, err := s.db.UserCredentials(ctx, email)
+	creds, err := s.p.DB.UserCredentials(ctx, email)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return uuid.Nil, err
 	}
@@ -86,12 +86,12 @@ func (s *Service) checkPassword(ctx context.Context, email, pw string) (uuid.UUI
 // start begins a session for userID's membership of tenantID. A user who
 // is not a member gets notMember(); a suspended tenant, TENANT_SUSPENDED.
 func (s *Service) start(ctx context.Context, tenantID, userID uuid.UUID, notMember func() error) (*quartersv1.Session, error) {
-	t, err := s.activeTenant(ctx, tenantID, notMember)
+	t, err := s.p.Tenants.GetActive(ctx, tenantID, notMember)
 	if err != nil {
 		return nil, err
 	}
 	var sess *quartersv1.Session
-	err = s.db.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+	err = s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
 		subject, err := loadSubject(ctx, q, t, userID, notMember)
 		if err != nil {
 			return err
@@ -100,22 +100,6 @@ func (s *Service) start(ctx context.Context, tenantID, userID uuid.UUID, notMemb
 		return err
 	})
 	return sess, err
-}
-
-// activeTenant is the tenant's cached record; an unknown tenant is
-// notFound(), a suspended one TENANT_SUSPENDED.
-func (s *Service) activeTenant(ctx context.Context, id uuid.UUID, notFound func() error) (tenant.Tenant, error) {
-	t, err := s.p.Tenants.Get(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, notFound()
-	}
-	if err != nil {
-		return t, fmt.Errorf("load tenant %s: %w", id, err)
-	}
-	if !t.Active {
-		return t, tenant.SuspendedError()
-	}
-	return t, nil
 }
 
 // loadSubject reads the user's membership of t (notMember() if none) and
@@ -142,14 +126,14 @@ func (s *Service) RefreshToken(ctx context.Context, req *connect.Request[quarter
 	if err != nil {
 		return nil, errRefresh()
 	}
-	tenantID, err := s.db.RefreshTokenTenant(ctx, hash)
+	tenantID, err := s.p.DB.RefreshTokenTenant(ctx, hash)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, errRefresh()
 	}
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.activeTenant(ctx, tenantID, errRefresh)
+	t, err := s.p.Tenants.GetActive(ctx, tenantID, errRefresh)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +141,7 @@ func (s *Service) RefreshToken(ctx context.Context, req *connect.Request[quarter
 		sess   *quartersv1.Session
 		reused dbsqlc.RefreshToken
 	)
-	err = s.db.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+	err = s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
 		rt, err := session.UseRefreshToken(ctx, q, tenantID, hash)
 		if errors.Is(err, session.ErrRefreshReused) {
 			// Commit the family's revocation; the call fails below.
@@ -200,7 +184,7 @@ func (s *Service) SignOut(ctx context.Context, req *connect.Request[quartersv1.S
 			return nil, connect.NewError(connect.CodeUnauthenticated, errors.New(
 				"signing out everywhere needs the user's access token in Authorization: Bearer"))
 		}
-		tenants, err := s.db.UserSignOutEverywhere(ctx, p.UserID)
+		tenants, err := s.p.DB.UserSignOutEverywhere(ctx, p.UserID)
 		if err != nil {
 			return nil, err
 		}
@@ -224,14 +208,14 @@ func (s *Service) endSession(ctx context.Context, raw string) error {
 	if err != nil {
 		return nil
 	}
-	tenantID, err := s.db.RefreshTokenTenant(ctx, hash)
+	tenantID, err := s.p.DB.RefreshTokenTenant(ctx, hash)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.db.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+	return s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
 		rt, err := q.RefreshTokenGet(ctx, dbsqlc.RefreshTokenGetParams{TenantID: tenantID, TokenHash: hash[:]})
 		if err != nil {
 			return fmt.Errorf("get refresh token: %w", err)
@@ -251,7 +235,7 @@ func errNotMember() error {
 // tenants. The current session stays valid.
 func (s *Service) SwitchTenant(ctx context.Context, req *connect.Request[quartersv1.SwitchTenantRequest]) (*connect.Response[quartersv1.SwitchTenantResponse], error) {
 	p, _ := auth.FromContext(ctx) // the access rule admits signed-in users only
-	tenantID, err := s.db.TenantResolve(ctx, req.Msg.GetTenant())
+	tenantID, err := s.p.DB.TenantResolve(ctx, req.Msg.GetTenant())
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, errNotMember()
 	}

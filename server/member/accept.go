@@ -54,16 +54,10 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.p.Tenants.Get(ctx, tenantID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// The tenant was deleted (its invitations with it) meanwhile.
-		return nil, errInvalidInvitation()
-	}
+	// A tenant deleted meanwhile took its invitations with it.
+	t, err := s.p.Tenants.GetActive(ctx, tenantID, errInvalidInvitation)
 	if err != nil {
-		return nil, fmt.Errorf("load tenant %s: %w", tenantID, err)
-	}
-	if !t.Active {
-		return nil, tenant.SuspendedError()
+		return nil, err
 	}
 	pw := req.Msg.GetPassword()
 	pre, err := s.preparePassword(ctx, tenantID, hash, pw)

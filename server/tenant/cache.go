@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -106,6 +107,23 @@ func (c *Cache) Get(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	c.mu.Unlock()
 	close(l.done)
 	return l.t, l.err
+}
+
+// GetActive is Get for calls that act on a tenant before any credential
+// has bound one (sign-in, refresh, invitations): an unknown tenant is
+// notFound(), a suspended one SuspendedError(), other failures wrapped.
+func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() error) (Tenant, error) {
+	t, err := c.Get(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, notFound()
+	}
+	if err != nil {
+		return t, fmt.Errorf("load tenant %s: %w", id, err)
+	}
+	if !t.Active {
+		return t, SuspendedError()
+	}
+	return t, nil
 }
 
 func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (Tenant, error) {
