@@ -1,8 +1,8 @@
 package router_test
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"

@@ -100,7 +100,9 @@ func (b *smtpServer) serve(t *testing.T, addr string) {
 // retrySoon retries a failed job after 200ms.
 type retrySoon struct{}
 
-func (retrySoon) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(200 * time.Millisecond) }
+func (retrySoon) NextRetry(*rivertype.JobRow) time.Time {
+	return time.Now().Add(200 * time.Millisecond)
+}
 
 // body decodes a received message's text (quoted-printable or not).
 func body(t *testing.T, raw []byte) (subject, text string) {

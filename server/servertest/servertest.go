@@ -75,10 +75,10 @@ type Server struct {
 	Jobs *jobs.Client
 	// LinkURL is the base of the links in the server's mails.
 	LinkURL string
-	appURL string
-	HTTP   *http.Client // HTTP/1.1
-	H2C    *http.Client // HTTP/2 without TLS, as gRPC clients use
-	slugs  atomic.Int64
+	appURL  string
+	HTTP    *http.Client // HTTP/1.1
+	H2C     *http.Client // HTTP/2 without TLS, as gRPC clients use
+	slugs   atomic.Int64
 }
 
 // Opts adjust New; nil means defaults.

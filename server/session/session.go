@@ -250,8 +250,8 @@ func (m *Manager) verify(ctx context.Context, raw string) (token.Claims, error) 
 // session, GetCurrentUser); the password hash never leaves the server.
 func UserToProto(u dbsqlc.User) *quartersv1.User {
 	return &quartersv1.User{
-		Id:          u.ID.String(),
-		Email:       u.Email,
+		Id:            u.ID.String(),
+		Email:         u.Email,
 		HasPassword:   u.PasswordHash != nil,
 		CreateTime:    timestamppb.New(u.CreateTime),
 		EmailVerified: u.EmailVerifyTime != nil,
