@@ -465,3 +465,30 @@ func TestSessionSignOut(t *testing.T) {
 	var cerr *connect.Error
 	require.True(t, errors.As(err, &cerr))
 }
+
+// TestSessionChangePassword: ChangePassword swaps the source's session for
+// the fresh one the server returns, so calls go on; the user's other
+// sessions end; a wrong current password changes nothing.
+func TestSessionChangePassword(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	o := signUpOwner(t, s, "")
+	other, err := quarters.SignIn(ctx, s.URL, o.email, ownerPassword, o.slug)
+	require.NoError(t, err)
+	var saved recorder
+	src := quarters.NewSessionTokenSource(s.URL, o.session, &quarters.SessionOpts{OnRefreshFunc: saved.save})
+	err = src.ChangePassword(ctx, "not the password", "a changed password")
+	require.True(t, quarters.IsUnauthenticated(err), "%v", err)
+	require.Equal(t, o.session.GetRefreshToken(), src.Session().GetRefreshToken())
+
+	require.NoError(t, src.ChangePassword(ctx, ownerPassword, "a changed password"))
+	require.NotEqual(t, o.session.GetRefreshToken(), src.Session().GetRefreshToken())
+	require.Len(t, saved.all(), 1)
+	me, err := currentUser(quarters.NewClient(s.URL, quarters.WithSession(src)))
+	require.NoError(t, err)
+	require.Equal(t, o.email, me.GetUser().GetEmail())
+	_, err = quarters.NewSessionTokenSource(s.URL, expiring(other, time.Time{}), nil).Token(ctx)
+	require.ErrorIs(t, err, quarters.ErrSessionEnded)
+	_, err = quarters.SignIn(ctx, s.URL, o.email, "a changed password", o.slug)
+	require.NoError(t, err)
+}
