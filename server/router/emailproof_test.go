@@ -203,7 +203,7 @@ func TestPasswordReset(t *testing.T) {
 	madeUp, _, _ := auth.ResetToken.New()
 	verify, _, _ := auth.VerifyToken.New()
 	var msgs []string
-	for _, bad := range []string{madeUp, verify, "qp_garbled", token[:len(token)-1] + "a"} {
+	for _, bad := range []string{madeUp, verify, "qp_garbled", mangle(token)} {
 		msgs = append(msgs, requireCode(t, resetPassword(s, bad, "a new password 1"), connect.CodeNotFound).Message())
 	}
 	require.Equal(t, []string{msgs[0], msgs[0], msgs[0], msgs[0]}, msgs)
@@ -272,6 +272,8 @@ func TestVerifyEmail(t *testing.T) {
 	require.Regexp(t, `^qv_`, first)
 	require.Contains(t, msg.Text, servertest.LinkURL+"/verify-email?token="+first)
 	require.Contains(t, msg.Text, `"Verify" (verify)`)
+	require.Equal(t, 1, ownerCount(t, s, `select count(*) from email_tokens where purpose = 'verify_email'
+		and expire_time between create_time + interval '1439 minutes' and create_time + interval '1441 minutes'`), "a verification link lives a day")
 
 	_, err = signIn(s, email, "not the password", "verify")
 	wrong := requireCode(t, err, connect.CodeUnauthenticated)

@@ -180,7 +180,7 @@ func TestInvitationAccept(t *testing.T) {
 	used := requireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "invitation is invalid, expired or already used; ask for a new one", used.Message())
 	madeUp, _, _ := auth.InvitationToken.New()
-	for _, bad := range []string{madeUp, "qi_garbled", token[:len(token)-1] + "x"} {
+	for _, bad := range []string{madeUp, "qi_garbled", mangle(token)} {
 		_, err = acceptInvitation(s, bad, memberPassword)
 		require.Equal(t, used.Message(), requireCode(t, err, connect.CodeNotFound).Message(), bad)
 	}
@@ -270,6 +270,8 @@ func TestInvitationOwnerSetPassword(t *testing.T) {
 	require.Regexp(t, `^qp_`, token)
 	require.Contains(t, msg.Text, servertest.LinkURL+"/reset-password?token="+token)
 	require.Contains(t, msg.Text, `"Solo" (solo)`)
+	require.Equal(t, 1, ownerCount(t, s, `select count(*) from email_tokens where purpose = 'set_password'
+		and expire_time between create_time + interval '1439 minutes' and create_time + interval '1441 minutes'`), "a sign-up's set-password link lives a day")
 	_, err = signIn(s, email, memberPassword, "solo")
 	requireCode(t, err, connect.CodeUnauthenticated)
 

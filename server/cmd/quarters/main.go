@@ -279,6 +279,9 @@ Sign up a tenant (the response holds its API key, apiKeySecret):
     -H 'Content-Type: application/json' \
     -d '{"slug":"demo-%[2]s","name":"Demo","ownerEmail":"you@example.com"}'
 
+The owner's link to set a password is mailed to ownerEmail (with no
+QUARTERS_SMTP_URL: logged, and written to QUARTERS_MAILBOX_DIR).
+
 Then call the API with it:
 
   curl -sS http://%[1]s/quarters.v1.ProjectService/ListProjects \
