@@ -82,6 +82,7 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"app.api_key_authenticate",
+		"app.email_token_issue",
 		"app.invitation_tenant",
 		"app.platform_audit_event_list",
 		"app.platform_tenant_list",
@@ -89,9 +90,22 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 		"app.tenant_resolve",
 		"app.user_credentials",
 		"app.user_ensure",
+		"app.user_password_change",
+		"app.user_password_reset",
 		"app.user_sign_out_everywhere",
 		"app.user_tenants",
+		"app.user_verify_email",
 	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go and db/identity.go")
+
+	// email_tokens belongs to no tenant and the app role reaches it only
+	// through the functions above: RLS forced, and no privilege at all.
+	var emailRLS, emailForced, appPrivileged bool
+	require.NoError(t, conn.QueryRow(ctx, `
+SELECT c.relrowsecurity, c.relforcerowsecurity,
+  has_table_privilege('quarters_app', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+FROM pg_class c WHERE c.relname = 'email_tokens'`).Scan(&emailRLS, &emailForced, &appPrivileged))
+	require.True(t, emailRLS && emailForced, "email_tokens: row level security not enabled and forced")
+	require.False(t, appPrivileged, "email_tokens: the app role must not touch it directly")
 
 	app, err := pgx.Connect(ctx, appURL)
 	require.NoError(t, err)

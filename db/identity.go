@@ -4,33 +4,128 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
-// The identity lookups (006_identity.sql): privileged reads and one write
-// that happen before a tenant is known (sign-in, refresh, invitation) or
-// that span the tenants of the signed-in user. Each calls a SECURITY
-// DEFINER function; together with lookup.go and dbsqlc's UserEnsure they
-// are the whole privileged surface.
+// The identity lookups (006_identity.sql, 007_email_proof.sql): privileged
+// reads and writes that happen before a tenant is known (sign-in, refresh,
+// invitation, the email tokens of verification and password reset) or
+// that span the tenants of one user. Each calls a SECURITY DEFINER
+// function and takes the proof it needs: a token's hash (holding the
+// token), an email whose password the server checks, or the id of the
+// user the server has authenticated. Together with lookup.go and dbsqlc's
+// UserEnsure and UserSignOutEverywhere they are the whole privileged
+// surface.
 
 // ErrNotFound is returned by the identity lookups when nothing matches.
 var ErrNotFound = errors.New("not found")
 
-// Credentials are a user's id and password hash (nil if none is set).
+// Credentials are a user's id, password hash (nil if none is set) and
+// whether the email is verified.
 type Credentials struct {
-	UserID       uuid.UUID
-	PasswordHash *string
+	UserID        uuid.UUID
+	PasswordHash  *string
+	EmailVerified bool
 }
 
 // UserCredentials returns the credentials of the user with email (any
 // case), or ErrNotFound.
 func (d *DB) UserCredentials(ctx context.Context, email string) (Credentials, error) {
 	var c Credentials
-	err := d.pool.QueryRow(ctx, `SELECT user_id, password_hash FROM app.user_credentials($1)`, email).
-		Scan(&c.UserID, &c.PasswordHash)
+	err := d.pool.QueryRow(ctx, `SELECT user_id, password_hash, email_verified FROM app.user_credentials($1)`, email).
+		Scan(&c.UserID, &c.PasswordHash, &c.EmailVerified)
 	return c, notFound(err, "look up user")
+}
+
+// The purposes of email tokens (email_tokens.purpose).
+const (
+	// PurposeVerifyEmail tokens mark an address verified.
+	PurposeVerifyEmail = "verify_email"
+	// PurposeSetPassword tokens set a new password (a reset, or the first
+	// password after a sign-up without one) and verify the address.
+	PurposeSetPassword = "set_password"
+)
+
+// EmailTokenIssueParams are EmailTokenIssue's inputs.
+type EmailTokenIssueParams struct {
+	// Email names the user (any case).
+	Email string
+	// Purpose is PurposeVerifyEmail or PurposeSetPassword.
+	Purpose string
+	// Hash is the SHA-256 of the token the mail will carry.
+	Hash [32]byte
+	// TTL is how long the token lives, from its first issue.
+	TTL time.Duration
+	// JobID is the delivering job: a retry replaces that job's token.
+	JobID int64
+	// MaxLive caps the user's live tokens of Purpose; at the cap nothing
+	// is issued.
+	MaxLive int
+}
+
+// IssuedToken is where an issued token's mail goes, and until when the
+// token works.
+type IssuedToken struct {
+	UserID     uuid.UUID
+	Email      string
+	ExpireTime time.Time
+}
+
+// EmailTokenIssue stores an email token's hash for the user with p.Email,
+// for the mail worker to send. It returns ErrNotFound when there is
+// nothing to send: no such user, an address already verified (for
+// PurposeVerifyEmail), the job's token already used or expired, or
+// MaxLive tokens live.
+func (d *DB) EmailTokenIssue(ctx context.Context, p EmailTokenIssueParams) (IssuedToken, error) {
+	var t IssuedToken
+	err := d.pool.QueryRow(ctx, `SELECT user_id, email, expire_time FROM app.email_token_issue($1, $2, $3, $4, $5, $6)`,
+		p.Email, p.Purpose, p.Hash[:], p.TTL, p.JobID, p.MaxLive).Scan(&t.UserID, &t.Email, &t.ExpireTime)
+	return t, notFound(err, "issue email token")
+}
+
+// UserVerifyEmail uses the verify_email token stored under hash, once,
+// and marks its user's address verified, returning the user. An unknown,
+// expired or used token (or one of another purpose) is ErrNotFound.
+func (d *DB) UserVerifyEmail(ctx context.Context, hash [32]byte) (uuid.UUID, error) {
+	return d.scalarUUID(ctx, `SELECT app.user_verify_email($1)`, "verify email", hash[:])
+}
+
+// UserPasswordReset uses the set_password token stored under hash, once:
+// the user's password becomes passwordHash, the address is verified, and
+// every session of the user ends. It returns the user and the tenants
+// whose cached records the caller must invalidate. An unknown, expired or
+// used token (or one of another purpose) is ErrNotFound.
+func (d *DB) UserPasswordReset(ctx context.Context, hash [32]byte, passwordHash string) (uuid.UUID, []uuid.UUID, error) {
+	var (
+		user    uuid.UUID
+		tenants []uuid.UUID
+	)
+	err := d.pool.QueryRow(ctx, `SELECT user_id, tenants FROM app.user_password_reset($1, $2)`, hash[:], passwordHash).
+		Scan(&user, &tenants)
+	return user, tenants, notFound(err, "reset password")
+}
+
+// ErrPasswordChanged is returned by UserPasswordChange when the password
+// is no longer the one the caller checked.
+var ErrPasswordChanged = errors.New("password changed concurrently")
+
+// UserPasswordChange replaces userID's password, if it still is
+// currentHash, with newHash and ends every session of the user, returning
+// the tenants whose cached records the caller must invalidate; otherwise
+// ErrPasswordChanged. Call it only with the id of the authenticated user,
+// after checking their current password against currentHash.
+func (d *DB) UserPasswordChange(ctx context.Context, userID uuid.UUID, currentHash, newHash string) ([]uuid.UUID, error) {
+	var tenants *[]uuid.UUID
+	if err := d.pool.QueryRow(ctx, `SELECT app.user_password_change($1, $2, $3)`, userID, currentHash, newHash).Scan(&tenants); err != nil {
+		return nil, fmt.Errorf("change password: %w", err)
+	}
+	if tenants == nil {
+		return nil, ErrPasswordChanged
+	}
+	return *tenants, nil
 }
 
 // TenantResolve returns the id of the tenant whose slug or id is selector,

@@ -19,10 +19,11 @@ func (f *fixture) member(t *testing.T, tenantID uuid.UUID, email, role string) u
 	t.Helper()
 	var id uuid.UUID
 	require.NoError(t, f.db.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
-		var err error
-		if id, err = q.UserEnsure(ctx, email); err != nil {
+		u, err := q.UserEnsure(ctx, dbsqlc.UserEnsureParams{Email: email})
+		if err != nil {
 			return err
 		}
+		id = u.ID
 		_, err = q.MembershipInsert(ctx, dbsqlc.MembershipInsertParams{TenantID: tenantID, UserID: id, Role: role})
 		return err
 	}))
@@ -30,8 +31,9 @@ func (f *fixture) member(t *testing.T, tenantID uuid.UUID, email, role string) u
 }
 
 // TestUsersAreSeenThroughMemberships: users are global, but a tenant sees
-// only its members, cannot change another tenant's member, and cannot
-// replace a password that is set.
+// only its members, cannot claim another tenant's member, and cannot
+// replace the password of an account that is claimed (password and
+// verified email).
 func TestUsersAreSeenThroughMemberships(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -41,8 +43,8 @@ func TestUsersAreSeenThroughMemberships(t *testing.T) {
 
 	hash := "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5"
 	require.NoError(t, f.db.ActAs(ctx, f.a, func(q *dbsqlc.Queries) error {
-		n, err := q.UserSetInitialPassword(ctx, dbsqlc.UserSetInitialPasswordParams{ID: bob, PasswordHash: &hash})
-		require.EqualValues(t, 1, n)
+		u, err := q.UserClaim(ctx, dbsqlc.UserClaimParams{ID: bob, PasswordHash: &hash})
+		require.NotNil(t, u.EmailVerifyTime)
 		return err
 	}))
 
@@ -54,23 +56,23 @@ func TestUsersAreSeenThroughMemberships(t *testing.T) {
 		require.Equal(t, "Alice@Example.com", u.Email)
 		_, err = q.UserGet(ctx, bob)
 		require.Error(t, err, "bob is not b's member")
-		n, err := q.UserSetInitialPassword(ctx, dbsqlc.UserSetInitialPasswordParams{ID: bob, PasswordHash: &other})
-		require.NoError(t, err)
-		require.Zero(t, n)
+		_, err = q.UserClaim(ctx, dbsqlc.UserClaimParams{ID: bob, PasswordHash: &other})
+		require.ErrorIs(t, err, pgx.ErrNoRows)
 		_, err = q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: f.a, UserID: bob})
 		require.Error(t, err)
 		return nil
 	}))
 	// Nor can tenant A overwrite Bob's password once set.
 	require.NoError(t, f.db.ActAs(ctx, f.a, func(q *dbsqlc.Queries) error {
-		n, err := q.UserSetInitialPassword(ctx, dbsqlc.UserSetInitialPasswordParams{ID: bob, PasswordHash: &other})
-		require.Zero(t, n)
-		return err
+		_, err := q.UserClaim(ctx, dbsqlc.UserClaimParams{ID: bob, PasswordHash: &other})
+		require.ErrorIs(t, err, pgx.ErrNoRows)
+		return nil
 	}))
 	creds, err := f.db.UserCredentials(ctx, "BOB@example.com")
 	require.NoError(t, err)
 	require.Equal(t, bob, creds.UserID)
 	require.Equal(t, hash, *creds.PasswordHash)
+	require.True(t, creds.EmailVerified)
 	_, err = f.db.UserCredentials(ctx, "nobody@example.com")
 	require.ErrorIs(t, err, db.ErrNotFound)
 

@@ -66,6 +66,63 @@ func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queri
 	return d.inTenantTx(ctx, id, 0, func(tx dbsqlc.DBTX) error { return fn(dbsqlc.New(tx)) })
 }
 
+// InTenantTx is InTenant for work that must share the tenant's
+// transaction with code outside sqlc: enqueueing a job with River's
+// InsertTx (server/jobs), so the job commits, or rolls back, with the
+// change that causes it. fn gets the Queries and that same transaction as
+// a pgx.Tx. The transaction begins eagerly, so it costs one round trip
+// more than InTenant; use it only where fn needs the pgx.Tx.
+func (d *DB) InTenantTx(ctx context.Context, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) error {
+	t, ok := tenant.FromContext(ctx)
+	if !ok {
+		return tenant.ErrNoTenant
+	}
+	return d.eagerTx(ctx, t.ID, t.Limits.StatementTimeout, fn)
+}
+
+// ActAsTx is ActAs for fn that needs the pgx.Tx too, as InTenantTx.
+func (d *DB) ActAsTx(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) error {
+	if id == uuid.Nil {
+		return tenant.ErrNoTenant
+	}
+	return d.eagerTx(ctx, id, 0, fn)
+}
+
+// eagerTx runs fn in a pgx transaction acting for id, with the same
+// transaction-local settings as inTenantTx.
+func (d *DB) eagerTx(ctx context.Context, id uuid.UUID, timeout time.Duration, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) (err error) {
+	if timeout <= 0 {
+		timeout = DefaultStatementTimeout
+	}
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			// Also on a panic, and after the caller's context is gone: a
+			// failed rollback closes the connection, which the pool then
+			// drops instead of reusing.
+			rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+			_ = tx.Rollback(rctx)
+			cancel()
+		}
+	}()
+	if _, err := tx.Exec(ctx, "select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)",
+		id.String(), strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
+		return fmt.Errorf("set tenant: %w", err)
+	}
+	if err := fn(dbsqlc.New(tx), tx); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
 // DefaultStatementTimeout bounds statements where no plan says otherwise.
 const DefaultStatementTimeout = 5 * time.Second
 

@@ -1,7 +1,19 @@
+-- ApiKeyInsert records the key's creator: created_by when a signed-in
+-- user creates it, else the creator of creator_key_id (the API key that
+-- creates it), else NULL (the sign-up key).
 -- name: ApiKeyInsert :one
-INSERT INTO api_keys (tenant_id, name, role, secret_hash, prefix, expire_time)
-VALUES (@tenant_id, @name, @role, @secret_hash, @prefix, sqlc.narg(expire_time))
+INSERT INTO api_keys (tenant_id, name, role, secret_hash, prefix, expire_time, created_by)
+VALUES (@tenant_id, @name, @role, @secret_hash, @prefix, sqlc.narg(expire_time),
+  coalesce(sqlc.narg(created_by)::uuid, (
+    SELECT k.created_by FROM api_keys k
+    WHERE k.tenant_id = @tenant_id AND k.id = sqlc.narg(creator_key_id)::uuid)))
 RETURNING *;
+
+-- ApiKeyRevokeByCreator revokes the live keys a member created, when the
+-- member is removed.
+-- name: ApiKeyRevokeByCreator :execrows
+UPDATE api_keys SET revoke_time = now()
+WHERE tenant_id = @tenant_id AND created_by = @created_by AND revoke_time IS NULL;
 
 -- ApiKeyList pages newest first; see ProjectList for the cursor.
 -- name: ApiKeyList :many

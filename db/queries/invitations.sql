@@ -56,3 +56,14 @@ FROM users u
 WHERE u.id = @user_id AND i.tenant_id = @tenant_id
   AND lower(i.email) = lower(u.email)
   AND i.accept_time IS NULL AND i.revoke_time IS NULL;
+
+-- InvitationArm gives a pending invitation the hash of the token its mail
+-- is about to carry (the mail worker, just before sending): the token
+-- exists only in the mail, and a retried delivery's new token replaces
+-- the previous attempt's. An invitation accepted, revoked or expired
+-- meanwhile updates nothing, and no mail goes.
+-- name: InvitationArm :one
+UPDATE invitations SET token_hash = @token_hash
+WHERE tenant_id = @tenant_id AND id = @id
+  AND accept_time IS NULL AND revoke_time IS NULL AND expire_time > now()
+RETURNING *;

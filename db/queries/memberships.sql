@@ -15,9 +15,10 @@ WHERE tenant_id = @tenant_id AND user_id = @user_id
 FOR UPDATE;
 
 -- MemberList pages newest first; see ProjectList for the cursor. It
--- carries what the API shows of each member's user (never the hash).
+-- carries what a tenant sees of each member's account: the email (what
+-- else belongs to the account is for the user themself).
 -- name: MemberList :many
-SELECT m.*, u.email, (u.password_hash IS NOT NULL)::boolean AS has_password, u.create_time AS user_create_time
+SELECT m.*, u.email
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.tenant_id = @tenant_id
   AND (m.create_time, m.user_id) < (@before_time::timestamptz, @before_id::uuid)
@@ -86,3 +87,10 @@ SELECT
     WHERE i.tenant_id = @tenant_id AND lower(i.email) = lower(@email::text)
       AND i.accept_time IS NULL AND i.revoke_time IS NULL AND i.expire_time > now()
   ) AS is_pending;
+
+-- MembershipBumpVersion moves the version on without changing the role:
+-- every access token issued for the membership fails on its next use (a
+-- reused refresh token's session).
+-- name: MembershipBumpVersion :exec
+UPDATE memberships SET version = version + 1, update_time = now()
+WHERE tenant_id = @tenant_id AND user_id = @user_id;

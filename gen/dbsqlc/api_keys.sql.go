@@ -13,20 +13,28 @@ import (
 )
 
 const apiKeyInsert = `-- name: ApiKeyInsert :one
-INSERT INTO api_keys (tenant_id, name, role, secret_hash, prefix, expire_time)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time
+INSERT INTO api_keys (tenant_id, name, role, secret_hash, prefix, expire_time, created_by)
+VALUES ($1, $2, $3, $4, $5, $6,
+  coalesce($7::uuid, (
+    SELECT k.created_by FROM api_keys k
+    WHERE k.tenant_id = $1 AND k.id = $8::uuid)))
+RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by
 `
 
 type ApiKeyInsertParams struct {
-	TenantID   uuid.UUID
-	Name       string
-	Role       string
-	SecretHash []byte
-	Prefix     string
-	ExpireTime *time.Time
+	TenantID     uuid.UUID
+	Name         string
+	Role         string
+	SecretHash   []byte
+	Prefix       string
+	ExpireTime   *time.Time
+	CreatedBy    *uuid.UUID
+	CreatorKeyID *uuid.UUID
 }
 
+// ApiKeyInsert records the key's creator: created_by when a signed-in
+// user creates it, else the creator of creator_key_id (the API key that
+// creates it), else NULL (the sign-up key).
 func (q *Queries) ApiKeyInsert(ctx context.Context, arg ApiKeyInsertParams) (ApiKey, error) {
 	row := q.db.QueryRow(ctx, apiKeyInsert,
 		arg.TenantID,
@@ -35,6 +43,8 @@ func (q *Queries) ApiKeyInsert(ctx context.Context, arg ApiKeyInsertParams) (Api
 		arg.SecretHash,
 		arg.Prefix,
 		arg.ExpireTime,
+		arg.CreatedBy,
+		arg.CreatorKeyID,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -48,12 +58,13 @@ func (q *Queries) ApiKeyInsert(ctx context.Context, arg ApiKeyInsertParams) (Api
 		&i.ExpireTime,
 		&i.RevokeTime,
 		&i.LastUsedTime,
+		&i.CreatedBy,
 	)
 	return i, err
 }
 
 const apiKeyList = `-- name: ApiKeyList :many
-SELECT tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time FROM api_keys
+SELECT tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by FROM api_keys
 WHERE tenant_id = $1
   AND (create_time, id) < ($2::timestamptz, $3::uuid)
 ORDER BY create_time DESC, id DESC
@@ -93,6 +104,7 @@ func (q *Queries) ApiKeyList(ctx context.Context, arg ApiKeyListParams) ([]ApiKe
 			&i.ExpireTime,
 			&i.RevokeTime,
 			&i.LastUsedTime,
+			&i.CreatedBy,
 		); err != nil {
 			return nil, err
 		}
@@ -107,7 +119,7 @@ func (q *Queries) ApiKeyList(ctx context.Context, arg ApiKeyListParams) ([]ApiKe
 const apiKeyRevoke = `-- name: ApiKeyRevoke :one
 UPDATE api_keys SET revoke_time = coalesce(revoke_time, now())
 WHERE tenant_id = $1 AND id = $2
-RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time
+RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by
 `
 
 type ApiKeyRevokeParams struct {
@@ -130,8 +142,29 @@ func (q *Queries) ApiKeyRevoke(ctx context.Context, arg ApiKeyRevokeParams) (Api
 		&i.ExpireTime,
 		&i.RevokeTime,
 		&i.LastUsedTime,
+		&i.CreatedBy,
 	)
 	return i, err
+}
+
+const apiKeyRevokeByCreator = `-- name: ApiKeyRevokeByCreator :execrows
+UPDATE api_keys SET revoke_time = now()
+WHERE tenant_id = $1 AND created_by = $2 AND revoke_time IS NULL
+`
+
+type ApiKeyRevokeByCreatorParams struct {
+	TenantID  uuid.UUID
+	CreatedBy *uuid.UUID
+}
+
+// ApiKeyRevokeByCreator revokes the live keys a member created, when the
+// member is removed.
+func (q *Queries) ApiKeyRevokeByCreator(ctx context.Context, arg ApiKeyRevokeByCreatorParams) (int64, error) {
+	result, err := q.db.Exec(ctx, apiKeyRevokeByCreator, arg.TenantID, arg.CreatedBy)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const apiKeyTouch = `-- name: ApiKeyTouch :exec

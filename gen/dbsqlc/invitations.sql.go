@@ -45,6 +45,42 @@ func (q *Queries) InvitationAccept(ctx context.Context, arg InvitationAcceptPara
 	return i, err
 }
 
+const invitationArm = `-- name: InvitationArm :one
+UPDATE invitations SET token_hash = $1
+WHERE tenant_id = $2 AND id = $3
+  AND accept_time IS NULL AND revoke_time IS NULL AND expire_time > now()
+RETURNING tenant_id, id, email, role, token_hash, invited_by, create_time, expire_time, accept_time, revoke_time
+`
+
+type InvitationArmParams struct {
+	TokenHash []byte
+	TenantID  uuid.UUID
+	ID        uuid.UUID
+}
+
+// InvitationArm gives a pending invitation the hash of the token its mail
+// is about to carry (the mail worker, just before sending): the token
+// exists only in the mail, and a retried delivery's new token replaces
+// the previous attempt's. An invitation accepted, revoked or expired
+// meanwhile updates nothing, and no mail goes.
+func (q *Queries) InvitationArm(ctx context.Context, arg InvitationArmParams) (Invitation, error) {
+	row := q.db.QueryRow(ctx, invitationArm, arg.TokenHash, arg.TenantID, arg.ID)
+	var i Invitation
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Role,
+		&i.TokenHash,
+		&i.InvitedBy,
+		&i.CreateTime,
+		&i.ExpireTime,
+		&i.AcceptTime,
+		&i.RevokeTime,
+	)
+	return i, err
+}
+
 const invitationCloseForMember = `-- name: InvitationCloseForMember :execrows
 UPDATE invitations i SET revoke_time = now()
 FROM users u

@@ -13,7 +13,7 @@ import (
 )
 
 const memberList = `-- name: MemberList :many
-SELECT m.tenant_id, m.user_id, m.role, m.version, m.create_time, m.update_time, u.email, (u.password_hash IS NOT NULL)::boolean AS has_password, u.create_time AS user_create_time
+SELECT m.tenant_id, m.user_id, m.role, m.version, m.create_time, m.update_time, u.email
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.tenant_id = $1
   AND (m.create_time, m.user_id) < ($2::timestamptz, $3::uuid)
@@ -29,19 +29,18 @@ type MemberListParams struct {
 }
 
 type MemberListRow struct {
-	TenantID       uuid.UUID
-	UserID         uuid.UUID
-	Role           string
-	Version        int64
-	CreateTime     time.Time
-	UpdateTime     time.Time
-	Email          string
-	HasPassword    bool
-	UserCreateTime time.Time
+	TenantID   uuid.UUID
+	UserID     uuid.UUID
+	Role       string
+	Version    int64
+	CreateTime time.Time
+	UpdateTime time.Time
+	Email      string
 }
 
 // MemberList pages newest first; see ProjectList for the cursor. It
-// carries what the API shows of each member's user (never the hash).
+// carries what a tenant sees of each member's account: the email (what
+// else belongs to the account is for the user themself).
 func (q *Queries) MemberList(ctx context.Context, arg MemberListParams) ([]MemberListRow, error) {
 	rows, err := q.db.Query(ctx, memberList,
 		arg.TenantID,
@@ -64,8 +63,6 @@ func (q *Queries) MemberList(ctx context.Context, arg MemberListParams) ([]Membe
 			&i.CreateTime,
 			&i.UpdateTime,
 			&i.Email,
-			&i.HasPassword,
-			&i.UserCreateTime,
 		); err != nil {
 			return nil, err
 		}
@@ -75,6 +72,24 @@ func (q *Queries) MemberList(ctx context.Context, arg MemberListParams) ([]Membe
 		return nil, err
 	}
 	return items, nil
+}
+
+const membershipBumpVersion = `-- name: MembershipBumpVersion :exec
+UPDATE memberships SET version = version + 1, update_time = now()
+WHERE tenant_id = $1 AND user_id = $2
+`
+
+type MembershipBumpVersionParams struct {
+	TenantID uuid.UUID
+	UserID   uuid.UUID
+}
+
+// MembershipBumpVersion moves the version on without changing the role:
+// every access token issued for the membership fails on its next use (a
+// reused refresh token's session).
+func (q *Queries) MembershipBumpVersion(ctx context.Context, arg MembershipBumpVersionParams) error {
+	_, err := q.db.Exec(ctx, membershipBumpVersion, arg.TenantID, arg.UserID)
+	return err
 }
 
 const membershipCount = `-- name: MembershipCount :one

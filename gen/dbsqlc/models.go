@@ -21,6 +21,7 @@ type ApiKey struct {
 	ExpireTime   *time.Time
 	RevokeTime   *time.Time
 	LastUsedTime *time.Time
+	CreatedBy    *uuid.UUID
 }
 
 type AuditEvent struct {
@@ -41,6 +42,17 @@ type Document struct {
 	Content    string
 	CreateTime time.Time
 	UpdateTime time.Time
+}
+
+type EmailToken struct {
+	ID         uuid.UUID
+	UserID     uuid.UUID
+	Purpose    string
+	TokenHash  []byte
+	JobID      *int64
+	CreateTime time.Time
+	ExpireTime time.Time
+	UsedTime   *time.Time
 }
 
 type Invitation struct {
@@ -136,9 +148,10 @@ type UsageDaily struct {
 }
 
 type User struct {
-	ID           uuid.UUID
-	Email        string
-	PasswordHash *string
-	CreateTime   time.Time
-	UpdateTime   time.Time
+	ID              uuid.UUID
+	Email           string
+	PasswordHash    *string
+	CreateTime      time.Time
+	UpdateTime      time.Time
+	EmailVerifyTime *time.Time
 }

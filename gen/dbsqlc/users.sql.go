@@ -11,24 +11,68 @@ import (
 	"github.com/google/uuid"
 )
 
-const userEnsure = `-- name: UserEnsure :one
-SELECT app.user_ensure($1::text)::uuid AS id
+const userClaim = `-- name: UserClaim :one
+UPDATE users SET password_hash = $1, email_verify_time = now(), update_time = now()
+WHERE id = $2 AND (password_hash IS NULL OR email_verify_time IS NULL)
+RETURNING id, email, password_hash, create_time, update_time, email_verify_time
 `
 
-// UserEnsure calls the privileged app.user_ensure (006_identity.sql): the
-// user with this email, created without a password if new. It is the one
-// privileged call made inside a tenant's transaction (the rest are in
-// db/lookup.go), so a failed invitation or sign-up leaves at most a user
-// row that nothing refers to.
-func (q *Queries) UserEnsure(ctx context.Context, email string) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, userEnsure, email)
-	var id uuid.UUID
-	err := row.Scan(&id)
-	return id, err
+type UserClaimParams struct {
+	PasswordHash *string
+	ID           uuid.UUID
+}
+
+// UserClaim gives an account nobody has proved to own (no password, or
+// an unverified email) to the person who just did: the invitee holding
+// the invitation token mailed to the address. It sets the password and
+// verifies the address; the caller then ends every earlier session
+// (UserSignOutEverywhere), so whoever made the account before is out.
+// Visible under RLS only once the user is a member of the acting tenant.
+func (q *Queries) UserClaim(ctx context.Context, arg UserClaimParams) (User, error) {
+	row := q.db.QueryRow(ctx, userClaim, arg.PasswordHash, arg.ID)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.PasswordHash,
+		&i.CreateTime,
+		&i.UpdateTime,
+		&i.EmailVerifyTime,
+	)
+	return i, err
+}
+
+const userEnsure = `-- name: UserEnsure :one
+SELECT e.user_id::uuid AS id, e.created::boolean AS created
+FROM app.user_ensure($1::text, $2::text) AS e
+`
+
+type UserEnsureParams struct {
+	Email        string
+	PasswordHash *string
+}
+
+type UserEnsureRow struct {
+	ID      uuid.UUID
+	Created bool
+}
+
+// UserEnsure calls the privileged app.user_ensure (007_email_proof.sql):
+// the user with this email, created (created) with password_hash (NULL
+// for none) if new; an existing user's password is never touched.
+// It and UserSignOutEverywhere are the privileged calls made inside a
+// tenant's transaction (the rest are in db/identity.go and db/lookup.go),
+// so a failed invitation or sign-up leaves at most a user row that nothing
+// refers to.
+func (q *Queries) UserEnsure(ctx context.Context, arg UserEnsureParams) (UserEnsureRow, error) {
+	row := q.db.QueryRow(ctx, userEnsure, arg.Email, arg.PasswordHash)
+	var i UserEnsureRow
+	err := row.Scan(&i.ID, &i.Created)
+	return i, err
 }
 
 const userGet = `-- name: UserGet :one
-SELECT id, email, password_hash, create_time, update_time FROM users
+SELECT id, email, password_hash, create_time, update_time, email_verify_time FROM users
 WHERE id = $1
 `
 
@@ -41,27 +85,34 @@ func (q *Queries) UserGet(ctx context.Context, id uuid.UUID) (User, error) {
 		&i.PasswordHash,
 		&i.CreateTime,
 		&i.UpdateTime,
+		&i.EmailVerifyTime,
 	)
 	return i, err
 }
 
-const userSetInitialPassword = `-- name: UserSetInitialPassword :execrows
-UPDATE users SET password_hash = $1, update_time = now()
-WHERE id = $2 AND password_hash IS NULL
+const userSignOutEverywhere = `-- name: UserSignOutEverywhere :many
+SELECT app.user_sign_out_everywhere($1::uuid)::uuid AS tenant_id
 `
 
-type UserSetInitialPasswordParams struct {
-	PasswordHash *string
-	ID           uuid.UUID
-}
-
-// UserSetInitialPassword sets the password of a user who has none yet (an
-// invited user accepting, a new owner at sign-up). A tenant can never
-// change a password that is already set: people share users across tenants.
-func (q *Queries) UserSetInitialPassword(ctx context.Context, arg UserSetInitialPasswordParams) (int64, error) {
-	result, err := q.db.Exec(ctx, userSetInitialPassword, arg.PasswordHash, arg.ID)
+// UserSignOutEverywhere calls the privileged app.user_sign_out_everywhere
+// inside the caller's transaction: every session of the user ends, in
+// every tenant; it returns the tenants whose cached records to invalidate.
+func (q *Queries) UserSignOutEverywhere(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, userSignOutEverywhere, userID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var tenant_id uuid.UUID
+		if err := rows.Scan(&tenant_id); err != nil {
+			return nil, err
+		}
+		items = append(items, tenant_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

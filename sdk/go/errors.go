@@ -21,6 +21,7 @@ const (
 	reasonTenantMismatch      = "TENANT_MISMATCH"
 	reasonTenantSuspended     = "TENANT_SUSPENDED"
 	reasonFeatureNotAvailable = "FEATURE_NOT_AVAILABLE"
+	reasonEmailNotVerified    = "EMAIL_NOT_VERIFIED"
 )
 
 // IsNotFound reports whether err is NOT_FOUND: the id never existed, was
@@ -179,6 +180,14 @@ func TenantMismatch(err error) bool {
 // the operator can resume it.
 func TenantSuspended(err error) bool {
 	return errorInfo(err, connect.CodePermissionDenied, reasonTenantSuspended) != nil
+}
+
+// EmailNotVerified reports whether err refuses a sign-in because the
+// account's email is not verified yet (FAILED_PRECONDITION, reason
+// EMAIL_NOT_VERIFIED; the password was right). The person opens the link
+// mailed to them; AuthService.RequestEmailVerification sends another.
+func EmailNotVerified(err error) bool {
+	return errorInfo(err, connect.CodeFailedPrecondition, reasonEmailNotVerified) != nil
 }
 
 // asError returns err's *connect.Error if it has code, else nil.

@@ -342,6 +342,33 @@ func (s *SessionTokenSource) SwitchTenant(ctx context.Context, tenant string) er
 	return nil
 }
 
+// ChangePassword replaces the signed-in user's password. The server ends
+// every session of the user, this one included, and returns a fresh one,
+// which replaces the source's (OnRefreshFunc receives it): calls go on
+// with it, while the user's other devices must sign in again.
+//
+// Returns UNAUTHENTICATED for a wrong current password and
+// INVALID_ARGUMENT for a new one outside the length rules (10 to 128
+// characters); on error the session is unchanged.
+func (s *SessionTokenSource) ChangePassword(ctx context.Context, current, next string) error {
+	if _, err := s.Token(ctx); err != nil { // an access token that will not expire mid-call
+		return err
+	}
+	c, old, err := s.claim(ctx)
+	if err != nil {
+		return err
+	}
+	req := connect.NewRequest(&quartersv1.ChangePasswordRequest{CurrentPassword: current, NewPassword: next})
+	req.Header().Set("Authorization", "Bearer "+old.GetAccessToken())
+	resp, err := s.auth.ChangePassword(ctx, req)
+	var sess *quartersv1.Session
+	if err == nil {
+		sess, err = sessionOf(resp.Msg.GetSession())
+	}
+	s.finish(c, sess, err)
+	return err
+}
+
 // SignOut ends the session: the server revokes its refresh token (access
 // tokens already issued work until they expire, at most 15 minutes), and
 // the source then refuses every call with ErrSessionEnded. Signing out an

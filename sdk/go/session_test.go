@@ -18,6 +18,7 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	quarters "github.com/quarters-dev/quarters/sdk/go"
+	"github.com/quarters-dev/quarters/server/notify"
 	"github.com/quarters-dev/quarters/server/servertest"
 )
 
@@ -30,19 +31,28 @@ type owner struct {
 }
 
 // signUpOwner signs up a tenant whose owner, email, has ownerPassword (an
-// existing user keeps theirs, which must be ownerPassword), with its rate
-// limit lifted so that bursts of calls are not refused.
+// existing user keeps theirs, which must be ownerPassword; a new one
+// verifies the email with the mailed link), signs the owner in, and lifts
+// the tenant's rate limit so that bursts of calls are not refused.
 func signUpOwner(t *testing.T, s *servertest.Server, email string) owner {
 	t.Helper()
 	slug := fmt.Sprintf("sess-%d-%d", slugs.Add(1), time.Now().UnixNano()%1e6)
-	if email == "" {
+	existing := email != ""
+	if !existing {
 		email = "owner@" + slug + ".example"
 	}
 	resp, err := quarters.NewClient(s.URL).Tenants.CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
 		Slug: slug, Name: "Sessions " + slug, OwnerEmail: email, OwnerPassword: ownerPassword,
 	}))
 	require.NoError(t, err)
-	sess := resp.Msg.GetSession()
+	require.Nil(t, resp.Msg.GetSession(), "sign-up signs nobody in")
+	if !existing {
+		_, err := quarters.SignIn(ctx, s.URL, email, ownerPassword, slug)
+		require.True(t, quarters.EmailNotVerified(err), "%v", err)
+		s.VerifyEmail(t, email)
+	}
+	sess, err := quarters.SignIn(ctx, s.URL, email, ownerPassword, slug)
+	require.NoError(t, err)
 	require.NotEmpty(t, sess.GetAccessToken())
 	require.True(t, strings.HasPrefix(sess.GetRefreshToken(), "qr_"), sess.GetRefreshToken())
 	require.Equal(t, slug, sess.GetTenantSlug())
@@ -316,8 +326,10 @@ func TestSessionRejectedToken(t *testing.T) {
 		Email: "ann@" + o.slug + ".example", Role: quartersv1.Role_ROLE_MEMBER,
 	}))
 	require.NoError(t, err)
+	require.Empty(t, inv.Msg.GetToken(), "the token is mailed to the invitee only")
+	_, token := s.Mailbox.Wait(t, "ann@"+o.slug+".example", notify.SubjectInvitation)
 	accepted, err := quarters.NewClient(s.URL).Members.AcceptInvitation(ctx, req(&quartersv1.AcceptInvitationRequest{
-		Token: inv.Msg.GetToken(), Password: "ann's password",
+		Token: token, Password: "ann's password",
 	}))
 	require.NoError(t, err)
 	ann := accepted.Msg.GetSession()
@@ -452,4 +464,31 @@ func TestSessionSignOut(t *testing.T) {
 	require.ErrorIs(t, err, quarters.ErrSessionEnded)
 	var cerr *connect.Error
 	require.True(t, errors.As(err, &cerr))
+}
+
+// TestSessionChangePassword: ChangePassword swaps the source's session for
+// the fresh one the server returns, so calls go on; the user's other
+// sessions end; a wrong current password changes nothing.
+func TestSessionChangePassword(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	o := signUpOwner(t, s, "")
+	other, err := quarters.SignIn(ctx, s.URL, o.email, ownerPassword, o.slug)
+	require.NoError(t, err)
+	var saved recorder
+	src := quarters.NewSessionTokenSource(s.URL, o.session, &quarters.SessionOpts{OnRefreshFunc: saved.save})
+	err = src.ChangePassword(ctx, "not the password", "a changed password")
+	require.True(t, quarters.IsUnauthenticated(err), "%v", err)
+	require.Equal(t, o.session.GetRefreshToken(), src.Session().GetRefreshToken())
+
+	require.NoError(t, src.ChangePassword(ctx, ownerPassword, "a changed password"))
+	require.NotEqual(t, o.session.GetRefreshToken(), src.Session().GetRefreshToken())
+	require.Len(t, saved.all(), 1)
+	me, err := currentUser(quarters.NewClient(s.URL, quarters.WithSession(src)))
+	require.NoError(t, err)
+	require.Equal(t, o.email, me.GetUser().GetEmail())
+	_, err = quarters.NewSessionTokenSource(s.URL, expiring(other, time.Time{}), nil).Token(ctx)
+	require.ErrorIs(t, err, quarters.ErrSessionEnded)
+	_, err = quarters.SignIn(ctx, s.URL, o.email, "a changed password", o.slug)
+	require.NoError(t, err)
 }

@@ -10,7 +10,8 @@ import (
 	"strings"
 )
 
-// An opaque secret (API key, refresh token, invitation token) is a
+// An opaque secret (API key, refresh token, invitation, verification or
+// reset token) is a
 // three-character kind prefix + 32 characters encoding 160 random bits + 7
 // characters encoding a CRC-32 of those 32. The prefix makes secrets easy
 // to recognise (and to find with secret scanners); the checksum lets the
@@ -34,6 +35,11 @@ const (
 	APIKey          Kind = "qk_"
 	RefreshToken    Kind = "qr_"
 	InvitationToken Kind = "qi_"
+	// VerifyToken is mailed to verify an email address.
+	VerifyToken Kind = "qv_"
+	// ResetToken is mailed to set a new password (a reset, or the first
+	// password after a sign-up without one).
+	ResetToken Kind = "qp_"
 )
 
 // keyEncoding is lowercase base32: case-insensitive readers and URL-safe.

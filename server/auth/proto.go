@@ -12,7 +12,7 @@ import (
 // KeyToProto converts an api_keys row for the API. The secret's hash never
 // leaves the server.
 func KeyToProto(k dbsqlc.ApiKey) *quartersv1.ApiKey {
-	return &quartersv1.ApiKey{
+	p := &quartersv1.ApiKey{
 		Id:           k.ID.String(),
 		Name:         k.Name,
 		Role:         ParseRole(k.Role),
@@ -22,6 +22,10 @@ func KeyToProto(k dbsqlc.ApiKey) *quartersv1.ApiKey {
 		RevokeTime:   optionalTime(k.RevokeTime),
 		LastUsedTime: optionalTime(k.LastUsedTime),
 	}
+	if k.CreatedBy != nil {
+		p.CreatedBy = k.CreatedBy.String()
+	}
+	return p
 }
 
 func optionalTime(t *time.Time) *timestamppb.Timestamp {

@@ -1,5 +1,6 @@
 // Package authsvc implements quarters.v1.AuthService: people's sessions
-// (sign-in, refresh, sign-out, switching tenant) and API key management.
+// (sign-in, refresh, sign-out, switching tenant), their passwords and
+// email proof (reset, verification, change) and API key management.
 // (Package auth is authentication itself; package session issues tokens.)
 package authsvc
 
@@ -16,6 +17,7 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/jobs"
 	"github.com/quarters-dev/quarters/server/page"
 	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/session"
@@ -27,6 +29,8 @@ type Params struct {
 	DB       *db.DB
 	Sessions *session.Manager
 	Tenants  *tenant.Cache
+	// Jobs enqueues the reset and verification mails.
+	Jobs *jobs.Client
 	// Password is the argon2id cost the server hashes with; sign-in for
 	// an unknown email spends the same on a decoy.
 	Password password.Params
@@ -44,7 +48,8 @@ var _ quartersv1connect.AuthServiceHandler = (*Service)(nil)
 func New(p Params) *Service { return &Service{p: p} }
 
 // CreateApiKey creates a key with at most the caller's role; nobody can
-// mint a credential stronger than their own.
+// mint a credential stronger than their own. The key records its creator
+// (see ApiKeyInsert), and RemoveMember revokes a member's keys.
 func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quartersv1.CreateApiKeyRequest]) (*connect.Response[quartersv1.CreateApiKeyResponse], error) {
 	caller, _ := auth.FromContext(ctx)
 	if req.Msg.GetRole() > caller.Role {
@@ -58,6 +63,13 @@ func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quarter
 		Role:       auth.RoleName(req.Msg.GetRole()),
 		SecretHash: hash[:],
 		Prefix:     prefix,
+	}
+	// The creator: the signed-in user, or the user behind the calling key,
+	// so that removing them revokes this key too.
+	if caller.IsUser() {
+		params.CreatedBy = &caller.UserID
+	} else if caller.KeyID != uuid.Nil {
+		params.CreatorKeyID = &caller.KeyID
 	}
 	if req.Msg.GetExpireTime() != nil {
 		t := req.Msg.GetExpireTime().AsTime()

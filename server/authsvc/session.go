@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
@@ -45,10 +46,16 @@ func (s *Service) SignIn(ctx context.Context, req *connect.Request[quartersv1.Si
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New(
 			"choose the tenant to sign in to: set tenant (slug or id), send X-Tenant-ID, or call the tenant's subdomain"))
 	}
-	userID, err := s.checkPassword(ctx, req.Msg.GetEmail(), req.Msg.GetPassword())
+	creds, err := s.checkPassword(ctx, req.Msg.GetEmail(), req.Msg.GetPassword())
 	if err != nil {
 		return nil, err
 	}
+	// Only someone with the password gets this far, so saying it reveals
+	// nothing to anyone else.
+	if !creds.EmailVerified {
+		return nil, errEmailNotVerified()
+	}
+	userID := creds.UserID
 	tenantID, err := s.p.DB.TenantResolve(ctx, sel)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, errSignIn()
@@ -63,24 +70,38 @@ func (s *Service) SignIn(ctx context.Context, req *connect.Request[quartersv1.Si
 	return connect.NewResponse(&quartersv1.SignInResponse{Session: sess}), nil
 }
 
-// checkPassword returns the user with email if pw is their password, else
-// errSignIn, having spent one password hash's time either way.
-func (s *Service) checkPassword(ctx context.Context, email, pw string) (uuid.UUID, error) {
+// checkPassword returns the credentials of the user with email if pw is
+// their password, else errSignIn, having spent one password hash's time
+// either way.
+func (s *Service) checkPassword(ctx context.Context, email, pw string) (db.Credentials, error) {
 	creds, err := s.p.DB.UserCredentials(ctx, email)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return uuid.Nil, err
+		return creds, err
 	}
 	if err != nil || creds.PasswordHash == nil {
 		_ = password.CheckMissing(pw, s.p.Password)
-		return uuid.Nil, errSignIn()
+		return db.Credentials{}, errSignIn()
 	}
 	switch err := password.Check(pw, *creds.PasswordHash); {
 	case errors.Is(err, password.ErrMismatch):
-		return uuid.Nil, errSignIn()
+		return db.Credentials{}, errSignIn()
 	case err != nil:
-		return uuid.Nil, fmt.Errorf("check password of user %s: %w", creds.UserID, err)
+		return db.Credentials{}, fmt.Errorf("check password of user %s: %w", creds.UserID, err)
 	}
-	return creds.UserID, nil
+	return creds, nil
+}
+
+// ReasonEmailNotVerified is the ErrorInfo reason of a sign-in with the
+// right password to an account whose email is not verified yet.
+const ReasonEmailNotVerified = "EMAIL_NOT_VERIFIED"
+
+func errEmailNotVerified() error {
+	err := connect.NewError(connect.CodeFailedPrecondition, errors.New(
+		"the account's email is not verified yet: open the link mailed to it, or ask for a new one with RequestEmailVerification"))
+	if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: ReasonEmailNotVerified, Domain: tenant.ErrorDomain}); derr == nil {
+		err.AddDetail(d)
+	}
+	return err
 }
 
 // start begins a session for userID's membership of tenantID. A user who
@@ -144,7 +165,8 @@ func (s *Service) RefreshToken(ctx context.Context, req *connect.Request[quarter
 	err = s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
 		rt, err := session.UseRefreshToken(ctx, q, tenantID, hash)
 		if errors.Is(err, session.ErrRefreshReused) {
-			// Commit the family's revocation; the call fails below.
+			// Commit the family's revocation and the version's move; the
+			// call fails below.
 			reused = rt
 			return nil
 		}
@@ -167,6 +189,10 @@ func (s *Service) RefreshToken(ctx context.Context, req *connect.Request[quarter
 	if sess == nil {
 		s.p.Logger.WarnContext(ctx, "refresh token reused; session revoked",
 			"tenant_id", tenantID, "user_id", reused.UserID, "family_id", reused.FamilyID)
+		// The session's access token (and the member's others here) must
+		// fail on every replica now, not when it expires. A failed
+		// invalidation is logged by Committed; the call fails either way.
+		_ = s.p.Tenants.Committed(ctx, tenantID, "the reused session's access token")
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New(
 			"refresh token was already used, so the session has been ended to protect it: sign in again"))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
@@ -30,18 +31,23 @@ import (
 // wrong password. A suspended tenant's invitation is refused like every
 // call of that tenant.
 //
-// A person without a password (new, or invited elsewhere and never
-// accepted) sets one here: too short or too long is INVALID_ARGUMENT with
-// a violation on password. A person with a password must give it:
-// otherwise UNAUTHENTICATED. Either refusal leaves the invitation usable.
-// The password work (tens of milliseconds) happens before the transaction,
-// which holds the tenant's membership lock.
+// The token was mailed to the invitation's address and to nobody else
+// (InviteMember), so holding it proves control of that address. An
+// account nobody has proved to own (none yet, no password, or an
+// unverified email: perhaps made by someone else with this address) is
+// claimed: the password given becomes its password (too short or too
+// long is INVALID_ARGUMENT with a violation on password), the email is
+// verified, and every earlier session of the account ends, in every
+// tenant. A verified account with a password is the invitee's already: the
+// password must be that one (UNAUTHENTICATED otherwise). Either refusal
+// leaves the invitation usable. The password work (tens of milliseconds)
+// happens before the transaction, which holds the tenant's membership
+// lock.
 //
 // The invitee gets a membership with the invitation's role, within
 // max_members (members only: the invitation's own seat becomes this
 // membership; RESOURCE_EXHAUSTED otherwise). Someone who is a member
-// already (the owner's set-password invitation of sign-up, or a second
-// invitation) keeps their membership unchanged.
+// already (a second invitation) keeps their membership unchanged.
 func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[quartersv1.AcceptInvitationRequest]) (*connect.Response[quartersv1.AcceptInvitationResponse], error) {
 	hash, err := auth.InvitationToken.Parse(req.Msg.GetToken())
 	if err != nil {
@@ -67,6 +73,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 	var (
 		sess    *quartersv1.Session
 		created bool
+		ended   []uuid.UUID // tenants whose sessions of the invitee ended
 	)
 	err = s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
 		inv, err := q.InvitationAccept(ctx, dbsqlc.InvitationAcceptParams{TenantID: tenantID, TokenHash: hash[:]})
@@ -77,22 +84,32 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 		if err != nil {
 			return fmt.Errorf("accept invitation: %w", err)
 		}
-		userID, err := q.UserEnsure(ctx, inv.Email)
+		user, err := q.UserEnsure(ctx, dbsqlc.UserEnsureParams{Email: inv.Email})
 		if err != nil {
 			return fmt.Errorf("ensure user: %w", err)
 		}
-		m, isNew, err := ensureMembership(ctx, q, t, userID, inv.Role)
+		m, isNew, err := ensureMembership(ctx, q, t, user.ID, inv.Role)
 		if err != nil {
 			return err
 		}
 		created = isNew
 		// Visible under RLS now that it is a member here.
-		u, err := q.UserGet(ctx, userID)
+		u, err := q.UserGet(ctx, user.ID)
 		if err != nil {
 			return fmt.Errorf("get user: %w", err)
 		}
-		if u, err = s.settlePassword(ctx, q, u, pw, pre); err != nil {
+		u, claimed, err := s.settlePassword(ctx, q, u, pw, pre)
+		if err != nil {
 			return err
+		}
+		if claimed {
+			if ended, err = q.UserSignOutEverywhere(ctx, u.ID); err != nil {
+				return fmt.Errorf("end earlier sessions: %w", err)
+			}
+			// The version moved on; the new session carries the new one.
+			if m, err = q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: tenantID, UserID: u.ID}); err != nil {
+				return fmt.Errorf("get membership: %w", err)
+			}
 		}
 		sess, err = s.p.Sessions.Start(ctx, q, session.Subject{TenantSlug: t.Slug, User: u, Membership: m})
 		return err
@@ -100,13 +117,16 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 	if err != nil {
 		return nil, err
 	}
-	if created {
-		// The session is committed and the invitation used: failing the
-		// call now would lose both, so a failed invalidation is only
-		// logged (by invalidate). Other replicas then refuse the new
-		// member's access token until their cached record expires (the
-		// cache TTL); this one already dropped its copy.
-		_ = s.invalidate(ctx, tenantID)
+	// The session is committed and the invitation used: failing the call
+	// now would lose both, so a failed invalidation is only logged (by
+	// Committed). Other replicas then refuse the new member's access token,
+	// or accept the claimed account's old ones, until their cached record
+	// expires (the cache TTL); this one already dropped its copy.
+	if created && !slices.Contains(ended, tenantID) {
+		ended = append(ended, tenantID)
+	}
+	for _, id := range ended {
+		_ = s.invalidate(ctx, id)
 	}
 	return connect.NewResponse(&quartersv1.AcceptInvitationResponse{Session: sess}), nil
 }
@@ -114,18 +134,24 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 // prepared is the password work AcceptInvitation does before its
 // transaction.
 type prepared struct {
-	// checked is the stored hash the password was found to match, for a
-	// user who has one.
+	// checked is the stored hash the password was found to match, for an
+	// account that is the invitee's already (verified, with a password).
 	checked *string
-	// newHash is the password hashed, for a user who has none.
+	// newHash is the password hashed, for an account being claimed.
 	newHash string
 }
+
+// owned reports whether u is an account someone has proved to own: a
+// verified email and a password. Only such an account's password is
+// checked; any other is claimed by whoever holds the mailed token.
+func owned(u dbsqlc.User) bool { return u.PasswordHash != nil && u.EmailVerifyTime != nil }
 
 // preparePassword reads the live invitation and its invitee's credentials
 // (through the privileged lookup: the invitee may be a user of other
 // tenants, invisible here; the caller proves it is the invitee by holding
-// the token), then checks pw against the stored hash, or validates and
-// hashes it as a new password.
+// the mailed token), then checks pw against the stored hash of an owned
+// account, or validates and hashes it as the new password of one being
+// claimed.
 func (s *Service) preparePassword(ctx context.Context, tenantID uuid.UUID, hash [32]byte, pw string) (prepared, error) {
 	var inv dbsqlc.Invitation
 	err := s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
@@ -140,46 +166,47 @@ func (s *Service) preparePassword(ctx context.Context, tenantID uuid.UUID, hash 
 		return prepared{}, fmt.Errorf("get invitation: %w", err)
 	}
 	creds, err := s.p.DB.UserCredentials(ctx, inv.Email)
-	if errors.Is(err, db.ErrNotFound) || (err == nil && creds.PasswordHash == nil) {
-		h, err := s.newPassword(pw)
-		return prepared{newHash: h}, err
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return prepared{}, err
 	}
-	if err := checkPassword(pw, *creds.PasswordHash); err != nil {
-		return prepared{}, err
+	if err == nil && creds.PasswordHash != nil && creds.EmailVerified {
+		if err := checkPassword(pw, *creds.PasswordHash); err != nil {
+			return prepared{}, err
+		}
+		return prepared{checked: creds.PasswordHash}, nil
 	}
-	return prepared{checked: creds.PasswordHash}, nil
+	h, err := s.newPassword(pw)
+	return prepared{newHash: h}, err
 }
 
-// settlePassword sets or checks the password of u inside the transaction,
-// using the work preparePassword did. Only if u's password changed since
-// (another acceptance set it meanwhile) is the work redone here.
-func (s *Service) settlePassword(ctx context.Context, q *dbsqlc.Queries, u dbsqlc.User, pw string, pre prepared) (dbsqlc.User, error) {
-	if u.PasswordHash != nil {
+// settlePassword checks the password of an owned account, or claims the
+// account with the new password (claimed), inside the transaction, using
+// the work preparePassword did. Only if the account changed since (claimed
+// or reset by someone else meanwhile) is the work redone here.
+func (s *Service) settlePassword(ctx context.Context, q *dbsqlc.Queries, u dbsqlc.User, pw string, pre prepared) (_ dbsqlc.User, claimed bool, _ error) {
+	if owned(u) {
 		if pre.checked != nil && *pre.checked == *u.PasswordHash {
-			return u, nil
+			return u, false, nil
 		}
-		return u, checkPassword(pw, *u.PasswordHash)
+		return u, false, checkPassword(pw, *u.PasswordHash)
 	}
 	h := pre.newHash
 	if h == "" {
 		var err error
 		if h, err = s.newPassword(pw); err != nil {
-			return u, err
+			return u, false, err
 		}
 	}
-	n, err := q.UserSetInitialPassword(ctx, dbsqlc.UserSetInitialPasswordParams{ID: u.ID, PasswordHash: &h})
+	claimedUser, err := q.UserClaim(ctx, dbsqlc.UserClaimParams{ID: u.ID, PasswordHash: &h})
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Made owned by a concurrent acceptance or reset between our read
+		// and this update.
+		return u, false, connect.NewError(connect.CodeAborted, errors.New("the account was set up concurrently; retry the request"))
+	}
 	if err != nil {
-		return u, fmt.Errorf("set password: %w", err)
+		return u, false, fmt.Errorf("claim account: %w", err)
 	}
-	if n == 0 {
-		// Set by a concurrent acceptance between our read and this update.
-		return u, connect.NewError(connect.CodeAborted, errors.New("the account's password was set concurrently; retry the request"))
-	}
-	u.PasswordHash = &h
-	return u, nil
+	return claimedUser, true, nil
 }
 
 // ensureMembership returns userID's membership, creating it with role if
@@ -225,7 +252,9 @@ func (s *Service) newPassword(pw string) (string, error) {
 	return h, nil
 }
 
-// checkPassword is UNAUTHENTICATED for a wrong password.
+// checkPassword is UNAUTHENTICATED for a wrong password. Only the holder
+// of the mailed token can get this answer, so naming the existing account
+// tells nobody else anything.
 func checkPassword(pw, hash string) error {
 	err := password.Check(pw, hash)
 	if errors.Is(err, password.ErrMismatch) {

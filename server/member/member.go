@@ -26,6 +26,8 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/jobs"
+	"github.com/quarters-dev/quarters/server/notify"
 	"github.com/quarters-dev/quarters/server/page"
 	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/quota"
@@ -40,6 +42,8 @@ const InvitationTTL = 7 * 24 * time.Hour
 type Params struct {
 	DB       *db.DB
 	Sessions *session.Manager
+	// Jobs enqueues invitation mails in the inviting transaction.
+	Jobs *jobs.Client
 	// Tenants is the tenant cache: AcceptInvitation reads the tenant's
 	// record from it, and every membership change invalidates it.
 	Tenants *tenant.Cache
@@ -65,13 +69,16 @@ func New(p Params) *Service {
 	return &Service{p: p}
 }
 
-// InviteMember creates an invitation for email with a role and returns its
-// token, once. Only owners invite owners (PERMISSION_DENIED). An email that
-// is already a member's is ALREADY_EXISTS.
+// InviteMember creates an invitation for email with a role and enqueues
+// its mail, in one transaction; the token is minted by the mail worker and
+// exists only in the mail (see package notify), so no inviter, admin or
+// API key ever holds it. Only owners invite owners (PERMISSION_DENIED). An
+// email that is already a member's is ALREADY_EXISTS.
 //
-// The invitee's user is not created here but at acceptance: an invitation
-// nobody accepts leaves no user behind, and inviting reveals nothing about
-// whether the email already has an account elsewhere.
+// The invitee's user is not looked up or created here but at acceptance:
+// an invitation nobody accepts leaves no user behind, and the answer (and
+// the work done) is the same whether or not the email has an account
+// elsewhere.
 //
 // Pending invitations take a seat of max_members (RESOURCE_EXHAUSTED with
 // a QuotaFailure when none is left), except that inviting an email that
@@ -94,38 +101,53 @@ func (s *Service) InviteMember(ctx context.Context, req *connect.Request[quarter
 	if caller.IsUser() {
 		params.InvitedBy = &caller.UserID
 	}
-	secret, hash, _ := auth.InvitationToken.New()
-	params.TokenHash = hash[:]
-	inv, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.Invitation, error) {
-		if err := q.MembershipLock(ctx, t.ID.String()); err != nil {
-			return dbsqlc.Invitation{}, fmt.Errorf("lock memberships: %w", err)
-		}
-		st, err := q.MembershipEmailState(ctx, dbsqlc.MembershipEmailStateParams{TenantID: t.ID, Email: email})
+	// A placeholder: token_hash is unique and required, and the mail
+	// worker replaces it with its token's. Nobody ever sees this secret,
+	// so the invitation cannot be accepted before its mail is sent.
+	_, placeholder, _ := auth.InvitationToken.New()
+	params.TokenHash = placeholder[:]
+	var inv dbsqlc.Invitation
+	err := s.p.DB.InTenantTx(ctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+		var err error
+		inv, err = invite(ctx, q, t, params)
 		if err != nil {
-			return dbsqlc.Invitation{}, fmt.Errorf("check invitee: %w", err)
+			return err
 		}
-		if st.IsMember {
-			return dbsqlc.Invitation{}, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s is already a member; change their role with UpdateMemberRole", email))
-		}
-		if !st.IsPending {
-			seats, err := q.MembershipCountSeats(ctx, t.ID)
-			if err != nil {
-				return dbsqlc.Invitation{}, fmt.Errorf("count seats: %w", err)
-			}
-			if int64(seats) >= t.Limits.MaxMembers {
-				return dbsqlc.Invitation{}, errNoSeat(t)
-			}
-		}
-		inv, err := q.InvitationInsert(ctx, params)
-		if err != nil {
-			return dbsqlc.Invitation{}, fmt.Errorf("insert invitation: %w", err)
-		}
-		return inv, nil
+		return s.p.Jobs.InsertTx(ctx, tx, notify.Invitation(t.ID, inv.ID))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.InviteMemberResponse{Invitation: invitationToProto(inv), Token: secret}), nil
+	return connect.NewResponse(&quartersv1.InviteMemberResponse{Invitation: invitationToProto(inv)}), nil
+}
+
+// invite checks the seat and inserts the invitation, in q's transaction.
+func invite(ctx context.Context, q *dbsqlc.Queries, t tenant.Tenant, params dbsqlc.InvitationInsertParams) (dbsqlc.Invitation, error) {
+	email := params.Email
+	if err := q.MembershipLock(ctx, t.ID.String()); err != nil {
+		return dbsqlc.Invitation{}, fmt.Errorf("lock memberships: %w", err)
+	}
+	st, err := q.MembershipEmailState(ctx, dbsqlc.MembershipEmailStateParams{TenantID: t.ID, Email: email})
+	if err != nil {
+		return dbsqlc.Invitation{}, fmt.Errorf("check invitee: %w", err)
+	}
+	if st.IsMember {
+		return dbsqlc.Invitation{}, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s is already a member; change their role with UpdateMemberRole", email))
+	}
+	if !st.IsPending {
+		seats, err := q.MembershipCountSeats(ctx, t.ID)
+		if err != nil {
+			return dbsqlc.Invitation{}, fmt.Errorf("count seats: %w", err)
+		}
+		if int64(seats) >= t.Limits.MaxMembers {
+			return dbsqlc.Invitation{}, errNoSeat(t)
+		}
+	}
+	inv, err := q.InvitationInsert(ctx, params)
+	if err != nil {
+		return dbsqlc.Invitation{}, fmt.Errorf("insert invitation: %w", err)
+	}
+	return inv, nil
 }
 
 // ListMembers lists the tenant's members, newest first.
@@ -204,8 +226,10 @@ func (s *Service) UpdateMemberRole(ctx context.Context, req *connect.Request[qua
 // RemoveMember removes a member: their refresh tokens go with the
 // membership (the foreign key cascades) and their access tokens stop
 // working at once. Invitations of their email still pending (a second
-// invitation sent before they joined, the owner's set-password invitation)
-// are revoked too, so none of them lets the person back in. Only owners
+// invitation sent before they joined) are revoked too, so none of them
+// lets the person back in, and so are the API keys they created (and the
+// keys those keys created: see ApiKeyInsert), which the invalidation drops
+// from every replica's key cache. Only owners
 // remove owners (PERMISSION_DENIED), and the last owner cannot be removed
 // (FAILED_PRECONDITION). Admins may remove themselves. The user itself
 // stays: users are global. An unknown user, or another tenant's, is
@@ -229,6 +253,9 @@ func (s *Service) RemoveMember(ctx context.Context, req *connect.Request[quarter
 		}
 		if _, err := q.InvitationCloseForMember(ctx, dbsqlc.InvitationCloseForMemberParams{TenantID: t.ID, UserID: userID}); err != nil {
 			return fmt.Errorf("revoke member's invitations: %w", err)
+		}
+		if _, err := q.ApiKeyRevokeByCreator(ctx, dbsqlc.ApiKeyRevokeByCreatorParams{TenantID: t.ID, CreatedBy: &userID}); err != nil {
+			return fmt.Errorf("revoke member's api keys: %w", err)
 		}
 		if _, err := q.MembershipDelete(ctx, dbsqlc.MembershipDeleteParams{TenantID: t.ID, UserID: userID}); err != nil {
 			return fmt.Errorf("delete membership: %w", err)
@@ -319,9 +346,11 @@ func (s *Service) invalidate(ctx context.Context, id uuid.UUID) error {
 	return s.p.Tenants.Committed(ctx, id, "the member's previous access")
 }
 
+// memberToProto shows a tenant its member: of the account, only the id
+// and email (see Member.user in the contract).
 func memberToProto(m dbsqlc.Membership, u dbsqlc.User) *quartersv1.Member {
 	return &quartersv1.Member{
-		User:       session.UserToProto(u),
+		User:       &quartersv1.User{Id: u.ID.String(), Email: u.Email},
 		Role:       auth.ParseRole(m.Role),
 		CreateTime: timestamppb.New(m.CreateTime),
 		UpdateTime: timestamppb.New(m.UpdateTime),
@@ -330,12 +359,7 @@ func memberToProto(m dbsqlc.Membership, u dbsqlc.User) *quartersv1.Member {
 
 func listRowToProto(r dbsqlc.MemberListRow) *quartersv1.Member {
 	return &quartersv1.Member{
-		User: &quartersv1.User{
-			Id:          r.UserID.String(),
-			Email:       r.Email,
-			HasPassword: r.HasPassword,
-			CreateTime:  timestamppb.New(r.UserCreateTime),
-		},
+		User:       &quartersv1.User{Id: r.UserID.String(), Email: r.Email},
 		Role:       auth.ParseRole(r.Role),
 		CreateTime: timestamppb.New(r.CreateTime),
 		UpdateTime: timestamppb.New(r.UpdateTime),

@@ -88,3 +88,12 @@ func createDocument(t *testing.T, tn *servertest.Tenant, projectID, title string
 type ctxT = context.Context
 
 func mask(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
+
+// mangle changes a secret's last character (to another one, always).
+func mangle(secret string) string {
+	last := "a"
+	if secret[len(secret)-1] == 'a' {
+		last = "b"
+	}
+	return secret[:len(secret)-1] + last
+}

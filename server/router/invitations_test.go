@@ -17,12 +17,15 @@ import (
 const usedInvitation = "invitation is invalid, expired or already used; ask for a new one"
 
 // inviteFull invites email with role as by and returns the invitation and
-// its token.
+// the token mailed to email: the response carries none.
 func inviteFull(t *testing.T, by *servertest.Tenant, email string, role quartersv1.Role) (*quartersv1.Invitation, string) {
 	t.Helper()
 	resp, err := by.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: email, Role: role}))
 	require.NoError(t, err)
-	return resp.Msg.GetInvitation(), resp.Msg.GetToken()
+	require.Equal(t, email, resp.Msg.GetInvitation().GetEmail())
+	require.Equal(t, role, resp.Msg.GetInvitation().GetRole())
+	require.Empty(t, resp.Msg.GetToken(), "the token goes to the invitee's mailbox only")
+	return resp.Msg.GetInvitation(), invitationMail(t, by.Server, email)
 }
 
 // invitations lists tn's pending invitations, newest first, one page of

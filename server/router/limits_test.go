@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -316,22 +317,37 @@ func TestRedisOutage(t *testing.T) {
 func TestAnonymousLimit(t *testing.T) {
 	t.Parallel()
 	s := servertest.NewWith(t, &servertest.Opts{AnonymousLimit: ratelimit.PerMinute(3, 3)})
-	var tenants []*servertest.Tenant
-	for range 3 {
-		tenants = append(tenants, s.SignUp(t))
+	// SignUp: one CreateTenant, one VerifyEmail and one SignIn.
+	a := s.SignUp(t)
+	for i := range 2 {
+		_, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
+			Slug: fmt.Sprintf("%s-%d", a.Slug, i), Name: "x", OwnerEmail: fmt.Sprintf("x%d@x.example", i)}))
+		require.NoError(t, err)
 	}
 	_, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{Slug: "one-too-many", Name: "x", OwnerEmail: "x@x.example"}))
 	cerr := requireCode(t, err, connect.CodeResourceExhausted)
 	require.Contains(t, cerr.Message(), "3 requests per minute")
 	require.Positive(t, retryInfo(t, cerr).GetRetryDelay().AsDuration())
-	_, err = tenants[0].Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err)
 
 	// Each public procedure has its own bucket: sign-in (password
-	// guessing) gets the same 3, session upkeep ten times as many.
-	a := tenants[0]
+	// guessing) gets the same 3 (SignUp used one), and so do the mail
+	// and token RPCs; session upkeep gets ten times as many.
 	anonAuth := s.As("", "", "").Auth
 	for range 3 {
+		_, err = anonAuth.RequestPasswordReset(ctx, req(&quartersv1.RequestPasswordResetRequest{Email: a.OwnerEmail}))
+		require.NoError(t, err)
+	}
+	_, err = anonAuth.RequestPasswordReset(ctx, req(&quartersv1.RequestPasswordResetRequest{Email: a.OwnerEmail}))
+	requireCode(t, err, connect.CodeResourceExhausted)
+	for range 3 {
+		_, err = anonAuth.ResetPassword(ctx, req(&quartersv1.ResetPasswordRequest{Token: "qp_guess", NewPassword: "a new password"}))
+		requireCode(t, err, connect.CodeNotFound)
+	}
+	_, err = anonAuth.ResetPassword(ctx, req(&quartersv1.ResetPasswordRequest{Token: "qp_guess", NewPassword: "a new password"}))
+	requireCode(t, err, connect.CodeResourceExhausted)
+	for range 2 {
 		_, err = anonAuth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: "guess number n", Tenant: a.Slug}))
 		requireCode(t, err, connect.CodeUnauthenticated)
 	}

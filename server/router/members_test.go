@@ -12,9 +12,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/proto"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/notify"
 	"github.com/quarters-dev/quarters/server/redistest"
 	"github.com/quarters-dev/quarters/server/servertest"
 )
@@ -38,15 +40,21 @@ func setMaxMembers(t *testing.T, s *servertest.Server, tenantID string, n int) {
 		on conflict (tenant_id) do update set max_members = $2`, tenantID, n)
 }
 
-// invite invites email with role as by, and returns the token.
+// invite invites email with role as by, and returns the token mailed to
+// email (never returned to by).
 func invite(t *testing.T, by *servertest.Tenant, email string, role quartersv1.Role) string {
 	t.Helper()
-	resp, err := by.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: email, Role: role}))
-	require.NoError(t, err)
-	require.Equal(t, email, resp.Msg.GetInvitation().GetEmail())
-	require.Equal(t, role, resp.Msg.GetInvitation().GetRole())
-	require.NotEmpty(t, resp.Msg.GetToken())
-	return resp.Msg.GetToken()
+	_, token := inviteFull(t, by, email, role)
+	return token
+}
+
+// invitationMail waits for the next invitation mailed to email and
+// returns its token.
+func invitationMail(t *testing.T, s *servertest.Server, email string) string {
+	t.Helper()
+	_, token := s.Mailbox.Wait(t, email, notify.SubjectInvitation)
+	require.Regexp(t, `^qi_`, token)
+	return token
 }
 
 func acceptInvitation(s *servertest.Server, token, pw string) (*quartersv1.Session, error) {
@@ -130,8 +138,14 @@ func TestInvitationAccept(t *testing.T) {
 	before := time.Now()
 	resp, err := owner.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "Ann@Example.com", Role: quartersv1.Role_ROLE_MEMBER}))
 	require.NoError(t, err)
-	inv, token := resp.Msg.GetInvitation(), resp.Msg.GetToken()
+	require.Empty(t, resp.Msg.GetToken(), "the inviter never holds the token")
+	inv := resp.Msg.GetInvitation()
+	msg, token := s.Mailbox.Wait(t, "ann@example.com", notify.SubjectInvitation)
+	require.Equal(t, "Ann@Example.com", msg.To, "sent as invited")
 	require.True(t, len(token) > 3 && token[:3] == "qi_", "invitation tokens carry their prefix: %q", token)
+	require.Contains(t, msg.Text, servertest.LinkURL+"/accept-invitation?token="+token)
+	require.Contains(t, msg.Text, a.OwnerEmail+" invited you")
+	require.Contains(t, msg.Text, "as member")
 	require.WithinDuration(t, before.Add(7*24*time.Hour), inv.GetExpireTime().AsTime(), time.Minute)
 	require.Equal(t, "Ann@Example.com", inv.GetEmail())
 
@@ -166,7 +180,7 @@ func TestInvitationAccept(t *testing.T) {
 	used := requireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "invitation is invalid, expired or already used; ask for a new one", used.Message())
 	madeUp, _, _ := auth.InvitationToken.New()
-	for _, bad := range []string{madeUp, "qi_garbled", token[:len(token)-1] + "x"} {
+	for _, bad := range []string{madeUp, "qi_garbled", mangle(token)} {
 		_, err = acceptInvitation(s, bad, memberPassword)
 		require.Equal(t, used.Message(), requireCode(t, err, connect.CodeNotFound).Message(), bad)
 	}
@@ -185,7 +199,8 @@ func TestInvitationAccept(t *testing.T) {
 	require.Len(t, p1.Msg.GetMembers(), 1)
 	require.Equal(t, "Ann@Example.com", p1.Msg.GetMembers()[0].GetUser().GetEmail())
 	require.Equal(t, sess.GetUser().GetId(), p1.Msg.GetMembers()[0].GetUser().GetId())
-	require.True(t, p1.Msg.GetMembers()[0].GetUser().GetHasPassword())
+	require.True(t, proto.Equal(&quartersv1.User{Id: sess.GetUser().GetId(), Email: "Ann@Example.com"}, p1.Msg.GetMembers()[0].GetUser()),
+		"a tenant sees the id and email of a member's account, nothing else about it: %v", p1.Msg.GetMembers()[0].GetUser())
 	p2, err := owner.Members.ListMembers(ctx, req(&quartersv1.ListMembersRequest{PageSize: 1, PageToken: p1.Msg.GetNextPageToken()}))
 	require.NoError(t, err)
 	require.Len(t, p2.Msg.GetMembers(), 1)
@@ -239,30 +254,39 @@ func TestInvitationExistingUser(t *testing.T) {
 	requireCode(t, err, connect.CodeAlreadyExists)
 }
 
-// TestInvitationOwnerSetPassword: a sign-up without owner_password gives
-// the owner a set-password invitation; accepting it sets the password and
-// signs the owner in, keeping the owner membership as it was.
+// TestInvitationOwnerSetPassword: a sign-up without owner_password mails
+// the owner a set-password link (the response holds no token and no
+// session); ResetPassword with it sets the password and verifies the
+// email, and the owner signs in, keeping the owner membership as it was.
 func TestInvitationOwnerSetPassword(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	email := "solo-owner@example.com"
 	resp, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{Slug: "solo", Name: "Solo", OwnerEmail: email}))
 	require.NoError(t, err)
-	token := resp.Msg.GetOwnerInvitationToken()
-	require.NotEmpty(t, token)
+	require.Empty(t, resp.Msg.GetOwnerInvitationToken())
+	require.Nil(t, resp.Msg.GetSession())
+	msg, token := s.Mailbox.Wait(t, email, notify.SubjectSetPassword)
+	require.Regexp(t, `^qp_`, token)
+	require.Contains(t, msg.Text, servertest.LinkURL+"/reset-password?token="+token)
+	require.Contains(t, msg.Text, `"Solo" (solo)`)
+	require.Equal(t, 1, ownerCount(t, s, `select count(*) from email_tokens where purpose = 'set_password'
+		and expire_time between create_time + interval '1439 minutes' and create_time + interval '1441 minutes'`), "a sign-up's set-password link lives a day")
 	_, err = signIn(s, email, memberPassword, "solo")
 	requireCode(t, err, connect.CodeUnauthenticated)
 
-	_, err = acceptInvitation(s, token, "short")
-	requireCode(t, err, connect.CodeInvalidArgument)
-	sess, err := acceptInvitation(s, token, memberPassword)
+	auth := s.As("", "", "").Auth
+	_, err = auth.ResetPassword(ctx, req(&quartersv1.ResetPasswordRequest{Token: token, NewPassword: "short"}))
+	require.Equal(t, []string{"new_password"}, violations(t, requireCode(t, err, connect.CodeInvalidArgument)))
+	_, err = auth.ResetPassword(ctx, req(&quartersv1.ResetPasswordRequest{Token: token, NewPassword: memberPassword}))
+	require.NoError(t, err)
+	sess, err := signIn(s, email, memberPassword, "solo")
 	require.NoError(t, err)
 	require.Equal(t, quartersv1.Role_ROLE_OWNER, sess.GetRole())
+	require.True(t, sess.GetUser().GetEmailVerified())
 	owner := s.AsUser(sess)
 	require.Equal(t, map[string]quartersv1.Role{email: quartersv1.Role_ROLE_OWNER}, members(t, owner))
-	_, err = signIn(s, email, memberPassword, "solo")
-	require.NoError(t, err)
-	_, err = acceptInvitation(s, token, memberPassword)
+	_, err = auth.ResetPassword(ctx, req(&quartersv1.ResetPasswordRequest{Token: token, NewPassword: "another password"}))
 	requireCode(t, err, connect.CodeNotFound)
 }
 
@@ -494,11 +518,14 @@ func TestMemberQuotaRace(t *testing.T) {
 				refusals = append(refusals, err)
 				return
 			}
-			tokens[email] = resp.Msg.GetToken()
+			tokens[email] = resp.Msg.GetInvitation().GetId()
 		}()
 	}
 	wg.Wait()
 	require.Len(t, tokens, 4)
+	for email := range tokens {
+		tokens[email] = invitationMail(t, s, email)
+	}
 	require.Len(t, refusals, 16)
 	for _, err := range refusals {
 		requireMemberQuota(t, err, 5)

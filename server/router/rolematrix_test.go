@@ -56,7 +56,7 @@ func TestRoleMatrix(t *testing.T) {
 		email := name + "@" + a.Slug + ".example"
 		hash, err := password.Hash(servertest.OwnerPassword, servertest.Password)
 		require.NoError(t, err)
-		s.Exec(t, a.ID, `with u as (insert into users (email, password_hash) values ($2, $3) returning id)
+		s.Exec(t, a.ID, `with u as (insert into users (email, password_hash, email_verify_time) values ($2, $3, now()) returning id)
 			insert into memberships (tenant_id, user_id, role) select $1, id, $4 from u`, a.ID, email, hash, name)
 		sess := mustSignIn(t, s, email, servertest.OwnerPassword, a.Slug)
 		require.Equal(t, role, sess.GetRole())

@@ -31,6 +31,7 @@ import (
 	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/idp"
+	"github.com/quarters-dev/quarters/server/jobs"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/member"
 	"github.com/quarters-dev/quarters/server/observe"
@@ -93,6 +94,10 @@ type Params struct {
 	// provider: tokens whose iss is its issuer go to it, the rest to
 	// Sessions. Nil accepts only Quarters' own tokens.
 	IDP *idp.Verifier
+	// Jobs enqueues background jobs (the identity flows' mails) in the
+	// transactions that cause them; required. Its workers run elsewhere
+	// (the command and servertest start them).
+	Jobs *jobs.Client
 }
 
 // DefaultAnonymousLimit is how fast one client address may call public
@@ -120,6 +125,9 @@ func Services() []protoreflect.ServiceDescriptor {
 // New returns the whole HTTP handler. It fails if a served RPC lacks an
 // access rule.
 func New(p Params) (http.Handler, error) {
+	if p.Jobs == nil {
+		return nil, errors.New("router: Params.Jobs is required (the identity flows enqueue their mails)")
+	}
 	if p.MaxBodyBytes <= 0 {
 		p.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -178,11 +186,11 @@ func New(p Params) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mount := func(path string, h http.Handler) { mux.Handle(path, authMW.Wrap(h)) }
-	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{DB: p.DB, Sessions: p.Sessions, Password: p.Password}), opts...))
+	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{DB: p.DB, Jobs: p.Jobs, Password: p.Password}), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
-	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Password: p.Password, Logger: p.Logger}), opts...))
-	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Password: p.Password, Logger: p.Logger}), opts...))
+	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
+	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
 	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants), opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
@@ -270,7 +278,10 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 
 // ratePolicy limits each tenant by its plan's effective rate, and calls
 // without a credential by client address, one bucket per procedure: sign-up,
-// sign-in (password guessing) and invitations at the anonymous limit, and
+// sign-in (password guessing), invitations, and the email proof RPCs
+// (RequestPasswordReset, ResetPassword, VerifyEmail,
+// RequestEmailVerification: mail sent and tokens guessed) at the anonymous
+// limit, and
 // session upkeep (RefreshToken, SignOut), which every signed-in client does
 // every few minutes, at sessionFactor times it, so an office behind one
 // address keeps its sessions. The platform operator is not limited.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/server/notify"
 	"github.com/quarters-dev/quarters/server/servertest"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
@@ -188,10 +189,15 @@ func TestUserInTwoTenants(t *testing.T) {
 	a := s.SignUp(t)
 	slugB := a.Slug + "-b"
 	resp, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
-		Slug: slugB, Name: "B", OwnerEmail: a.OwnerEmail, OwnerPassword: servertest.OwnerPassword,
+		Slug: slugB, Name: "B", OwnerEmail: a.OwnerEmail, OwnerPassword: "ignored: the account has one",
 	}))
 	require.NoError(t, err)
-	inB := resp.Msg.GetSession()
+	require.Nil(t, resp.Msg.GetSession())
+	// The account's owner is told, and signs in with their own password.
+	notice, token := s.Mailbox.Wait(t, a.OwnerEmail, notify.SubjectOwner)
+	require.Contains(t, notice.Text, slugB)
+	require.Empty(t, token, "a verified account with a password gets no link")
+	inB := mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, slugB)
 	require.Equal(t, a.Owner.GetUser().GetId(), inB.GetUser().GetId(), "the same user")
 	require.Equal(t, slugB, inB.GetTenantSlug())
 
@@ -236,15 +242,15 @@ func TestUserInTwoTenants(t *testing.T) {
 	_, err = a.Auth.SwitchTenant(ctx, req(&quartersv1.SwitchTenantRequest{Tenant: slugB}))
 	requireCode(t, err, connect.CodePermissionDenied)
 
-	// The wrong password for the existing account creates nothing.
+	// A sign-up neither checks nor sets an existing account's password:
+	// another password is ignored, and the account keeps its own.
 	_, err = s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
 		Slug: a.Slug + "-c", Name: "C", OwnerEmail: a.OwnerEmail, OwnerPassword: "not the password",
 	}))
+	require.NoError(t, err)
+	_, err = signIn(s, a.OwnerEmail, "not the password", a.Slug+"-c")
 	requireCode(t, err, connect.CodeUnauthenticated)
-	_, err = s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
-		Slug: a.Slug + "-c", Name: "C", OwnerEmail: a.OwnerEmail,
-	}))
-	require.NoError(t, err, "the slug was not taken by the failed attempt")
+	mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug+"-c")
 }
 
 // TestAccessTokenClaims: the token names the user, tenant and role.

@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quarters-dev/quarters/db"
@@ -30,7 +31,10 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/idp"
+	"github.com/quarters-dev/quarters/server/jobs"
 	"github.com/quarters-dev/quarters/server/keyuse"
+	"github.com/quarters-dev/quarters/server/mail"
+	"github.com/quarters-dev/quarters/server/notify"
 	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
@@ -41,6 +45,9 @@ import (
 
 // BaseDomain is the tenant subdomain suffix test servers use.
 const BaseDomain = "quarters.test"
+
+// LinkURL is the base of the links in test servers' mails.
+const LinkURL = "https://app.quarters.test"
 
 // Server is a running test server.
 type Server struct {
@@ -59,11 +66,19 @@ type Server struct {
 	Sessions *session.Manager
 	// Keys keeps Sessions' key set in step with the database's; Reload
 	// and Rotate act at once, where production waits for its loop.
-	Keys   *session.KeyStore
-	appURL string
-	HTTP   *http.Client // HTTP/1.1
-	H2C    *http.Client // HTTP/2 without TLS, as gRPC clients use
-	slugs  atomic.Int64
+	Keys *session.KeyStore
+	// Mailbox holds every mail the server's mail worker sent to the
+	// development mailbox (shared with a second replica from Opts.Share,
+	// since either replica's worker may deliver a mail).
+	Mailbox *Mailbox
+	// Jobs enqueues and works the server's background jobs.
+	Jobs *jobs.Client
+	// LinkURL is the base of the links in the server's mails.
+	LinkURL string
+	appURL  string
+	HTTP    *http.Client // HTTP/1.1
+	H2C     *http.Client // HTTP/2 without TLS, as gRPC clients use
+	slugs   atomic.Int64
 }
 
 // Opts adjust New; nil means defaults.
@@ -88,6 +103,13 @@ type Opts struct {
 	// IDP, when set, accepts an external identity provider's tokens
 	// (router.Params.IDP).
 	IDP *idp.Verifier
+	// Mail, when set, delivers the server's mails instead of the
+	// development mailbox (Server.Mailbox then stays empty): e.g. an SMTP
+	// sender.
+	Mail mail.Sender
+	// RetryPolicy, when set, schedules the retries of failed jobs instead
+	// of River's default.
+	RetryPolicy river.ClientRetryPolicy
 }
 
 // DefaultPlatformKey is the platform credential of test servers whose Opts
@@ -159,11 +181,35 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if platformKey == "" {
 		platformKey = DefaultPlatformKey
 	}
+	// The mail worker runs as in production, so tests read what it sent.
+	var box *Mailbox
+	if opts.Share != nil {
+		box = opts.Share.Mailbox
+	} else {
+		devBox, err := mail.NewMailbox(logger, "")
+		require.NoError(t, err)
+		box = &Mailbox{box: devBox, taken: map[int]bool{}}
+	}
+	var sender mail.Sender = box.box
+	if opts.Mail != nil {
+		sender = opts.Mail
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: d, Sender: sender, LinkURL: LinkURL, Logger: logger}))
+	jobClient, err := jobs.New(jobs.Params{Pool: d.Pool(), Workers: workers, Logger: logger, RetryPolicy: opts.RetryPolicy})
+	require.NoError(t, err)
+	require.NoError(t, jobClient.Start(bg))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = jobClient.Stop(ctx)
+	})
 	h, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		PlatformKey: platformKey, AnonymousLimit: anonymous,
 		Sessions: sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
+		Jobs: jobClient,
 	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)
@@ -190,6 +236,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	return &Server{
 		URL: ts.URL, DB: d, OwnerURL: ownerURL, appURL: appURL,
 		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey, Sessions: sessions, Keys: keys,
+		Mailbox: box, Jobs: jobClient, LinkURL: LinkURL,
 		HTTP: &http.Client{Transport: transport},
 		H2C:  &http.Client{Transport: h2c},
 	}
@@ -243,6 +290,8 @@ const OwnerPassword = "servertest owner password"
 // Tenant is a signed-up tenant and clients that call as it.
 type Tenant struct {
 	ID, Slug, Key string
+	// Server is the server the clients call.
+	Server *Server
 	// OwnerEmail is the owner's email; Owner is the owner's session from
 	// sign-up (set by SignUp only).
 	OwnerEmail string
@@ -257,8 +306,9 @@ type Tenant struct {
 }
 
 // SignUp creates a tenant with a unique slug, whose owner (a new user,
-// password OwnerPassword) is signed in, and returns clients that
-// authenticate with its sign-up key (an admin API key).
+// password OwnerPassword) has verified their email with the mailed link
+// and is signed in, and returns clients that authenticate with its sign-up
+// key (an admin API key).
 func (s *Server) SignUp(t testing.TB) *Tenant {
 	t.Helper()
 	slug := fmt.Sprintf("tenant-%d-%d", s.slugs.Add(1), rndSuffix())
@@ -269,10 +319,31 @@ func (s *Server) SignUp(t testing.TB) *Tenant {
 	require.NoError(t, err)
 	tn := resp.Msg.GetTenant()
 	require.Equal(t, slug, tn.GetSlug())
-	require.NotEmpty(t, resp.Msg.GetSession().GetAccessToken())
+	require.Nil(t, resp.Msg.GetSession(), "sign-up signs nobody in")
+	s.VerifyEmail(t, email)
 	out := s.As(tn.GetId(), slug, resp.Msg.GetApiKeySecret())
-	out.OwnerEmail, out.Owner = email, resp.Msg.GetSession()
+	out.OwnerEmail, out.Owner = email, s.SignIn(t, email, OwnerPassword, slug)
 	return out
+}
+
+// VerifyEmail verifies email with the next verification link mailed to
+// it.
+func (s *Server) VerifyEmail(t testing.TB, email string) {
+	t.Helper()
+	_, token := s.Mailbox.Wait(t, email, notify.SubjectVerify)
+	_, err := s.As("", "", "").Auth.VerifyEmail(context.Background(), connect.NewRequest(&quartersv1.VerifyEmailRequest{Token: token}))
+	require.NoError(t, err)
+}
+
+// SignIn signs email in to tenant (slug or id) and returns the session.
+func (s *Server) SignIn(t testing.TB, email, password, tenant string) *quartersv1.Session {
+	t.Helper()
+	resp, err := s.As("", "", "").Auth.SignIn(context.Background(), connect.NewRequest(&quartersv1.SignInRequest{
+		Email: email, Password: password, Tenant: tenant,
+	}))
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Msg.GetSession().GetAccessToken())
+	return resp.Msg.GetSession()
 }
 
 // AsUser returns clients that send the session's access token. (As with
@@ -290,7 +361,7 @@ func (s *Server) As(id, slug, key string, opts ...connect.ClientOption) *Tenant 
 func (s *Server) AsAt(baseURL, id, slug, key string, opts ...connect.ClientOption) *Tenant {
 	opts = append([]connect.ClientOption{connect.WithInterceptors(Bearer(key))}, opts...)
 	return &Tenant{
-		ID: id, Slug: slug, Key: key,
+		ID: id, Slug: slug, Key: key, Server: s,
 		Tenants:   quartersv1connect.NewTenantServiceClient(s.HTTP, baseURL, opts...),
 		Projects:  quartersv1connect.NewProjectServiceClient(s.HTTP, baseURL, opts...),
 		Documents: quartersv1connect.NewDocumentServiceClient(s.HTTP, baseURL, opts...),

@@ -163,10 +163,12 @@ var ErrRefreshInvalid = errors.New("refresh token invalid")
 
 // UseRefreshToken marks the refresh token with hash used, in q's
 // transaction (acting for its tenant), and returns its row, whose family
-// and user Continue the session. A token used before revokes its family and
-// returns ErrRefreshReused: the caller must commit that revocation before
-// refusing the call. Unknown, expired and revoked tokens are
-// ErrRefreshInvalid.
+// and user Continue the session. A token used before revokes its family,
+// moves the membership's version on (so the family's live access token
+// fails at once, not when it expires; the member's other sessions in the
+// tenant refresh) and returns ErrRefreshReused: the caller must commit
+// that, and invalidate the tenant, before refusing the call. Unknown,
+// expired and revoked tokens are ErrRefreshInvalid.
 func UseRefreshToken(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID, hash [32]byte) (dbsqlc.RefreshToken, error) {
 	rt, err := q.RefreshTokenUse(ctx, dbsqlc.RefreshTokenUseParams{TenantID: tenantID, TokenHash: hash[:]})
 	if err == nil {
@@ -187,6 +189,9 @@ func UseRefreshToken(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID,
 	}
 	if _, err := q.RefreshTokenRevokeFamily(ctx, dbsqlc.RefreshTokenRevokeFamilyParams{TenantID: tenantID, FamilyID: old.FamilyID}); err != nil {
 		return rt, fmt.Errorf("revoke session: %w", err)
+	}
+	if err := q.MembershipBumpVersion(ctx, dbsqlc.MembershipBumpVersionParams{TenantID: tenantID, UserID: old.UserID}); err != nil {
+		return rt, fmt.Errorf("end session's access tokens: %w", err)
 	}
 	return old, ErrRefreshReused
 }
@@ -241,14 +246,15 @@ func (m *Manager) verify(ctx context.Context, raw string) (token.Claims, error) 
 	return c, err
 }
 
-// UserToProto converts a users row for the API; the password hash never
-// leaves the server.
+// UserToProto converts a users row for the API, for the user themself (a
+// session, GetCurrentUser); the password hash never leaves the server.
 func UserToProto(u dbsqlc.User) *quartersv1.User {
 	return &quartersv1.User{
-		Id:          u.ID.String(),
-		Email:       u.Email,
-		HasPassword: u.PasswordHash != nil,
-		CreateTime:  timestamppb.New(u.CreateTime),
+		Id:            u.ID.String(),
+		Email:         u.Email,
+		HasPassword:   u.PasswordHash != nil,
+		CreateTime:    timestamppb.New(u.CreateTime),
+		EmailVerified: u.EmailVerifyTime != nil,
 	}
 }
 

@@ -6,10 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/quarters-dev/quarters/db"
@@ -17,8 +17,9 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/jobs"
+	"github.com/quarters-dev/quarters/server/notify"
 	"github.com/quarters-dev/quarters/server/password"
-	"github.com/quarters-dev/quarters/server/session"
 	"github.com/quarters-dev/quarters/server/tenant"
 )
 
@@ -26,14 +27,11 @@ import (
 // the tenant, not to hand out ownership.
 const signupKeyRole = quartersv1.Role_ROLE_ADMIN
 
-// OwnerInvitationTTL is how long the owner's set-password invitation of
-// a sign-up without owner_password stays valid.
-const OwnerInvitationTTL = 7 * 24 * time.Hour
-
 // Params are New's inputs.
 type Params struct {
-	DB       *db.DB
-	Sessions *session.Manager
+	DB *db.DB
+	// Jobs enqueues the owner's mail in the sign-up's transaction.
+	Jobs *jobs.Client
 	// Password is the cost of the owner's password hash.
 	Password password.Params
 }
@@ -49,33 +47,37 @@ var _ quartersv1connect.TenantServiceHandler = (*Service)(nil)
 func New(p Params) *Service { return &Service{p: p} }
 
 // CreateTenant creates the tenant, its first API key and its owner (a
-// user, created if the email is new, with an owner membership) in one
-// transaction. A taken slug is ALREADY_EXISTS and leaves nothing behind.
+// user, created if the email is new, with an owner membership), and
+// enqueues the owner's mail, in one transaction. A taken slug is
+// ALREADY_EXISTS and leaves nothing behind.
 //
-// With owner_password the owner is signed in: a new user gets it as their
-// password; an existing user with a password must give that password
-// (UNAUTHENTICATED otherwise). Without it, an owner who has no password yet
-// gets a set-password invitation (owner_invitation_token).
+// Nobody proves anything about owner_email here, so the call never sets
+// or checks the password of an existing account, and never signs anyone
+// in: a new account gets owner_password (usable once the mailed link
+// verifies the address), or a mailed link to set one; an existing account
+// gets a notice. The answer is the same in every case, after the same
+// work (owner_password is hashed whenever given, and the user is found or
+// created, with that hash, in one statement): it does not tell whether
+// owner_email had an account.
 func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quartersv1.CreateTenantRequest]) (*connect.Response[quartersv1.CreateTenantResponse], error) {
 	id := uuid.New()
 	secret, hash, prefix := auth.NewAPIKey()
 	pw := req.Msg.GetOwnerPassword()
-	var newHash string
+	var newHash *string
 	if pw != "" {
 		// Hashed before the transaction, so it holds no locks for the
-		// hash's tens of milliseconds; unused if the owner has a password.
-		var err error
-		if newHash, err = password.Hash(pw, s.p.Password); err != nil {
+		// hash's tens of milliseconds.
+		h, err := password.Hash(pw, s.p.Password)
+		if err != nil {
 			return nil, err
 		}
+		newHash = &h
 	}
 	var (
-		t          dbsqlc.Tenant
-		k          dbsqlc.ApiKey
-		sess       *quartersv1.Session
-		invitation string
+		t dbsqlc.Tenant
+		k dbsqlc.ApiKey
 	)
-	err := s.p.DB.ActAs(ctx, id, func(q *dbsqlc.Queries) error {
+	err := s.p.DB.ActAsTx(ctx, id, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		var err error
 		t, err = q.TenantInsert(ctx, dbsqlc.TenantInsertParams{
 			ID:         id,
@@ -89,6 +91,8 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 		if err != nil {
 			return fmt.Errorf("insert tenant: %w", err)
 		}
+		// The sign-up key belongs to no member: whoever signed up holds
+		// it, and nobody has proved to be owner_email.
 		k, err = q.ApiKeyInsert(ctx, dbsqlc.ApiKeyInsertParams{
 			TenantID:   id,
 			Name:       "sign-up key",
@@ -99,65 +103,23 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 		if err != nil {
 			return fmt.Errorf("insert api key: %w", err)
 		}
-		sess, invitation, err = s.addOwner(ctx, q, t, pw, newHash)
-		return err
+		owner, err := q.UserEnsure(ctx, dbsqlc.UserEnsureParams{Email: t.OwnerEmail, PasswordHash: newHash})
+		if err != nil {
+			return fmt.Errorf("ensure owner user: %w", err)
+		}
+		if _, err := q.MembershipInsert(ctx, dbsqlc.MembershipInsertParams{TenantID: id, UserID: owner.ID, Role: auth.RoleName(quartersv1.Role_ROLE_OWNER)}); err != nil {
+			return fmt.Errorf("insert owner membership: %w", err)
+		}
+		return s.p.Jobs.InsertTx(ctx, tx, notify.SignUp(id, owner.ID, owner.Created, newHash != nil))
 	})
 	if err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&quartersv1.CreateTenantResponse{
-		Tenant:               tenant.RowToProto(t),
-		ApiKey:               auth.KeyToProto(k),
-		ApiKeySecret:         secret,
-		Session:              sess,
-		OwnerInvitationToken: invitation,
+		Tenant:       tenant.RowToProto(t),
+		ApiKey:       auth.KeyToProto(k),
+		ApiKeySecret: secret,
 	}), nil
-}
-
-// addOwner makes the tenant's owner_email an owner member, and signs them
-// in (pw given) or invites them to set a password (none set yet).
-func (s *Service) addOwner(ctx context.Context, q *dbsqlc.Queries, t dbsqlc.Tenant, pw, newHash string) (*quartersv1.Session, string, error) {
-	userID, err := q.UserEnsure(ctx, t.OwnerEmail)
-	if err != nil {
-		return nil, "", fmt.Errorf("ensure owner user: %w", err)
-	}
-	m, err := q.MembershipInsert(ctx, dbsqlc.MembershipInsertParams{TenantID: t.ID, UserID: userID, Role: auth.RoleName(quartersv1.Role_ROLE_OWNER)})
-	if err != nil {
-		return nil, "", fmt.Errorf("insert owner membership: %w", err)
-	}
-	u, err := q.UserGet(ctx, userID)
-	if err != nil {
-		return nil, "", fmt.Errorf("get owner user: %w", err)
-	}
-	switch {
-	case pw != "" && u.PasswordHash == nil:
-		if _, err := q.UserSetInitialPassword(ctx, dbsqlc.UserSetInitialPasswordParams{ID: u.ID, PasswordHash: &newHash}); err != nil {
-			return nil, "", fmt.Errorf("set owner password: %w", err)
-		}
-		u.PasswordHash = &newHash
-	case pw != "":
-		if err := password.Check(pw, *u.PasswordHash); err != nil {
-			return nil, "", connect.NewError(connect.CodeUnauthenticated, errors.New(
-				"owner_email belongs to an existing account with another password: give that password, or leave owner_password empty and sign in later"))
-		}
-	case u.PasswordHash == nil:
-		token, hash, _ := auth.InvitationToken.New()
-		if _, err := q.InvitationInsert(ctx, dbsqlc.InvitationInsertParams{
-			TenantID:   t.ID,
-			Email:      t.OwnerEmail,
-			Role:       m.Role,
-			TokenHash:  hash[:],
-			ExpireTime: time.Now().Add(OwnerInvitationTTL),
-		}); err != nil {
-			return nil, "", fmt.Errorf("insert owner invitation: %w", err)
-		}
-		return nil, token, nil
-	default:
-		// An existing user with a password signs in as usual.
-		return nil, "", nil
-	}
-	sess, err := s.p.Sessions.Start(ctx, q, session.Subject{TenantSlug: t.Slug, User: u, Membership: m})
-	return sess, "", err
 }
 
 // GetTenant returns the caller's tenant.

@@ -708,6 +708,438 @@ func (x *SwitchTenantResponse) GetSession() *Session {
 	return nil
 }
 
+type RequestPasswordResetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordResetRequest) Reset() {
+	*x = RequestPasswordResetRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordResetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordResetRequest) ProtoMessage() {}
+
+func (x *RequestPasswordResetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordResetRequest.ProtoReflect.Descriptor instead.
+func (*RequestPasswordResetRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RequestPasswordResetRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type RequestPasswordResetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordResetResponse) Reset() {
+	*x = RequestPasswordResetResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordResetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordResetResponse) ProtoMessage() {}
+
+func (x *RequestPasswordResetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordResetResponse.ProtoReflect.Descriptor instead.
+func (*RequestPasswordResetResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{15}
+}
+
+type ResetPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the qp_ token of the mailed link.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// new_password is 10 to 128 characters.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordRequest) Reset() {
+	*x = ResetPasswordRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordRequest) ProtoMessage() {}
+
+func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResetPasswordRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ResetPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ResetPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordResponse) Reset() {
+	*x = ResetPasswordResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordResponse) ProtoMessage() {}
+
+func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+type VerifyEmailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the qv_ token of the mailed link.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyEmailRequest) Reset() {
+	*x = VerifyEmailRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyEmailRequest) ProtoMessage() {}
+
+func (x *VerifyEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyEmailRequest.ProtoReflect.Descriptor instead.
+func (*VerifyEmailRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *VerifyEmailRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type VerifyEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyEmailResponse) Reset() {
+	*x = VerifyEmailResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyEmailResponse) ProtoMessage() {}
+
+func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyEmailResponse.ProtoReflect.Descriptor instead.
+func (*VerifyEmailResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+type RequestEmailVerificationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestEmailVerificationRequest) Reset() {
+	*x = RequestEmailVerificationRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestEmailVerificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestEmailVerificationRequest) ProtoMessage() {}
+
+func (x *RequestEmailVerificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestEmailVerificationRequest.ProtoReflect.Descriptor instead.
+func (*RequestEmailVerificationRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RequestEmailVerificationRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type RequestEmailVerificationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestEmailVerificationResponse) Reset() {
+	*x = RequestEmailVerificationResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestEmailVerificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestEmailVerificationResponse) ProtoMessage() {}
+
+func (x *RequestEmailVerificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestEmailVerificationResponse.ProtoReflect.Descriptor instead.
+func (*RequestEmailVerificationResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{21}
+}
+
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// current_password is not checked against the length rules: a rule
+	// change must not lock out people whose passwords predate it.
+	CurrentPassword string `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// new_password is 10 to 128 characters.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ChangePasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session replaces the caller's: the one the call was made with has
+	// ended with all the others.
+	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_quarters_v1_auth_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_auth_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_auth_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ChangePasswordResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 var File_quarters_v1_auth_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_auth_proto_rawDesc = "" +
@@ -756,11 +1188,43 @@ const file_quarters_v1_auth_proto_rawDesc = "" +
 	"\x13SwitchTenantRequest\x12!\n" +
 	"\x06tenant\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06tenant\"F\n" +
 	"\x14SwitchTenantResponse\x12.\n" +
-	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession2\xf9\x04\n" +
+	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession\"?\n" +
+	"\x1bRequestPasswordResetRequest\x12 \n" +
+	"\x05email\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\"\x1e\n" +
+	"\x1cRequestPasswordResetResponse\"g\n" +
+	"\x14ResetPasswordRequest\x12 \n" +
+	"\x05token\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x05token\x12-\n" +
+	"\fnew_password\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\n" +
+	"\x18\x80\x01R\vnewPassword\"\x17\n" +
+	"\x15ResetPasswordResponse\"6\n" +
+	"\x12VerifyEmailRequest\x12 \n" +
+	"\x05token\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x05token\"\x15\n" +
+	"\x13VerifyEmailResponse\"C\n" +
+	"\x1fRequestEmailVerificationRequest\x12 \n" +
+	"\x05email\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\"\"\n" +
+	" RequestEmailVerificationResponse\"}\n" +
+	"\x15ChangePasswordRequest\x125\n" +
+	"\x10current_password\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\bR\x0fcurrentPassword\x12-\n" +
+	"\fnew_password\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\n" +
+	"\x18\x80\x01R\vnewPassword\"H\n" +
+	"\x16ChangePasswordResponse\x12.\n" +
+	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession2\x8e\t\n" +
 	"\vAuthService\x12I\n" +
 	"\x06SignIn\x12\x1a.quarters.v1.SignInRequest\x1a\x1b.quarters.v1.SignInResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12[\n" +
 	"\fRefreshToken\x12 .quarters.v1.RefreshTokenRequest\x1a!.quarters.v1.RefreshTokenResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12L\n" +
-	"\aSignOut\x12\x1b.quarters.v1.SignOutRequest\x1a\x1c.quarters.v1.SignOutResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12]\n" +
+	"\aSignOut\x12\x1b.quarters.v1.SignOutRequest\x1a\x1c.quarters.v1.SignOutResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12s\n" +
+	"\x14RequestPasswordReset\x12(.quarters.v1.RequestPasswordResetRequest\x1a).quarters.v1.RequestPasswordResetResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12^\n" +
+	"\rResetPassword\x12!.quarters.v1.ResetPasswordRequest\x1a\".quarters.v1.ResetPasswordResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12X\n" +
+	"\vVerifyEmail\x12\x1f.quarters.v1.VerifyEmailRequest\x1a .quarters.v1.VerifyEmailResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12\x7f\n" +
+	"\x18RequestEmailVerification\x12,.quarters.v1.RequestEmailVerificationRequest\x1a-.quarters.v1.RequestEmailVerificationResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12c\n" +
+	"\x0eChangePassword\x12\".quarters.v1.ChangePasswordRequest\x1a#.quarters.v1.ChangePasswordResponse\"\b\x8a\xb5\x18\x04\x10\x010\x01\x12]\n" +
 	"\fSwitchTenant\x12 .quarters.v1.SwitchTenantRequest\x1a!.quarters.v1.SwitchTenantResponse\"\b\x8a\xb5\x18\x04\x10\x010\x01\x12[\n" +
 	"\fCreateApiKey\x12 .quarters.v1.CreateApiKeyRequest\x1a!.quarters.v1.CreateApiKeyResponse\"\x06\x8a\xb5\x18\x02\x10\x02\x12[\n" +
 	"\vListApiKeys\x12\x1f.quarters.v1.ListApiKeysRequest\x1a .quarters.v1.ListApiKeysResponse\"\t\x8a\xb5\x18\x02\x10\x02\x90\x02\x01\x12[\n" +
@@ -779,55 +1243,76 @@ func file_quarters_v1_auth_proto_rawDescGZIP() []byte {
 	return file_quarters_v1_auth_proto_rawDescData
 }
 
-var file_quarters_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_quarters_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_quarters_v1_auth_proto_goTypes = []any{
-	(*CreateApiKeyRequest)(nil),   // 0: quarters.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),  // 1: quarters.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),    // 2: quarters.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),   // 3: quarters.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),   // 4: quarters.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),  // 5: quarters.v1.RevokeApiKeyResponse
-	(*SignInRequest)(nil),         // 6: quarters.v1.SignInRequest
-	(*SignInResponse)(nil),        // 7: quarters.v1.SignInResponse
-	(*RefreshTokenRequest)(nil),   // 8: quarters.v1.RefreshTokenRequest
-	(*RefreshTokenResponse)(nil),  // 9: quarters.v1.RefreshTokenResponse
-	(*SignOutRequest)(nil),        // 10: quarters.v1.SignOutRequest
-	(*SignOutResponse)(nil),       // 11: quarters.v1.SignOutResponse
-	(*SwitchTenantRequest)(nil),   // 12: quarters.v1.SwitchTenantRequest
-	(*SwitchTenantResponse)(nil),  // 13: quarters.v1.SwitchTenantResponse
-	(Role)(0),                     // 14: quarters.v1.Role
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*ApiKey)(nil),                // 16: quarters.v1.ApiKey
-	(*Session)(nil),               // 17: quarters.v1.Session
+	(*CreateApiKeyRequest)(nil),              // 0: quarters.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),             // 1: quarters.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),               // 2: quarters.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),              // 3: quarters.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),              // 4: quarters.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),             // 5: quarters.v1.RevokeApiKeyResponse
+	(*SignInRequest)(nil),                    // 6: quarters.v1.SignInRequest
+	(*SignInResponse)(nil),                   // 7: quarters.v1.SignInResponse
+	(*RefreshTokenRequest)(nil),              // 8: quarters.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),             // 9: quarters.v1.RefreshTokenResponse
+	(*SignOutRequest)(nil),                   // 10: quarters.v1.SignOutRequest
+	(*SignOutResponse)(nil),                  // 11: quarters.v1.SignOutResponse
+	(*SwitchTenantRequest)(nil),              // 12: quarters.v1.SwitchTenantRequest
+	(*SwitchTenantResponse)(nil),             // 13: quarters.v1.SwitchTenantResponse
+	(*RequestPasswordResetRequest)(nil),      // 14: quarters.v1.RequestPasswordResetRequest
+	(*RequestPasswordResetResponse)(nil),     // 15: quarters.v1.RequestPasswordResetResponse
+	(*ResetPasswordRequest)(nil),             // 16: quarters.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),            // 17: quarters.v1.ResetPasswordResponse
+	(*VerifyEmailRequest)(nil),               // 18: quarters.v1.VerifyEmailRequest
+	(*VerifyEmailResponse)(nil),              // 19: quarters.v1.VerifyEmailResponse
+	(*RequestEmailVerificationRequest)(nil),  // 20: quarters.v1.RequestEmailVerificationRequest
+	(*RequestEmailVerificationResponse)(nil), // 21: quarters.v1.RequestEmailVerificationResponse
+	(*ChangePasswordRequest)(nil),            // 22: quarters.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),           // 23: quarters.v1.ChangePasswordResponse
+	(Role)(0),                                // 24: quarters.v1.Role
+	(*timestamppb.Timestamp)(nil),            // 25: google.protobuf.Timestamp
+	(*ApiKey)(nil),                           // 26: quarters.v1.ApiKey
+	(*Session)(nil),                          // 27: quarters.v1.Session
 }
 var file_quarters_v1_auth_proto_depIdxs = []int32{
-	14, // 0: quarters.v1.CreateApiKeyRequest.role:type_name -> quarters.v1.Role
-	15, // 1: quarters.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 2: quarters.v1.CreateApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
-	16, // 3: quarters.v1.ListApiKeysResponse.api_keys:type_name -> quarters.v1.ApiKey
-	16, // 4: quarters.v1.RevokeApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
-	17, // 5: quarters.v1.SignInResponse.session:type_name -> quarters.v1.Session
-	17, // 6: quarters.v1.RefreshTokenResponse.session:type_name -> quarters.v1.Session
-	17, // 7: quarters.v1.SwitchTenantResponse.session:type_name -> quarters.v1.Session
-	6,  // 8: quarters.v1.AuthService.SignIn:input_type -> quarters.v1.SignInRequest
-	8,  // 9: quarters.v1.AuthService.RefreshToken:input_type -> quarters.v1.RefreshTokenRequest
-	10, // 10: quarters.v1.AuthService.SignOut:input_type -> quarters.v1.SignOutRequest
-	12, // 11: quarters.v1.AuthService.SwitchTenant:input_type -> quarters.v1.SwitchTenantRequest
-	0,  // 12: quarters.v1.AuthService.CreateApiKey:input_type -> quarters.v1.CreateApiKeyRequest
-	2,  // 13: quarters.v1.AuthService.ListApiKeys:input_type -> quarters.v1.ListApiKeysRequest
-	4,  // 14: quarters.v1.AuthService.RevokeApiKey:input_type -> quarters.v1.RevokeApiKeyRequest
-	7,  // 15: quarters.v1.AuthService.SignIn:output_type -> quarters.v1.SignInResponse
-	9,  // 16: quarters.v1.AuthService.RefreshToken:output_type -> quarters.v1.RefreshTokenResponse
-	11, // 17: quarters.v1.AuthService.SignOut:output_type -> quarters.v1.SignOutResponse
-	13, // 18: quarters.v1.AuthService.SwitchTenant:output_type -> quarters.v1.SwitchTenantResponse
-	1,  // 19: quarters.v1.AuthService.CreateApiKey:output_type -> quarters.v1.CreateApiKeyResponse
-	3,  // 20: quarters.v1.AuthService.ListApiKeys:output_type -> quarters.v1.ListApiKeysResponse
-	5,  // 21: quarters.v1.AuthService.RevokeApiKey:output_type -> quarters.v1.RevokeApiKeyResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	24, // 0: quarters.v1.CreateApiKeyRequest.role:type_name -> quarters.v1.Role
+	25, // 1: quarters.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 2: quarters.v1.CreateApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
+	26, // 3: quarters.v1.ListApiKeysResponse.api_keys:type_name -> quarters.v1.ApiKey
+	26, // 4: quarters.v1.RevokeApiKeyResponse.api_key:type_name -> quarters.v1.ApiKey
+	27, // 5: quarters.v1.SignInResponse.session:type_name -> quarters.v1.Session
+	27, // 6: quarters.v1.RefreshTokenResponse.session:type_name -> quarters.v1.Session
+	27, // 7: quarters.v1.SwitchTenantResponse.session:type_name -> quarters.v1.Session
+	27, // 8: quarters.v1.ChangePasswordResponse.session:type_name -> quarters.v1.Session
+	6,  // 9: quarters.v1.AuthService.SignIn:input_type -> quarters.v1.SignInRequest
+	8,  // 10: quarters.v1.AuthService.RefreshToken:input_type -> quarters.v1.RefreshTokenRequest
+	10, // 11: quarters.v1.AuthService.SignOut:input_type -> quarters.v1.SignOutRequest
+	14, // 12: quarters.v1.AuthService.RequestPasswordReset:input_type -> quarters.v1.RequestPasswordResetRequest
+	16, // 13: quarters.v1.AuthService.ResetPassword:input_type -> quarters.v1.ResetPasswordRequest
+	18, // 14: quarters.v1.AuthService.VerifyEmail:input_type -> quarters.v1.VerifyEmailRequest
+	20, // 15: quarters.v1.AuthService.RequestEmailVerification:input_type -> quarters.v1.RequestEmailVerificationRequest
+	22, // 16: quarters.v1.AuthService.ChangePassword:input_type -> quarters.v1.ChangePasswordRequest
+	12, // 17: quarters.v1.AuthService.SwitchTenant:input_type -> quarters.v1.SwitchTenantRequest
+	0,  // 18: quarters.v1.AuthService.CreateApiKey:input_type -> quarters.v1.CreateApiKeyRequest
+	2,  // 19: quarters.v1.AuthService.ListApiKeys:input_type -> quarters.v1.ListApiKeysRequest
+	4,  // 20: quarters.v1.AuthService.RevokeApiKey:input_type -> quarters.v1.RevokeApiKeyRequest
+	7,  // 21: quarters.v1.AuthService.SignIn:output_type -> quarters.v1.SignInResponse
+	9,  // 22: quarters.v1.AuthService.RefreshToken:output_type -> quarters.v1.RefreshTokenResponse
+	11, // 23: quarters.v1.AuthService.SignOut:output_type -> quarters.v1.SignOutResponse
+	15, // 24: quarters.v1.AuthService.RequestPasswordReset:output_type -> quarters.v1.RequestPasswordResetResponse
+	17, // 25: quarters.v1.AuthService.ResetPassword:output_type -> quarters.v1.ResetPasswordResponse
+	19, // 26: quarters.v1.AuthService.VerifyEmail:output_type -> quarters.v1.VerifyEmailResponse
+	21, // 27: quarters.v1.AuthService.RequestEmailVerification:output_type -> quarters.v1.RequestEmailVerificationResponse
+	23, // 28: quarters.v1.AuthService.ChangePassword:output_type -> quarters.v1.ChangePasswordResponse
+	13, // 29: quarters.v1.AuthService.SwitchTenant:output_type -> quarters.v1.SwitchTenantResponse
+	1,  // 30: quarters.v1.AuthService.CreateApiKey:output_type -> quarters.v1.CreateApiKeyResponse
+	3,  // 31: quarters.v1.AuthService.ListApiKeys:output_type -> quarters.v1.ListApiKeysResponse
+	5,  // 32: quarters.v1.AuthService.RevokeApiKey:output_type -> quarters.v1.RevokeApiKeyResponse
+	21, // [21:33] is the sub-list for method output_type
+	9,  // [9:21] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_auth_proto_init() }
@@ -844,7 +1329,7 @@ func file_quarters_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_auth_proto_rawDesc), len(file_quarters_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

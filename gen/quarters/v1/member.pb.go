@@ -25,7 +25,12 @@ const (
 
 // Member is a user's membership in the caller's tenant.
 type Member struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user carries the id and email only. What belongs to the account
+	// (has_password, email_verified, create_time) is shown to the user
+	// themself (GetCurrentUser), never to a tenant: a tenant that made an
+	// address its owner at sign-up must not learn whether it already had an
+	// account.
 	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	Role          Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=quarters.v1.Role" json:"role,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -315,7 +320,8 @@ func (x *InviteMemberRequest) GetRole() Role {
 type InviteMemberResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Invitation *Invitation            `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
-	// token is for the invitee's AcceptInvitation, shown only once.
+	// token is always empty. Deprecated: the token is mailed to the invitee
+	// only; an inviter who held it could claim the invitee's account.
 	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -28,9 +28,12 @@ type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Email string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	// has_password is false for an invited user who has not accepted yet.
-	HasPassword   bool                   `protobuf:"varint,3,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// has_password is false for a user who has not set a password yet.
+	HasPassword bool                   `protobuf:"varint,3,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// email_verified is whether the person proved control of email (a link
+	// mailed there). Unverified accounts cannot sign in.
+	EmailVerified bool `protobuf:"varint,5,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -91,6 +94,13 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *User) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
 }
 
 // Session is what signing in returns: a short-lived access token for
@@ -203,13 +213,14 @@ var File_quarters_v1_session_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x19quarters/v1/session.proto\x12\vquarters.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\"\x8c\x01\n" +
+	"\x19quarters/v1/session.proto\x12\vquarters.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\"\xb3\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
 	"\fhas_password\x18\x03 \x01(\bR\vhasPassword\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x89\x03\n" +
+	"createTime\x12%\n" +
+	"\x0eemail_verified\x18\x05 \x01(\bR\remailVerified\"\x89\x03\n" +
 	"\aSession\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12S\n" +
 	"\x18access_token_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x15accessTokenExpireTime\x12#\n" +

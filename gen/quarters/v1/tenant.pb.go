@@ -185,7 +185,13 @@ type ApiKey struct {
 	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
 	// last_used_time is when the key last authenticated a call, to within a
 	// minute; unset if never.
-	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	// created_by is the id of the user whose access created the key: the
+	// signed-in user who called CreateApiKey or, for a key an API key
+	// created, that key's creator. Removing that member revokes the key.
+	// Empty for the sign-up key (it belongs to no member: revoke it with
+	// RevokeApiKey) and for keys created through it.
+	CreatedBy     string `protobuf:"bytes,9,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -276,6 +282,13 @@ func (x *ApiKey) GetLastUsedTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ApiKey) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
 type CreateTenantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// slug is a DNS label: 3–40 lowercase letters, digits and hyphens, starting
@@ -283,12 +296,9 @@ type CreateTenantRequest struct {
 	Slug       string `protobuf:"bytes,1,opt,name=slug,proto3" json:"slug,omitempty"`
 	Name       string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	OwnerEmail string `protobuf:"bytes,3,opt,name=owner_email,json=ownerEmail,proto3" json:"owner_email,omitempty"`
-	// owner_password, when set, is the owner's password (10 to 128
-	// characters) and the response carries a signed-in session. Without it
-	// the response carries owner_invitation_token, with which the owner sets
-	// a password later (MemberService.AcceptInvitation). If owner_email
-	// already belongs to a user with a password, owner_password must be that
-	// password, or be left empty (the owner then signs in as usual).
+	// owner_password, when set, is the password of a new owner account (10
+	// to 128 characters), usable once the email is verified. It is ignored
+	// when owner_email already has an account.
 	OwnerPassword string `protobuf:"bytes,4,opt,name=owner_password,json=ownerPassword,proto3" json:"owner_password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -359,10 +369,11 @@ type CreateTenantResponse struct {
 	// api_key_secret is the credential for Authorization: Bearer. It is shown
 	// once: Quarters keeps only its hash.
 	ApiKeySecret string `protobuf:"bytes,3,opt,name=api_key_secret,json=apiKeySecret,proto3" json:"api_key_secret,omitempty"`
-	// session is the owner signed in, when owner_password was given.
+	// session is always unset. Deprecated: the owner signs in (SignIn) once
+	// their email is verified.
 	Session *Session `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
-	// owner_invitation_token is set when the owner has no password yet: it
-	// is redeemed once, with AcceptInvitation, to set one (within 7 days).
+	// owner_invitation_token is always empty. Deprecated: the owner's
+	// set-password link is mailed to owner_email.
 	OwnerInvitationToken string `protobuf:"bytes,5,opt,name=owner_invitation_token,json=ownerInvitationToken,proto3" json:"owner_invitation_token,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
@@ -527,7 +538,7 @@ const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"\vowner_email\x18\x06 \x01(\tR\n" +
 	"ownerEmail\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xe4\x02\n" +
+	"createTime\"\x83\x03\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
@@ -539,7 +550,9 @@ const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"expireTime\x12;\n" +
 	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x12@\n" +
-	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"\xd2\x02\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\t \x01(\tR\tcreatedBy\"\xd2\x02\n" +
 	"\x13CreateTenantRequest\x12\xb7\x01\n" +
 	"\x04slug\x18\x01 \x01(\tB\xa2\x01\xbaH\x9e\x01r\x9b\x01\x10\x03\x18(2\x1c^[a-z]([a-z0-9-]*[a-z0-9])?$Z\x05adminZ\x03apiZ\x03appZ\x04authZ\tdashboardZ\x04docsZ\x04helpZ\x05loginZ\x04mailZ\bquartersZ\x04rootZ\x06signupZ\x06staticZ\x06statusZ\asupportZ\x06systemZ\x03wwwR\x04slug\x12\x1e\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +

@@ -12,6 +12,7 @@ export const Reason = {
   TenantMismatch: "TENANT_MISMATCH",
   TenantSuspended: "TENANT_SUSPENDED",
   FeatureNotAvailable: "FEATURE_NOT_AVAILABLE",
+  EmailNotVerified: "EMAIL_NOT_VERIFIED",
 } as const;
 
 /** asConnectError returns err as a ConnectError if it has code `code`. */
@@ -53,6 +54,16 @@ export function tenantMismatch(err: unknown): boolean {
 /** The caller's tenant is suspended. */
 export function tenantSuspended(err: unknown): boolean {
   return errorInfo(err, Code.PermissionDenied, Reason.TenantSuspended) !== undefined;
+}
+
+/**
+ * A sign-in refused because the account's email is not verified yet
+ * (FAILED_PRECONDITION, reason EMAIL_NOT_VERIFIED; the password was right).
+ * The person opens the link mailed to them; requestEmailVerification sends
+ * another.
+ */
+export function emailNotVerified(err: unknown): boolean {
+  return errorInfo(err, Code.FailedPrecondition, Reason.EmailNotVerified) !== undefined;
 }
 
 /**

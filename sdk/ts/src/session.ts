@@ -78,6 +78,16 @@ export interface QuartersSession {
    */
   switchTenant(tenant: string): Promise<void>;
   /**
+   * Replaces the person's password (checked against `current`). The server
+   * ends every session of the person, this one included, and returns a
+   * fresh one, which replaces this session's (onRefresh receives it):
+   * calls go on, while the person's other devices must sign in again.
+   * Rejects with UNAUTHENTICATED for a wrong current password and
+   * INVALID_ARGUMENT for a new one outside 10 to 128 characters; the
+   * session is then unchanged.
+   */
+  changePassword(current: string, next: string): Promise<void>;
+  /**
    * Ends the session on the server (its refresh token stops working) and
    * here: getToken then rejects with a session-ended error. If the API
    * cannot be reached, rejects and keeps the session, so it can be tried
@@ -231,6 +241,23 @@ export function createSession(options: SessionOptions): QuartersSession {
       // The replaced session is ended; nothing holds its refresh token any
       // more, so a failure here changes nothing the caller could act on.
       await auth.signOut({ refreshToken: old!.refreshToken }).catch(() => {});
+      if (c.saveError !== undefined) throw c.saveError;
+    },
+    async changePassword(currentPassword: string, newPassword: string) {
+      await getToken(); // an access token that will not expire mid-call
+      const c = await claim(async (c) => {
+        try {
+          const res = await auth.changePassword(
+            { currentPassword, newPassword },
+            { headers: { Authorization: `Bearer ${current.accessToken}` } },
+          );
+          await replace(c, sessionOf(res.session));
+        } catch (err) {
+          c.error = err;
+        }
+      });
+      await c.done;
+      if (c.error !== undefined) throw c.error;
       if (c.saveError !== undefined) throw c.saveError;
     },
     async signOut() {

@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { build } from "esbuild";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { apiUrl } from "./helpers.js";
+import { apiUrl, mailedToken } from "./helpers.js";
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const work = mkdtempSync(join(tmpdir(), "quarters-sdk-browser-"));
@@ -68,6 +68,7 @@ it("signs up, creates, lists and refreshes a session from another origin", { tim
   const api = apiUrl();
   expect(new URL(api).origin).not.toBe(pageOrigin);
   const page = await browser.newPage();
+  await page.exposeFunction("mailedToken", (to: string, prefix: string) => mailedToken(to, prefix));
   const consoleLines: string[] = [];
   page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   const apiRequests: { url: string; method: string; headers: Record<string, string>; status?: number }[] = [];
@@ -131,8 +132,9 @@ it("signs up, creates, lists and refreshes a session from another origin", { tim
     expect(p.status).toBe(204);
     expect(p.maxAge).toBe("7200");
     expect(p.allowHeaders?.toLowerCase()).toContain("content-type");
-    // Sign-up and refresh are public; every other call asked to send Authorization.
-    if (!p.url.endsWith("/CreateTenant") && !p.url.endsWith("/RefreshToken")) {
+    // Sign-up, verification, sign-in and refresh are public; every other
+    // call asked to send Authorization.
+    if (!["/CreateTenant", "/VerifyEmail", "/SignIn", "/RefreshToken"].some((rpc) => p.url.endsWith(rpc))) {
       expect(p.allowHeaders?.toLowerCase()).toContain("authorization");
     }
   }

@@ -12,6 +12,8 @@ import type { TestProject } from "vitest/node";
 declare module "vitest" {
   export interface ProvidedContext {
     apiUrl: string;
+    /** The server's development mailbox: one <n>-<to>.eml file per mail. */
+    mailboxDir: string;
   }
 }
 
@@ -25,6 +27,7 @@ export default async function setup(project: TestProject) {
   execFileSync("go", ["build", "-o", bin, "./server/cmd/quarters"], { cwd: repoRoot, env, stdio: "inherit" });
   const dataDir = join(work, "data");
   execFileSync("mkdir", ["-m", "0755", dataDir]);
+  const mailboxDir = join(work, "mailbox");
 
   // Only these variables: no DATABASE_URL or REDIS_URL from the caller.
   const child: ChildProcess = spawn(bin, [], {
@@ -35,6 +38,7 @@ export default async function setup(project: TestProject) {
       HOME: process.env.HOME ?? work,
       QUARTERS_ADDR: "127.0.0.1:0",
       QUARTERS_DATA_DIR: dataDir,
+      QUARTERS_MAILBOX_DIR: mailboxDir,
       QUARTERS_SIGNUP_RATE: "100000",
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -61,6 +65,7 @@ export default async function setup(project: TestProject) {
   });
   child.stdout!.resume();
   project.provide("apiUrl", url);
+  project.provide("mailboxDir", mailboxDir);
   process.env.QUARTERS_URL = url;
 
   return async () => {

@@ -10,6 +10,7 @@ import {
   SessionSchema,
   createQuartersClient,
   createSession,
+  emailNotVerified,
   fromJson,
   isNotFound,
   isSessionEnded,
@@ -19,7 +20,7 @@ import {
   type Session,
 } from "../src/index.js";
 import { createNodeTransport } from "../src/node.js";
-import { apiUrl, countingFetch, ownerPassword, refreshPath, signUpOwner } from "./helpers.js";
+import { apiUrl, countingFetch, mailedToken, ownerPassword, refreshPath, signUpOwner, uniqueSlug } from "./helpers.js";
 
 /** A copy of s whose access token seems to expire at ms (the server still accepts it: only the session is fooled). */
 function expiring(s: Session, ms: number): Session {
@@ -138,7 +139,9 @@ describe("createSession", () => {
     const o = await signUpOwner();
     const baseUrl = apiUrl();
     const owner = createQuartersClient({ baseUrl, session: createSession({ baseUrl, session: o.session }) });
-    const { token } = await owner.members.inviteMember({ email: `ann@${o.slug}.example`, role: Role.MEMBER });
+    const invited = await owner.members.inviteMember({ email: `ann@${o.slug}.example`, role: Role.MEMBER });
+    expect(invited.token).toBe(""); // mailed to ann only
+    const token = await mailedToken(`ann@${o.slug}.example`, "qi_");
     const anon = createQuartersClient({ baseUrl });
     const ann = (await anon.members.acceptInvitation({ token, password: "ann's password" })).session!;
     expect(ann.role).toBe(Role.MEMBER);
@@ -238,5 +241,38 @@ describe("createSession", () => {
     const refused = await createQuartersClient({ baseUrl }).auth.refreshToken({ refreshToken: o.session.refreshToken }).catch((e: unknown) => e);
     expect(isUnauthenticated(refused)).toBe(true);
     expect(isSessionEnded(refused)).toBe(false);
+  });
+  it("changes the password: this session goes on with a fresh one, the others end", async () => {
+    const o = await signUpOwner();
+    const baseUrl = apiUrl();
+    const other = await signIn({ baseUrl, email: o.email, password: ownerPassword, tenant: o.slug });
+    const saved: Session[] = [];
+    const s = createSession({ baseUrl, session: o.session, onRefresh: (next) => void saved.push(next) });
+    const wrong = await s.changePassword("not the password", "a changed password").catch((e: unknown) => e);
+    expect(isUnauthenticated(wrong)).toBe(true);
+    expect(s.session).toBe(o.session);
+
+    await s.changePassword(ownerPassword, "a changed password");
+    expect(saved).toEqual([s.session]);
+    expect(s.session.refreshToken).not.toBe(o.session.refreshToken);
+    const me = await createQuartersClient({ baseUrl, session: s }).members.getCurrentUser({});
+    expect(me.user?.email).toBe(o.email);
+    const ended = await createSession({ baseUrl, session: expiring(other, 0) }).getToken().catch((e: unknown) => e);
+    expect(isSessionEnded(ended)).toBe(true);
+    const old = await signIn({ baseUrl, email: o.email, password: ownerPassword, tenant: o.slug }).catch((e: unknown) => e);
+    expect(isUnauthenticated(old)).toBe(true);
+    await signIn({ baseUrl, email: o.email, password: "a changed password", tenant: o.slug });
+  });
+
+  it("refuses an unverified account's right password with EMAIL_NOT_VERIFIED", async () => {
+    const baseUrl = apiUrl();
+    const slug = uniqueSlug("u");
+    const email = `owner@${slug}.example`;
+    await createQuartersClient({ baseUrl }).tenants.createTenant({ slug, name: "U", ownerEmail: email, ownerPassword });
+    const err = await signIn({ baseUrl, email, password: ownerPassword, tenant: slug }).catch((e: unknown) => e);
+    expect(emailNotVerified(err)).toBe(true);
+    const wrong = await signIn({ baseUrl, email, password: "a wrong password", tenant: slug }).catch((e: unknown) => e);
+    expect(emailNotVerified(wrong)).toBe(false);
+    expect(isUnauthenticated(wrong)).toBe(true);
   });
 });

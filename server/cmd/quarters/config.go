@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/quarters-dev/quarters/server/idp"
+	"github.com/quarters-dev/quarters/server/mail"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/session"
 )
@@ -32,6 +34,10 @@ type config struct {
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: unauthenticated calls per minute per client address
 	TokenRotation    time.Duration // QUARTERS_TOKEN_ROTATION: how long an access-token signing key signs
+	SMTPURL          string        // QUARTERS_SMTP_URL: smtp(s)://user:pass@host:port; empty: the development mailbox
+	MailFrom         string        // QUARTERS_MAIL_FROM: the sender address, with QUARTERS_SMTP_URL
+	MailboxDir       string        // QUARTERS_MAILBOX_DIR: where the development mailbox writes mails
+	AppURL           string        // QUARTERS_APP_URL: the base of the links in mails; empty: this server's address
 	// IDP accepts an external identity provider's tokens when its Issuer
 	// is set: QUARTERS_IDP_ISSUER, _AUDIENCE, _JWKS_URL (all or none),
 	// _TENANT_CLAIM, _EMAIL_CLAIM.
@@ -51,6 +57,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
 		PlatformKey:      getenv("QUARTERS_PLATFORM_KEY"),
 		TokenRotation:    session.DefaultRotateEvery,
+		SMTPURL:          getenv("QUARTERS_SMTP_URL"),
+		MailFrom:         getenv("QUARTERS_MAIL_FROM"),
+		MailboxDir:       or(getenv("QUARTERS_MAILBOX_DIR"), ".quarters-mailbox"),
+		AppURL:           getenv("QUARTERS_APP_URL"),
+	}
+	if c.SMTPURL != "" {
+		// Checked here, so a bad URL stops the server at start.
+		if _, err := mail.NewSMTP(mail.SMTPParams{URL: c.SMTPURL, From: c.MailFrom}); err != nil {
+			return c, err
+		}
+	}
+	if c.AppURL != "" {
+		if u, err := url.Parse(c.AppURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return c, fmt.Errorf("QUARTERS_APP_URL=%q: want an http(s) URL such as https://app.example.com", c.AppURL)
+		}
 	}
 	if v := getenv("QUARTERS_SIGNUP_RATE"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -38,7 +38,27 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, 30, c.SignupRate)
 	require.Equal(t, 168*time.Hour, c.TokenRotation)
 
+	// Mail: the development mailbox by default; SMTP checked at start.
+	c, err = loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Empty(t, c.SMTPURL)
+	require.Equal(t, ".quarters-mailbox", c.MailboxDir)
+	c, err = loadConfig(env(map[string]string{
+		"QUARTERS_SMTP_URL": "smtps://u:p@mail.example:465", "QUARTERS_MAIL_FROM": "noreply@example.com",
+		"QUARTERS_APP_URL": "https://app.example.com", "QUARTERS_MAILBOX_DIR": "/tmp/box",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "smtps://u:p@mail.example:465", c.SMTPURL)
+	require.Equal(t, "https://app.example.com", c.AppURL)
+	require.Equal(t, "/tmp/box", c.MailboxDir)
+	_, err = loadConfig(env(map[string]string{"QUARTERS_SMTP_URL": "smtps://mail.example"}))
+	require.ErrorContains(t, err, "QUARTERS_MAIL_FROM")
+	_, err = loadConfig(env(map[string]string{"QUARTERS_SMTP_URL": "ftp://u:hunter22@mail.example", "QUARTERS_MAIL_FROM": "a@b.example"}))
+	require.ErrorContains(t, err, "QUARTERS_SMTP_URL")
+	require.NotContains(t, err.Error(), "hunter22")
+
 	for k, v := range map[string]string{
+		"QUARTERS_APP_URL":   "app.example.com",
 		"QUARTERS_LOG_LEVEL": "loud", "QUARTERS_SHUTDOWN_TIMEOUT": "soon", "QUARTERS_MAX_BODY_BYTES": "12",
 		"QUARTERS_PLATFORM_KEY": "short", "QUARTERS_RATE_LIMIT": "maybe", "QUARTERS_SIGNUP_RATE": "-1",
 	} {

@@ -26,10 +26,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/riverqueue/river"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/server/idp"
+	"github.com/quarters-dev/quarters/server/jobs"
 	"github.com/quarters-dev/quarters/server/keyuse"
+	"github.com/quarters-dev/quarters/server/mail"
+	"github.com/quarters-dev/quarters/server/notify"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/session"
@@ -160,6 +164,52 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	go func() { defer wg.Done(); keyUse.Run(bg, 30*time.Second) }()
 	go func() { defer wg.Done(); keys.Run(bg) }()
 
+	// Mail: SMTP when configured, else the development mailbox (the log,
+	// and files in QUARTERS_MAILBOX_DIR). The worker is started below,
+	// once the listening address, which the links name by default, is
+	// known.
+	var sender mail.Sender
+	if cfg.SMTPURL != "" {
+		if sender, err = mail.NewSMTP(mail.SMTPParams{URL: cfg.SMTPURL, From: cfg.MailFrom}); err != nil {
+			return err
+		}
+		logger.Info("mail goes out over SMTP", "from", cfg.MailFrom)
+	} else {
+		box, err := mail.NewMailbox(logger, cfg.MailboxDir)
+		if err != nil {
+			return err
+		}
+		sender = box
+		logger.Warn("no QUARTERS_SMTP_URL: mails are logged (with their links) and written to the development mailbox, not sent", "dir", cfg.MailboxDir)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	linkURL := cfg.AppURL
+	if linkURL == "" {
+		linkURL = "http://" + ln.Addr().String()
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: d, Sender: sender, LinkURL: linkURL, Logger: logger}))
+	jobClient, err := jobs.New(jobs.Params{Pool: d.Pool(), Workers: workers, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := jobClient.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	// Stopped after the HTTP server has drained (deferred calls run in
+	// reverse), so the last calls' mails are worked or left for the next
+	// replica; before the pool closes.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := jobClient.Stop(sctx); err != nil {
+			logger.Error("stop jobs", "error", err)
+		}
+	}()
+
 	var provider *idp.Verifier
 	if cfg.IDP.Issuer != "" {
 		if provider, err = idp.New(cfg.IDP, &idp.Opts{Logger: logger}); err != nil {
@@ -176,6 +226,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
 		AnonymousLimit: anonymousLimit(cfg.SignupRate), Sessions: sessions, IDP: provider,
+		Jobs: jobClient,
 	})
 	if err != nil {
 		return err
@@ -192,10 +243,6 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
 	printWelcome(out, ln.Addr().String())
@@ -231,6 +278,9 @@ Sign up a tenant (the response holds its API key, apiKeySecret):
   curl -sS http://%[1]s/quarters.v1.TenantService/CreateTenant \
     -H 'Content-Type: application/json' \
     -d '{"slug":"demo-%[2]s","name":"Demo","ownerEmail":"you@example.com"}'
+
+The owner's link to set a password is mailed to ownerEmail (with no
+QUARTERS_SMTP_URL: logged, and written to QUARTERS_MAILBOX_DIR).
 
 Then call the API with it:
 

@@ -47,6 +47,7 @@ func TestReadmeCommands(t *testing.T) {
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"QUARTERS_DATA_DIR=" + filepath.Join(dataDir, "data"),
+		"QUARTERS_MAILBOX_DIR=" + filepath.Join(dataDir, "mailbox"),
 		"QUARTERS_ADDR=127.0.0.1:0",
 	}
 	stdout, err := cmd.StdoutPipe()
@@ -86,8 +87,10 @@ func TestReadmeCommands(t *testing.T) {
 	block := regexp.MustCompile("(?s)<!-- walkthrough:start -->\\s*```sh\n(.*?)```\\s*<!-- walkthrough:end -->").FindSubmatch(readme)
 	require.NotNil(t, block, "README lost its walk-through block")
 	port := strings.TrimPrefix(addr[1], "127.0.0.1:")
-	lines := strings.Split(strings.TrimSpace(shell(t, string(block[1]), []string{"Q=http://localhost:" + port})), "\n")
-	require.GreaterOrEqual(t, len(lines), 12, "walk-through output:\n%s", strings.Join(lines, "\n"))
+	lines := strings.Split(strings.TrimSpace(shell(t, string(block[1]), []string{
+		"Q=http://localhost:" + port, "MAILBOX=" + filepath.Join(dataDir, "mailbox"),
+	})), "\n")
+	require.GreaterOrEqual(t, len(lines), 14, "walk-through output:\n%s", strings.Join(lines, "\n"))
 	require.Contains(t, lines[0], `"title":"Kickoff"`)
 	require.Contains(t, lines[1], `"title":"Kickoff"`)
 	require.Equal(t, `{"code":"not_found","message":"project not found"}`, lines[2])
@@ -97,19 +100,23 @@ func TestReadmeCommands(t *testing.T) {
 	require.Contains(t, lines[5], "TENANT_MISMATCH")
 	require.Contains(t, lines[6], `"code":"invalid_argument"`)
 	require.Contains(t, lines[6], "buf.validate.Violations")
-	require.Contains(t, lines[7], `"email":"ceo@acme.example"`)
-	require.Contains(t, lines[7], `"role":"ROLE_OWNER"`)
-	require.Contains(t, lines[7], `"tenantSlug":"acme"`)
-	require.Contains(t, lines[8], `"code":"unauthenticated"`)
-	require.Contains(t, lines[9], `"kty":"OKP"`)
-	require.Contains(t, lines[9], `"alg":"EdDSA"`)
-	codes := strings.Fields(lines[10])
+	require.Contains(t, lines[7], `"code":"failed_precondition"`)
+	require.Contains(t, lines[7], "EMAIL_NOT_VERIFIED")
+	require.Equal(t, "{}", lines[8], "the mailed link verifies the address")
+	require.Contains(t, lines[9], `"email":"ceo@acme.example"`)
+	require.Contains(t, lines[9], `"role":"ROLE_OWNER"`)
+	require.Contains(t, lines[9], `"tenantSlug":"acme"`)
+	require.Contains(t, lines[9], `"emailVerified":true`)
+	require.Contains(t, lines[10], `"code":"unauthenticated"`)
+	require.Contains(t, lines[11], `"kty":"OKP"`)
+	require.Contains(t, lines[11], `"alg":"EdDSA"`)
+	codes := strings.Fields(lines[12])
 	require.Len(t, codes, 30)
 	require.Equal(t, "200", codes[0])
 	// The bucket refills as the calls go, so which call is the first
 	// refused depends on the machine's speed; that one is, does not.
 	require.Contains(t, codes, "429", "the free plan's burst was not enforced")
-	limited := strings.ToLower(strings.Join(lines[11:], "\n"))
+	limited := strings.ToLower(strings.Join(lines[13:], "\n"))
 	for _, want := range []string{"http/1.1 429", "retry-after: ", "x-ratelimit-remaining: 0", "ratelimit-policy: ", "resource_exhausted", "google.rpc.retryinfo"} {
 		require.Contains(t, limited, want)
 	}

@@ -40,6 +40,20 @@ const (
 	AuthServiceRefreshTokenProcedure = "/quarters.v1.AuthService/RefreshToken"
 	// AuthServiceSignOutProcedure is the fully-qualified name of the AuthService's SignOut RPC.
 	AuthServiceSignOutProcedure = "/quarters.v1.AuthService/SignOut"
+	// AuthServiceRequestPasswordResetProcedure is the fully-qualified name of the AuthService's
+	// RequestPasswordReset RPC.
+	AuthServiceRequestPasswordResetProcedure = "/quarters.v1.AuthService/RequestPasswordReset"
+	// AuthServiceResetPasswordProcedure is the fully-qualified name of the AuthService's ResetPassword
+	// RPC.
+	AuthServiceResetPasswordProcedure = "/quarters.v1.AuthService/ResetPassword"
+	// AuthServiceVerifyEmailProcedure is the fully-qualified name of the AuthService's VerifyEmail RPC.
+	AuthServiceVerifyEmailProcedure = "/quarters.v1.AuthService/VerifyEmail"
+	// AuthServiceRequestEmailVerificationProcedure is the fully-qualified name of the AuthService's
+	// RequestEmailVerification RPC.
+	AuthServiceRequestEmailVerificationProcedure = "/quarters.v1.AuthService/RequestEmailVerification"
+	// AuthServiceChangePasswordProcedure is the fully-qualified name of the AuthService's
+	// ChangePassword RPC.
+	AuthServiceChangePasswordProcedure = "/quarters.v1.AuthService/ChangePassword"
 	// AuthServiceSwitchTenantProcedure is the fully-qualified name of the AuthService's SwitchTenant
 	// RPC.
 	AuthServiceSwitchTenantProcedure = "/quarters.v1.AuthService/SwitchTenant"
@@ -58,23 +72,61 @@ type AuthServiceClient interface {
 	// SignIn checks a user's email and password and starts a session in the
 	// chosen tenant: the tenant field, else the X-Tenant-ID header, else the
 	// subdomain. An unknown email, a wrong password and a tenant the user
-	// does not belong to are the same UNAUTHENTICATED error.
+	// does not belong to are the same UNAUTHENTICATED error. The right
+	// password of an account whose email is not verified yet is
+	// FAILED_PRECONDITION with an ErrorInfo, reason EMAIL_NOT_VERIFIED
+	// (RequestEmailVerification sends the link again).
 	SignIn(context.Context, *connect.Request[v1.SignInRequest]) (*connect.Response[v1.SignInResponse], error)
 	// RefreshToken exchanges a refresh token for a new session (new access
 	// and refresh tokens) with the member's current role. Each refresh token
 	// works once: presenting one that was already exchanged revokes the
-	// whole session, since either the client or a thief holds a copy.
+	// whole session, since either the client or a thief holds a copy, and
+	// moves the membership's version on, so access tokens already issued to
+	// the member in that tenant fail on their next use, on every replica
+	// (the member's other sessions refresh and go on).
 	RefreshToken(context.Context, *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error)
 	// SignOut ends the session the refresh token belongs to. With everywhere
 	// set (and the caller's access token), it ends all of the user's
 	// sessions in every tenant, and access tokens already issued stop
 	// working on their next use.
 	SignOut(context.Context, *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error)
+	// RequestPasswordReset mails a link to reset the password (valid 1 hour,
+	// once) if the email has an account. The answer is always the same empty
+	// response, after the same work: it never tells whether the email has an
+	// account. At most 5 reset links are live per account at once; requests
+	// past that send nothing.
+	RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error)
+	// ResetPassword sets a new password with a token mailed by
+	// RequestPasswordReset (or the set-password mail of a sign-up without a
+	// password, or of an owner whose account was not verified), once. The
+	// email becomes verified, the account's other reset links die, and every
+	// session of the account ends, in every tenant: old refresh tokens are
+	// revoked and access tokens fail on their next use. It starts no session:
+	// sign in with the new password. An unknown, expired or used token is
+	// NOT_FOUND, one message for all.
+	ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error)
+	// VerifyEmail marks the email verified with a token mailed at sign-up
+	// or by RequestEmailVerification (valid 24 hours, once). An unknown,
+	// expired or used token is NOT_FOUND, one message for all.
+	VerifyEmail(context.Context, *connect.Request[v1.VerifyEmailRequest]) (*connect.Response[v1.VerifyEmailResponse], error)
+	// RequestEmailVerification mails a new verification link if the email
+	// has an account that is not verified yet. The answer is always the same
+	// empty response, whatever the account's state. At most 5 links are live
+	// per account at once.
+	RequestEmailVerification(context.Context, *connect.Request[v1.RequestEmailVerificationRequest]) (*connect.Response[v1.RequestEmailVerificationResponse], error)
+	// ChangePassword replaces the signed-in user's password. A wrong
+	// current_password is UNAUTHENTICATED. Every session of the user ends,
+	// in every tenant (refresh tokens revoked, access tokens refused on
+	// their next use), this one included; the response carries a fresh
+	// session in the caller's tenant, which replaces the caller's.
+	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
 	// SwitchTenant starts a session in another tenant the signed-in user
 	// belongs to.
 	SwitchTenant(context.Context, *connect.Request[v1.SwitchTenantRequest]) (*connect.Response[v1.SwitchTenantResponse], error)
 	// CreateApiKey creates a key with a role no higher than the caller's.
-	// The secret is returned only here.
+	// The secret is returned only here. The key records its creator (the
+	// signed-in user, or the creator of the key that calls): removing that
+	// member revokes it.
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
 	// ListApiKeys lists the tenant's keys, newest first, never their secrets.
 	ListApiKeys(context.Context, *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error)
@@ -112,6 +164,36 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(authServiceMethods.ByName("SignOut")),
 			connect.WithClientOptions(opts...),
 		),
+		requestPasswordReset: connect.NewClient[v1.RequestPasswordResetRequest, v1.RequestPasswordResetResponse](
+			httpClient,
+			baseURL+AuthServiceRequestPasswordResetProcedure,
+			connect.WithSchema(authServiceMethods.ByName("RequestPasswordReset")),
+			connect.WithClientOptions(opts...),
+		),
+		resetPassword: connect.NewClient[v1.ResetPasswordRequest, v1.ResetPasswordResponse](
+			httpClient,
+			baseURL+AuthServiceResetPasswordProcedure,
+			connect.WithSchema(authServiceMethods.ByName("ResetPassword")),
+			connect.WithClientOptions(opts...),
+		),
+		verifyEmail: connect.NewClient[v1.VerifyEmailRequest, v1.VerifyEmailResponse](
+			httpClient,
+			baseURL+AuthServiceVerifyEmailProcedure,
+			connect.WithSchema(authServiceMethods.ByName("VerifyEmail")),
+			connect.WithClientOptions(opts...),
+		),
+		requestEmailVerification: connect.NewClient[v1.RequestEmailVerificationRequest, v1.RequestEmailVerificationResponse](
+			httpClient,
+			baseURL+AuthServiceRequestEmailVerificationProcedure,
+			connect.WithSchema(authServiceMethods.ByName("RequestEmailVerification")),
+			connect.WithClientOptions(opts...),
+		),
+		changePassword: connect.NewClient[v1.ChangePasswordRequest, v1.ChangePasswordResponse](
+			httpClient,
+			baseURL+AuthServiceChangePasswordProcedure,
+			connect.WithSchema(authServiceMethods.ByName("ChangePassword")),
+			connect.WithClientOptions(opts...),
+		),
 		switchTenant: connect.NewClient[v1.SwitchTenantRequest, v1.SwitchTenantResponse](
 			httpClient,
 			baseURL+AuthServiceSwitchTenantProcedure,
@@ -142,13 +224,18 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 
 // authServiceClient implements AuthServiceClient.
 type authServiceClient struct {
-	signIn       *connect.Client[v1.SignInRequest, v1.SignInResponse]
-	refreshToken *connect.Client[v1.RefreshTokenRequest, v1.RefreshTokenResponse]
-	signOut      *connect.Client[v1.SignOutRequest, v1.SignOutResponse]
-	switchTenant *connect.Client[v1.SwitchTenantRequest, v1.SwitchTenantResponse]
-	createApiKey *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
-	listApiKeys  *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
-	revokeApiKey *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	signIn                   *connect.Client[v1.SignInRequest, v1.SignInResponse]
+	refreshToken             *connect.Client[v1.RefreshTokenRequest, v1.RefreshTokenResponse]
+	signOut                  *connect.Client[v1.SignOutRequest, v1.SignOutResponse]
+	requestPasswordReset     *connect.Client[v1.RequestPasswordResetRequest, v1.RequestPasswordResetResponse]
+	resetPassword            *connect.Client[v1.ResetPasswordRequest, v1.ResetPasswordResponse]
+	verifyEmail              *connect.Client[v1.VerifyEmailRequest, v1.VerifyEmailResponse]
+	requestEmailVerification *connect.Client[v1.RequestEmailVerificationRequest, v1.RequestEmailVerificationResponse]
+	changePassword           *connect.Client[v1.ChangePasswordRequest, v1.ChangePasswordResponse]
+	switchTenant             *connect.Client[v1.SwitchTenantRequest, v1.SwitchTenantResponse]
+	createApiKey             *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
+	listApiKeys              *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
+	revokeApiKey             *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
 }
 
 // SignIn calls quarters.v1.AuthService.SignIn.
@@ -164,6 +251,31 @@ func (c *authServiceClient) RefreshToken(ctx context.Context, req *connect.Reque
 // SignOut calls quarters.v1.AuthService.SignOut.
 func (c *authServiceClient) SignOut(ctx context.Context, req *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error) {
 	return c.signOut.CallUnary(ctx, req)
+}
+
+// RequestPasswordReset calls quarters.v1.AuthService.RequestPasswordReset.
+func (c *authServiceClient) RequestPasswordReset(ctx context.Context, req *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error) {
+	return c.requestPasswordReset.CallUnary(ctx, req)
+}
+
+// ResetPassword calls quarters.v1.AuthService.ResetPassword.
+func (c *authServiceClient) ResetPassword(ctx context.Context, req *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error) {
+	return c.resetPassword.CallUnary(ctx, req)
+}
+
+// VerifyEmail calls quarters.v1.AuthService.VerifyEmail.
+func (c *authServiceClient) VerifyEmail(ctx context.Context, req *connect.Request[v1.VerifyEmailRequest]) (*connect.Response[v1.VerifyEmailResponse], error) {
+	return c.verifyEmail.CallUnary(ctx, req)
+}
+
+// RequestEmailVerification calls quarters.v1.AuthService.RequestEmailVerification.
+func (c *authServiceClient) RequestEmailVerification(ctx context.Context, req *connect.Request[v1.RequestEmailVerificationRequest]) (*connect.Response[v1.RequestEmailVerificationResponse], error) {
+	return c.requestEmailVerification.CallUnary(ctx, req)
+}
+
+// ChangePassword calls quarters.v1.AuthService.ChangePassword.
+func (c *authServiceClient) ChangePassword(ctx context.Context, req *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error) {
+	return c.changePassword.CallUnary(ctx, req)
 }
 
 // SwitchTenant calls quarters.v1.AuthService.SwitchTenant.
@@ -191,23 +303,61 @@ type AuthServiceHandler interface {
 	// SignIn checks a user's email and password and starts a session in the
 	// chosen tenant: the tenant field, else the X-Tenant-ID header, else the
 	// subdomain. An unknown email, a wrong password and a tenant the user
-	// does not belong to are the same UNAUTHENTICATED error.
+	// does not belong to are the same UNAUTHENTICATED error. The right
+	// password of an account whose email is not verified yet is
+	// FAILED_PRECONDITION with an ErrorInfo, reason EMAIL_NOT_VERIFIED
+	// (RequestEmailVerification sends the link again).
 	SignIn(context.Context, *connect.Request[v1.SignInRequest]) (*connect.Response[v1.SignInResponse], error)
 	// RefreshToken exchanges a refresh token for a new session (new access
 	// and refresh tokens) with the member's current role. Each refresh token
 	// works once: presenting one that was already exchanged revokes the
-	// whole session, since either the client or a thief holds a copy.
+	// whole session, since either the client or a thief holds a copy, and
+	// moves the membership's version on, so access tokens already issued to
+	// the member in that tenant fail on their next use, on every replica
+	// (the member's other sessions refresh and go on).
 	RefreshToken(context.Context, *connect.Request[v1.RefreshTokenRequest]) (*connect.Response[v1.RefreshTokenResponse], error)
 	// SignOut ends the session the refresh token belongs to. With everywhere
 	// set (and the caller's access token), it ends all of the user's
 	// sessions in every tenant, and access tokens already issued stop
 	// working on their next use.
 	SignOut(context.Context, *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error)
+	// RequestPasswordReset mails a link to reset the password (valid 1 hour,
+	// once) if the email has an account. The answer is always the same empty
+	// response, after the same work: it never tells whether the email has an
+	// account. At most 5 reset links are live per account at once; requests
+	// past that send nothing.
+	RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error)
+	// ResetPassword sets a new password with a token mailed by
+	// RequestPasswordReset (or the set-password mail of a sign-up without a
+	// password, or of an owner whose account was not verified), once. The
+	// email becomes verified, the account's other reset links die, and every
+	// session of the account ends, in every tenant: old refresh tokens are
+	// revoked and access tokens fail on their next use. It starts no session:
+	// sign in with the new password. An unknown, expired or used token is
+	// NOT_FOUND, one message for all.
+	ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error)
+	// VerifyEmail marks the email verified with a token mailed at sign-up
+	// or by RequestEmailVerification (valid 24 hours, once). An unknown,
+	// expired or used token is NOT_FOUND, one message for all.
+	VerifyEmail(context.Context, *connect.Request[v1.VerifyEmailRequest]) (*connect.Response[v1.VerifyEmailResponse], error)
+	// RequestEmailVerification mails a new verification link if the email
+	// has an account that is not verified yet. The answer is always the same
+	// empty response, whatever the account's state. At most 5 links are live
+	// per account at once.
+	RequestEmailVerification(context.Context, *connect.Request[v1.RequestEmailVerificationRequest]) (*connect.Response[v1.RequestEmailVerificationResponse], error)
+	// ChangePassword replaces the signed-in user's password. A wrong
+	// current_password is UNAUTHENTICATED. Every session of the user ends,
+	// in every tenant (refresh tokens revoked, access tokens refused on
+	// their next use), this one included; the response carries a fresh
+	// session in the caller's tenant, which replaces the caller's.
+	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
 	// SwitchTenant starts a session in another tenant the signed-in user
 	// belongs to.
 	SwitchTenant(context.Context, *connect.Request[v1.SwitchTenantRequest]) (*connect.Response[v1.SwitchTenantResponse], error)
 	// CreateApiKey creates a key with a role no higher than the caller's.
-	// The secret is returned only here.
+	// The secret is returned only here. The key records its creator (the
+	// signed-in user, or the creator of the key that calls): removing that
+	// member revokes it.
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
 	// ListApiKeys lists the tenant's keys, newest first, never their secrets.
 	ListApiKeys(context.Context, *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error)
@@ -239,6 +389,36 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 		AuthServiceSignOutProcedure,
 		svc.SignOut,
 		connect.WithSchema(authServiceMethods.ByName("SignOut")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceRequestPasswordResetHandler := connect.NewUnaryHandler(
+		AuthServiceRequestPasswordResetProcedure,
+		svc.RequestPasswordReset,
+		connect.WithSchema(authServiceMethods.ByName("RequestPasswordReset")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceResetPasswordHandler := connect.NewUnaryHandler(
+		AuthServiceResetPasswordProcedure,
+		svc.ResetPassword,
+		connect.WithSchema(authServiceMethods.ByName("ResetPassword")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceVerifyEmailHandler := connect.NewUnaryHandler(
+		AuthServiceVerifyEmailProcedure,
+		svc.VerifyEmail,
+		connect.WithSchema(authServiceMethods.ByName("VerifyEmail")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceRequestEmailVerificationHandler := connect.NewUnaryHandler(
+		AuthServiceRequestEmailVerificationProcedure,
+		svc.RequestEmailVerification,
+		connect.WithSchema(authServiceMethods.ByName("RequestEmailVerification")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceChangePasswordHandler := connect.NewUnaryHandler(
+		AuthServiceChangePasswordProcedure,
+		svc.ChangePassword,
+		connect.WithSchema(authServiceMethods.ByName("ChangePassword")),
 		connect.WithHandlerOptions(opts...),
 	)
 	authServiceSwitchTenantHandler := connect.NewUnaryHandler(
@@ -274,6 +454,16 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 			authServiceRefreshTokenHandler.ServeHTTP(w, r)
 		case AuthServiceSignOutProcedure:
 			authServiceSignOutHandler.ServeHTTP(w, r)
+		case AuthServiceRequestPasswordResetProcedure:
+			authServiceRequestPasswordResetHandler.ServeHTTP(w, r)
+		case AuthServiceResetPasswordProcedure:
+			authServiceResetPasswordHandler.ServeHTTP(w, r)
+		case AuthServiceVerifyEmailProcedure:
+			authServiceVerifyEmailHandler.ServeHTTP(w, r)
+		case AuthServiceRequestEmailVerificationProcedure:
+			authServiceRequestEmailVerificationHandler.ServeHTTP(w, r)
+		case AuthServiceChangePasswordProcedure:
+			authServiceChangePasswordHandler.ServeHTTP(w, r)
 		case AuthServiceSwitchTenantProcedure:
 			authServiceSwitchTenantHandler.ServeHTTP(w, r)
 		case AuthServiceCreateApiKeyProcedure:
@@ -301,6 +491,26 @@ func (UnimplementedAuthServiceHandler) RefreshToken(context.Context, *connect.Re
 
 func (UnimplementedAuthServiceHandler) SignOut(context.Context, *connect.Request[v1.SignOutRequest]) (*connect.Response[v1.SignOutResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.SignOut is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) RequestPasswordReset(context.Context, *connect.Request[v1.RequestPasswordResetRequest]) (*connect.Response[v1.RequestPasswordResetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.RequestPasswordReset is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) ResetPassword(context.Context, *connect.Request[v1.ResetPasswordRequest]) (*connect.Response[v1.ResetPasswordResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.ResetPassword is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) VerifyEmail(context.Context, *connect.Request[v1.VerifyEmailRequest]) (*connect.Response[v1.VerifyEmailResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.VerifyEmail is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) RequestEmailVerification(context.Context, *connect.Request[v1.RequestEmailVerificationRequest]) (*connect.Response[v1.RequestEmailVerificationResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.RequestEmailVerification is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AuthService.ChangePassword is not implemented"))
 }
 
 func (UnimplementedAuthServiceHandler) SwitchTenant(context.Context, *connect.Request[v1.SwitchTenantRequest]) (*connect.Response[v1.SwitchTenantResponse], error) {

@@ -62,21 +62,28 @@ const (
 // MemberServiceClient is a client for the quarters.v1.MemberService service.
 type MemberServiceClient interface {
 	// InviteMember invites a person by email with a role (only owners invite
-	// owners). The returned token, shown once, is for the invitee to redeem
-	// with AcceptInvitation within 7 days. Pending invitations count against
-	// the plan's max_members.
+	// owners). The invitation's token is mailed to the invitee, and only to
+	// them, to redeem with AcceptInvitation within 7 days: the answer is the
+	// same whether or not the email has an account anywhere. Pending
+	// invitations count against the plan's max_members.
 	InviteMember(context.Context, *connect.Request[v1.InviteMemberRequest]) (*connect.Response[v1.InviteMemberResponse], error)
 	// AcceptInvitation redeems an invitation token, once, and signs the
-	// invitee in. A person new to Quarters sets their password here; one who
-	// has a password proves it.
+	// invitee in. Holding the mailed token proves control of the email: for
+	// an address with no account, or an account whose email is not verified
+	// or that has no password, the password given becomes the account's (10
+	// to 128 characters), the email is verified, and every earlier session
+	// of the account ends. A verified account with a password gives that
+	// password (UNAUTHENTICATED otherwise). Refusals leave the invitation
+	// usable.
 	AcceptInvitation(context.Context, *connect.Request[v1.AcceptInvitationRequest]) (*connect.Response[v1.AcceptInvitationResponse], error)
 	// ListMembers lists the tenant's members, newest first.
 	ListMembers(context.Context, *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error)
 	// UpdateMemberRole changes a member's role. The member's access tokens
 	// stop working on their next use (they carry the old role).
 	UpdateMemberRole(context.Context, *connect.Request[v1.UpdateMemberRoleRequest]) (*connect.Response[v1.UpdateMemberRoleResponse], error)
-	// RemoveMember removes a member: their sessions end and their access
-	// tokens stop working on their next use.
+	// RemoveMember removes a member: their sessions end, their access tokens
+	// stop working on their next use, and the API keys they created (and
+	// keys created by those keys) are revoked.
 	RemoveMember(context.Context, *connect.Request[v1.RemoveMemberRequest]) (*connect.Response[v1.RemoveMemberResponse], error)
 	// ListInvitations lists the tenant's pending invitations (neither
 	// accepted, revoked nor expired), newest first. Tokens are never shown
@@ -212,21 +219,28 @@ func (c *memberServiceClient) GetCurrentUser(ctx context.Context, req *connect.R
 // MemberServiceHandler is an implementation of the quarters.v1.MemberService service.
 type MemberServiceHandler interface {
 	// InviteMember invites a person by email with a role (only owners invite
-	// owners). The returned token, shown once, is for the invitee to redeem
-	// with AcceptInvitation within 7 days. Pending invitations count against
-	// the plan's max_members.
+	// owners). The invitation's token is mailed to the invitee, and only to
+	// them, to redeem with AcceptInvitation within 7 days: the answer is the
+	// same whether or not the email has an account anywhere. Pending
+	// invitations count against the plan's max_members.
 	InviteMember(context.Context, *connect.Request[v1.InviteMemberRequest]) (*connect.Response[v1.InviteMemberResponse], error)
 	// AcceptInvitation redeems an invitation token, once, and signs the
-	// invitee in. A person new to Quarters sets their password here; one who
-	// has a password proves it.
+	// invitee in. Holding the mailed token proves control of the email: for
+	// an address with no account, or an account whose email is not verified
+	// or that has no password, the password given becomes the account's (10
+	// to 128 characters), the email is verified, and every earlier session
+	// of the account ends. A verified account with a password gives that
+	// password (UNAUTHENTICATED otherwise). Refusals leave the invitation
+	// usable.
 	AcceptInvitation(context.Context, *connect.Request[v1.AcceptInvitationRequest]) (*connect.Response[v1.AcceptInvitationResponse], error)
 	// ListMembers lists the tenant's members, newest first.
 	ListMembers(context.Context, *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error)
 	// UpdateMemberRole changes a member's role. The member's access tokens
 	// stop working on their next use (they carry the old role).
 	UpdateMemberRole(context.Context, *connect.Request[v1.UpdateMemberRoleRequest]) (*connect.Response[v1.UpdateMemberRoleResponse], error)
-	// RemoveMember removes a member: their sessions end and their access
-	// tokens stop working on their next use.
+	// RemoveMember removes a member: their sessions end, their access tokens
+	// stop working on their next use, and the API keys they created (and
+	// keys created by those keys) are revoked.
 	RemoveMember(context.Context, *connect.Request[v1.RemoveMemberRequest]) (*connect.Response[v1.RemoveMemberResponse], error)
 	// ListInvitations lists the tenant's pending invitations (neither
 	// accepted, revoked nor expired), newest first. Tokens are never shown

@@ -46,6 +46,14 @@ type TenantServiceClient interface {
 	// first API key (role admin). The key's secret is returned only here.
 	// Everything is created in one transaction: a failure leaves nothing
 	// behind. A slug that is taken is ALREADY_EXISTS.
+	//
+	// owner_email becomes the owner, and a mail goes to it: for a new
+	// account with owner_password, a link to verify the email (the account
+	// signs in once verified); for a new account without one, a link to set
+	// a password; for an existing account, a notice that it owns the new
+	// tenant (with a set-password link if the account was never verified).
+	// The password of an existing account is never set or checked here, and
+	// the answer does not tell whether owner_email had an account.
 	CreateTenant(context.Context, *connect.Request[v1.CreateTenantRequest]) (*connect.Response[v1.CreateTenantResponse], error)
 	// GetTenant returns the tenant the caller's credential belongs to.
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)
@@ -100,6 +108,14 @@ type TenantServiceHandler interface {
 	// first API key (role admin). The key's secret is returned only here.
 	// Everything is created in one transaction: a failure leaves nothing
 	// behind. A slug that is taken is ALREADY_EXISTS.
+	//
+	// owner_email becomes the owner, and a mail goes to it: for a new
+	// account with owner_password, a link to verify the email (the account
+	// signs in once verified); for a new account without one, a link to set
+	// a password; for an existing account, a notice that it owns the new
+	// tenant (with a set-password link if the account was never verified).
+	// The password of an existing account is never set or checked here, and
+	// the answer does not tell whether owner_email had an account.
 	CreateTenant(context.Context, *connect.Request[v1.CreateTenantRequest]) (*connect.Response[v1.CreateTenantResponse], error)
 	// GetTenant returns the tenant the caller's credential belongs to.
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)

@@ -2,7 +2,14 @@
 // comes in the page's query string; results go into the DOM for the test.
 import { clone } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { createQuartersClient, createSession, ConnectError, SessionSchema } from "../../src/index.js";
+import { createQuartersClient, createSession, signIn, ConnectError, SessionSchema } from "../../src/index.js";
+
+declare global {
+  interface Window {
+    /** The test's reader of the server's development mailbox (exposed by playwright). */
+    mailedToken(to: string, prefix: string): Promise<string>;
+  }
+}
 
 const out = (id: string, v: string) => {
   const el = document.createElement("output");
@@ -29,15 +36,14 @@ async function main() {
   out("titles", list.documents.map((d) => d.title).join(","));
   out("remaining", String(remaining));
 
-  // A person's session, whose access token seems expired: the first call
-  // refreshes it (RefreshToken is public), then sends the new JWT.
-  const owned = await anon.tenants.createTenant({
-    slug: `${slug}-s`,
-    name: "Browser session",
-    ownerEmail: `ann@${slug}.example`,
-    ownerPassword: "browser password 1",
-  });
-  const expired = clone(SessionSchema, owned.session!);
+  // A person signs up, verifies the address with the mailed link, and
+  // signs in. Their session's access token then seems expired: the first
+  // call refreshes it (RefreshToken is public), then sends the new JWT.
+  const email = `ann@${slug}.example`;
+  await anon.tenants.createTenant({ slug: `${slug}-s`, name: "Browser session", ownerEmail: email, ownerPassword: "browser password 1" });
+  await anon.auth.verifyEmail({ token: await window.mailedToken(email, "qv_") });
+  const signedIn = await signIn({ baseUrl, email, password: "browser password 1", tenant: `${slug}-s` });
+  const expired = clone(SessionSchema, signedIn);
   expired.accessTokenExpireTime = timestampFromMs(0);
   let saved = 0;
   const session = createSession({ baseUrl, session: expired, onRefresh: () => void saved++ });

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/auth.proto.
  */
 export const file_quarters_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChZxdWFydGVycy92MS9hdXRoLnByb3RvEgtxdWFydGVycy52MSKWAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIXCgRuYW1lGAEgASgJQgm6SAZyBBABGGQSKwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGVCCrpIB4IBBBABIAASOQoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgi6SAWyAQJAASJMChRDcmVhdGVBcGlLZXlSZXNwb25zZRIkCgdhcGlfa2V5GAEgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJQChJMaXN0QXBpS2V5c1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiVQoTTGlzdEFwaUtleXNSZXNwb25zZRIlCghhcGlfa2V5cxgBIAMoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKwoTUmV2b2tlQXBpS2V5UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiPAoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJAoHYXBpX2tleRgBIAEoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleSJhCg1TaWduSW5SZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEhwKCHBhc3N3b3JkGAIgASgJQgq6SAdyBRABGIAIEhcKBnRlbmFudBgDIAEoCUIHukgEcgIYQCI3Cg5TaWduSW5SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQucXVhcnRlcnMudjEuU2Vzc2lvbiI4ChNSZWZyZXNoVG9rZW5SZXF1ZXN0EiEKDXJlZnJlc2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgAIiPQoUUmVmcmVzaFRva2VuUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnF1YXJ0ZXJzLnYxLlNlc3Npb24iwQEKDlNpZ25PdXRSZXF1ZXN0Eh8KDXJlZnJlc2hfdG9rZW4YASABKAlCCLpIBXIDGIACEhIKCmV2ZXJ5d2hlcmUYAiABKAg6erpIdxp1Cg9zaWduX291dC50YXJnZXQSNXNldCByZWZyZXNoX3Rva2VuLCBvciBldmVyeXdoZXJlIHdpdGggYW4gYWNjZXNzIHRva2VuGit0aGlzLnJlZnJlc2hfdG9rZW4gIT0gJycgfHwgdGhpcy5ldmVyeXdoZXJlIhEKD1NpZ25PdXRSZXNwb25zZSIwChNTd2l0Y2hUZW5hbnRSZXF1ZXN0EhkKBnRlbmFudBgBIAEoCUIJukgGcgQQARhAIj0KFFN3aXRjaFRlbmFudFJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uMvkECgtBdXRoU2VydmljZRJJCgZTaWduSW4SGi5xdWFydGVycy52MS5TaWduSW5SZXF1ZXN0GhsucXVhcnRlcnMudjEuU2lnbkluUmVzcG9uc2UiBoq1GAIIARJbCgxSZWZyZXNoVG9rZW4SIC5xdWFydGVycy52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GiEucXVhcnRlcnMudjEuUmVmcmVzaFRva2VuUmVzcG9uc2UiBoq1GAIIARJMCgdTaWduT3V0EhsucXVhcnRlcnMudjEuU2lnbk91dFJlcXVlc3QaHC5xdWFydGVycy52MS5TaWduT3V0UmVzcG9uc2UiBoq1GAIIARJdCgxTd2l0Y2hUZW5hbnQSIC5xdWFydGVycy52MS5Td2l0Y2hUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuU3dpdGNoVGVuYW50UmVzcG9uc2UiCIq1GAQQATABElsKDENyZWF0ZUFwaUtleRIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVBcGlLZXlSZXNwb25zZSIGirUYAhACElsKC0xpc3RBcGlLZXlzEh8ucXVhcnRlcnMudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdEFwaUtleXNSZXNwb25zZSIJkAIBirUYAhACElsKDFJldm9rZUFwaUtleRIgLnF1YXJ0ZXJzLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIS5xdWFydGVycy52MS5SZXZva2VBcGlLZXlSZXNwb25zZSIGirUYAhACQqYBCg9jb20ucXVhcnRlcnMudjFCCUF1dGhQcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session, file_quarters_v1_tenant]);
+  fileDesc("ChZxdWFydGVycy92MS9hdXRoLnByb3RvEgtxdWFydGVycy52MSKWAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIXCgRuYW1lGAEgASgJQgm6SAZyBBABGGQSKwoEcm9sZRgCIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGVCCrpIB4IBBBABIAASOQoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgi6SAWyAQJAASJMChRDcmVhdGVBcGlLZXlSZXNwb25zZRIkCgdhcGlfa2V5GAEgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJQChJMaXN0QXBpS2V5c1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiVQoTTGlzdEFwaUtleXNSZXNwb25zZRIlCghhcGlfa2V5cxgBIAMoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKwoTUmV2b2tlQXBpS2V5UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiPAoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJAoHYXBpX2tleRgBIAEoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleSJhCg1TaWduSW5SZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEhwKCHBhc3N3b3JkGAIgASgJQgq6SAdyBRABGIAIEhcKBnRlbmFudBgDIAEoCUIHukgEcgIYQCI3Cg5TaWduSW5SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQucXVhcnRlcnMudjEuU2Vzc2lvbiI4ChNSZWZyZXNoVG9rZW5SZXF1ZXN0EiEKDXJlZnJlc2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgAIiPQoUUmVmcmVzaFRva2VuUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnF1YXJ0ZXJzLnYxLlNlc3Npb24iwQEKDlNpZ25PdXRSZXF1ZXN0Eh8KDXJlZnJlc2hfdG9rZW4YASABKAlCCLpIBXIDGIACEhIKCmV2ZXJ5d2hlcmUYAiABKAg6erpIdxp1Cg9zaWduX291dC50YXJnZXQSNXNldCByZWZyZXNoX3Rva2VuLCBvciBldmVyeXdoZXJlIHdpdGggYW4gYWNjZXNzIHRva2VuGit0aGlzLnJlZnJlc2hfdG9rZW4gIT0gJycgfHwgdGhpcy5ldmVyeXdoZXJlIhEKD1NpZ25PdXRSZXNwb25zZSIwChNTd2l0Y2hUZW5hbnRSZXF1ZXN0EhkKBnRlbmFudBgBIAEoCUIJukgGcgQQARhAIj0KFFN3aXRjaFRlbmFudFJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uIjgKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBIZCgVlbWFpbBgBIAEoCUIKukgHcgUY/gFgASIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIlMKFFJlc2V0UGFzc3dvcmRSZXF1ZXN0EhkKBXRva2VuGAEgASgJQgq6SAdyBRABGIACEiAKDG5ld19wYXNzd29yZBgCIAEoCUIKukgHcgUQChiAASIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiLwoSVmVyaWZ5RW1haWxSZXF1ZXN0EhkKBXRva2VuGAEgASgJQgq6SAdyBRABGIACIhUKE1ZlcmlmeUVtYWlsUmVzcG9uc2UiPAofUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVxdWVzdBIZCgVlbWFpbBgBIAEoCUIKukgHcgUY/gFgASIiCiBSZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXNwb25zZSJfChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSJAoQY3VycmVudF9wYXNzd29yZBgBIAEoCUIKukgHcgUQARiACBIgCgxuZXdfcGFzc3dvcmQYAiABKAlCCrpIB3IFEAoYgAEiPwoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQucXVhcnRlcnMudjEuU2Vzc2lvbjKOCQoLQXV0aFNlcnZpY2USSQoGU2lnbkluEhoucXVhcnRlcnMudjEuU2lnbkluUmVxdWVzdBobLnF1YXJ0ZXJzLnYxLlNpZ25JblJlc3BvbnNlIgaKtRgCCAESWwoMUmVmcmVzaFRva2VuEiAucXVhcnRlcnMudjEuUmVmcmVzaFRva2VuUmVxdWVzdBohLnF1YXJ0ZXJzLnYxLlJlZnJlc2hUb2tlblJlc3BvbnNlIgaKtRgCCAESTAoHU2lnbk91dBIbLnF1YXJ0ZXJzLnYxLlNpZ25PdXRSZXF1ZXN0GhwucXVhcnRlcnMudjEuU2lnbk91dFJlc3BvbnNlIgaKtRgCCAEScwoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSKC5xdWFydGVycy52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaKS5xdWFydGVycy52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIgaKtRgCCAESXgoNUmVzZXRQYXNzd29yZBIhLnF1YXJ0ZXJzLnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0GiIucXVhcnRlcnMudjEuUmVzZXRQYXNzd29yZFJlc3BvbnNlIgaKtRgCCAESWAoLVmVyaWZ5RW1haWwSHy5xdWFydGVycy52MS5WZXJpZnlFbWFpbFJlcXVlc3QaIC5xdWFydGVycy52MS5WZXJpZnlFbWFpbFJlc3BvbnNlIgaKtRgCCAESfwoYUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uEiwucXVhcnRlcnMudjEuUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVxdWVzdBotLnF1YXJ0ZXJzLnYxLlJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlIgaKtRgCCAESYwoOQ2hhbmdlUGFzc3dvcmQSIi5xdWFydGVycy52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIy5xdWFydGVycy52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIgiKtRgEEAEwARJdCgxTd2l0Y2hUZW5hbnQSIC5xdWFydGVycy52MS5Td2l0Y2hUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuU3dpdGNoVGVuYW50UmVzcG9uc2UiCIq1GAQQATABElsKDENyZWF0ZUFwaUtleRIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVBcGlLZXlSZXNwb25zZSIGirUYAhACElsKC0xpc3RBcGlLZXlzEh8ucXVhcnRlcnMudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdEFwaUtleXNSZXNwb25zZSIJkAIBirUYAhACElsKDFJldm9rZUFwaUtleRIgLnF1YXJ0ZXJzLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIS5xdWFydGVycy52MS5SZXZva2VBcGlLZXlSZXNwb25zZSIGirUYAhACQqYBCg9jb20ucXVhcnRlcnMudjFCCUF1dGhQcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session, file_quarters_v1_tenant]);
 
 /**
  * @generated from message quarters.v1.CreateApiKeyRequest
@@ -318,10 +318,194 @@ export const SwitchTenantResponseSchema: GenMessage<SwitchTenantResponse> = /*@_
   messageDesc(file_quarters_v1_auth, 13);
 
 /**
+ * @generated from message quarters.v1.RequestPasswordResetRequest
+ */
+export type RequestPasswordResetRequest = Message<"quarters.v1.RequestPasswordResetRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message quarters.v1.RequestPasswordResetRequest.
+ * Use `create(RequestPasswordResetRequestSchema)` to create a new message.
+ */
+export const RequestPasswordResetRequestSchema: GenMessage<RequestPasswordResetRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 14);
+
+/**
+ * @generated from message quarters.v1.RequestPasswordResetResponse
+ */
+export type RequestPasswordResetResponse = Message<"quarters.v1.RequestPasswordResetResponse"> & {
+};
+
+/**
+ * Describes the message quarters.v1.RequestPasswordResetResponse.
+ * Use `create(RequestPasswordResetResponseSchema)` to create a new message.
+ */
+export const RequestPasswordResetResponseSchema: GenMessage<RequestPasswordResetResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 15);
+
+/**
+ * @generated from message quarters.v1.ResetPasswordRequest
+ */
+export type ResetPasswordRequest = Message<"quarters.v1.ResetPasswordRequest"> & {
+  /**
+   * token is the qp_ token of the mailed link.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * new_password is 10 to 128 characters.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message quarters.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 16);
+
+/**
+ * @generated from message quarters.v1.ResetPasswordResponse
+ */
+export type ResetPasswordResponse = Message<"quarters.v1.ResetPasswordResponse"> & {
+};
+
+/**
+ * Describes the message quarters.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 17);
+
+/**
+ * @generated from message quarters.v1.VerifyEmailRequest
+ */
+export type VerifyEmailRequest = Message<"quarters.v1.VerifyEmailRequest"> & {
+  /**
+   * token is the qv_ token of the mailed link.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message quarters.v1.VerifyEmailRequest.
+ * Use `create(VerifyEmailRequestSchema)` to create a new message.
+ */
+export const VerifyEmailRequestSchema: GenMessage<VerifyEmailRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 18);
+
+/**
+ * @generated from message quarters.v1.VerifyEmailResponse
+ */
+export type VerifyEmailResponse = Message<"quarters.v1.VerifyEmailResponse"> & {
+};
+
+/**
+ * Describes the message quarters.v1.VerifyEmailResponse.
+ * Use `create(VerifyEmailResponseSchema)` to create a new message.
+ */
+export const VerifyEmailResponseSchema: GenMessage<VerifyEmailResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 19);
+
+/**
+ * @generated from message quarters.v1.RequestEmailVerificationRequest
+ */
+export type RequestEmailVerificationRequest = Message<"quarters.v1.RequestEmailVerificationRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message quarters.v1.RequestEmailVerificationRequest.
+ * Use `create(RequestEmailVerificationRequestSchema)` to create a new message.
+ */
+export const RequestEmailVerificationRequestSchema: GenMessage<RequestEmailVerificationRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 20);
+
+/**
+ * @generated from message quarters.v1.RequestEmailVerificationResponse
+ */
+export type RequestEmailVerificationResponse = Message<"quarters.v1.RequestEmailVerificationResponse"> & {
+};
+
+/**
+ * Describes the message quarters.v1.RequestEmailVerificationResponse.
+ * Use `create(RequestEmailVerificationResponseSchema)` to create a new message.
+ */
+export const RequestEmailVerificationResponseSchema: GenMessage<RequestEmailVerificationResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 21);
+
+/**
+ * @generated from message quarters.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"quarters.v1.ChangePasswordRequest"> & {
+  /**
+   * current_password is not checked against the length rules: a rule
+   * change must not lock out people whose passwords predate it.
+   *
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * new_password is 10 to 128 characters.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message quarters.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 22);
+
+/**
+ * @generated from message quarters.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"quarters.v1.ChangePasswordResponse"> & {
+  /**
+   * session replaces the caller's: the one the call was made with has
+   * ended with all the others.
+   *
+   * @generated from field: quarters.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_auth, 23);
+
+/**
  * AuthService manages credentials. People sign in with an email and
  * password and get a session in one tenant: a short-lived access token and
  * a single-use refresh token. API keys are for servers and scripts: each
  * belongs to one tenant, carries a role, and can be revoked at once.
+ *
+ * A password is set only by someone who proved control of the email (a
+ * single-use token mailed to it: ResetPassword, or accepting an
+ * invitation for an account nobody has proved to own) or by the signed-in
+ * user (ChangePassword). Public RPCs that take an email answer the same
+ * whether or not it has an account.
  *
  * @generated from service quarters.v1.AuthService
  */
@@ -330,7 +514,10 @@ export const AuthService: GenService<{
    * SignIn checks a user's email and password and starts a session in the
    * chosen tenant: the tenant field, else the X-Tenant-ID header, else the
    * subdomain. An unknown email, a wrong password and a tenant the user
-   * does not belong to are the same UNAUTHENTICATED error.
+   * does not belong to are the same UNAUTHENTICATED error. The right
+   * password of an account whose email is not verified yet is
+   * FAILED_PRECONDITION with an ErrorInfo, reason EMAIL_NOT_VERIFIED
+   * (RequestEmailVerification sends the link again).
    *
    * @generated from rpc quarters.v1.AuthService.SignIn
    */
@@ -343,7 +530,10 @@ export const AuthService: GenService<{
    * RefreshToken exchanges a refresh token for a new session (new access
    * and refresh tokens) with the member's current role. Each refresh token
    * works once: presenting one that was already exchanged revokes the
-   * whole session, since either the client or a thief holds a copy.
+   * whole session, since either the client or a thief holds a copy, and
+   * moves the membership's version on, so access tokens already issued to
+   * the member in that tenant fail on their next use, on every replica
+   * (the member's other sessions refresh and go on).
    *
    * @generated from rpc quarters.v1.AuthService.RefreshToken
    */
@@ -366,6 +556,76 @@ export const AuthService: GenService<{
     output: typeof SignOutResponseSchema;
   },
   /**
+   * RequestPasswordReset mails a link to reset the password (valid 1 hour,
+   * once) if the email has an account. The answer is always the same empty
+   * response, after the same work: it never tells whether the email has an
+   * account. At most 5 reset links are live per account at once; requests
+   * past that send nothing.
+   *
+   * @generated from rpc quarters.v1.AuthService.RequestPasswordReset
+   */
+  requestPasswordReset: {
+    methodKind: "unary";
+    input: typeof RequestPasswordResetRequestSchema;
+    output: typeof RequestPasswordResetResponseSchema;
+  },
+  /**
+   * ResetPassword sets a new password with a token mailed by
+   * RequestPasswordReset (or the set-password mail of a sign-up without a
+   * password, or of an owner whose account was not verified), once. The
+   * email becomes verified, the account's other reset links die, and every
+   * session of the account ends, in every tenant: old refresh tokens are
+   * revoked and access tokens fail on their next use. It starts no session:
+   * sign in with the new password. An unknown, expired or used token is
+   * NOT_FOUND, one message for all.
+   *
+   * @generated from rpc quarters.v1.AuthService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
+  },
+  /**
+   * VerifyEmail marks the email verified with a token mailed at sign-up
+   * or by RequestEmailVerification (valid 24 hours, once). An unknown,
+   * expired or used token is NOT_FOUND, one message for all.
+   *
+   * @generated from rpc quarters.v1.AuthService.VerifyEmail
+   */
+  verifyEmail: {
+    methodKind: "unary";
+    input: typeof VerifyEmailRequestSchema;
+    output: typeof VerifyEmailResponseSchema;
+  },
+  /**
+   * RequestEmailVerification mails a new verification link if the email
+   * has an account that is not verified yet. The answer is always the same
+   * empty response, whatever the account's state. At most 5 links are live
+   * per account at once.
+   *
+   * @generated from rpc quarters.v1.AuthService.RequestEmailVerification
+   */
+  requestEmailVerification: {
+    methodKind: "unary";
+    input: typeof RequestEmailVerificationRequestSchema;
+    output: typeof RequestEmailVerificationResponseSchema;
+  },
+  /**
+   * ChangePassword replaces the signed-in user's password. A wrong
+   * current_password is UNAUTHENTICATED. Every session of the user ends,
+   * in every tenant (refresh tokens revoked, access tokens refused on
+   * their next use), this one included; the response carries a fresh
+   * session in the caller's tenant, which replaces the caller's.
+   *
+   * @generated from rpc quarters.v1.AuthService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
+  },
+  /**
    * SwitchTenant starts a session in another tenant the signed-in user
    * belongs to.
    *
@@ -378,7 +638,9 @@ export const AuthService: GenService<{
   },
   /**
    * CreateApiKey creates a key with a role no higher than the caller's.
-   * The secret is returned only here.
+   * The secret is returned only here. The key records its creator (the
+   * signed-in user, or the creator of the key that calls): removing that
+   * member revokes it.
    *
    * @generated from rpc quarters.v1.AuthService.CreateApiKey
    */

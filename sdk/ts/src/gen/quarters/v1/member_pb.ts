@@ -26,6 +26,12 @@ export const file_quarters_v1_member: GenFile = /*@__PURE__*/
  */
 export type Member = Message<"quarters.v1.Member"> & {
   /**
+   * user carries the id and email only. What belongs to the account
+   * (has_password, email_verified, create_time) is shown to the user
+   * themself (GetCurrentUser), never to a tenant: a tenant that made an
+   * address its owner at sign-up must not learn whether it already had an
+   * account.
+   *
    * @generated from field: quarters.v1.User user = 1;
    */
   user?: User | undefined;
@@ -177,7 +183,8 @@ export type InviteMemberResponse = Message<"quarters.v1.InviteMemberResponse"> &
   invitation?: Invitation | undefined;
 
   /**
-   * token is for the invitee's AcceptInvitation, shown only once.
+   * token is always empty. Deprecated: the token is mailed to the invitee
+   * only; an inviter who held it could claim the invitee's account.
    *
    * @generated from field: string token = 2;
    */
@@ -485,9 +492,10 @@ export const GetCurrentUserResponseSchema: GenMessage<GetCurrentUserResponse> = 
 export const MemberService: GenService<{
   /**
    * InviteMember invites a person by email with a role (only owners invite
-   * owners). The returned token, shown once, is for the invitee to redeem
-   * with AcceptInvitation within 7 days. Pending invitations count against
-   * the plan's max_members.
+   * owners). The invitation's token is mailed to the invitee, and only to
+   * them, to redeem with AcceptInvitation within 7 days: the answer is the
+   * same whether or not the email has an account anywhere. Pending
+   * invitations count against the plan's max_members.
    *
    * @generated from rpc quarters.v1.MemberService.InviteMember
    */
@@ -498,8 +506,13 @@ export const MemberService: GenService<{
   },
   /**
    * AcceptInvitation redeems an invitation token, once, and signs the
-   * invitee in. A person new to Quarters sets their password here; one who
-   * has a password proves it.
+   * invitee in. Holding the mailed token proves control of the email: for
+   * an address with no account, or an account whose email is not verified
+   * or that has no password, the password given becomes the account's (10
+   * to 128 characters), the email is verified, and every earlier session
+   * of the account ends. A verified account with a password gives that
+   * password (UNAUTHENTICATED otherwise). Refusals leave the invitation
+   * usable.
    *
    * @generated from rpc quarters.v1.MemberService.AcceptInvitation
    */
@@ -530,8 +543,9 @@ export const MemberService: GenService<{
     output: typeof UpdateMemberRoleResponseSchema;
   },
   /**
-   * RemoveMember removes a member: their sessions end and their access
-   * tokens stop working on their next use.
+   * RemoveMember removes a member: their sessions end, their access tokens
+   * stop working on their next use, and the API keys they created (and
+   * keys created by those keys) are revoked.
    *
    * @generated from rpc quarters.v1.MemberService.RemoveMember
    */

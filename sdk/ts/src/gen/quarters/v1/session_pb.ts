@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/session.proto.
  */
 export const file_quarters_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChlxdWFydGVycy92MS9zZXNzaW9uLnByb3RvEgtxdWFydGVycy52MSJoCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEhQKDGhhc19wYXNzd29yZBgDIAEoCBIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinQIKB1Nlc3Npb24SFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIfCgR1c2VyGAUgASgLMhEucXVhcnRlcnMudjEuVXNlchIRCgl0ZW5hbnRfaWQYBiABKAkSEwoLdGVuYW50X3NsdWcYByABKAkSHwoEcm9sZRgIIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGVCqQEKD2NvbS5xdWFydGVycy52MUIMU2Vzc2lvblByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_quarters_v1_options]);
+  fileDesc("ChlxdWFydGVycy92MS9zZXNzaW9uLnByb3RvEgtxdWFydGVycy52MSKAAQoEVXNlchIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxoYXNfcGFzc3dvcmQYAyABKAgSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmVtYWlsX3ZlcmlmaWVkGAUgASgIIp0CCgdTZXNzaW9uEhQKDGFjY2Vzc190b2tlbhgBIAEoCRI8ChhhY2Nlc3NfdG9rZW5fZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPQoZcmVmcmVzaF90b2tlbl9leHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoEdXNlchgFIAEoCzIRLnF1YXJ0ZXJzLnYxLlVzZXISEQoJdGVuYW50X2lkGAYgASgJEhMKC3RlbmFudF9zbHVnGAcgASgJEh8KBHJvbGUYCCABKA4yES5xdWFydGVycy52MS5Sb2xlQqkBCg9jb20ucXVhcnRlcnMudjFCDFNlc3Npb25Qcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_quarters_v1_options]);
 
 /**
  * User is a person. Users are global: one email, one password, and a
@@ -34,7 +34,7 @@ export type User = Message<"quarters.v1.User"> & {
   email: string;
 
   /**
-   * has_password is false for an invited user who has not accepted yet.
+   * has_password is false for a user who has not set a password yet.
    *
    * @generated from field: bool has_password = 3;
    */
@@ -44,6 +44,14 @@ export type User = Message<"quarters.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 4;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * email_verified is whether the person proved control of email (a link
+   * mailed there). Unverified accounts cannot sign in.
+   *
+   * @generated from field: bool email_verified = 5;
+   */
+  emailVerified: boolean;
 };
 
 /**

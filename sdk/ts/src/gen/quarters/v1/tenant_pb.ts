@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/tenant.proto.
  */
 export const file_quarters_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIq8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKrAgoTQ3JlYXRlVGVuYW50UmVxdWVzdBKxAQoEc2x1ZxgBIAEoCUKiAbpIngFymwEQAxgoMhxeW2Etel0oW2EtejAtOS1dKlthLXowLTldKT8kWgVhZG1pbloDYXBpWgNhcHBaBGF1dGhaCWRhc2hib2FyZFoEZG9jc1oEaGVscFoFbG9naW5aBG1haWxaCHF1YXJ0ZXJzWgRyb290WgZzaWdudXBaBnN0YXRpY1oGc3RhdHVzWgdzdXBwb3J0WgZzeXN0ZW1aA3d3dxIYCgRuYW1lGAIgASgJQgq6SAdyBRABGMgBEh8KC293bmVyX2VtYWlsGAMgASgJQgq6SAdyBRj+AWABEiUKDm93bmVyX3Bhc3N3b3JkGAQgASgJQg26SArYAQFyBRAKGIABIsABChRDcmVhdGVUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQSJAoHYXBpX2tleRgCIAEoCzITLnF1YXJ0ZXJzLnYxLkFwaUtleRIWCg5hcGlfa2V5X3NlY3JldBgDIAEoCRIlCgdzZXNzaW9uGAQgASgLMhQucXVhcnRlcnMudjEuU2Vzc2lvbhIeChZvd25lcl9pbnZpdGF0aW9uX3Rva2VuGAUgASgJIhIKEEdldFRlbmFudFJlcXVlc3QiOAoRR2V0VGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50KmQKDFRlbmFudFN0YXR1cxIdChlURU5BTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUVEVOQU5UX1NUQVRVU19BQ1RJVkUQARIbChdURU5BTlRfU1RBVFVTX1NVU1BFTkRFRBACMsMBCg1UZW5hbnRTZXJ2aWNlElsKDENyZWF0ZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVUZW5hbnRSZXNwb25zZSIGirUYAggBElUKCUdldFRlbmFudBIdLnF1YXJ0ZXJzLnYxLkdldFRlbmFudFJlcXVlc3QaHi5xdWFydGVycy52MS5HZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAhABQqgBCg9jb20ucXVhcnRlcnMudjFCC1RlbmFudFByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
+  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIq8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKuAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAkgASgJIqsCChNDcmVhdGVUZW5hbnRSZXF1ZXN0ErEBCgRzbHVnGAEgASgJQqIBukieAXKbARADGCgyHF5bYS16XShbYS16MC05LV0qW2EtejAtOV0pPyRaBWFkbWluWgNhcGlaA2FwcFoEYXV0aFoJZGFzaGJvYXJkWgRkb2NzWgRoZWxwWgVsb2dpbloEbWFpbFoIcXVhcnRlcnNaBHJvb3RaBnNpZ251cFoGc3RhdGljWgZzdGF0dXNaB3N1cHBvcnRaBnN5c3RlbVoDd3d3EhgKBG5hbWUYAiABKAlCCrpIB3IFEAEYyAESHwoLb3duZXJfZW1haWwYAyABKAlCCrpIB3IFGP4BYAESJQoOb3duZXJfcGFzc3dvcmQYBCABKAlCDbpICtgBAXIFEAoYgAEiwAEKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIkCgdhcGlfa2V5GAIgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5EhYKDmFwaV9rZXlfc2VjcmV0GAMgASgJEiUKB3Nlc3Npb24YBCABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uEh4KFm93bmVyX2ludml0YXRpb25fdG9rZW4YBSABKAkiEgoQR2V0VGVuYW50UmVxdWVzdCI4ChFHZXRUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQqZAoMVGVuYW50U3RhdHVzEh0KGVRFTkFOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRURU5BTlRfU1RBVFVTX0FDVElWRRABEhsKF1RFTkFOVF9TVEFUVVNfU1VTUEVOREVEEAIywwEKDVRlbmFudFNlcnZpY2USWwoMQ3JlYXRlVGVuYW50EiAucXVhcnRlcnMudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBohLnF1YXJ0ZXJzLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlIgaKtRgCCAESVQoJR2V0VGVuYW50Eh0ucXVhcnRlcnMudjEuR2V0VGVuYW50UmVxdWVzdBoeLnF1YXJ0ZXJzLnYxLkdldFRlbmFudFJlc3BvbnNlIgmQAgGKtRgCEAFCqAEKD2NvbS5xdWFydGVycy52MUILVGVuYW50UHJvdG9QAVo7Z2l0aHViLmNvbS9xdWFydGVycy1kZXYvcXVhcnRlcnMvZ2VuL3F1YXJ0ZXJzL3YxO3F1YXJ0ZXJzdjGiAgNRWFiqAgtRdWFydGVycy5WMcoCC1F1YXJ0ZXJzXFYx4gIXUXVhcnRlcnNcVjFcR1BCTWV0YWRhdGHqAgxRdWFydGVyczo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
 
 /**
  * Tenant is one customer organisation.
@@ -127,6 +127,17 @@ export type ApiKey = Message<"quarters.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp last_used_time = 8;
    */
   lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * created_by is the id of the user whose access created the key: the
+   * signed-in user who called CreateApiKey or, for a key an API key
+   * created, that key's creator. Removing that member revokes the key.
+   * Empty for the sign-up key (it belongs to no member: revoke it with
+   * RevokeApiKey) and for keys created through it.
+   *
+   * @generated from field: string created_by = 9;
+   */
+  createdBy: string;
 };
 
 /**
@@ -159,12 +170,9 @@ export type CreateTenantRequest = Message<"quarters.v1.CreateTenantRequest"> & {
   ownerEmail: string;
 
   /**
-   * owner_password, when set, is the owner's password (10 to 128
-   * characters) and the response carries a signed-in session. Without it
-   * the response carries owner_invitation_token, with which the owner sets
-   * a password later (MemberService.AcceptInvitation). If owner_email
-   * already belongs to a user with a password, owner_password must be that
-   * password, or be left empty (the owner then signs in as usual).
+   * owner_password, when set, is the password of a new owner account (10
+   * to 128 characters), usable once the email is verified. It is ignored
+   * when owner_email already has an account.
    *
    * @generated from field: string owner_password = 4;
    */
@@ -201,15 +209,16 @@ export type CreateTenantResponse = Message<"quarters.v1.CreateTenantResponse"> &
   apiKeySecret: string;
 
   /**
-   * session is the owner signed in, when owner_password was given.
+   * session is always unset. Deprecated: the owner signs in (SignIn) once
+   * their email is verified.
    *
    * @generated from field: quarters.v1.Session session = 4;
    */
   session?: Session | undefined;
 
   /**
-   * owner_invitation_token is set when the owner has no password yet: it
-   * is redeemed once, with AcceptInvitation, to set one (within 7 days).
+   * owner_invitation_token is always empty. Deprecated: the owner's
+   * set-password link is mailed to owner_email.
    *
    * @generated from field: string owner_invitation_token = 5;
    */
@@ -294,6 +303,14 @@ export const TenantService: GenService<{
    * first API key (role admin). The key's secret is returned only here.
    * Everything is created in one transaction: a failure leaves nothing
    * behind. A slug that is taken is ALREADY_EXISTS.
+   *
+   * owner_email becomes the owner, and a mail goes to it: for a new
+   * account with owner_password, a link to verify the email (the account
+   * signs in once verified); for a new account without one, a link to set
+   * a password; for an existing account, a notice that it owns the new
+   * tenant (with a set-password link if the account was never verified).
+   * The password of an existing account is never set or checked here, and
+   * the answer does not tell whether owner_email had an account.
    *
    * @generated from rpc quarters.v1.TenantService.CreateTenant
    */

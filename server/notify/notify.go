@@ -1,0 +1,104 @@
+// Package notify is the mail of Quarters' identity flows: the job that
+// carries a mail from the transaction that causes it (sign-up, invitation,
+// reset or verification request) to a mail.Sender, and the mails
+// themselves.
+//
+// Tokens are minted at delivery, by the worker, never in the request: the
+// job's arguments name what to mail (a tenant and user, an invitation, an
+// email) and hold no secret, so neither River's table nor its retained
+// completed jobs hold a usable token. The worker stores the token's
+// SHA-256 (an email token row, or the invitation's token_hash) just before
+// it sends the mail, so the token exists only in the mail.
+//
+// Delivery is at least once. A retried job replaces the token its earlier
+// attempt minted (one token per job: an email token row is keyed by the
+// job, an invitation has one hash), so a mail that did go out and is then
+// sent again carries a new link and the earlier one stops working; a job
+// whose token was used, or whose invitation was accepted, revoked or
+// expired meanwhile, sends nothing.
+package notify
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+)
+
+// Token lifetimes and the cap on live tokens per account and purpose.
+const (
+	// ResetTTL bounds a password reset link: short, since it takes over
+	// the account.
+	ResetTTL = time.Hour
+	// SetPasswordTTL bounds the set-password link of a sign-up without a
+	// password (or of an owner whose account was never verified): the
+	// same power as a reset, for someone who has just signed up; a day is
+	// enough, and RequestPasswordReset sends another.
+	SetPasswordTTL = 24 * time.Hour
+	// VerifyTTL bounds an email verification link; RequestEmailVerification
+	// sends another.
+	VerifyTTL = 24 * time.Hour
+	// MaxLiveTokens caps the live tokens of one purpose per account:
+	// requests past it send nothing, so nobody can flood a mailbox through
+	// the public request RPCs.
+	MaxLiveTokens = 5
+	// MaxAttempts bounds a mail's delivery attempts (River's backoff is
+	// attempt^4 seconds: about 4 hours for the last of 10).
+	MaxAttempts = 10
+)
+
+// The templates of MailArgs.
+const (
+	// TemplateSignUp is CreateTenant's mail to owner_email.
+	TemplateSignUp = "sign_up"
+	// TemplateInvitation carries an invitation's token to the invitee.
+	TemplateInvitation = "invitation"
+	// TemplatePasswordReset answers RequestPasswordReset.
+	TemplatePasswordReset = "password_reset"
+	// TemplateEmailVerification answers RequestEmailVerification.
+	TemplateEmailVerification = "email_verification"
+)
+
+// MailArgs are the mail job's arguments. They hold no secret.
+type MailArgs struct {
+	Template string `json:"template"`
+	// TenantID and UserID: the sign-up's tenant and owner.
+	TenantID uuid.UUID `json:"tenant_id,omitzero"`
+	UserID   uuid.UUID `json:"user_id,omitzero"`
+	// UserCreated says the sign-up created the owner's account;
+	// WithPassword that it set owner_password on it.
+	UserCreated  bool `json:"user_created,omitempty"`
+	WithPassword bool `json:"with_password,omitempty"`
+	// InvitationID is the invitation to deliver (in TenantID).
+	InvitationID uuid.UUID `json:"invitation_id,omitzero"`
+	// Email is the address a reset or verification was requested for.
+	Email string `json:"email,omitempty"`
+}
+
+// Kind is River's job kind.
+func (MailArgs) Kind() string { return "mail" }
+
+// InsertOpts bounds the attempts.
+func (MailArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: MaxAttempts} }
+
+// SignUp is the mail to a new tenant's owner: created says the sign-up
+// created the account, withPassword that it was given owner_password.
+func SignUp(tenantID, userID uuid.UUID, created, withPassword bool) MailArgs {
+	return MailArgs{Template: TemplateSignUp, TenantID: tenantID, UserID: userID, UserCreated: created, WithPassword: withPassword}
+}
+
+// Invitation is the mail carrying invitationID's token to its invitee.
+func Invitation(tenantID, invitationID uuid.UUID) MailArgs {
+	return MailArgs{Template: TemplateInvitation, TenantID: tenantID, InvitationID: invitationID}
+}
+
+// PasswordReset is the reset link for email's account, if it has one.
+func PasswordReset(email string) MailArgs {
+	return MailArgs{Template: TemplatePasswordReset, Email: email}
+}
+
+// EmailVerification is a verification link for email's account, if it
+// has one that is not verified.
+func EmailVerification(email string) MailArgs {
+	return MailArgs{Template: TemplateEmailVerification, Email: email}
+}
