@@ -29,7 +29,9 @@ func TestExternalDatabase(t *testing.T) {
 	}
 	bin := buildServer(t)
 	appURL, ownerURL := dbtest.NewURLs(t)
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "QUARTERS_ADDR=127.0.0.1:0"}
+	// The mailbox goes to the test's directory, never into the source tree.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "QUARTERS_ADDR=127.0.0.1:0",
+		"QUARTERS_MAILBOX_DIR=" + t.TempDir()}
 
 	out, err := exec.Command(bin, "migrate", "-database-url", ownerURL).CombinedOutput()
 	require.NoError(t, err, string(out))
