@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -74,9 +75,17 @@ type Params struct {
 	// KeyUse records when API keys were last used; nil makes a recorder
 	// the caller cannot flush (tests). Production runs its Run loop.
 	KeyUse *keyuse.Recorder
-	// AnonymousLimit rate-limits calls without a credential (sign-up) per
-	// client address; zero means DefaultAnonymousLimit.
+	// AnonymousLimit rate-limits public RPCs (sign-up, sign-in) per client
+	// address and procedure, whatever credential the call carries; zero
+	// means DefaultAnonymousLimit.
 	AnonymousLimit ratelimit.Limit
+	// AccountLimit rate-limits calls that try to authenticate as an
+	// account (SignIn) per account, across addresses; zero means
+	// DefaultAccountLimit.
+	AccountLimit ratelimit.Limit
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client address; empty: the TCP peer is the client.
+	TrustedProxies observe.TrustedProxies
 	// DisableRateLimit removes the rate limiter from the chain: for
 	// measuring its cost (task bench), never for production.
 	DisableRateLimit bool
@@ -98,6 +107,13 @@ type Params struct {
 // DefaultAnonymousLimit is how fast one client address may call public
 // RPCs (sign-up): enough for people, not for a script creating tenants.
 var DefaultAnonymousLimit = ratelimit.PerMinute(10, 10)
+
+// DefaultAccountLimit is how often one account may be tried (SignIn) from
+// addresses it has not signed in from, all together: 10 at once, then one
+// every 2 minutes, about 720 guesses a day however many addresses the
+// guesser has, while its owner's familiar addresses keep buckets of their
+// own.
+var DefaultAccountLimit = ratelimit.Limit{Rate: 30, Period: time.Hour, Burst: 10}
 
 // DefaultUpgradeURL is named in errors when no upgrade URL is configured.
 const DefaultUpgradeURL = "https://quarters.dev/pricing"
@@ -134,6 +150,9 @@ func New(p Params) (http.Handler, error) {
 	}
 	if p.AnonymousLimit.Rate == 0 {
 		p.AnonymousLimit = DefaultAnonymousLimit
+	}
+	if p.AccountLimit.Rate == 0 {
+		p.AccountLimit = DefaultAccountLimit
 	}
 	if p.Usage == nil {
 		p.Usage = usage.NewRecorder(p.DB, p.Logger)
@@ -215,7 +234,7 @@ func New(p Params) (http.Handler, error) {
 	})
 
 	handler := tenant.SelectorMiddleware(p.BaseDomain, http.MaxBytesHandler(mux, p.MaxBodyBytes))
-	return observe.Middleware(p.Logger, corsHandler(p.CORSOrigins).Handler(handler)), nil
+	return observe.Middleware(p.Logger, p.TrustedProxies, corsHandler(p.CORSOrigins).Handler(handler)), nil
 }
 
 // verifyFunc checks access tokens: Quarters' own, and the identity
@@ -250,7 +269,7 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 	if !p.DisableRateLimit {
 		chain = append(chain, ratelimit.NewInterceptor(ratelimit.InterceptorParams{
 			Limiter:    p.Limiter,
-			PolicyFunc: ratePolicy(p.AnonymousLimit),
+			PolicyFunc: ratePolicy(rules, p.AnonymousLimit),
 			CostFunc:   rules.Cost,
 			UpgradeURL: p.UpgradeURL,
 			DecisionFunc: func(ctx context.Context, procedure string, r ratelimit.Result) {
@@ -259,6 +278,12 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 				}
 			},
 			Logger: p.Logger,
+		}), ratelimit.NewAccountInterceptor(ratelimit.AccountParams{
+			Limiter:     p.Limiter,
+			Limit:       p.AccountLimit,
+			AccountFunc: rules.Account,
+			ClientFunc:  observe.ClientIP,
+			Logger:      p.Logger,
 		}))
 	}
 	return append(chain,
@@ -268,31 +293,50 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 	)
 }
 
-// ratePolicy limits each tenant by its plan's effective rate, and calls
-// without a credential by client address, one bucket per procedure: sign-up,
-// sign-in (password guessing) and invitations at the anonymous limit, and
-// session upkeep (RefreshToken, SignOut), which every signed-in client does
-// every few minutes, at sessionFactor times it, so an office behind one
-// address keeps its sessions. The platform operator is not limited.
-func ratePolicy(anonymous ratelimit.Limit) func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
+// ratePolicy limits each tenant by its plan's effective rate, and public
+// RPCs by client address, one bucket per procedure, whatever credential
+// rides along: an API key attached to SignIn must not move password
+// guesses into its tenant's large bucket (nor many free tenants' keys
+// multiply them). Which RPCs are public comes from their access rules, so
+// a new public RPC is covered without being listed here. Sign-up, sign-in
+// and invitations get the anonymous limit; session upkeep (RefreshToken,
+// SignOut), which every signed-in client does every few minutes, gets
+// sessionFactor times it, so an office behind one address keeps its
+// sessions. The platform operator is not limited.
+func ratePolicy(rules access.Rules, anonymous ratelimit.Limit) func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
 	upkeep := ratelimit.Limit{Rate: anonymous.Rate * sessionFactor, Burst: anonymous.Burst * sessionFactor, Period: anonymous.Period}
 	return func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
+		if rules.IsPublic(procedure) {
+			limit := anonymous
+			if sessionUpkeep[procedure] {
+				limit = upkeep
+			}
+			return ratelimit.Policy{Key: "anonymous:" + procedure + ":" + addressKey(observe.ClientIP(ctx)), Limit: limit}, true
+		}
 		if t, ok := tenant.FromContext(ctx); ok {
 			return tenantPolicy(t), true
 		}
-		if _, ok := auth.FromContext(ctx); ok {
-			return ratelimit.Policy{}, false
-		}
-		ip := observe.ClientIP(ctx)
-		if ip == "" {
-			return ratelimit.Policy{}, false
-		}
-		limit := anonymous
-		if sessionUpkeep[procedure] {
-			limit = upkeep
-		}
-		return ratelimit.Policy{Key: "anonymous:" + procedure + ":" + ip, Limit: limit}, true
+		return ratelimit.Policy{}, false
 	}
+}
+
+// addressKey is the part of a client address that one client controls:
+// the address itself for IPv4, its /64 for IPv6, since a single host is
+// routinely given a whole /64 and could otherwise rotate through 2^64
+// buckets. Calls without an address (never, over TCP) share one bucket.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	switch {
+	case err != nil:
+		if ip == "" {
+			return "unknown"
+		}
+		return ip
+	case a.Is6() && !a.Is4In6():
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.Unmap().String()
 }
 
 // sessionFactor is how many times the anonymous limit session upkeep gets.

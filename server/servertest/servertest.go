@@ -31,6 +31,7 @@ import (
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/keyuse"
+	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
@@ -74,9 +75,15 @@ type Opts struct {
 	// Redis, when set, shares rate limits and the tenant cache (with
 	// pub/sub invalidation) the way production replicas do.
 	Redis *redis.Options
-	// AnonymousLimit overrides the per-address limit of unauthenticated
-	// calls; by default tests may sign up as many tenants as they like.
+	// AnonymousLimit overrides the per-address limit of public RPCs; by
+	// default tests may sign up as many tenants as they like.
 	AnonymousLimit ratelimit.Limit
+	// AccountLimit overrides the per-account limit of sign-in attempts;
+	// by default tests may sign in as often as they like.
+	AccountLimit ratelimit.Limit
+	// TrustedProxies are believed in X-Forwarded-For; tests that simulate
+	// many client addresses trust 127.0.0.1 and set the header.
+	TrustedProxies observe.TrustedProxies
 	// Share, when set, serves the same database as that server: a second
 	// replica.
 	Share *Server
@@ -147,6 +154,10 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if anonymous.Rate == 0 {
 		anonymous = ratelimit.PerMinute(1000000, 100000)
 	}
+	account := opts.AccountLimit
+	if account.Rate == 0 {
+		account = ratelimit.PerMinute(1000000, 100000)
+	}
 	// Each server loads the key set from its database, as every replica
 	// does, so servers sharing one verify each other's tokens.
 	sessions, err := session.NewManager(session.Params{})
@@ -162,8 +173,9 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	h, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
-		PlatformKey: platformKey, AnonymousLimit: anonymous,
-		Sessions: sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
+		PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
+		TrustedProxies: opts.TrustedProxies,
+		Sessions:       sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
 	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quarters-dev/quarters/server/idp"
+	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/session"
 )
@@ -30,8 +31,12 @@ type config struct {
 	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
 	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
-	SignupRate       int           // QUARTERS_SIGNUP_RATE: unauthenticated calls per minute per client address
-	TokenRotation    time.Duration // QUARTERS_TOKEN_ROTATION: how long an access-token signing key signs
+	SignupRate       int           // QUARTERS_SIGNUP_RATE: public calls per minute per client address and procedure
+	AccountRate      int           // QUARTERS_SIGNIN_ACCOUNT_RATE: sign-in attempts per hour per account from unfamiliar addresses
+	// TrustedProxies: QUARTERS_TRUSTED_PROXIES, comma-separated IPs and
+	// CIDRs whose X-Forwarded-For names the client.
+	TrustedProxies observe.TrustedProxies
+	TokenRotation  time.Duration // QUARTERS_TOKEN_ROTATION: how long an access-token signing key signs
 	// IDP accepts an external identity provider's tokens when its Issuer
 	// is set: QUARTERS_IDP_ISSUER, _AUDIENCE, _JWKS_URL (all or none),
 	// _TENANT_CLAIM, _EMAIL_CLAIM.
@@ -58,6 +63,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("QUARTERS_SIGNUP_RATE=%q: want a number of requests per minute, at least 1", v)
 		}
 		c.SignupRate = n
+	}
+	if v := getenv("QUARTERS_SIGNIN_ACCOUNT_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("QUARTERS_SIGNIN_ACCOUNT_RATE=%q: want a number of sign-in attempts per hour, at least 1", v)
+		}
+		c.AccountRate = n
+	}
+	if v := getenv("QUARTERS_TRUSTED_PROXIES"); v != "" {
+		p, err := observe.ParseTrustedProxies(v)
+		if err != nil {
+			return c, fmt.Errorf("QUARTERS_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = p
 	}
 	switch v := getenv("QUARTERS_RATE_LIMIT"); v {
 	case "", "on":

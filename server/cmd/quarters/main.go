@@ -175,7 +175,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
-		AnonymousLimit: anonymousLimit(cfg.SignupRate), Sessions: sessions, IDP: provider,
+		AnonymousLimit: anonymousLimit(cfg.SignupRate), AccountLimit: accountLimit(cfg.AccountRate),
+		TrustedProxies: cfg.TrustedProxies, Sessions: sessions, IDP: provider,
 	})
 	if err != nil {
 		return err
@@ -246,6 +247,16 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// accountLimit is the per-account limit of sign-in attempts: the
+// configured hourly rate with a burst of at most 10, or the router's
+// default.
+func accountLimit(perHour int) ratelimit.Limit {
+	if perHour <= 0 {
+		return router.DefaultAccountLimit
+	}
+	return ratelimit.Limit{Rate: perHour, Period: time.Hour, Burst: min(perHour, 10)}
 }
 
 // anonymousLimit is the per-address limit of unauthenticated calls: the
