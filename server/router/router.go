@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"connectrpc.com/authn"
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
 	"connectrpc.com/grpchealth"
@@ -31,7 +32,9 @@ import (
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
+	"github.com/quarters-dev/quarters/server/input"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/member"
 	"github.com/quarters-dev/quarters/server/observe"
@@ -57,8 +60,13 @@ type Params struct {
 	Logger *slog.Logger
 	// BaseDomain enables subdomain tenant selection: <slug>.<BaseDomain>.
 	BaseDomain string
-	// MaxBodyBytes caps request bodies (default DefaultMaxBodyBytes).
+	// MaxBodyBytes caps request bodies, and messages once decompressed
+	// (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// BodyTimeout is how long an RPC's request body may take to arrive,
+	// plus a second per guard.MinBodyRate bytes (default
+	// guard.DefaultBodyTimeout).
+	BodyTimeout time.Duration
 	// Tenants caches tenant records; nil makes an in-process cache (the
 	// caller then cannot invalidate it from outside).
 	Tenants *tenant.Cache
@@ -176,7 +184,9 @@ func New(p Params) (http.Handler, error) {
 	}
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(interceptors(p, rules)...),
-		connect.WithReadMaxBytes(int(p.MaxBodyBytes)),
+		// Not WithReadMaxBytes: its refusal is RESOURCE_EXHAUSTED (HTTP
+		// 429), which clients retry; guard's is INVALID_ARGUMENT (413).
+		guard.Gzip(p.MaxBodyBytes),
 		connect.WithRecover(recoverFunc(p.Logger)),
 	}
 	// Live API keys are served from memory; a revocation or a change to
@@ -233,7 +243,17 @@ func New(p Params) (http.Handler, error) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 
-	handler := tenant.SelectorMiddleware(p.BaseDomain, http.MaxBytesHandler(mux, p.MaxBodyBytes))
+	handler := tenant.SelectorMiddleware(p.BaseDomain, guard.Body(guard.BodyParams{
+		MaxBytes: p.MaxBodyBytes,
+		Timeout:  p.BodyTimeout,
+		// Every quarters.v1 RPC is unary: its body is read in full before
+		// the handler runs. Reflection streams are not held to it.
+		Deadline: func(r *http.Request) bool {
+			procedure, _ := authn.InferProcedure(r.URL)
+			_, ok := rules[procedure]
+			return ok
+		},
+	}, mux))
 	return observe.Middleware(p.Logger, p.TrustedProxies, corsHandler(p.CORSOrigins).Handler(handler)), nil
 }
 
@@ -289,6 +309,7 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 	return append(chain,
 		usage.NewInterceptor(p.Usage),
 		access.NewInterceptor(rules, p.UpgradeURL),
+		input.NewInterceptor(),
 		validate.NewInterceptor(),
 	)
 }

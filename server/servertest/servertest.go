@@ -29,6 +29,7 @@ import (
 	"github.com/quarters-dev/quarters/db/dbtest"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/observe"
@@ -84,6 +85,11 @@ type Opts struct {
 	// TrustedProxies are believed in X-Forwarded-For; tests that simulate
 	// many client addresses trust 127.0.0.1 and set the header.
 	TrustedProxies observe.TrustedProxies
+	// MaxConnsPerIP caps each client address's open connections
+	// (guard.Listener); zero: no cap, as tests open many from 127.0.0.1.
+	MaxConnsPerIP int
+	// BodyTimeout is how long a request body may take (router.Params).
+	BodyTimeout time.Duration
 	// Share, when set, serves the same database as that server: a second
 	// replica.
 	Share *Server
@@ -174,8 +180,8 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
-		TrustedProxies: opts.TrustedProxies,
-		Sessions:       sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
+		TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,
+		Sessions: sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
 	})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(h)
@@ -183,6 +189,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	ts.Config.Protocols = &protocols
+	ts.Listener = guard.Listener(ts.Listener, guard.ListenerParams{MaxPerIP: opts.MaxConnsPerIP, Logger: logger})
 	ts.Start()
 	t.Cleanup(ts.Close)
 	// Every host name dials the test server, so tests can call

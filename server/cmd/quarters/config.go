@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/router"
@@ -24,6 +25,8 @@ type config struct {
 	DataDir          string        // QUARTERS_DATA_DIR: embedded postgres's data
 	BaseDomain       string        // QUARTERS_BASE_DOMAIN: <slug>.<domain> selects a tenant
 	MaxBodyBytes     int64         // QUARTERS_MAX_BODY_BYTES
+	BodyTimeout      time.Duration // QUARTERS_BODY_TIMEOUT: how long an RPC's body may take, plus its size allowance
+	MaxConnsPerIP    int           // QUARTERS_MAX_CONNS_PER_IP: open connections per client address; 0 disables the cap
 	ShutdownTimeout  time.Duration // QUARTERS_SHUTDOWN_TIMEOUT
 	LogLevel         slog.Level    // QUARTERS_LOG_LEVEL: debug, info, warn, error
 	RedisURL         string        // REDIS_URL: shared rate limits, tenant cache; empty: in process
@@ -51,6 +54,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DataDir:          or(getenv("QUARTERS_DATA_DIR"), ".quarters"),
 		BaseDomain:       or(getenv("QUARTERS_BASE_DOMAIN"), "localhost"),
 		MaxBodyBytes:     router.DefaultMaxBodyBytes,
+		BodyTimeout:      guard.DefaultBodyTimeout,
+		MaxConnsPerIP:    guard.DefaultMaxConnsPerIP,
 		ShutdownTimeout:  30 * time.Second,
 		RedisURL:         getenv("REDIS_URL"),
 		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
@@ -96,6 +101,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("QUARTERS_MAX_BODY_BYTES=%q: want a byte count of at least 1024", v)
 		}
 		c.MaxBodyBytes = n
+	}
+	if v := getenv("QUARTERS_BODY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond {
+			return c, fmt.Errorf("QUARTERS_BODY_TIMEOUT=%q: want a duration of at least 100ms, such as 10s", v)
+		}
+		c.BodyTimeout = d
+	}
+	if v := getenv("QUARTERS_MAX_CONNS_PER_IP"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("QUARTERS_MAX_CONNS_PER_IP=%q: want a number of connections, or 0 for no cap", v)
+		}
+		c.MaxConnsPerIP = n
 	}
 	if v := getenv("QUARTERS_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)

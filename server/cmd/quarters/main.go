@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/ratelimit"
@@ -171,7 +172,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
 	}
 	handler, err := router.New(router.Params{
-		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
+		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout,
 		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
@@ -188,16 +189,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		Handler:           handler,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// The outer bound for streams (gRPC reflection); an RPC's body
+		// has its own, far shorter deadline (QUARTERS_BODY_TIMEOUT).
+		ReadTimeout:    60 * time.Second,
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	// Trusted proxies carry many clients' connections: the cap is for
+	// clients that connect directly.
+	ln = guard.Listener(ln, guard.ListenerParams{MaxPerIP: cfg.MaxConnsPerIP, Exempt: cfg.TrustedProxies.Contains, Logger: logger})
 	logger.Info("listening", "addr", ln.Addr().String())
 	printWelcome(out, ln.Addr().String())
 
