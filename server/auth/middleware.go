@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/authn"
@@ -77,6 +78,12 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 	return authn.NewMiddleware(func(ctx context.Context, r *http.Request) (any, error) {
 		procedure, _ := authn.InferProcedure(r.URL)
 		token, ok := authn.BearerToken(r)
+		// "Bearer  qk_…" (a doubled space, a pasted newline) is still the
+		// key: whitespace never belongs to a credential.
+		token = strings.TrimSpace(token)
+		if ok && token == "" {
+			return nil, authn.Errorf("authorization header must be \"Bearer <API key or access token>\": the credential is empty")
+		}
 		if !ok {
 			if r.Header.Get("Authorization") != "" {
 				return nil, authn.Errorf("authorization header must be \"Bearer <API key or access token>\"")
@@ -98,8 +105,10 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 			if err == nil && p.UseFunc != nil {
 				p.UseFunc(principal)
 			}
-		} else {
+		} else if looksLikeJWT(token) {
 			principal, err = verifyToken(ctx, p.VerifyToken, p.Logger, token)
+		} else {
+			return nil, authn.Errorf("malformed credential: expected an API key (qk_…) or an access token (JWT)")
 		}
 		if err != nil {
 			return nil, err
@@ -112,6 +121,28 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 		// authn stores the returned value; FromContext reads it back.
 		return principal, nil
 	}, p.HandlerOptions...)
+}
+
+// looksLikeJWT reports whether token has a JWS compact serialisation's
+// shape (three base64url segments, the first two non-empty), so that a
+// token that could never be one is called malformed rather than
+// "expired": the caller has the wrong thing, not a stale one.
+func looksLikeJWT(token string) bool {
+	if strings.Count(token, ".") != 2 {
+		return false
+	}
+	parts := strings.Split(token, ".")
+	if parts[0] == "" || parts[1] == "" {
+		return false
+	}
+	for _, part := range parts {
+		for _, c := range part {
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // errInvalidKey is one message for every kind of bad key: malformed,

@@ -66,7 +66,7 @@ func toConnect(ctx context.Context, logger *slog.Logger, procedure string, err e
 // "/quarters.v1.ProjectService/GetProject" is "project".
 func resourceOf(procedure string) string {
 	method := procedure[strings.LastIndexByte(procedure, '/')+1:]
-	for _, verb := range []string{"Get", "Update", "Delete", "Create", "List"} {
+	for _, verb := range []string{"Get", "Update", "Delete", "Create", "List", "Revoke", "Remove", "Accept", "Suspend", "Resume"} {
 		if rest, ok := strings.CutPrefix(method, verb); ok && rest != "" {
 			method = rest
 			break
