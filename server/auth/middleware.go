@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -61,7 +62,12 @@ type MiddlewareParams struct {
 	// PlatformKey is the operator's credential (QUARTERS_PLATFORM_KEY);
 	// empty disables platform RPCs.
 	PlatformKey string
-	Logger      *slog.Logger
+	// FailFunc turns a failure to decide (the key lookup's or the token
+	// check's error, such as an unreachable database; never a refusal)
+	// into the error returned, and logs it as it sees fit. Nil: every such
+	// failure is UNAVAILABLE and logged at error.
+	FailFunc func(ctx context.Context, procedure string, err error) error
+	Logger   *slog.Logger
 	// HandlerOptions must be the options the Connect handlers use, so
 	// errors are written in the caller's protocol and codec.
 	HandlerOptions []connect.HandlerOption
@@ -100,13 +106,20 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 			principal *Principal
 			err       error
 		)
+		fail := func(err error) error {
+			if p.FailFunc != nil {
+				return p.FailFunc(ctx, procedure, err)
+			}
+			p.Logger.ErrorContext(ctx, "credential check failed", "error", err)
+			return errUnavailable()
+		}
 		if LooksLikeAPIKey(token) {
-			principal, err = authenticate(ctx, p.Lookup, p.Logger, token)
+			principal, err = authenticate(ctx, p.Lookup, fail, token)
 			if err == nil && p.UseFunc != nil {
 				p.UseFunc(principal)
 			}
 		} else if looksLikeJWT(token) {
-			principal, err = verifyToken(ctx, p.VerifyToken, p.Logger, token)
+			principal, err = verifyToken(ctx, p.VerifyToken, p.Logger, fail, token)
 		} else {
 			return nil, authn.Errorf("malformed credential: expected an API key (qk_…) or an access token (JWT)")
 		}
@@ -155,7 +168,12 @@ func errInvalidToken() error {
 	return authn.Errorf("invalid or expired access token: refresh it or sign in again")
 }
 
-func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logger, token string) (*Principal, error) {
+// errUnavailable is the answer to a credential that could not be checked.
+func errUnavailable() error {
+	return connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+}
+
+func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logger, fail func(error) error, token string) (*Principal, error) {
 	if verify == nil {
 		return nil, errInvalidToken()
 	}
@@ -165,13 +183,12 @@ func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logge
 		return nil, errInvalidToken()
 	}
 	if err != nil {
-		logger.ErrorContext(ctx, "access token check failed", "error", err)
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+		return nil, fail(fmt.Errorf("check access token: %w", err))
 	}
 	return principal, nil
 }
 
-func authenticate(ctx context.Context, lookup LookupFunc, logger *slog.Logger, token string) (*Principal, error) {
+func authenticate(ctx context.Context, lookup LookupFunc, fail func(error) error, token string) (*Principal, error) {
 	hash, err := ParseAPIKey(token)
 	if err != nil {
 		return nil, errInvalidKey()
@@ -182,8 +199,7 @@ func authenticate(ctx context.Context, lookup LookupFunc, logger *slog.Logger, t
 	}
 	if err != nil {
 		// The cause (a database error) is logged, never sent to the caller.
-		logger.ErrorContext(ctx, "api key lookup failed", "error", err)
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+		return nil, fail(fmt.Errorf("look up api key: %w", err))
 	}
 	// The lookup matched on the hash already; comparing again in constant
 	// time keeps the decision itself free of data-dependent timing.

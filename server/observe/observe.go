@@ -180,12 +180,12 @@ func (r *recorder) status() int {
 }
 
 // NewInterceptor returns the outermost interceptor: it maps handler errors
-// with Error and records the call's code and tenant for the log line.
-func NewInterceptor(logger *slog.Logger) connect.Interceptor {
-	return &interceptor{logger: logger}
+// with errs and records the call's code and tenant for the log line.
+func NewInterceptor(errs *Errors) connect.Interceptor {
+	return &interceptor{errs: errs}
 }
 
-type interceptor struct{ logger *slog.Logger }
+type interceptor struct{ errs *Errors }
 
 func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
@@ -207,7 +207,9 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 
 func (i *interceptor) finish(ctx context.Context, procedure string, err error) error {
 	if err != nil {
-		err = toConnect(ctx, i.logger, procedure, err)
+		err = i.errs.Map(ctx, procedure, err)
+	} else {
+		i.errs.Succeeded(ctx)
 	}
 	if c, ok := ctx.Value(ctxKey{}).(*call); ok {
 		c.code, c.coded = connect.CodeOf(err), true

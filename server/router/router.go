@@ -182,8 +182,9 @@ func New(p Params) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	errs := observe.NewErrors(p.Logger)
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptors(p, rules)...),
+		connect.WithInterceptors(interceptors(p, rules, errs)...),
 		// Not WithReadMaxBytes: its refusal is RESOURCE_EXHAUSTED (HTTP
 		// 429), which clients retry; guard's is INVALID_ARGUMENT (413).
 		guard.Gzip(p.MaxBodyBytes),
@@ -201,6 +202,7 @@ func New(p Params) (http.Handler, error) {
 		Check:          tenant.CheckSelectors(p.BaseDomain),
 		PlatformKey:    p.PlatformKey,
 		UseFunc:        p.KeyUse.Use,
+		FailFunc:       authFailure(errs),
 		Logger:         p.Logger,
 		HandlerOptions: opts,
 	})
@@ -257,6 +259,20 @@ func New(p Params) (http.Handler, error) {
 	return observe.Middleware(p.Logger, p.TrustedProxies, corsHandler(p.CORSOrigins).Handler(handler)), nil
 }
 
+// authFailure maps a credential that could not be checked through the one
+// error table: an unreachable database is UNAVAILABLE and logged once per
+// outage, as in handlers; anything else is UNAVAILABLE too (the call may
+// work on retry) but logged, as an internal error would be.
+func authFailure(errs *observe.Errors) func(ctx context.Context, procedure string, err error) error {
+	return func(ctx context.Context, procedure string, err error) error {
+		mapped := errs.Map(ctx, procedure, err)
+		if connect.CodeOf(mapped) == connect.CodeInternal {
+			return connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+		}
+		return mapped
+	}
+}
+
 // verifyFunc checks access tokens: Quarters' own, and the identity
 // provider's when one is configured.
 func verifyFunc(p Params) auth.VerifyTokenFunc {
@@ -281,9 +297,9 @@ func verifyFunc(p Params) auth.VerifyTokenFunc {
 // outermost: errors and logging see everything; the tenant is bound before
 // anything needs its plan; the rate limit and the monthly quota come before
 // any real work; only calls that may proceed have their messages validated.
-func interceptors(p Params, rules access.Rules) []connect.Interceptor {
+func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.Interceptor {
 	chain := []connect.Interceptor{
-		observe.NewInterceptor(p.Logger),
+		observe.NewInterceptor(errs),
 		tenant.NewInterceptor(p.Tenants),
 	}
 	if !p.DisableRateLimit {

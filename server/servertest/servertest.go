@@ -66,6 +66,8 @@ type Server struct {
 	HTTP   *http.Client // HTTP/1.1
 	H2C    *http.Client // HTTP/2 without TLS, as gRPC clients use
 	slugs  atomic.Int64
+
+	tenantLoads atomic.Int64
 }
 
 // Opts adjust New; nil means defaults.
@@ -93,6 +95,9 @@ type Opts struct {
 	// Share, when set, serves the same database as that server: a second
 	// replica.
 	Share *Server
+	// Database, when set, is served instead of a fresh database of the
+	// shared test cluster: a private cluster the test can stop.
+	Database *dbtest.Private
 	// PlatformKey is the platform credential (default DefaultPlatformKey).
 	PlatformKey string
 	// Password is the argon2id cost of password hashes (default the cheap
@@ -117,9 +122,12 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		opts = &Opts{}
 	}
 	var appURL, ownerURL string
-	if opts.Share != nil {
+	switch {
+	case opts.Share != nil:
 		appURL, ownerURL = opts.Share.appURL, opts.Share.OwnerURL
-	} else {
+	case opts.Database != nil:
+		appURL, ownerURL = opts.Database.AppURL, opts.Database.OwnerURL
+	default:
 		appURL, ownerURL = dbtest.NewURLs(t)
 	}
 	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8})
@@ -132,7 +140,11 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if opts.Logger != nil {
 		logger = opts.Logger
 	}
-	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
+	srv := &Server{}
+	cacheParams := tenant.CacheParams{Load: func(ctx context.Context, id uuid.UUID) (tenant.Tenant, error) {
+		srv.tenantLoads.Add(1)
+		return d.LoadTenant(ctx, id)
+	}, Logger: logger}
 	var limiter ratelimit.Limiter = ratelimit.NewLocal()
 	bg, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -206,13 +218,18 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	h2c.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(transport.CloseIdleConnections)
 	t.Cleanup(h2c.CloseIdleConnections)
-	return &Server{
-		URL: ts.URL, DB: d, OwnerURL: ownerURL, appURL: appURL,
-		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey, Sessions: sessions, Keys: keys,
-		HTTP: &http.Client{Transport: transport},
-		H2C:  &http.Client{Transport: h2c},
-	}
+	srv.URL, srv.DB, srv.OwnerURL, srv.appURL = ts.URL, d, ownerURL, appURL
+	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse = cache, recorder, limiter, keyUse
+	srv.PlatformKey, srv.Sessions, srv.Keys = platformKey, sessions, keys
+	srv.HTTP = &http.Client{Transport: transport}
+	srv.H2C = &http.Client{Transport: h2c}
+	return srv
 }
+
+// TenantLoads is how many times the server's tenant cache has read a
+// tenant record from the database: a cache that drops everything shows as
+// a load per call.
+func (s *Server) TenantLoads() int64 { return s.tenantLoads.Load() }
 
 // Exec runs SQL as the database owner (no row-level security), then drops
 // tenantID's cached record, as the platform does after changing a tenant.
