@@ -405,7 +405,7 @@ func corsHandler(origins []string) *cors.Cors {
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
 		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", tenant.HeaderName, observe.RequestIDHeader),
-		ExposedHeaders: append(append(connectcors.ExposedHeaders(), ratelimit.HeaderNames()...), observe.RequestIDHeader),
+		ExposedHeaders: append(append(connectcors.ExposedHeaders(), ratelimit.HeaderNames()...), observe.RequestIDHeader, tenant.HeaderPropagationDelay),
 		MaxAge:         7200,
 	})
 }

@@ -142,6 +142,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		cacheParams.Redis = rdb
 	}
 	tenants := tenant.NewCache(cacheParams)
+	if rdb == nil {
+		// Nothing can tell other replicas of a change: say what that
+		// means before anyone runs two.
+		logger.Warn("no REDIS_URL: rate limits, the tenant cache and revocations are per process; run one replica, "+
+			"or expect each other replica to accept a revoked API key, a removed member's token or a suspended tenant until its cached copy expires",
+			"max_stale", tenants.MaxStale().String())
+	}
 	recorder := usage.NewRecorder(d, logger)
 	keyUse := keyuse.NewRecorder(d, logger)
 	// Every replica signs with the key set stored in the database, so each
