@@ -156,9 +156,9 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		rdb := redis.NewClient(&ro)
 		t.Cleanup(func() { rdb.Close() })
 		cacheParams.Redis = rdb
-		// Production waits 5ms for Redis; tests run under -race on shared
-		// cores, where a healthy Redis can take longer, and a spurious
-		// fallback would make "replicas share one limit" flaky.
+		// Above production's timeout: tests run under -race on shared
+		// cores, where a healthy Redis can take longer, and a decision
+		// answered locally would make "replicas share one limit" flaky.
 		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: 250 * time.Millisecond})
 	}
 	cache := tenant.NewCache(cacheParams)

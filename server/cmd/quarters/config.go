@@ -13,6 +13,7 @@ import (
 	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/observe"
+	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/session"
 )
@@ -34,6 +35,7 @@ type config struct {
 	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
 	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
+	RateLimitTimeout time.Duration // QUARTERS_RATE_LIMIT_TIMEOUT: how long one decision waits for Redis
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: public calls per minute per client address and procedure
 	AccountRate      int           // QUARTERS_SIGNIN_ACCOUNT_RATE: sign-in attempts per hour per account from unfamiliar addresses
 	// TrustedProxies: QUARTERS_TRUSTED_PROXIES, comma-separated IPs and
@@ -55,6 +57,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BaseDomain:       or(getenv("QUARTERS_BASE_DOMAIN"), "localhost"),
 		MaxBodyBytes:     router.DefaultMaxBodyBytes,
 		BodyTimeout:      guard.DefaultBodyTimeout,
+		RateLimitTimeout: ratelimit.DefaultFailoverTimeout,
 		MaxConnsPerIP:    guard.DefaultMaxConnsPerIP,
 		ShutdownTimeout:  30 * time.Second,
 		RedisURL:         getenv("REDIS_URL"),
@@ -101,6 +104,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("QUARTERS_MAX_BODY_BYTES=%q: want a byte count of at least 1024", v)
 		}
 		c.MaxBodyBytes = n
+	}
+	if v := getenv("QUARTERS_RATE_LIMIT_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > 10*time.Second {
+			return c, fmt.Errorf("QUARTERS_RATE_LIMIT_TIMEOUT=%q: want a duration between 1ms and 10s, such as 150ms", v)
+		}
+		c.RateLimitTimeout = d
 	}
 	if v := getenv("QUARTERS_BODY_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)

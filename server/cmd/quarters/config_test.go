@@ -20,12 +20,14 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, slog.LevelInfo, c.LogLevel)
 	require.Equal(t, 24*time.Hour, c.TokenRotation)
 	require.Equal(t, 10*time.Second, c.BodyTimeout)
+	require.Equal(t, 150*time.Millisecond, c.RateLimitTimeout)
 	require.Equal(t, 256, c.MaxConnsPerIP)
 	require.Empty(t, c.TrustedProxies)
 
 	c, err = loadConfig(env(map[string]string{"QUARTERS_LOG_LEVEL": "debug", "QUARTERS_SHUTDOWN_TIMEOUT": "5s", "QUARTERS_MAX_BODY_BYTES": "2048",
-		"QUARTERS_BODY_TIMEOUT": "3s", "QUARTERS_MAX_CONNS_PER_IP": "0"}))
+		"QUARTERS_BODY_TIMEOUT": "3s", "QUARTERS_MAX_CONNS_PER_IP": "0", "QUARTERS_RATE_LIMIT_TIMEOUT": "400ms"}))
 	require.NoError(t, err)
+	require.Equal(t, 400*time.Millisecond, c.RateLimitTimeout)
 	require.Equal(t, 3*time.Second, c.BodyTimeout)
 	require.Equal(t, 0, c.MaxConnsPerIP)
 	require.Equal(t, slog.LevelDebug, c.LogLevel)
@@ -54,7 +56,7 @@ func TestLoadConfig(t *testing.T) {
 		"QUARTERS_LOG_LEVEL": "loud", "QUARTERS_SHUTDOWN_TIMEOUT": "soon", "QUARTERS_MAX_BODY_BYTES": "12",
 		"QUARTERS_PLATFORM_KEY": "short", "QUARTERS_RATE_LIMIT": "maybe", "QUARTERS_SIGNUP_RATE": "-1",
 		"QUARTERS_SIGNIN_ACCOUNT_RATE": "0", "QUARTERS_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal",
-		"QUARTERS_BODY_TIMEOUT": "1ms", "QUARTERS_MAX_CONNS_PER_IP": "many",
+		"QUARTERS_BODY_TIMEOUT": "1ms", "QUARTERS_MAX_CONNS_PER_IP": "many", "QUARTERS_RATE_LIMIT_TIMEOUT": "1h",
 	} {
 		_, err := loadConfig(env(map[string]string{k: v}))
 		require.ErrorContains(t, err, k)

@@ -107,13 +107,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	// Background work (cache invalidations, usage flushes) stops after the
 	// HTTP server has drained, so the last calls are still counted.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	defer func() { stopBG(); wg.Wait() }()
-
 	var (
+		wg      sync.WaitGroup
 		limiter ratelimit.Limiter = ratelimit.NewLocal()
 		rdb     *redis.Client
 	)
+	// Redis closes after the background loops stop: closed under the
+	// cache's subscription, it would read as an outage.
+	defer func() {
+		stopBG()
+		wg.Wait()
+		if rdb != nil {
+			_ = rdb.Close()
+		}
+	}()
+
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -126,15 +134,16 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 			opts.DialTimeout = 500 * time.Millisecond
 		}
 		if opts.ReadTimeout == 3*time.Second {
-			opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+			t := max(200*time.Millisecond, cfg.RateLimitTimeout)
+			opts.ReadTimeout, opts.WriteTimeout = t, t
 		}
-		// Let deadlines on contexts bound each command (the limiter's 5ms),
-		// instead of the failover abandoning goroutines stuck in I/O.
+		// Let deadlines on contexts bound each command (the limiter's
+		// ratelimit.DefaultFailoverTimeout), instead of the failover
+		// abandoning goroutines stuck in I/O.
 		opts.ContextTimeoutEnabled = true
 		redis.SetLogger(redisLogger{logger})
 		rdb = redis.NewClient(opts)
-		defer rdb.Close()
-		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger})
+		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: cfg.RateLimitTimeout})
 		logger.Info("redis configured: shared rate limits and tenant cache", "addr", opts.Addr)
 	}
 	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
