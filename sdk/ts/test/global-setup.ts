@@ -36,6 +36,7 @@ export default async function setup(project: TestProject) {
       QUARTERS_ADDR: "127.0.0.1:0",
       QUARTERS_DATA_DIR: dataDir,
       QUARTERS_SIGNUP_RATE: "100000",
+      QUARTERS_SIGNIN_ACCOUNT_RATE: "100000",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
