@@ -20,11 +20,15 @@ const (
 	// refused) or trips the breaker within its first few calls, so the
 	// timeout is paid a handful of times per outage, not per call.
 	DefaultFailoverTimeout = 150 * time.Millisecond
-	// DefaultFailoverFailures is how many failed calls within the last
-	// second (and at least half of that second's calls) open the breaker:
-	// a slow moment, even one that times out every call in flight at
-	// once, is not an outage.
+	// DefaultFailoverFailures is how many failed calls open the breaker:
+	// within the last second, if they are at least half of its calls, or
+	// in a row with no success for a second (a quiet replica). A slow
+	// moment, even one that times out every call in flight at once, is
+	// not an outage.
 	DefaultFailoverFailures = 5
+	// failingFor is how long a run of failures without a success must
+	// last to open the breaker however few calls there are.
+	failingFor = int64(time.Second)
 	// DefaultFailoverBackoff is how long the breaker stays open before
 	// one call probes Redis again.
 	DefaultFailoverBackoff = time.Second
@@ -42,9 +46,10 @@ type FailoverOpts struct {
 	// Timeout is the longest one call waits for the primary before that
 	// call is answered by the fallback (default DefaultFailoverTimeout).
 	Timeout time.Duration
-	// Failures is how many calls must fail (error or timeout) within the
-	// last second, and be at least half of its calls, to open the breaker
-	// (default DefaultFailoverFailures).
+	// Failures is how many calls must fail (error or timeout) to open the
+	// breaker: within the last second, and at least half of its calls; or
+	// in a row, with no success for a second (default
+	// DefaultFailoverFailures).
 	Failures int
 	// Backoff is how long the open breaker leaves the primary alone before
 	// one call probes it (default DefaultFailoverBackoff). Meanwhile every
@@ -69,10 +74,12 @@ const (
 //
 // A circuit breaker decides when the primary is down. Closed, every call
 // asks the primary; a call that fails or exceeds the timeout is answered
-// by the fallback, and when the last second holds at least Failures such
-// calls and they are at least half of its calls, the breaker opens. (Not
-// "N in a row": with hundreds of calls in flight, one stall of the process
-// fails them all together while Redis is fine.)
+// by the fallback, and the breaker opens when the last second holds at
+// least Failures such calls and they are at least half of its calls, or
+// when Failures calls in a row failed and none succeeded for a second (so
+// that a replica with few calls, each waiting out the timeout, opens it
+// too). Not simply "N in a row": with hundreds of calls in flight, one
+// stall of the process fails them all together while Redis is fine.
 // Open, calls go to the fallback only, until Backoff has passed; then
 // (half-open) a single call probes the primary while the others keep
 // using the fallback. A successful probe closes the breaker, a failed one
@@ -96,6 +103,8 @@ type Failover struct {
 
 	state    atomic.Int32
 	recent   window       // the closed breaker's outcomes over the last second
+	inARow   atomic.Int64 // failures since the last success
+	lastOK   atomic.Int64 // time since start of the last success
 	retryAt  atomic.Int64 // when open: time since start at which to probe
 	openedAt atomic.Int64 // when open: time since start it opened
 
@@ -171,7 +180,10 @@ func (f *Failover) Allow(ctx context.Context, key string, l Limit, cost int) (Re
 	}
 	res, err := f.callPrimary(ctx, key, l, cost)
 	if err == nil {
-		f.recent.add(f.now(), false)
+		now := f.now()
+		f.recent.add(now, false)
+		f.inARow.Store(0)
+		f.lastOK.Store(now)
 		return f.fromPrimary(key, res), nil
 	}
 	if ctx.Err() != nil {
@@ -180,7 +192,9 @@ func (f *Failover) Allow(ctx context.Context, key string, l Limit, cost int) (Re
 	}
 	now := f.now()
 	ok, failed := f.recent.add(now, true)
-	if failed >= f.failures && 2*failed >= ok+failed && f.state.CompareAndSwap(closed, open) {
+	mostly := failed >= f.failures && 2*failed >= ok+failed
+	long := f.inARow.Add(1) >= f.failures && now-f.lastOK.Load() >= failingFor
+	if (mostly || long) && f.state.CompareAndSwap(closed, open) {
 		f.openedAt.Store(now)
 		f.retryAt.Store(now + int64(f.backoff))
 		f.openings.Add(1)
@@ -244,6 +258,8 @@ func (f *Failover) probe(ctx context.Context, key string, l Limit, cost int) (Re
 		return f.fromFallback(ctx, key, l, cost)
 	}
 	f.recent.reset()
+	f.inARow.Store(0)
+	f.lastOK.Store(f.now())
 	f.state.Store(closed)
 	f.logger.InfoContext(ctx, LogBreakerClosed, "open_for", time.Duration(f.now()-f.openedAt.Load()).Round(time.Millisecond).String())
 	return f.fromPrimary(key, res), nil
