@@ -297,6 +297,27 @@ func (e *Embedded) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Halt stops the server (pg_ctl stop -m fast: clients are disconnected)
+// but keeps its directories, so that Resume brings it back on the same
+// socket, where clients' URLs still point. It is for tests of a database
+// outage; Stop is still needed at the end.
+func (e *Embedded) Halt(ctx context.Context) error {
+	if out, err := e.run(ctx, "pg_ctl", "stop", "-w", "-t", pgCtlTimeout, "-D", e.dir, "-m", "fast"); err != nil {
+		return fmt.Errorf("embedded postgres: pg_ctl stop -D %s: %w\n%s", e.dir, err, out)
+	}
+	e.log.Info("private PostgreSQL halted", "dir", e.dir)
+	return nil
+}
+
+// Resume starts a halted server again, on the same directory and socket.
+func (e *Embedded) Resume(ctx context.Context) error {
+	if err := e.start(ctx, false, 0); err != nil {
+		return err
+	}
+	e.log.Info("private PostgreSQL resumed", "dir", e.dir)
+	return nil
+}
+
 // removeClusterDir deletes an ephemeral cluster. After a fallback the
 // caller's DataDir was never written to; it goes too, but only if it is an
 // empty directory, so nothing of the caller's is ever lost.

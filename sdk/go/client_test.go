@@ -450,3 +450,24 @@ func TestRateLimitRetry(t *testing.T) {
 	}
 	require.True(t, retried, "no call was rate limited")
 }
+
+// TestRequestTooLargeNotRetried: a body over the server's limit is
+// INVALID_ARGUMENT without RetryInfo, and the SDK sends it once: sending
+// the same body again could only fail again.
+func TestRequestTooLargeNotRetried(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	_, _, key := signUp(t, quarters.NewClient(s.URL))
+	transport, viaCounter := counting(s)
+	c := quarters.NewClient(s.URL, quarters.WithAPIKey(key), viaCounter)
+	p, err := c.Projects.CreateProject(ctx, req(&quartersv1.CreateProjectRequest{Name: "big"}))
+	require.NoError(t, err)
+	before := transport.n.Load()
+	_, err = c.Documents.CreateDocument(ctx, req(&quartersv1.CreateDocumentRequest{
+		ProjectId: p.Msg.GetProject().GetId(), Title: "huge", Content: strings.Repeat("x", 5<<20),
+	}))
+	require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(err), "%v", err)
+	_, limited := quarters.RateLimited(err)
+	require.False(t, limited)
+	require.EqualValues(t, 1, transport.n.Load()-before, "sent once")
+}

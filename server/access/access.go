@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -35,6 +36,9 @@ func RulesFor(services ...protoreflect.ServiceDescriptor) (Rules, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s has no (quarters.v1.access) rule", m.FullName())
 			}
+			if err := checkAccountField(m, rule); err != nil {
+				return nil, err
+			}
 			rules[Procedure(m)] = rule
 		}
 	}
@@ -53,6 +57,43 @@ func RuleOf(m protoreflect.MethodDescriptor) (*quartersv1.AccessRule, bool) {
 		return nil, false
 	}
 	return rule, true
+}
+
+// checkAccountField fails for an account_field that is not a singular
+// string field of m's request on a public RPC, so a typo in the contract
+// stops the server at start-up rather than silently not limiting.
+func checkAccountField(m protoreflect.MethodDescriptor, rule *quartersv1.AccessRule) error {
+	name := rule.GetAccountField()
+	if name == "" {
+		return nil
+	}
+	f := m.Input().Fields().ByName(protoreflect.Name(name))
+	switch {
+	case !rule.GetPublic():
+		return fmt.Errorf("%s: account_field is for public RPCs", m.FullName())
+	case f == nil || f.Kind() != protoreflect.StringKind || f.Cardinality() == protoreflect.Repeated:
+		return fmt.Errorf("%s: account_field %q is not a string field of %s", m.FullName(), name, m.Input().FullName())
+	}
+	return nil
+}
+
+// Account returns the account a call to procedure names in its request
+// msg, if the procedure declares an account_field: the field's value,
+// trimmed and lower-cased (emails are case-insensitive), and false for a
+// procedure without one or an empty value.
+func (r Rules) Account(procedure string, msg any) (string, bool) {
+	name := r[procedure].GetAccountField()
+	m, ok := msg.(proto.Message)
+	if name == "" || !ok {
+		return "", false
+	}
+	pm := m.ProtoReflect()
+	f := pm.Descriptor().Fields().ByName(protoreflect.Name(name))
+	if f == nil || f.Kind() != protoreflect.StringKind || f.Cardinality() == protoreflect.Repeated {
+		return "", false
+	}
+	account := strings.ToLower(strings.TrimSpace(pm.Get(f).String()))
+	return account, account != ""
 }
 
 // Procedure is the Connect procedure name of m.

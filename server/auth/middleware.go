@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/authn"
@@ -60,7 +62,12 @@ type MiddlewareParams struct {
 	// PlatformKey is the operator's credential (QUARTERS_PLATFORM_KEY);
 	// empty disables platform RPCs.
 	PlatformKey string
-	Logger      *slog.Logger
+	// FailFunc turns a failure to decide (the key lookup's or the token
+	// check's error, such as an unreachable database; never a refusal)
+	// into the error returned, and logs it as it sees fit. Nil: every such
+	// failure is UNAVAILABLE and logged at error.
+	FailFunc func(ctx context.Context, procedure string, err error) error
+	Logger   *slog.Logger
 	// HandlerOptions must be the options the Connect handlers use, so
 	// errors are written in the caller's protocol and codec.
 	HandlerOptions []connect.HandlerOption
@@ -77,6 +84,12 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 	return authn.NewMiddleware(func(ctx context.Context, r *http.Request) (any, error) {
 		procedure, _ := authn.InferProcedure(r.URL)
 		token, ok := authn.BearerToken(r)
+		// "Bearer  qk_…" (a doubled space, a pasted newline) is still the
+		// key: whitespace never belongs to a credential.
+		token = strings.TrimSpace(token)
+		if ok && token == "" {
+			return nil, authn.Errorf("authorization header must be \"Bearer <API key or access token>\": the credential is empty")
+		}
 		if !ok {
 			if r.Header.Get("Authorization") != "" {
 				return nil, authn.Errorf("authorization header must be \"Bearer <API key or access token>\"")
@@ -93,13 +106,22 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 			principal *Principal
 			err       error
 		)
+		fail := func(err error) error {
+			if p.FailFunc != nil {
+				return p.FailFunc(ctx, procedure, err)
+			}
+			p.Logger.ErrorContext(ctx, "credential check failed", "error", err)
+			return errUnavailable()
+		}
 		if LooksLikeAPIKey(token) {
-			principal, err = authenticate(ctx, p.Lookup, p.Logger, token)
+			principal, err = authenticate(ctx, p.Lookup, fail, token)
 			if err == nil && p.UseFunc != nil {
 				p.UseFunc(principal)
 			}
+		} else if looksLikeJWT(token) {
+			principal, err = verifyToken(ctx, p.VerifyToken, p.Logger, fail, token)
 		} else {
-			principal, err = verifyToken(ctx, p.VerifyToken, p.Logger, token)
+			return nil, authn.Errorf("malformed credential: expected an API key (qk_…) or an access token (JWT)")
 		}
 		if err != nil {
 			return nil, err
@@ -114,6 +136,28 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 	}, p.HandlerOptions...)
 }
 
+// looksLikeJWT reports whether token has a JWS compact serialisation's
+// shape (three base64url segments, the first two non-empty), so that a
+// token that could never be one is called malformed rather than
+// "expired": the caller has the wrong thing, not a stale one.
+func looksLikeJWT(token string) bool {
+	if strings.Count(token, ".") != 2 {
+		return false
+	}
+	parts := strings.Split(token, ".")
+	if parts[0] == "" || parts[1] == "" {
+		return false
+	}
+	for _, part := range parts {
+		for _, c := range part {
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // errInvalidKey is one message for every kind of bad key: malformed,
 // unknown, revoked and expired keys are indistinguishable to the caller.
 func errInvalidKey() error { return authn.Errorf("invalid API key") }
@@ -124,7 +168,12 @@ func errInvalidToken() error {
 	return authn.Errorf("invalid or expired access token: refresh it or sign in again")
 }
 
-func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logger, token string) (*Principal, error) {
+// errUnavailable is the answer to a credential that could not be checked.
+func errUnavailable() error {
+	return connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+}
+
+func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logger, fail func(error) error, token string) (*Principal, error) {
 	if verify == nil {
 		return nil, errInvalidToken()
 	}
@@ -134,13 +183,12 @@ func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logge
 		return nil, errInvalidToken()
 	}
 	if err != nil {
-		logger.ErrorContext(ctx, "access token check failed", "error", err)
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+		return nil, fail(fmt.Errorf("check access token: %w", err))
 	}
 	return principal, nil
 }
 
-func authenticate(ctx context.Context, lookup LookupFunc, logger *slog.Logger, token string) (*Principal, error) {
+func authenticate(ctx context.Context, lookup LookupFunc, fail func(error) error, token string) (*Principal, error) {
 	hash, err := ParseAPIKey(token)
 	if err != nil {
 		return nil, errInvalidKey()
@@ -151,8 +199,7 @@ func authenticate(ctx context.Context, lookup LookupFunc, logger *slog.Logger, t
 	}
 	if err != nil {
 		// The cause (a database error) is logged, never sent to the caller.
-		logger.ErrorContext(ctx, "api key lookup failed", "error", err)
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+		return nil, fail(fmt.Errorf("look up api key: %w", err))
 	}
 	// The lookup matched on the hash already; comparing again in constant
 	// time keeps the decision itself free of data-dependent timing.

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -38,8 +37,10 @@ type call struct {
 
 type ctxKey struct{}
 
-// ClientIP returns the address of the peer the call came from, or "". It
-// is the TCP peer: behind a proxy or load balancer that is the proxy.
+// ClientIP returns the address of the client the call came from, or "":
+// the TCP peer, or, when that is a trusted proxy, the client it names in
+// X-Forwarded-For (see TrustedProxies.ClientAddr). It is the one source of
+// the client address for logs and per-address limits.
 func ClientIP(ctx context.Context) string {
 	if c, ok := ctx.Value(ctxKey{}).(*call); ok {
 		return c.clientIP
@@ -55,12 +56,13 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// Middleware wraps the whole HTTP handler: it assigns the request id, and
-// logs one line per request after it completes, with the procedure, the
-// tenant (when authenticated), the Connect code and the duration. Requests
-// refused before any interceptor ran (bad credentials) are logged too, with
-// the code read from the response.
-func Middleware(logger *slog.Logger, next http.Handler) http.Handler {
+// Middleware wraps the whole HTTP handler: it assigns the request id and
+// the client address (ClientIP; X-Forwarded-For counts only from proxies),
+// and logs one line per request after it completes, with the procedure,
+// the tenant (when authenticated), the Connect code and the duration.
+// Requests refused before any interceptor ran (bad credentials) are logged
+// too, with the code read from the response.
+func Middleware(logger *slog.Logger, proxies TrustedProxies, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rid := r.Header.Get(RequestIDHeader)
@@ -68,10 +70,7 @@ func Middleware(logger *slog.Logger, next http.Handler) http.Handler {
 			rid = newRequestID()
 		}
 		w.Header().Set(RequestIDHeader, rid)
-		c := &call{requestID: rid, clientIP: r.RemoteAddr}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			c.clientIP = host
-		}
+		c := &call{requestID: rid, clientIP: proxies.ClientAddr(r)}
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
 
@@ -93,6 +92,7 @@ func Middleware(logger *slog.Logger, next http.Handler) http.Handler {
 			slog.String("code", codeString(code)),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.Int("http_status", rec.status()),
+			slog.String("client_ip", c.clientIP),
 		}
 		if c.tenantID != "" {
 			attrs = append(attrs, slog.String("tenant_id", c.tenantID))
@@ -180,12 +180,12 @@ func (r *recorder) status() int {
 }
 
 // NewInterceptor returns the outermost interceptor: it maps handler errors
-// with Error and records the call's code and tenant for the log line.
-func NewInterceptor(logger *slog.Logger) connect.Interceptor {
-	return &interceptor{logger: logger}
+// with errs and records the call's code and tenant for the log line.
+func NewInterceptor(errs *Errors) connect.Interceptor {
+	return &interceptor{errs: errs}
 }
 
-type interceptor struct{ logger *slog.Logger }
+type interceptor struct{ errs *Errors }
 
 func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
@@ -207,7 +207,9 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 
 func (i *interceptor) finish(ctx context.Context, procedure string, err error) error {
 	if err != nil {
-		err = toConnect(ctx, i.logger, procedure, err)
+		err = i.errs.Map(ctx, procedure, err)
+	} else {
+		i.errs.Succeeded(ctx)
 	}
 	if c, ok := ctx.Value(ctxKey{}).(*call); ok {
 		c.code, c.coded = connect.CodeOf(err), true

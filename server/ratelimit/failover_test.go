@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,8 +39,8 @@ func (b *logBuffer) count(substr string) int {
 func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 const (
-	logFailed    = "primary failed"
-	logRecovered = "primary is back"
+	logFailed    = ratelimit.LogBreakerOpen
+	logRecovered = ratelimit.LogBreakerClosed
 )
 
 // failoverCase is a Failover over a private Redis, with the Redis limiter
@@ -72,9 +73,9 @@ func newFailoverCase(t *testing.T, contextTimeouts bool) failoverCase {
 	redis := ratelimit.NewRedis(client)
 	logs := &logBuffer{}
 	f := ratelimit.NewFailover(redis, ratelimit.NewLocal(), &ratelimit.FailoverOpts{
-		// Above the default 5ms so that a race-instrumented test on a busy
-		// machine does not fail over while Redis is fine; still far below
-		// the 300ms that each call is held to.
+		// Below the default, so that the outage tests' calls stay quick
+		// (each times out at most this, and only until the breaker opens);
+		// the breaker keeps a slow moment of a busy machine from opening it.
 		Timeout: 20 * time.Millisecond,
 		Backoff: 200 * time.Millisecond,
 		Logger:  logs.logger(),
@@ -200,4 +201,124 @@ func TestFailoverCallerCancelled(t *testing.T) {
 	require.False(t, c.f.Degraded())
 	require.Zero(t, c.logs.count(logFailed))
 	c.requireFromRedis(t, "next")
+}
+
+// slowHook delays Redis commands: every call by up to base, and every
+// every-th call past the failover's timeout, as a busy but healthy Redis
+// (or network) might.
+type slowHook struct {
+	base, slow time.Duration
+	every      int64
+	n          atomic.Int64
+}
+
+func (h *slowHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *slowHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		h.delay(ctx)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *slowHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		h.delay(ctx)
+		return next(ctx, cmds)
+	}
+}
+
+func (h *slowHook) delay(ctx context.Context) {
+	d := time.Duration(h.n.Add(1)%7) * h.base / 7
+	if h.n.Load()%h.every == 0 {
+		d = h.slow
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
+// TestFailoverSlowRedisDoesNotFlap: a healthy Redis whose answers are
+// sometimes later than the timeout must not switch the limiter to the
+// fallback: those calls alone are answered locally (from the last known
+// state), the breaker stays closed, and nothing is logged.
+func TestFailoverSlowRedisDoesNotFlap(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	opts := srv.Options()
+	opts.ContextTimeoutEnabled = true
+	client := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	hook := &slowHook{base: 5 * time.Millisecond, slow: 120 * time.Millisecond, every: 10}
+	client.AddHook(hook)
+	logs := &logBuffer{}
+	f := ratelimit.NewFailover(ratelimit.NewRedis(client), ratelimit.NewLocal(), &ratelimit.FailoverOpts{
+		Timeout: 60 * time.Millisecond, Backoff: 200 * time.Millisecond, Logger: logs.logger(),
+	})
+	ctx := context.Background()
+	limit := ratelimit.PerMinute(100000, 100000)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				_, err := f.Allow(ctx, "busy", limit, 1)
+				require.NoError(t, err)
+				require.False(t, f.Degraded(), "the breaker opened for a healthy Redis")
+			}
+		}()
+	}
+	wg.Wait()
+	require.Positive(t, f.Fallbacks(), "no call was slower than the timeout: the test tested nothing")
+	require.Less(t, f.Fallbacks(), f.PrimaryAnswers())
+	require.Zero(t, f.Openings())
+	require.Zero(t, logs.count(logFailed))
+}
+
+// TestFailoverContinuesFromLastState: when Redis dies, the per-replica
+// fallback takes over each key from the last state Redis reported, not
+// from a full bucket: a tenant that had used its burst gets nothing more
+// for it by Redis failing.
+func TestFailoverContinuesFromLastState(t *testing.T) {
+	t.Parallel()
+	for _, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			c := newFailoverCase(t, kind.contextTimeouts)
+			ctx := context.Background()
+			// Refills one request every six minutes: none during the test.
+			limit := ratelimit.Limit{Rate: 10, Period: time.Hour, Burst: 10}
+			for i := range 10 {
+				res, err := c.f.Allow(ctx, "spent", limit, 1)
+				require.NoError(t, err)
+				require.True(t, res.Allowed, "call %d", i)
+			}
+			res, err := c.f.Allow(ctx, "spent", limit, 1)
+			require.NoError(t, err)
+			require.False(t, res.Allowed, "burst spent on Redis")
+			require.Zero(t, c.f.Fallbacks())
+
+			c.srv.Stop()
+			admitted := 0
+			for range 50 {
+				res, err := c.f.Allow(ctx, "spent", limit, 1)
+				require.NoError(t, err)
+				if res.Allowed {
+					admitted++
+				}
+			}
+			require.True(t, c.f.Degraded(), "a dead Redis opens the breaker")
+			require.Equal(t, uint64(1), c.f.Openings())
+			require.Zero(t, admitted, "the fallback started from a full bucket")
+			require.Equal(t, 1, c.logs.count(logFailed))
+
+			// A key Redis never saw starts full, as it would on Redis.
+			res, err = c.f.Allow(ctx, "fresh", limit, 1)
+			require.NoError(t, err)
+			require.True(t, res.Allowed)
+			require.Equal(t, 9, res.Remaining)
+		})
+	}
 }

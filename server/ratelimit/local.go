@@ -97,6 +97,26 @@ func (l *Local) Allow(_ context.Context, key string, lim Limit, cost int) (Resul
 	}, nil
 }
 
+// Seed sets key's state to what another limiter (Redis) last answered:
+// its bucket is resetAfter short of full, so its theoretical arrival time
+// is now + resetAfter. Failover seeds Local with every Redis answer, so
+// that a call Local must answer continues from the shared state instead
+// of from a full bucket. A zero or negative resetAfter (a full bucket)
+// forgets the key, which is the same.
+func (l *Local) Seed(key string, resetAfter time.Duration) {
+	s := &l.shards[maphash.String(l.seed, key)%localShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := l.clock()
+	s.sweep(now)
+	if resetAfter <= 0 {
+		delete(s.tat, key)
+		return
+	}
+	s.tat[key] = now + resetAfter
+	s.high = max(s.high, len(s.tat))
+}
+
 // sweep drops the keys whose bucket is full again, at most once per
 // sweepInterval. It runs inside a caller's critical section: the cost is
 // one pass over this shard's keys every ten seconds.

@@ -136,10 +136,31 @@ func TestInvalidLimits(t *testing.T) {
 func TestFailoverDefaults(t *testing.T) {
 	t.Parallel()
 	f := NewFailover(NewLocal(), NewLocal(), nil)
-	require.Equal(t, 5*time.Millisecond, f.timeout)
+	require.Equal(t, DefaultFailoverTimeout, f.timeout)
 	require.Equal(t, time.Second, f.backoff)
+	require.EqualValues(t, DefaultFailoverFailures, f.failures)
+	require.NotNil(t, f.seeder, "Local takes over Redis's state")
 	require.NotNil(t, f.logger)
 	require.False(t, f.direct, "Local does not say it honours deadlines")
+}
+
+// TestFailoverWindow: the breaker's window sums the last second only.
+func TestFailoverWindow(t *testing.T) {
+	t.Parallel()
+	var w window
+	ms := int64(time.Millisecond)
+	for i := range 30 {
+		w.add(int64(i)*10*ms, false) // 30 successes over 300ms
+	}
+	ok, failed := w.add(350*ms, true)
+	require.Equal(t, [2]int64{30, 1}, [2]int64{ok, failed})
+	ok, failed = w.add(1250*ms, true) // the first 300ms have left the window
+	require.Equal(t, [2]int64{0, 2}, [2]int64{ok, failed})
+	ok, failed = w.add(5*time.Second.Nanoseconds(), true)
+	require.Equal(t, [2]int64{0, 1}, [2]int64{ok, failed})
+	w.reset()
+	ok, failed = w.add(5*time.Second.Nanoseconds(), true)
+	require.Equal(t, [2]int64{0, 1}, [2]int64{ok, failed})
 }
 
 // TestFailoverCallsDirectly: a Redis client that honours context deadlines

@@ -4,6 +4,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/quarters-dev/quarters/server/access"
+	"github.com/quarters-dev/quarters/server/observe"
 )
 
 // Interceptors exposes the production chain to benchmarks.
@@ -12,5 +13,5 @@ func Interceptors(p Params) []connect.Interceptor {
 	if err != nil {
 		panic(err)
 	}
-	return interceptors(p, rules)
+	return interceptors(p, rules, observe.NewErrors(p.Logger))
 }

@@ -297,7 +297,7 @@ func TestRedisOutage(t *testing.T) {
 		call()
 	}
 	require.Positive(t, f.Fallbacks())
-	require.True(t, f.Degraded())
+	require.True(t, f.Degraded(), "primary=%d fallback=%d", f.PrimaryAnswers(), f.Fallbacks())
 
 	rs.Start()
 	before := f.PrimaryAnswers()

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
+	"connectrpc.com/authn"
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
 	"connectrpc.com/grpchealth"
@@ -30,7 +32,9 @@ import (
 	"github.com/quarters-dev/quarters/server/auth"
 	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
+	"github.com/quarters-dev/quarters/server/input"
 	"github.com/quarters-dev/quarters/server/jobs"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/member"
@@ -57,8 +61,13 @@ type Params struct {
 	Logger *slog.Logger
 	// BaseDomain enables subdomain tenant selection: <slug>.<BaseDomain>.
 	BaseDomain string
-	// MaxBodyBytes caps request bodies (default DefaultMaxBodyBytes).
+	// MaxBodyBytes caps request bodies, and messages once decompressed
+	// (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// BodyTimeout is how long an RPC's request body may take to arrive,
+	// plus a second per guard.MinBodyRate bytes (default
+	// guard.DefaultBodyTimeout).
+	BodyTimeout time.Duration
 	// Tenants caches tenant records; nil makes an in-process cache (the
 	// caller then cannot invalidate it from outside).
 	Tenants *tenant.Cache
@@ -75,9 +84,17 @@ type Params struct {
 	// KeyUse records when API keys were last used; nil makes a recorder
 	// the caller cannot flush (tests). Production runs its Run loop.
 	KeyUse *keyuse.Recorder
-	// AnonymousLimit rate-limits calls without a credential (sign-up) per
-	// client address; zero means DefaultAnonymousLimit.
+	// AnonymousLimit rate-limits public RPCs (sign-up, sign-in) per client
+	// address and procedure, whatever credential the call carries; zero
+	// means DefaultAnonymousLimit.
 	AnonymousLimit ratelimit.Limit
+	// AccountLimit rate-limits calls that try to authenticate as an
+	// account (SignIn) per account, across addresses; zero means
+	// DefaultAccountLimit.
+	AccountLimit ratelimit.Limit
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client address; empty: the TCP peer is the client.
+	TrustedProxies observe.TrustedProxies
 	// DisableRateLimit removes the rate limiter from the chain: for
 	// measuring its cost (task bench), never for production.
 	DisableRateLimit bool
@@ -103,6 +120,13 @@ type Params struct {
 // DefaultAnonymousLimit is how fast one client address may call public
 // RPCs (sign-up): enough for people, not for a script creating tenants.
 var DefaultAnonymousLimit = ratelimit.PerMinute(10, 10)
+
+// DefaultAccountLimit is how often one account may be tried (SignIn) from
+// addresses it has not signed in from, all together: 10 at once, then one
+// every 2 minutes, about 720 guesses a day however many addresses the
+// guesser has, while its owner's familiar addresses keep buckets of their
+// own.
+var DefaultAccountLimit = ratelimit.Limit{Rate: 30, Period: time.Hour, Burst: 10}
 
 // DefaultUpgradeURL is named in errors when no upgrade URL is configured.
 const DefaultUpgradeURL = "https://quarters.dev/pricing"
@@ -143,6 +167,9 @@ func New(p Params) (http.Handler, error) {
 	if p.AnonymousLimit.Rate == 0 {
 		p.AnonymousLimit = DefaultAnonymousLimit
 	}
+	if p.AccountLimit.Rate == 0 {
+		p.AccountLimit = DefaultAccountLimit
+	}
 	if p.Usage == nil {
 		p.Usage = usage.NewRecorder(p.DB, p.Logger)
 	}
@@ -163,9 +190,12 @@ func New(p Params) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	errs := observe.NewErrors(p.Logger)
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptors(p, rules)...),
-		connect.WithReadMaxBytes(int(p.MaxBodyBytes)),
+		connect.WithInterceptors(interceptors(p, rules, errs)...),
+		// Not WithReadMaxBytes: its refusal is RESOURCE_EXHAUSTED (HTTP
+		// 429), which clients retry; guard's is INVALID_ARGUMENT (413).
+		guard.Gzip(p.MaxBodyBytes),
 		connect.WithRecover(recoverFunc(p.Logger)),
 	}
 	// Live API keys are served from memory; a revocation or a change to
@@ -180,6 +210,7 @@ func New(p Params) (http.Handler, error) {
 		Check:          tenant.CheckSelectors(p.BaseDomain),
 		PlatformKey:    p.PlatformKey,
 		UseFunc:        p.KeyUse.Use,
+		FailFunc:       authFailure(errs),
 		Logger:         p.Logger,
 		HandlerOptions: opts,
 	})
@@ -222,8 +253,32 @@ func New(p Params) (http.Handler, error) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 
-	handler := tenant.SelectorMiddleware(p.BaseDomain, http.MaxBytesHandler(mux, p.MaxBodyBytes))
-	return observe.Middleware(p.Logger, corsHandler(p.CORSOrigins).Handler(handler)), nil
+	handler := tenant.SelectorMiddleware(p.BaseDomain, guard.Body(guard.BodyParams{
+		MaxBytes: p.MaxBodyBytes,
+		Timeout:  p.BodyTimeout,
+		// Every quarters.v1 RPC is unary: its body is read in full before
+		// the handler runs. Reflection streams are not held to it.
+		Deadline: func(r *http.Request) bool {
+			procedure, _ := authn.InferProcedure(r.URL)
+			_, ok := rules[procedure]
+			return ok
+		},
+	}, mux))
+	return observe.Middleware(p.Logger, p.TrustedProxies, corsHandler(p.CORSOrigins).Handler(handler)), nil
+}
+
+// authFailure maps a credential that could not be checked through the one
+// error table: an unreachable database is UNAVAILABLE and logged once per
+// outage, as in handlers; anything else is UNAVAILABLE too (the call may
+// work on retry) but logged, as an internal error would be.
+func authFailure(errs *observe.Errors) func(ctx context.Context, procedure string, err error) error {
+	return func(ctx context.Context, procedure string, err error) error {
+		mapped := errs.Map(ctx, procedure, err)
+		if connect.CodeOf(mapped) == connect.CodeInternal {
+			return connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
+		}
+		return mapped
+	}
 }
 
 // verifyFunc checks access tokens: Quarters' own, and the identity
@@ -250,15 +305,15 @@ func verifyFunc(p Params) auth.VerifyTokenFunc {
 // outermost: errors and logging see everything; the tenant is bound before
 // anything needs its plan; the rate limit and the monthly quota come before
 // any real work; only calls that may proceed have their messages validated.
-func interceptors(p Params, rules access.Rules) []connect.Interceptor {
+func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.Interceptor {
 	chain := []connect.Interceptor{
-		observe.NewInterceptor(p.Logger),
+		observe.NewInterceptor(errs),
 		tenant.NewInterceptor(p.Tenants),
 	}
 	if !p.DisableRateLimit {
 		chain = append(chain, ratelimit.NewInterceptor(ratelimit.InterceptorParams{
 			Limiter:    p.Limiter,
-			PolicyFunc: ratePolicy(p.AnonymousLimit),
+			PolicyFunc: ratePolicy(rules, p.AnonymousLimit),
 			CostFunc:   rules.Cost,
 			UpgradeURL: p.UpgradeURL,
 			DecisionFunc: func(ctx context.Context, procedure string, r ratelimit.Result) {
@@ -267,43 +322,67 @@ func interceptors(p Params, rules access.Rules) []connect.Interceptor {
 				}
 			},
 			Logger: p.Logger,
+		}), ratelimit.NewAccountInterceptor(ratelimit.AccountParams{
+			Limiter:     p.Limiter,
+			Limit:       p.AccountLimit,
+			AccountFunc: rules.Account,
+			ClientFunc:  observe.ClientIP,
+			Logger:      p.Logger,
 		}))
 	}
 	return append(chain,
 		usage.NewInterceptor(p.Usage),
 		access.NewInterceptor(rules, p.UpgradeURL),
+		input.NewInterceptor(),
 		validate.NewInterceptor(),
 	)
 }
 
-// ratePolicy limits each tenant by its plan's effective rate, and calls
-// without a credential by client address, one bucket per procedure: sign-up,
-// sign-in (password guessing), invitations, and the email proof RPCs
-// (RequestPasswordReset, ResetPassword, VerifyEmail,
-// RequestEmailVerification: mail sent and tokens guessed) at the anonymous
-// limit, and
-// session upkeep (RefreshToken, SignOut), which every signed-in client does
-// every few minutes, at sessionFactor times it, so an office behind one
-// address keeps its sessions. The platform operator is not limited.
-func ratePolicy(anonymous ratelimit.Limit) func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
+// ratePolicy limits each tenant by its plan's effective rate, and public
+// RPCs by client address, one bucket per procedure, whatever credential
+// rides along: an API key attached to SignIn must not move password
+// guesses into its tenant's large bucket (nor many free tenants' keys
+// multiply them). Which RPCs are public comes from their access rules, so
+// a new public RPC is covered without being listed here. Sign-up,
+// sign-in, invitations and the email-proof RPCs get the anonymous limit;
+// session upkeep (RefreshToken, SignOut), which every signed-in client
+// does every few minutes, gets
+// sessionFactor times it, so an office behind one address keeps its
+// sessions. The platform operator is not limited.
+func ratePolicy(rules access.Rules, anonymous ratelimit.Limit) func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
 	upkeep := ratelimit.Limit{Rate: anonymous.Rate * sessionFactor, Burst: anonymous.Burst * sessionFactor, Period: anonymous.Period}
 	return func(ctx context.Context, procedure string) (ratelimit.Policy, bool) {
+		if rules.IsPublic(procedure) {
+			limit := anonymous
+			if sessionUpkeep[procedure] {
+				limit = upkeep
+			}
+			return ratelimit.Policy{Key: "anonymous:" + procedure + ":" + addressKey(observe.ClientIP(ctx)), Limit: limit}, true
+		}
 		if t, ok := tenant.FromContext(ctx); ok {
 			return tenantPolicy(t), true
 		}
-		if _, ok := auth.FromContext(ctx); ok {
-			return ratelimit.Policy{}, false
-		}
-		ip := observe.ClientIP(ctx)
-		if ip == "" {
-			return ratelimit.Policy{}, false
-		}
-		limit := anonymous
-		if sessionUpkeep[procedure] {
-			limit = upkeep
-		}
-		return ratelimit.Policy{Key: "anonymous:" + procedure + ":" + ip, Limit: limit}, true
+		return ratelimit.Policy{}, false
 	}
+}
+
+// addressKey is the part of a client address that one client controls:
+// the address itself for IPv4, its /64 for IPv6, since a single host is
+// routinely given a whole /64 and could otherwise rotate through 2^64
+// buckets. Calls without an address (never, over TCP) share one bucket.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	switch {
+	case err != nil:
+		if ip == "" {
+			return "unknown"
+		}
+		return ip
+	case a.Is6() && !a.Is4In6():
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.Unmap().String()
 }
 
 // sessionFactor is how many times the anonymous limit session upkeep gets.
@@ -335,7 +414,7 @@ func corsHandler(origins []string) *cors.Cors {
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
 		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", tenant.HeaderName, observe.RequestIDHeader),
-		ExposedHeaders: append(append(connectcors.ExposedHeaders(), ratelimit.HeaderNames()...), observe.RequestIDHeader),
+		ExposedHeaders: append(append(connectcors.ExposedHeaders(), ratelimit.HeaderNames()...), observe.RequestIDHeader, tenant.HeaderPropagationDelay),
 		MaxAge:         7200,
 	})
 }

@@ -30,11 +30,13 @@ import (
 	"github.com/quarters-dev/quarters/db/dbtest"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/jobs"
 	"github.com/quarters-dev/quarters/server/keyuse"
 	"github.com/quarters-dev/quarters/server/mail"
 	"github.com/quarters-dev/quarters/server/notify"
+	"github.com/quarters-dev/quarters/server/observe"
 	"github.com/quarters-dev/quarters/server/password"
 	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
@@ -79,6 +81,8 @@ type Server struct {
 	HTTP    *http.Client // HTTP/1.1
 	H2C     *http.Client // HTTP/2 without TLS, as gRPC clients use
 	slugs   atomic.Int64
+
+	tenantLoads atomic.Int64
 }
 
 // Opts adjust New; nil means defaults.
@@ -89,12 +93,26 @@ type Opts struct {
 	// Redis, when set, shares rate limits and the tenant cache (with
 	// pub/sub invalidation) the way production replicas do.
 	Redis *redis.Options
-	// AnonymousLimit overrides the per-address limit of unauthenticated
-	// calls; by default tests may sign up as many tenants as they like.
+	// AnonymousLimit overrides the per-address limit of public RPCs; by
+	// default tests may sign up as many tenants as they like.
 	AnonymousLimit ratelimit.Limit
+	// AccountLimit overrides the per-account limit of sign-in attempts;
+	// by default tests may sign in as often as they like.
+	AccountLimit ratelimit.Limit
+	// TrustedProxies are believed in X-Forwarded-For; tests that simulate
+	// many client addresses trust 127.0.0.1 and set the header.
+	TrustedProxies observe.TrustedProxies
+	// MaxConnsPerIP caps each client address's open connections
+	// (guard.Listener); zero: no cap, as tests open many from 127.0.0.1.
+	MaxConnsPerIP int
+	// BodyTimeout is how long a request body may take (router.Params).
+	BodyTimeout time.Duration
 	// Share, when set, serves the same database as that server: a second
 	// replica.
 	Share *Server
+	// Database, when set, is served instead of a fresh database of the
+	// shared test cluster: a private cluster the test can stop.
+	Database *dbtest.Private
 	// PlatformKey is the platform credential (default DefaultPlatformKey).
 	PlatformKey string
 	// Password is the argon2id cost of password hashes (default the cheap
@@ -126,9 +144,12 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		opts = &Opts{}
 	}
 	var appURL, ownerURL string
-	if opts.Share != nil {
+	switch {
+	case opts.Share != nil:
 		appURL, ownerURL = opts.Share.appURL, opts.Share.OwnerURL
-	} else {
+	case opts.Database != nil:
+		appURL, ownerURL = opts.Database.AppURL, opts.Database.OwnerURL
+	default:
 		appURL, ownerURL = dbtest.NewURLs(t)
 	}
 	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8})
@@ -141,7 +162,11 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if opts.Logger != nil {
 		logger = opts.Logger
 	}
-	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
+	srv := &Server{}
+	cacheParams := tenant.CacheParams{Load: func(ctx context.Context, id uuid.UUID) (tenant.Tenant, error) {
+		srv.tenantLoads.Add(1)
+		return d.LoadTenant(ctx, id)
+	}, Logger: logger}
 	var limiter ratelimit.Limiter = ratelimit.NewLocal()
 	bg, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -153,9 +178,9 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		rdb := redis.NewClient(&ro)
 		t.Cleanup(func() { rdb.Close() })
 		cacheParams.Redis = rdb
-		// Production waits 5ms for Redis; tests run under -race on shared
-		// cores, where a healthy Redis can take longer, and a spurious
-		// fallback would make "replicas share one limit" flaky.
+		// Above production's timeout: tests run under -race on shared
+		// cores, where a healthy Redis can take longer, and a decision
+		// answered locally would make "replicas share one limit" flaky.
 		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: 250 * time.Millisecond})
 	}
 	cache := tenant.NewCache(cacheParams)
@@ -168,6 +193,10 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	anonymous := opts.AnonymousLimit
 	if anonymous.Rate == 0 {
 		anonymous = ratelimit.PerMinute(1000000, 100000)
+	}
+	account := opts.AccountLimit
+	if account.Rate == 0 {
+		account = ratelimit.PerMinute(1000000, 100000)
 	}
 	// Each server loads the key set from its database, as every replica
 	// does, so servers sharing one verify each other's tokens.
@@ -207,7 +236,8 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	h, err := router.New(router.Params{
 		DB: d, Logger: logger, BaseDomain: BaseDomain,
 		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
-		PlatformKey: platformKey, AnonymousLimit: anonymous,
+		PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
+		TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,
 		Sessions: sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
 		Jobs: jobClient,
 	})
@@ -217,6 +247,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	ts.Config.Protocols = &protocols
+	ts.Listener = guard.Listener(ts.Listener, guard.ListenerParams{MaxPerIP: opts.MaxConnsPerIP, Logger: logger})
 	ts.Start()
 	t.Cleanup(ts.Close)
 	// Every host name dials the test server, so tests can call
@@ -233,14 +264,19 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	h2c.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(transport.CloseIdleConnections)
 	t.Cleanup(h2c.CloseIdleConnections)
-	return &Server{
-		URL: ts.URL, DB: d, OwnerURL: ownerURL, appURL: appURL,
-		Tenants: cache, Usage: recorder, Limiter: limiter, KeyUse: keyUse, PlatformKey: platformKey, Sessions: sessions, Keys: keys,
-		Mailbox: box, Jobs: jobClient, LinkURL: LinkURL,
-		HTTP: &http.Client{Transport: transport},
-		H2C:  &http.Client{Transport: h2c},
-	}
+	srv.URL, srv.DB, srv.OwnerURL, srv.appURL = ts.URL, d, ownerURL, appURL
+	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse = cache, recorder, limiter, keyUse
+	srv.PlatformKey, srv.Sessions, srv.Keys = platformKey, sessions, keys
+	srv.Mailbox, srv.Jobs, srv.LinkURL = box, jobClient, LinkURL
+	srv.HTTP = &http.Client{Transport: transport}
+	srv.H2C = &http.Client{Transport: h2c}
+	return srv
 }
+
+// TenantLoads is how many times the server's tenant cache has read a
+// tenant record from the database: a cache that drops everything shows as
+// a load per call.
+func (s *Server) TenantLoads() int64 { return s.tenantLoads.Load() }
 
 // Exec runs SQL as the database owner (no row-level security), then drops
 // tenantID's cached record, as the platform does after changing a tenant.

@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -35,6 +39,14 @@ type CacheParams struct {
 // Invalidate, which drops the record everywhere at once: with Redis, every
 // replica hears it over pub/sub within milliseconds, not after a TTL.
 //
+// While Redis is unreachable each replica keeps serving the records it
+// holds, and reloads each from the database when its TTL ends: a change
+// made meanwhile on another replica reaches this one within the TTL (60 s
+// by default), the same bound as without Redis. Nothing is dropped in bulk
+// during the outage; when the subscription is back, everything is dropped
+// once, since invalidations may have been missed, and the invalidations
+// this replica could not send are sent then.
+//
 // Shared records are versioned by a per-tenant generation number that
 // Invalidate increments. A replica that read the database just before a
 // change and stores its (stale) copy afterwards stores it under the old
@@ -47,6 +59,15 @@ type Cache struct {
 	loads map[uuid.UUID]*load
 	// onDrop are told of every drop (uuid.Nil: everything).
 	onDrop []func(uuid.UUID)
+	// pending are tenants whose invalidation could not be sent; they are
+	// sent again when the subscription is back.
+	pending map[uuid.UUID]struct{}
+
+	// down is set by Run while the subscription is lost: Redis is then
+	// neither read nor written per call, so an outage costs calls nothing.
+	down atomic.Bool
+	// subscribed is set once Run's subscription is confirmed.
+	subscribed atomic.Bool
 }
 
 type entry struct {
@@ -72,8 +93,19 @@ func NewCache(p CacheParams) *Cache {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Cache{p: p, local: map[uuid.UUID]entry{}, loads: map[uuid.UUID]*load{}}
+	return &Cache{p: p, local: map[uuid.UUID]entry{}, loads: map[uuid.UUID]*load{}, pending: map[uuid.UUID]struct{}{}}
 }
+
+// Shared reports whether invalidations reach every replica at once: Redis
+// is configured and the subscription is up. False without Redis, and
+// during a Redis outage.
+func (c *Cache) Shared() bool { return c.p.Redis != nil && c.subscribed.Load() && !c.down.Load() }
+
+// MaxStale is the longest another replica may serve a tenant's previous
+// state after a change whose invalidation did not reach it (no Redis, or
+// Redis down): the TTL, after which every cached record and API key is
+// read from the database again.
+func (c *Cache) MaxStale() time.Duration { return c.p.TTL }
 
 // Get returns the tenant's record from this process, else Redis, else the
 // database. Errors are the loader's (pgx.ErrNoRows for an unknown tenant).
@@ -127,13 +159,14 @@ func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() err
 }
 
 func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (Tenant, error) {
-	if c.p.Redis == nil {
+	if c.p.Redis == nil || c.down.Load() {
 		return c.p.Load(ctx, id)
 	}
 	gen, err := c.p.Redis.Get(ctx, genKey(id)).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		// Redis trouble must not take the API down: read the database.
-		c.p.Logger.WarnContext(ctx, "tenant cache: redis unavailable", "error", err)
+		// Run logs the outage once; this is one of its calls.
+		c.p.Logger.DebugContext(ctx, "tenant cache: redis unavailable; reading the database", "error", err)
 		return c.p.Load(ctx, id)
 	}
 	key := recordKey(id, gen)
@@ -149,26 +182,68 @@ func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	}
 	if raw, err := json.Marshal(t); err == nil {
 		if err := c.p.Redis.Set(ctx, key, raw, c.p.TTL).Err(); err != nil {
-			c.p.Logger.WarnContext(ctx, "tenant cache: store in redis", "error", err)
+			c.p.Logger.DebugContext(ctx, "tenant cache: store in redis", "error", err)
 		}
 	}
 	return t, nil
 }
 
+// ErrNotShared is returned (wrapped) by Invalidate when the invalidation
+// reached this replica only: Redis is down. It is sent again when the
+// subscription is back; meanwhile other replicas notice within MaxStale.
+var ErrNotShared = errors.New("invalidation not shared with other replicas")
+
 // Invalidate drops the tenant's record in this process and, with Redis, on
-// every replica. Call it after committing any change to the tenant.
+// every replica. Call it after committing any change to the tenant. It
+// returns an error wrapping ErrNotShared when the other replicas could not
+// be told; with Redis known to be down it does not even try, so a change
+// made during an outage is answered at once.
 func (c *Cache) Invalidate(ctx context.Context, id uuid.UUID) error {
 	c.drop(id)
 	if c.p.Redis == nil {
 		return nil
 	}
-	if err := c.p.Redis.Incr(ctx, genKey(id)).Err(); err != nil {
-		return fmt.Errorf("invalidate tenant %s: %w", id, err)
+	if c.down.Load() {
+		c.postpone(id)
+		return fmt.Errorf("invalidate tenant %s: %w: redis is unreachable", id, ErrNotShared)
 	}
-	if err := c.p.Redis.Publish(ctx, invalidationChannel, id.String()).Err(); err != nil {
-		return fmt.Errorf("publish tenant invalidation: %w", err)
+	if err := c.publish(ctx, id); err != nil {
+		c.postpone(id)
+		return fmt.Errorf("invalidate tenant %s: %w: %w", id, ErrNotShared, err)
 	}
 	return nil
+}
+
+// publish moves the tenant's generation on, orphaning any record stored
+// under the old one, and tells every replica to drop its copy.
+func (c *Cache) publish(ctx context.Context, id uuid.UUID) error {
+	if err := c.p.Redis.Incr(ctx, genKey(id)).Err(); err != nil {
+		return err
+	}
+	return c.p.Redis.Publish(ctx, invalidationChannel, id.String()).Err()
+}
+
+// postpone remembers an invalidation to send when Redis is back.
+func (c *Cache) postpone(id uuid.UUID) {
+	c.mu.Lock()
+	c.pending[id] = struct{}{}
+	c.mu.Unlock()
+}
+
+// sendPending sends the invalidations that failed during the outage.
+func (c *Cache) sendPending(ctx context.Context) {
+	c.mu.Lock()
+	ids := make([]uuid.UUID, 0, len(c.pending))
+	for id := range c.pending {
+		ids = append(ids, id)
+	}
+	clear(c.pending)
+	c.mu.Unlock()
+	for _, id := range ids {
+		if err := c.publish(ctx, id); err != nil {
+			c.postpone(id)
+		}
+	}
 }
 
 // OnDrop registers fn to be called whenever this replica drops a tenant's
@@ -207,10 +282,21 @@ func (c *Cache) dropAll() {
 	}
 }
 
-// Run receives invalidations from other replicas until ctx ends. Whenever
-// the subscription is (re)established, everything cached is dropped: an
-// invalidation may have been missed while disconnected. Without Redis it
-// returns at once.
+// Backoff of Run's resubscription after the subscription fails.
+const (
+	resubscribeMin = 100 * time.Millisecond
+	resubscribeMax = 5 * time.Second
+)
+
+// Run receives invalidations from other replicas until ctx ends. Without
+// Redis it returns at once.
+//
+// When the subscription fails (Redis down), Run logs it once, keeps every
+// cached record (each still expires after the TTL and is reloaded from the
+// database), and retries with exponential backoff and jitter, quietly.
+// When the subscription is established again it drops everything cached
+// once (an invalidation may have been missed), sends the invalidations
+// this replica could not send, and logs the recovery once.
 func (c *Cache) Run(ctx context.Context) error {
 	if c.p.Redis == nil {
 		return nil
@@ -221,17 +307,25 @@ func (c *Cache) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
 	defer stop()
 	defer sub.Close()
+	backoff := resubscribeMin
+	var downSince time.Time
 	for {
 		msg, err := sub.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			// go-redis reconnects on the next Receive; back off a little.
-			c.p.Logger.WarnContext(ctx, "tenant cache: subscription", "error", err)
-			c.dropAll()
+			if !c.down.Swap(true) {
+				downSince = time.Now()
+				c.p.Logger.WarnContext(ctx, "tenant cache: redis subscription lost; serving cached records, each reloaded from the database when its TTL ends, and retrying quietly",
+					"error", err, "max_stale", c.p.TTL.String())
+			}
+			// go-redis reconnects on the next Receive; full jitter keeps
+			// replicas from reconnecting in step.
+			wait := resubscribeMin + time.Duration(rand.Int64N(int64(backoff)))
+			backoff = min(2*backoff, resubscribeMax)
 			select {
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(wait):
 			case <-ctx.Done():
 				return nil
 			}
@@ -239,7 +333,19 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			backoff = resubscribeMin
+			// Whatever was published while this replica was not listening
+			// is lost: start over, once.
 			c.dropAll()
+			c.subscribed.Store(true)
+			if c.down.Swap(false) {
+				c.sendPending(ctx)
+				c.p.Logger.InfoContext(ctx, "tenant cache: redis subscription restored; dropped every cached record once",
+					"down_for", time.Since(downSince).Round(time.Millisecond).String())
+			}
 		case *redis.Message:
 			if id, err := uuid.Parse(m.Payload); err == nil {
 				c.drop(id)
@@ -262,24 +368,36 @@ func recordKey(id uuid.UUID, gen int64) string {
 
 // invalidateTimeout bounds Committed's invalidation. It runs after the
 // commit, detached from the request, so a caller hanging up cannot leave
-// the change unannounced.
-const invalidateTimeout = 5 * time.Second
+// the change unannounced. A healthy Redis answers in a millisecond; one
+// that stops answering costs the call this much once, until Run notices
+// the outage and Invalidate stops trying.
+const invalidateTimeout = time.Second
+
+// HeaderPropagationDelay is set on the response to a change that other
+// replicas could not be told about at once (Redis down): they may serve
+// the previous state (a revoked key, a removed member's token, the old
+// plan) for up to this many seconds. Absent: every replica was told.
+const HeaderPropagationDelay = "Quarters-Propagation-Delay"
 
 // Committed invalidates the tenant after a committed change that other
 // replicas must see at once (a plan, a suspension, a revoked key, a
-// member's new role). On failure the change stands and this replica has
-// already dropped its copy, but others may serve the previous state until
-// their copy expires: the failure is logged, and returned as UNAVAILABLE
-// saying so, naming what may linger. Retrying the call is harmless: it
-// sends the invalidation again.
+// member's new role). The change stands whatever happens here, and this
+// replica has dropped its copy. If the others could not be told (Redis
+// down), the call still succeeds (the change was made) but its response
+// carries HeaderPropagationDelay, the seconds they may serve the previous
+// state (MaxStale: their copies expire), and a warning naming lingering is
+// logged; the invalidation is sent again once Redis is back. It returns
+// nil; the error result is kept for callers' sake.
 func (c *Cache) Committed(ctx context.Context, id uuid.UUID, lingering string) error {
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), invalidateTimeout)
 	defer cancel()
 	if err := c.Invalidate(ictx, id); err != nil {
-		c.p.Logger.ErrorContext(ctx, "tenant cache invalidation failed after commit", "tenant_id", id, "error", err)
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf(
-			"the change was saved, but other servers could not be told yet: they may still serve %s until their cached copy expires (%v at most); retrying the call is harmless",
-			lingering, c.p.TTL))
+		secs := int64(math.Ceil(c.p.TTL.Seconds()))
+		c.p.Logger.WarnContext(ctx, "tenant change saved, but other replicas could not be told: they may serve "+lingering+" until their copies expire",
+			"tenant_id", id, "max_stale", c.p.TTL.String(), "error", err)
+		if info, ok := connect.CallInfoForHandlerContext(ctx); ok {
+			info.ResponseHeader().Set(HeaderPropagationDelay, strconv.FormatInt(secs, 10))
+		}
 	}
 	return nil
 }

@@ -1144,11 +1144,10 @@ var File_quarters_v1_auth_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x16quarters/v1/auth.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x19quarters/v1/session.proto\x1a\x18quarters/v1/tenant.proto\"\xae\x01\n" +
+	"\x16quarters/v1/auth.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x19quarters/v1/session.proto\x1a\x18quarters/v1/tenant.proto\"\xaf\x01\n" +
 	"\x13CreateApiKeyRequest\x12\x1d\n" +
-	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x121\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04role\x12E\n" +
+	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x122\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x04role\x12E\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\b\xbaH\x05\xb2\x01\x02@\x01R\n" +
 	"expireTime\"\\\n" +
 	"\x14CreateApiKeyResponse\x12,\n" +
@@ -1215,9 +1214,9 @@ const file_quarters_v1_auth_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\n" +
 	"\x18\x80\x01R\vnewPassword\"H\n" +
 	"\x16ChangePasswordResponse\x12.\n" +
-	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession2\x8e\t\n" +
-	"\vAuthService\x12I\n" +
-	"\x06SignIn\x12\x1a.quarters.v1.SignInRequest\x1a\x1b.quarters.v1.SignInResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12[\n" +
+	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession2\x95\t\n" +
+	"\vAuthService\x12P\n" +
+	"\x06SignIn\x12\x1a.quarters.v1.SignInRequest\x1a\x1b.quarters.v1.SignInResponse\"\r\x8a\xb5\x18\t\b\x01:\x05email\x12[\n" +
 	"\fRefreshToken\x12 .quarters.v1.RefreshTokenRequest\x1a!.quarters.v1.RefreshTokenResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12L\n" +
 	"\aSignOut\x12\x1b.quarters.v1.SignOutRequest\x1a\x1c.quarters.v1.SignOutResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12s\n" +
 	"\x14RequestPasswordReset\x12(.quarters.v1.RequestPasswordResetRequest\x1a).quarters.v1.RequestPasswordResetResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12^\n" +

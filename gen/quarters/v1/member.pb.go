@@ -1079,12 +1079,11 @@ const file_quarters_v1_member_proto_rawDesc = "" +
 	"tenantSlug\x12\x1f\n" +
 	"\vtenant_name\x18\x03 \x01(\tR\n" +
 	"tenantName\x12%\n" +
-	"\x04role\x18\x04 \x01(\x0e2\x11.quarters.v1.RoleR\x04role\"j\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x11.quarters.v1.RoleR\x04role\"k\n" +
 	"\x13InviteMemberRequest\x12 \n" +
 	"\x05email\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\x121\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04role\"e\n" +
+	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\x122\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x04role\"e\n" +
 	"\x14InviteMemberResponse\x127\n" +
 	"\n" +
 	"invitation\x18\x01 \x01(\v2\x17.quarters.v1.InvitationR\n" +
@@ -1103,11 +1102,10 @@ const file_quarters_v1_member_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"l\n" +
 	"\x13ListMembersResponse\x12-\n" +
 	"\amembers\x18\x01 \x03(\v2\x13.quarters.v1.MemberR\amembers\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"o\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"p\n" +
 	"\x17UpdateMemberRoleRequest\x12!\n" +
-	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x121\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04role\"G\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x122\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.quarters.v1.RoleB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x04role\"G\n" +
 	"\x18UpdateMemberRoleResponse\x12+\n" +
 	"\x06member\x18\x01 \x01(\v2\x13.quarters.v1.MemberR\x06member\"8\n" +
 	"\x13RemoveMemberRequest\x12!\n" +

@@ -97,7 +97,15 @@ type AccessRule struct {
 	Platform bool `protobuf:"varint,5,opt,name=platform,proto3" json:"platform,omitempty"`
 	// User RPCs act for a signed-in person (an access token from SignIn),
 	// not an API key: an API key, whatever its role, is PERMISSION_DENIED.
-	User          bool `protobuf:"varint,6,opt,name=user,proto3" json:"user,omitempty"`
+	User bool `protobuf:"varint,6,opt,name=user,proto3" json:"user,omitempty"`
+	// account_field names the request's string field holding the account a
+	// public RPC tries to authenticate as (SignIn's email). Besides the
+	// per-address limit every public RPC has, such calls are limited per
+	// account (the value trimmed and lower-cased), across all addresses, so
+	// guessing one account's password from many addresses stays slow; an
+	// address that authenticated successfully gets a bucket of its own for
+	// that account, so guesses from elsewhere cannot lock its owner out.
+	AccountField  string `protobuf:"bytes,7,opt,name=account_field,json=accountField,proto3" json:"account_field,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -174,6 +182,13 @@ func (x *AccessRule) GetUser() bool {
 	return false
 }
 
+func (x *AccessRule) GetAccountField() string {
+	if x != nil {
+		return x.AccountField
+	}
+	return ""
+}
+
 var file_quarters_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -198,7 +213,7 @@ var File_quarters_v1_options_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"\xb0\x01\n" +
+	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"\xd5\x01\n" +
 	"\n" +
 	"AccessRule\x12\x16\n" +
 	"\x06public\x18\x01 \x01(\bR\x06public\x12,\n" +
@@ -206,7 +221,8 @@ const file_quarters_v1_options_proto_rawDesc = "" +
 	"\afeature\x18\x03 \x01(\tR\afeature\x12\x12\n" +
 	"\x04cost\x18\x04 \x01(\x05R\x04cost\x12\x1a\n" +
 	"\bplatform\x18\x05 \x01(\bR\bplatform\x12\x12\n" +
-	"\x04user\x18\x06 \x01(\bR\x04user*M\n" +
+	"\x04user\x18\x06 \x01(\bR\x04user\x12#\n" +
+	"\raccount_field\x18\a \x01(\tR\faccountField*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x0e\n" +

@@ -40,6 +40,7 @@ export default async function setup(project: TestProject) {
       QUARTERS_DATA_DIR: dataDir,
       QUARTERS_MAILBOX_DIR: mailboxDir,
       QUARTERS_SIGNUP_RATE: "100000",
+      QUARTERS_SIGNIN_ACCOUNT_RATE: "100000",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

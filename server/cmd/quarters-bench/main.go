@@ -4,6 +4,9 @@
 //
 //	go run ./server/cmd/quarters-bench -tenants=1000 -docs=100 -concurrency=32 -duration=20s
 //
+// (The limiter subcommand, in limiter.go, measures the rate limiter's
+// accuracy against Redis instead: go run ./server/cmd/quarters-bench limiter.)
+//
 // (task bench runs exactly that). Everything it needs is private and thrown
 // away afterwards: an ephemeral PostgreSQL cluster from the local binaries,
 // and a freshly built server binary listening on 127.0.0.1 only. With
@@ -70,6 +73,16 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "limiter" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := limiterMain(ctx, os.Args[2:])
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "quarters-bench limiter:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.IntVar(&o.tenants, "tenants", 1000, "number of tenants to create, each with one project and one API key")
 	flag.IntVar(&o.docs, "docs", 100, "documents per tenant, inserted directly in SQL")
@@ -270,6 +283,11 @@ type server struct {
 // startServer starts the server binary and waits until /readyz says it can
 // reach the database.
 func startServer(ctx context.Context, bin, appURL string, showStdout bool, extraEnv []string) (*server, error) {
+	return startServerWith(ctx, bin, appURL, showStdout, extraEnv, os.Stderr)
+}
+
+// startServerWith is startServer with the server's stderr going to stderr.
+func startServerWith(ctx context.Context, bin, appURL string, showStdout bool, extraEnv []string, stderr io.Writer) (*server, error) {
 	cmd := exec.Command(bin)
 	// Only what the server needs: in particular no PG* variables, which
 	// could redirect its connections, and no QUARTERS_* settings of the
@@ -296,7 +314,7 @@ func startServer(ctx context.Context, bin, appURL string, showStdout bool, extra
 		tee = os.Stderr
 	}
 	cmd.Stdout = &addrWatcher{found: addrc, tee: tee}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	// Its own process group: a Ctrl-C at the terminal then reaches only
 	// us, and we stop the server ourselves, before the database, instead
 	// of both racing to shut down.

@@ -11,8 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/mail"
+	"github.com/quarters-dev/quarters/server/observe"
+	"github.com/quarters-dev/quarters/server/ratelimit"
 	"github.com/quarters-dev/quarters/server/router"
 	"github.com/quarters-dev/quarters/server/session"
 )
@@ -25,6 +28,8 @@ type config struct {
 	DataDir          string        // QUARTERS_DATA_DIR: embedded postgres's data
 	BaseDomain       string        // QUARTERS_BASE_DOMAIN: <slug>.<domain> selects a tenant
 	MaxBodyBytes     int64         // QUARTERS_MAX_BODY_BYTES
+	BodyTimeout      time.Duration // QUARTERS_BODY_TIMEOUT: how long an RPC's body may take, plus its size allowance
+	MaxConnsPerIP    int           // QUARTERS_MAX_CONNS_PER_IP: open connections per client address; 0 disables the cap
 	ShutdownTimeout  time.Duration // QUARTERS_SHUTDOWN_TIMEOUT
 	LogLevel         slog.Level    // QUARTERS_LOG_LEVEL: debug, info, warn, error
 	RedisURL         string        // REDIS_URL: shared rate limits, tenant cache; empty: in process
@@ -32,12 +37,17 @@ type config struct {
 	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
 	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
-	SignupRate       int           // QUARTERS_SIGNUP_RATE: unauthenticated calls per minute per client address
-	TokenRotation    time.Duration // QUARTERS_TOKEN_ROTATION: how long an access-token signing key signs
-	SMTPURL          string        // QUARTERS_SMTP_URL: smtp(s)://user:pass@host:port; empty: the development mailbox
-	MailFrom         string        // QUARTERS_MAIL_FROM: the sender address, with QUARTERS_SMTP_URL
-	MailboxDir       string        // QUARTERS_MAILBOX_DIR: where the development mailbox writes mails
-	AppURL           string        // QUARTERS_APP_URL: the base of the links in mails; empty: this server's address
+	RateLimitTimeout time.Duration // QUARTERS_RATE_LIMIT_TIMEOUT: how long one decision waits for Redis
+	SignupRate       int           // QUARTERS_SIGNUP_RATE: public calls per minute per client address and procedure
+	AccountRate      int           // QUARTERS_SIGNIN_ACCOUNT_RATE: sign-in attempts per hour per account from unfamiliar addresses
+	// TrustedProxies: QUARTERS_TRUSTED_PROXIES, comma-separated IPs and
+	// CIDRs whose X-Forwarded-For names the client.
+	TrustedProxies observe.TrustedProxies
+	TokenRotation  time.Duration // QUARTERS_TOKEN_ROTATION: how long an access-token signing key signs
+	SMTPURL        string        // QUARTERS_SMTP_URL: smtp(s)://user:pass@host:port; empty: the development mailbox
+	MailFrom       string        // QUARTERS_MAIL_FROM: the sender address, with QUARTERS_SMTP_URL
+	MailboxDir     string        // QUARTERS_MAILBOX_DIR: where the development mailbox writes mails
+	AppURL         string        // QUARTERS_APP_URL: the base of the links in mails; empty: this server's address
 	// IDP accepts an external identity provider's tokens when its Issuer
 	// is set: QUARTERS_IDP_ISSUER, _AUDIENCE, _JWKS_URL (all or none),
 	// _TENANT_CLAIM, _EMAIL_CLAIM.
@@ -52,6 +62,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DataDir:          or(getenv("QUARTERS_DATA_DIR"), ".quarters"),
 		BaseDomain:       or(getenv("QUARTERS_BASE_DOMAIN"), "localhost"),
 		MaxBodyBytes:     router.DefaultMaxBodyBytes,
+		BodyTimeout:      guard.DefaultBodyTimeout,
+		RateLimitTimeout: ratelimit.DefaultFailoverTimeout,
+		MaxConnsPerIP:    guard.DefaultMaxConnsPerIP,
 		ShutdownTimeout:  30 * time.Second,
 		RedisURL:         getenv("REDIS_URL"),
 		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
@@ -80,6 +93,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.SignupRate = n
 	}
+	if v := getenv("QUARTERS_SIGNIN_ACCOUNT_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("QUARTERS_SIGNIN_ACCOUNT_RATE=%q: want a number of sign-in attempts per hour, at least 1", v)
+		}
+		c.AccountRate = n
+	}
+	if v := getenv("QUARTERS_TRUSTED_PROXIES"); v != "" {
+		p, err := observe.ParseTrustedProxies(v)
+		if err != nil {
+			return c, fmt.Errorf("QUARTERS_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = p
+	}
 	switch v := getenv("QUARTERS_RATE_LIMIT"); v {
 	case "", "on":
 	case "off":
@@ -98,6 +125,27 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("QUARTERS_MAX_BODY_BYTES=%q: want a byte count of at least 1024", v)
 		}
 		c.MaxBodyBytes = n
+	}
+	if v := getenv("QUARTERS_RATE_LIMIT_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > 10*time.Second {
+			return c, fmt.Errorf("QUARTERS_RATE_LIMIT_TIMEOUT=%q: want a duration between 1ms and 10s, such as 150ms", v)
+		}
+		c.RateLimitTimeout = d
+	}
+	if v := getenv("QUARTERS_BODY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond {
+			return c, fmt.Errorf("QUARTERS_BODY_TIMEOUT=%q: want a duration of at least 100ms, such as 10s", v)
+		}
+		c.BodyTimeout = d
+	}
+	if v := getenv("QUARTERS_MAX_CONNS_PER_IP"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("QUARTERS_MAX_CONNS_PER_IP=%q: want a number of connections, or 0 for no cap", v)
+		}
+		c.MaxConnsPerIP = n
 	}
 	if v := getenv("QUARTERS_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)

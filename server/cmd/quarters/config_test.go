@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -18,9 +19,17 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
 	require.Equal(t, slog.LevelInfo, c.LogLevel)
 	require.Equal(t, 24*time.Hour, c.TokenRotation)
+	require.Equal(t, 10*time.Second, c.BodyTimeout)
+	require.Equal(t, 150*time.Millisecond, c.RateLimitTimeout)
+	require.Equal(t, 256, c.MaxConnsPerIP)
+	require.Empty(t, c.TrustedProxies)
 
-	c, err = loadConfig(env(map[string]string{"QUARTERS_LOG_LEVEL": "debug", "QUARTERS_SHUTDOWN_TIMEOUT": "5s", "QUARTERS_MAX_BODY_BYTES": "2048"}))
+	c, err = loadConfig(env(map[string]string{"QUARTERS_LOG_LEVEL": "debug", "QUARTERS_SHUTDOWN_TIMEOUT": "5s", "QUARTERS_MAX_BODY_BYTES": "2048",
+		"QUARTERS_BODY_TIMEOUT": "3s", "QUARTERS_MAX_CONNS_PER_IP": "0", "QUARTERS_RATE_LIMIT_TIMEOUT": "400ms"}))
 	require.NoError(t, err)
+	require.Equal(t, 400*time.Millisecond, c.RateLimitTimeout)
+	require.Equal(t, 3*time.Second, c.BodyTimeout)
+	require.Equal(t, 0, c.MaxConnsPerIP)
 	require.Equal(t, slog.LevelDebug, c.LogLevel)
 	require.Equal(t, 5*time.Second, c.ShutdownTimeout)
 	require.Equal(t, int64(2048), c.MaxBodyBytes)
@@ -29,6 +38,7 @@ func TestLoadConfig(t *testing.T) {
 		"QUARTERS_PLATFORM_KEY": "0123456789abcdef0123456789abcdef", "QUARTERS_RATE_LIMIT": "off",
 		"QUARTERS_CORS_ORIGINS": "https://a.example, https://b.example", "REDIS_URL": "redis://127.0.0.1:6379/0",
 		"QUARTERS_SIGNUP_RATE": "30", "QUARTERS_TOKEN_ROTATION": "168h",
+		"QUARTERS_SIGNIN_ACCOUNT_RATE": "60", "QUARTERS_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "0123456789abcdef0123456789abcdef", c.PlatformKey)
@@ -37,6 +47,10 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, "redis://127.0.0.1:6379/0", c.RedisURL)
 	require.Equal(t, 30, c.SignupRate)
 	require.Equal(t, 168*time.Hour, c.TokenRotation)
+	require.Equal(t, 60, c.AccountRate)
+	require.Len(t, c.TrustedProxies, 2)
+	require.True(t, c.TrustedProxies.Contains(netip.MustParseAddr("10.1.2.3")))
+	require.False(t, c.TrustedProxies.Contains(netip.MustParseAddr("192.0.2.8")))
 
 	// Mail: the development mailbox by default; SMTP checked at start.
 	c, err = loadConfig(env(nil))
@@ -61,6 +75,8 @@ func TestLoadConfig(t *testing.T) {
 		"QUARTERS_APP_URL":   "app.example.com",
 		"QUARTERS_LOG_LEVEL": "loud", "QUARTERS_SHUTDOWN_TIMEOUT": "soon", "QUARTERS_MAX_BODY_BYTES": "12",
 		"QUARTERS_PLATFORM_KEY": "short", "QUARTERS_RATE_LIMIT": "maybe", "QUARTERS_SIGNUP_RATE": "-1",
+		"QUARTERS_SIGNIN_ACCOUNT_RATE": "0", "QUARTERS_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal",
+		"QUARTERS_BODY_TIMEOUT": "1ms", "QUARTERS_MAX_CONNS_PER_IP": "many", "QUARTERS_RATE_LIMIT_TIMEOUT": "1h",
 	} {
 		_, err := loadConfig(env(map[string]string{k: v}))
 		require.ErrorContains(t, err, k)

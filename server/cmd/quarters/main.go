@@ -29,6 +29,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/server/guard"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/jobs"
 	"github.com/quarters-dev/quarters/server/keyuse"
@@ -110,13 +111,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	// Background work (cache invalidations, usage flushes) stops after the
 	// HTTP server has drained, so the last calls are still counted.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	defer func() { stopBG(); wg.Wait() }()
-
 	var (
+		wg      sync.WaitGroup
 		limiter ratelimit.Limiter = ratelimit.NewLocal()
 		rdb     *redis.Client
 	)
+	// Redis closes after the background loops stop: closed under the
+	// cache's subscription, it would read as an outage.
+	defer func() {
+		stopBG()
+		wg.Wait()
+		if rdb != nil {
+			_ = rdb.Close()
+		}
+	}()
+
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -129,15 +138,16 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 			opts.DialTimeout = 500 * time.Millisecond
 		}
 		if opts.ReadTimeout == 3*time.Second {
-			opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+			t := max(200*time.Millisecond, cfg.RateLimitTimeout)
+			opts.ReadTimeout, opts.WriteTimeout = t, t
 		}
-		// Let deadlines on contexts bound each command (the limiter's 5ms),
-		// instead of the failover abandoning goroutines stuck in I/O.
+		// Let deadlines on contexts bound each command (the limiter's
+		// ratelimit.DefaultFailoverTimeout), instead of the failover
+		// abandoning goroutines stuck in I/O.
 		opts.ContextTimeoutEnabled = true
 		redis.SetLogger(redisLogger{logger})
 		rdb = redis.NewClient(opts)
-		defer rdb.Close()
-		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger})
+		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: cfg.RateLimitTimeout})
 		logger.Info("redis configured: shared rate limits and tenant cache", "addr", opts.Addr)
 	}
 	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
@@ -145,6 +155,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		cacheParams.Redis = rdb
 	}
 	tenants := tenant.NewCache(cacheParams)
+	if rdb == nil {
+		// Nothing can tell other replicas of a change: say what that
+		// means before anyone runs two.
+		logger.Warn("no REDIS_URL: rate limits, the tenant cache and revocations are per process; run one replica, "+
+			"or expect each other replica to accept a revoked API key, a removed member's token or a suspended tenant until its cached copy expires",
+			"max_stale", tenants.MaxStale().String())
+	}
 	recorder := usage.NewRecorder(d, logger)
 	keyUse := keyuse.NewRecorder(d, logger)
 	// Every replica signs with the key set stored in the database, so each
@@ -186,6 +203,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	if err != nil {
 		return err
 	}
+	// Trusted proxies carry many clients' connections: the cap is for
+	// clients that connect directly.
+	ln = guard.Listener(ln, guard.ListenerParams{MaxPerIP: cfg.MaxConnsPerIP, Exempt: cfg.TrustedProxies.Contains, Logger: logger})
 	linkURL := cfg.AppURL
 	if linkURL == "" {
 		linkURL = "http://" + ln.Addr().String()
@@ -221,11 +241,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
 	}
 	handler, err := router.New(router.Params{
-		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes,
+		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout,
 		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
 		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
-		AnonymousLimit: anonymousLimit(cfg.SignupRate), Sessions: sessions, IDP: provider,
+		AnonymousLimit: anonymousLimit(cfg.SignupRate), AccountLimit: accountLimit(cfg.AccountRate),
+		TrustedProxies: cfg.TrustedProxies, Sessions: sessions, IDP: provider,
 		Jobs: jobClient,
 	})
 	if err != nil {
@@ -238,11 +259,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		Handler:           handler,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// The outer bound for streams (gRPC reflection); an RPC's body
+		// has its own, far shorter deadline (QUARTERS_BODY_TIMEOUT).
+		ReadTimeout:    60 * time.Second,
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
 	printWelcome(out, ln.Addr().String())
@@ -296,6 +319,16 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// accountLimit is the per-account limit of sign-in attempts: the
+// configured hourly rate with a burst of at most 10, or the router's
+// default.
+func accountLimit(perHour int) ratelimit.Limit {
+	if perHour <= 0 {
+		return router.DefaultAccountLimit
+	}
+	return ratelimit.Limit{Rate: perHour, Period: time.Hour, Burst: min(perHour, 10)}
 }
 
 // anonymousLimit is the per-address limit of unauthenticated calls: the

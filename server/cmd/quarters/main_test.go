@@ -121,6 +121,11 @@ func TestReadmeCommands(t *testing.T) {
 		require.Contains(t, limited, want)
 	}
 
+	// Without Redis, the server warns that revocation is per process, and
+	// for how long another replica may lag.
+	require.Contains(t, stderr.String(), "no REDIS_URL: rate limits, the tenant cache and revocations are per process")
+	require.Contains(t, stderr.String(), `"max_stale":"1m0s"`)
+
 	// SIGTERM: graceful shutdown, exit 0, and the embedded PostgreSQL stopped.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/options.proto.
  */
 export const file_quarters_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChlxdWFydGVycy92MS9vcHRpb25zLnByb3RvEgtxdWFydGVycy52MSKAAQoKQWNjZXNzUnVsZRIOCgZwdWJsaWMYASABKAgSIwoIbWluX3JvbGUYAiABKA4yES5xdWFydGVycy52MS5Sb2xlEg8KB2ZlYXR1cmUYAyABKAkSDAoEY29zdBgEIAEoBRIQCghwbGF0Zm9ybRgFIAEoCBIMCgR1c2VyGAYgASgIKk0KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfTUVNQkVSEAESDgoKUk9MRV9BRE1JThACEg4KClJPTEVfT1dORVIQAzpRCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjRhgMgASgLMhcucXVhcnRlcnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzQqkBCg9jb20ucXVhcnRlcnMudjFCDE9wdGlvbnNQcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChlxdWFydGVycy92MS9vcHRpb25zLnByb3RvEgtxdWFydGVycy52MSKXAQoKQWNjZXNzUnVsZRIOCgZwdWJsaWMYASABKAgSIwoIbWluX3JvbGUYAiABKA4yES5xdWFydGVycy52MS5Sb2xlEg8KB2ZlYXR1cmUYAyABKAkSDAoEY29zdBgEIAEoBRIQCghwbGF0Zm9ybRgFIAEoCBIMCgR1c2VyGAYgASgIEhUKDWFjY291bnRfZmllbGQYByABKAkqTQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9NRU1CRVIQARIOCgpST0xFX0FETUlOEAISDgoKUk9MRV9PV05FUhADOlEKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGNGGAyABKAsyFy5xdWFydGVycy52MS5BY2Nlc3NSdWxlUgZhY2Nlc3NCqQEKD2NvbS5xdWFydGVycy52MUIMT3B0aW9uc1Byb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * AccessRule is who may call an RPC. Every RPC declares one with the
@@ -67,6 +67,19 @@ export type AccessRule = Message<"quarters.v1.AccessRule"> & {
    * @generated from field: bool user = 6;
    */
   user: boolean;
+
+  /**
+   * account_field names the request's string field holding the account a
+   * public RPC tries to authenticate as (SignIn's email). Besides the
+   * per-address limit every public RPC has, such calls are limited per
+   * account (the value trimmed and lower-cased), across all addresses, so
+   * guessing one account's password from many addresses stays slow; an
+   * address that authenticated successfully gets a bucket of its own for
+   * that account, so guesses from elsewhere cannot lock its owner out.
+   *
+   * @generated from field: string account_field = 7;
+   */
+  accountField: string;
 };
 
 /**
