@@ -58,9 +58,12 @@ func New(p Params) (*Client, error) {
 		p.MaxWorkers = DefaultMaxWorkers
 	}
 	c, err := river.NewClient(riverpgxv5.New(p.Pool), &river.Config{
-		Queues:      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: p.MaxWorkers}},
-		Workers:     p.Workers,
-		Logger:      p.Logger,
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: p.MaxWorkers}},
+		Workers: p.Workers,
+		// Tagged, so River's own lines (it retries its listener and
+		// completer with backoff during a database outage) can be told
+		// from Quarters'.
+		Logger:      p.Logger.With("component", "river"),
 		RetryPolicy: p.RetryPolicy,
 		// The app role owns no index (db.CheckAppRole), so it may not
 		// REINDEX River's; that is the schema owner's maintenance.

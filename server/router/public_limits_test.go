@@ -35,6 +35,24 @@ func guessesUntilRefused(t *testing.T, max int, guess func(i int) error) int {
 	return 0
 }
 
+// limitedReplica returns a replica configured by opts that shares the
+// database of an unlimited server, and signUp, which signs tenants up on
+// the unlimited one and returns clients of the replica: SignUp signs the
+// owner in, which would spend the very per-address and per-account
+// budgets the tests count.
+func limitedReplica(t *testing.T, opts *servertest.Opts) (*servertest.Server, func() *servertest.Tenant) {
+	t.Helper()
+	open := servertest.New(t)
+	opts.Share = open
+	s := servertest.NewWith(t, opts)
+	return s, func() *servertest.Tenant {
+		tn := open.SignUp(t)
+		out := s.As(tn.ID, tn.Slug, tn.Key)
+		out.OwnerEmail, out.Owner = tn.OwnerEmail, tn.Owner
+		return out
+	}
+}
+
 func wrongSignIn(c quartersv1connect.AuthServiceClient, tn *servertest.Tenant) error {
 	_, err := c.SignIn(ctx, req(&quartersv1.SignInRequest{Email: tn.OwnerEmail, Password: "a wrong guess", Tenant: tn.Slug}))
 	return err
@@ -46,8 +64,8 @@ func wrongSignIn(c quartersv1connect.AuthServiceClient, tn *servertest.Tenant) e
 // tenant's far larger one; and they leave the tenant's bucket untouched.
 func TestPublicLimitIgnoresCredential(t *testing.T) {
 	t.Parallel()
-	s := servertest.NewWith(t, &servertest.Opts{AnonymousLimit: fivePerHour})
-	a := s.SignUp(t)
+	_, signUp := limitedReplica(t, &servertest.Opts{AnonymousLimit: fivePerHour})
+	a := signUp()
 	got := guessesUntilRefused(t, 100, func(int) error { return wrongSignIn(a.Auth, a) })
 	require.Equal(t, 5, got, "the anonymous limit's burst, with an API key attached")
 
@@ -65,11 +83,11 @@ func TestPublicLimitIgnoresCredential(t *testing.T) {
 // tenants do not multiply the guesses one address gets.
 func TestPublicLimitManyTenantKeys(t *testing.T) {
 	t.Parallel()
-	s := servertest.NewWith(t, &servertest.Opts{AnonymousLimit: fivePerHour})
-	victim := s.SignUp(t)
+	s, signUp := limitedReplica(t, &servertest.Opts{AnonymousLimit: fivePerHour})
+	victim := signUp()
 	var keys []*servertest.Tenant
 	for range 3 {
-		keys = append(keys, s.SignUp(t))
+		keys = append(keys, signUp())
 	}
 	got := guessesUntilRefused(t, 100, func(i int) error {
 		return wrongSignIn(keys[i%len(keys)].Auth, victim)
@@ -98,11 +116,11 @@ func from(s *servertest.Server, xff string) quartersv1connect.AuthServiceClient 
 // accounts are unaffected; and the account is matched case-insensitively.
 func TestSignInAccountLimit(t *testing.T) {
 	t.Parallel()
-	s := servertest.NewWith(t, &servertest.Opts{
+	s, signUp := limitedReplica(t, &servertest.Opts{
 		AccountLimit:   ratelimit.Limit{Rate: 3, Period: time.Hour, Burst: 3},
 		TrustedProxies: trustLocal(t),
 	})
-	a, b := s.SignUp(t), s.SignUp(t)
+	a, b := signUp(), signUp()
 	signIn := func(addr string, tn *servertest.Tenant, email, pw string) error {
 		_, err := from(s, addr).SignIn(ctx, req(&quartersv1.SignInRequest{Email: email, Password: pw, Tenant: tn.Slug}))
 		return err
@@ -135,8 +153,8 @@ func TestForwardedForTrust(t *testing.T) {
 	t.Parallel()
 	t.Run("untrusted peer", func(t *testing.T) {
 		t.Parallel()
-		s := servertest.NewWith(t, &servertest.Opts{AnonymousLimit: fivePerHour})
-		victim := s.SignUp(t)
+		s, signUp := limitedReplica(t, &servertest.Opts{AnonymousLimit: fivePerHour})
+		victim := signUp()
 		got := guessesUntilRefused(t, 20, func(i int) error {
 			return wrongSignIn(from(s, fmt.Sprintf("203.0.113.%d", i+1)), victim)
 		})
@@ -144,8 +162,8 @@ func TestForwardedForTrust(t *testing.T) {
 	})
 	t.Run("trusted proxy", func(t *testing.T) {
 		t.Parallel()
-		s := servertest.NewWith(t, &servertest.Opts{AnonymousLimit: fivePerHour, TrustedProxies: trustLocal(t)})
-		victim := s.SignUp(t)
+		s, signUp := limitedReplica(t, &servertest.Opts{AnonymousLimit: fivePerHour, TrustedProxies: trustLocal(t)})
+		victim := signUp()
 		// The client forges the left part; the proxy appended its peer.
 		got := guessesUntilRefused(t, 20, func(i int) error {
 			return wrongSignIn(from(s, fmt.Sprintf("198.51.100.%d, 203.0.113.9", i+1)), victim)

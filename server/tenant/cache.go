@@ -80,6 +80,8 @@ type load struct {
 	t     Tenant
 	err   error
 	stale bool // an Invalidate arrived while loading
+	// waiters counts the callers that joined the load (for tests).
+	waiters int
 }
 
 // invalidationChannel is the pub/sub channel; messages are tenant ids.
@@ -109,27 +111,42 @@ func (c *Cache) MaxStale() time.Duration { return c.p.TTL }
 
 // Get returns the tenant's record from this process, else Redis, else the
 // database. Errors are the loader's (pgx.ErrNoRows for an unknown tenant).
+//
+// Concurrent misses share one load, which runs detached from every
+// caller's cancellation (keeping ctx's values) and is bounded by
+// loadTimeout: a caller that hangs up stops waiting, but the load goes on
+// for the others, instead of failing them all with its context's error.
 func (c *Cache) Get(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	c.mu.Lock()
 	if e, ok := c.local[id]; ok && time.Now().Before(e.expires) {
 		c.mu.Unlock()
 		return e.t, nil
 	}
-	if l, ok := c.loads[id]; ok {
-		c.mu.Unlock()
-		select {
-		case <-l.done:
-			return l.t, l.err
-		case <-ctx.Done():
-			return Tenant{}, ctx.Err()
-		}
+	l, ok := c.loads[id]
+	if !ok {
+		l = &load{done: make(chan struct{})}
+		c.loads[id] = l
+		go c.load(context.WithoutCancel(ctx), id, l)
 	}
-	l := &load{done: make(chan struct{})}
-	c.loads[id] = l
+	l.waiters++
 	c.mu.Unlock()
+	select {
+	case <-l.done:
+		return l.t, l.err
+	case <-ctx.Done():
+		return Tenant{}, ctx.Err()
+	}
+}
 
-	l.t, l.err = c.fetch(ctx, id)
+// loadTimeout bounds a shared load, which no caller's deadline bounds.
+const loadTimeout = 30 * time.Second
+
+func (c *Cache) load(ctx context.Context, id uuid.UUID, l *load) {
+	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	t, err := c.fetch(ctx, id)
 	c.mu.Lock()
+	l.t, l.err = t, err
 	delete(c.loads, id)
 	// A load that raced an Invalidate is still returned to its callers
 	// (it was current when they asked) but not kept.
@@ -138,7 +155,6 @@ func (c *Cache) Get(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	}
 	c.mu.Unlock()
 	close(l.done)
-	return l.t, l.err
 }
 
 // GetActive is Get for calls that act on a tenant before any credential

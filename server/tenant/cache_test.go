@@ -75,7 +75,8 @@ func TestCacheCoalescesAndDropsStaleLoads(t *testing.T) {
 			require.Equal(t, "free", got.Plan)
 		}()
 	}
-	require.Eventually(t, func() bool { return src.loads.Load() == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return c.Waiters(id) == 10 }, 5*time.Second, time.Millisecond, "every caller joins the load in flight")
+	require.Equal(t, int64(1), src.loads.Load())
 	// The plan changes while the (old) load is in flight.
 	src.set("pro")
 	require.NoError(t, c.Invalidate(ctx, id))
@@ -89,6 +90,34 @@ func TestCacheCoalescesAndDropsStaleLoads(t *testing.T) {
 	got, err := c.Get(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, "pro", got.Plan, "the overtaken load was cached")
+}
+
+// TestCacheLoadOutlivesCaller: a caller hanging up stops its own wait
+// only; the shared load goes on for the others.
+func TestCacheLoadOutlivesCaller(t *testing.T) {
+	t.Parallel()
+	src := &source{plan: "free", gate: make(chan struct{})}
+	c := tenant.NewCache(tenant.CacheParams{Load: src.load})
+	id := uuid.New()
+
+	first, hangUp := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() { _, err := c.Get(first, id); firstErr <- err }()
+	other := make(chan tenant.Tenant, 1)
+	go func() {
+		got, err := c.Get(context.Background(), id)
+		require.NoError(t, err)
+		other <- got
+	}()
+	require.Eventually(t, func() bool { return c.Waiters(id) == 2 }, 5*time.Second, time.Millisecond)
+	hangUp()
+	require.ErrorIs(t, <-firstErr, context.Canceled, "the caller that hung up stops waiting")
+	src.mu.Lock()
+	close(src.gate)
+	src.gate = nil
+	src.mu.Unlock()
+	require.Equal(t, "free", (<-other).Plan, "the other caller gets the load the first one started")
+	require.Equal(t, int64(1), src.loads.Load())
 }
 
 // TestCacheAcrossReplicas: two caches sharing Redis; an Invalidate on one
