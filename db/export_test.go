@@ -6,7 +6,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/server/tenant"
+	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
 // InTenantDBTX runs raw SQL the way InTenant runs sqlc queries, so tests

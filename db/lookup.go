@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/internal/auth"
 )
 
 // This file holds the privileged lookups: the pre-tenant lookups, the only

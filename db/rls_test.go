@@ -14,8 +14,8 @@ import (
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/db/dbtest"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/server/auth"
-	"github.com/quarters-dev/quarters/server/tenant"
+	"github.com/quarters-dev/quarters/internal/auth"
+	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/server/tenant"
+	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
 // LoadTenant reads a tenant's record with its effective limits and

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/server/tenant"
+	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
 // InTenant runs fn in one transaction acting for the tenant in ctx: the
@@ -68,7 +68,7 @@ func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queri
 
 // InTenantTx is InTenant for work that must share the tenant's
 // transaction with code outside sqlc: enqueueing a job with River's
-// InsertTx (server/jobs), so the job commits, or rolls back, with the
+// InsertTx (internal/jobs), so the job commits, or rolls back, with the
 // change that causes it. fn gets the Queries and that same transaction as
 // a pgx.Tx. The transaction begins eagerly, so it costs one round trip
 // more than InTenant; use it only where fn needs the pgx.Tx.

@@ -21,7 +21,7 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	quarters "github.com/quarters-dev/quarters/sdk/go"
-	"github.com/quarters-dev/quarters/server/servertest"
+	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
 var ctx = context.Background()

@@ -14,7 +14,7 @@ import (
 )
 
 // The ErrorInfo domain and reasons Quarters sends. They are the server's
-// stable contract with clients (server/tenant and server/access), repeated
+// stable contract with clients (internal/tenant and internal/access), repeated
 // here so that the SDK does not import the server.
 const (
 	errorDomain               = "quarters.dev"

@@ -18,8 +18,8 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	quarters "github.com/quarters-dev/quarters/sdk/go"
-	"github.com/quarters-dev/quarters/server/notify"
-	"github.com/quarters-dev/quarters/server/servertest"
+	"github.com/quarters-dev/quarters/internal/notify"
+	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
 const ownerPassword = "correct horse battery"

@@ -24,7 +24,7 @@ export default async function setup(project: TestProject) {
   chmodSync(work, 0o755);
   const bin = join(work, "quarters");
   const env = { ...process.env, GOTOOLCHAIN: process.env.GOTOOLCHAIN ?? "local" };
-  execFileSync("go", ["build", "-o", bin, "./server/cmd/quarters"], { cwd: repoRoot, env, stdio: "inherit" });
+  execFileSync("go", ["build", "-o", bin, "./cmd/quarters"], { cwd: repoRoot, env, stdio: "inherit" });
   const dataDir = join(work, "data");
   execFileSync("mkdir", ["-m", "0755", dataDir]);
   const mailboxDir = join(work, "mailbox");

@@ -1,6 +1,6 @@
 // Command quickstart signs up a tenant on a Quarters server, creates a
 // project and a document in it, and lists the tenant's documents, using the
-// Go SDK. Start a server first (go run ./server/cmd/quarters), then:
+// Go SDK. Start a server first (go run ./cmd/quarters), then:
 //
 //	go run ./sdk/go/examples/quickstart [-url http://localhost:8080]
 //

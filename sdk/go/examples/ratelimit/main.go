@@ -2,7 +2,7 @@
 // tenant (free plan: 100 requests per minute, bursts of 20) calls until it
 // is refused; RateLimited says how long to wait. Then a Client with the
 // default retry policy makes the next call, which waits that long by
-// itself and succeeds. Start a server first (go run ./server/cmd/quarters),
+// itself and succeeds. Start a server first (go run ./cmd/quarters),
 // then:
 //
 //	go run ./sdk/go/examples/ratelimit [-url http://localhost:8080]

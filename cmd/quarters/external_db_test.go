@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quarters-dev/quarters/db/dbtest"
+	"github.com/quarters-dev/quarters/internal/redistest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// TestExternalDatabase: `quarters migrate` with an owner URL, then the
+// server on DATABASE_URL as the app role; and the server refusing to start
+// as a role that could bypass row-level security.
+func TestExternalDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	bin := buildServer(t)
+	appURL, ownerURL := dbtest.NewURLs(t)
+	// The mailbox goes to the test's directory, never into the source tree.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "QUARTERS_ADDR=127.0.0.1:0",
+		"QUARTERS_MAILBOX_DIR=" + t.TempDir()}
+
+	out, err := exec.Command(bin, "migrate", "-database-url", ownerURL).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "migrations applied")
+
+	out, err = exec.Command(bin, "migrate").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "QUARTERS_OWNER_DATABASE_URL")
+
+	refuse := exec.Command(bin)
+	refuse.Env = append(env, "DATABASE_URL="+ownerURL)
+	out, err = refuse.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "unsafe database role")
+
+	// With Redis too: shared limits and cache, and a shutdown that does
+	// not hang on the cache's pub/sub subscription.
+	rs := redistest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(env, "DATABASE_URL="+appURL, "REDIS_URL=unix://"+rs.Options().Addr, "QUARTERS_SIGNUP_RATE=2")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	welcome := readUntil(t, stdout, "listening on")
+	addr := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(welcome)
+	require.NotNil(t, addr)
+	resp, err := http.Get("http://" + addr[1] + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// QUARTERS_SIGNUP_RATE reaches the limiter: the third sign-up from this
+	// address within a minute is refused.
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		body := fmt.Sprintf(`{"slug":"ext-%d","name":"Ext","ownerEmail":"o@ext.example"}`, i)
+		resp, err := http.Post("http://"+addr[1]+"/quarters.v1.TenantService/CreateTenant", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, "sign-up %d", i+1)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server with Redis did not stop within 30s of SIGTERM")
+	}
+}

@@ -1,0 +1,341 @@
+// Command quarters runs the Quarters API server.
+//
+//	quarters            serve (see config.go for the environment it reads)
+//	quarters migrate    apply database migrations as the schema owner
+//
+// With no DATABASE_URL the server starts a private PostgreSQL from the
+// locally installed binaries in QUARTERS_DATA_DIR, so one command gives a
+// working server on a fresh machine.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/riverqueue/river"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/internal/guard"
+	"github.com/quarters-dev/quarters/internal/idp"
+	"github.com/quarters-dev/quarters/internal/jobs"
+	"github.com/quarters-dev/quarters/internal/keyuse"
+	"github.com/quarters-dev/quarters/internal/mail"
+	"github.com/quarters-dev/quarters/internal/notify"
+	"github.com/quarters-dev/quarters/internal/ratelimit"
+	"github.com/quarters-dev/quarters/internal/router"
+	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/usage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := loadConfig(os.Getenv)
+	if err == nil {
+		logger := newLogger(os.Stderr, cfg.LogLevel)
+		slog.SetDefault(logger)
+		if len(os.Args) > 1 && os.Args[1] == "migrate" {
+			err = migrateCmd(ctx, os.Args[2:], cfg)
+		} else if len(os.Args) > 1 {
+			err = fmt.Errorf("unknown command %q (commands: migrate; no command serves)", os.Args[1])
+		} else {
+			err = serve(ctx, cfg, logger, os.Stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quarters:", err)
+		os.Exit(1)
+	}
+}
+
+// migrateCmd applies migrations with an owner URL from -database-url or
+// QUARTERS_OWNER_DATABASE_URL.
+func migrateCmd(ctx context.Context, args []string, cfg config) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	url := fs.String("database-url", cfg.OwnerDatabaseURL, "owner role's database URL (default $QUARTERS_OWNER_DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return errors.New("migrate needs the schema owner's database URL: -database-url or QUARTERS_OWNER_DATABASE_URL")
+	}
+	if err := db.Migrate(ctx, *url); err != nil {
+		return err
+	}
+	fmt.Println("migrations applied")
+	return nil
+}
+
+func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) error {
+	appURL := cfg.DatabaseURL
+	if appURL == "" {
+		emb, err := db.StartEmbedded(ctx, db.EmbeddedOpts{DataDir: cfg.DataDir, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := emb.Stop(context.WithoutCancel(ctx)); err != nil {
+				logger.Error("stop embedded postgres", "error", err)
+			}
+		}()
+		if err := emb.EnsureDatabase(ctx, "quarters"); err != nil {
+			return err
+		}
+		if err := db.Migrate(ctx, emb.OwnerURL("quarters")); err != nil {
+			return err
+		}
+		appURL = emb.AppURL("quarters")
+		logger.Info("embedded postgres ready", "data_dir", cfg.DataDir)
+	}
+	d, err := db.Open(ctx, appURL, nil)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	// Background work (cache invalidations, usage flushes) stops after the
+	// HTTP server has drained, so the last calls are still counted.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var (
+		wg      sync.WaitGroup
+		limiter ratelimit.Limiter = ratelimit.NewLocal()
+		rdb     *redis.Client
+	)
+	// Redis closes after the background loops stop: closed under the
+	// cache's subscription, it would read as an outage.
+	defer func() {
+		stopBG()
+		wg.Wait()
+		if rdb != nil {
+			_ = rdb.Close()
+		}
+	}()
+
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		// Redis sits in front of every request: short timeouts, so an
+		// unreachable Redis degrades to in-process limiting quickly
+		// instead of stalling calls (the URL may still override them).
+		if opts.DialTimeout == 5*time.Second {
+			opts.DialTimeout = 500 * time.Millisecond
+		}
+		if opts.ReadTimeout == 3*time.Second {
+			t := max(200*time.Millisecond, cfg.RateLimitTimeout)
+			opts.ReadTimeout, opts.WriteTimeout = t, t
+		}
+		// Let deadlines on contexts bound each command (the limiter's
+		// ratelimit.DefaultFailoverTimeout), instead of the failover
+		// abandoning goroutines stuck in I/O.
+		opts.ContextTimeoutEnabled = true
+		redis.SetLogger(redisLogger{logger})
+		rdb = redis.NewClient(opts)
+		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: cfg.RateLimitTimeout})
+		logger.Info("redis configured: shared rate limits and tenant cache", "addr", opts.Addr)
+	}
+	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
+	if rdb != nil {
+		cacheParams.Redis = rdb
+	}
+	tenants := tenant.NewCache(cacheParams)
+	if rdb == nil {
+		// Nothing can tell other replicas of a change: say what that
+		// means before anyone runs two.
+		logger.Warn("no REDIS_URL: rate limits, the tenant cache and revocations are per process; run one replica, "+
+			"or expect each other replica to accept a revoked API key, a removed member's token or a suspended tenant until its cached copy expires",
+			"max_stale", tenants.MaxStale().String())
+	}
+	recorder := usage.NewRecorder(d, logger)
+	keyUse := keyuse.NewRecorder(d, logger)
+	// Every replica signs with the key set stored in the database, so each
+	// verifies the others' access tokens.
+	sessions, err := session.NewManager(session.Params{})
+	if err != nil {
+		return err
+	}
+	keys, err := session.NewKeyStore(ctx, session.KeyStoreParams{DB: d, Manager: sessions, Logger: logger},
+		&session.KeyStoreOpts{RotateEvery: cfg.TokenRotation})
+	if err != nil {
+		return fmt.Errorf("load access token keys: %w", err)
+	}
+	wg.Add(4)
+	go func() { defer wg.Done(); _ = tenants.Run(bg) }()
+	go func() { defer wg.Done(); recorder.Run(bg, 2*time.Second) }()
+	go func() { defer wg.Done(); keyUse.Run(bg, 30*time.Second) }()
+	go func() { defer wg.Done(); keys.Run(bg) }()
+
+	// Mail: SMTP when configured, else the development mailbox (the log,
+	// and files in QUARTERS_MAILBOX_DIR). The worker is started below,
+	// once the listening address, which the links name by default, is
+	// known.
+	var sender mail.Sender
+	if cfg.SMTPURL != "" {
+		if sender, err = mail.NewSMTP(mail.SMTPParams{URL: cfg.SMTPURL, From: cfg.MailFrom}); err != nil {
+			return err
+		}
+		logger.Info("mail goes out over SMTP", "from", cfg.MailFrom)
+	} else {
+		box, err := mail.NewMailbox(logger, cfg.MailboxDir)
+		if err != nil {
+			return err
+		}
+		sender = box
+		logger.Warn("no QUARTERS_SMTP_URL: mails are logged (with their links) and written to the development mailbox, not sent", "dir", cfg.MailboxDir)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	// Trusted proxies carry many clients' connections: the cap is for
+	// clients that connect directly.
+	ln = guard.Listener(ln, guard.ListenerParams{MaxPerIP: cfg.MaxConnsPerIP, Exempt: cfg.TrustedProxies.Contains, Logger: logger})
+	linkURL := cfg.AppURL
+	if linkURL == "" {
+		linkURL = "http://" + ln.Addr().String()
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: d, Sender: sender, LinkURL: linkURL, Logger: logger}))
+	jobClient, err := jobs.New(jobs.Params{Pool: d.Pool(), Workers: workers, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := jobClient.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	// Stopped after the HTTP server has drained (deferred calls run in
+	// reverse), so the last calls' mails are worked or left for the next
+	// replica; before the pool closes.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := jobClient.Stop(sctx); err != nil {
+			logger.Error("stop jobs", "error", err)
+		}
+	}()
+
+	var provider *idp.Verifier
+	if cfg.IDP.Issuer != "" {
+		if provider, err = idp.New(cfg.IDP, &idp.Opts{Logger: logger}); err != nil {
+			return err
+		}
+		logger.Info("accepting identity provider tokens", "issuer", cfg.IDP.Issuer, "jwks_url", cfg.IDP.JWKSURL)
+	}
+	if cfg.RateLimitOff {
+		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
+	}
+	handler, err := router.New(router.Params{
+		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout,
+		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
+		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
+		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
+		AnonymousLimit: anonymousLimit(cfg.SignupRate), AccountLimit: accountLimit(cfg.AccountRate),
+		TrustedProxies: cfg.TrustedProxies, Sessions: sessions, IDP: provider,
+		Jobs: jobClient,
+	})
+	if err != nil {
+		return err
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC without TLS
+	srv := &http.Server{
+		Handler:           handler,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		// The outer bound for streams (gRPC reflection); an RPC's body
+		// has its own, far shorter deadline (QUARTERS_BODY_TIMEOUT).
+		ReadTimeout:    60 * time.Second,
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+	printWelcome(out, ln.Addr().String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight calls finish (bounded), then return so
+	// the deferred closes run in order: pool, then embedded postgres.
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// printWelcome prints a curl line that works as pasted: it signs up a tenant
+// with a fresh slug and returns its first API key.
+func printWelcome(out io.Writer, addr string) {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	fmt.Fprintf(out, `Quarters is listening on http://%[1]s
+
+Sign up a tenant (the response holds its API key, apiKeySecret):
+
+  curl -sS http://%[1]s/quarters.v1.TenantService/CreateTenant \
+    -H 'Content-Type: application/json' \
+    -d '{"slug":"demo-%[2]s","name":"Demo","ownerEmail":"you@example.com"}'
+
+The owner's link to set a password is mailed to ownerEmail (with no
+QUARTERS_SMTP_URL: logged, and written to QUARTERS_MAILBOX_DIR).
+
+Then call the API with it:
+
+  curl -sS http://%[1]s/quarters.v1.ProjectService/ListProjects \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" -d '{}'
+
+`, addr, hex.EncodeToString(b[:]))
+}
+
+// redisLogger sends go-redis's own messages (dial failures while Redis is
+// down) to the structured log instead of bare stderr.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// accountLimit is the per-account limit of sign-in attempts: the
+// configured hourly rate with a burst of at most 10, or the router's
+// default.
+func accountLimit(perHour int) ratelimit.Limit {
+	if perHour <= 0 {
+		return router.DefaultAccountLimit
+	}
+	return ratelimit.Limit{Rate: perHour, Period: time.Hour, Burst: min(perHour, 10)}
+}
+
+// anonymousLimit is the per-address limit of unauthenticated calls: the
+// configured rate with an equal burst, or the router's default.
+func anonymousLimit(perMinute int) ratelimit.Limit {
+	if perMinute <= 0 {
+		return router.DefaultAnonymousLimit
+	}
+	return ratelimit.PerMinute(perMinute, perMinute)
+}

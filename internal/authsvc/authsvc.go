@@ -1,0 +1,124 @@
+// Package authsvc implements quarters.v1.AuthService: people's sessions
+// (sign-in, refresh, sign-out, switching tenant), their passwords and
+// email proof (reset, verification, change) and API key management.
+// (Package auth is authentication itself; package session issues tokens.)
+package authsvc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/auth"
+	"github.com/quarters-dev/quarters/internal/jobs"
+	"github.com/quarters-dev/quarters/internal/page"
+	"github.com/quarters-dev/quarters/internal/password"
+	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenant"
+)
+
+// Params are New's inputs.
+type Params struct {
+	DB       *db.DB
+	Sessions *session.Manager
+	Tenants  *tenant.Cache
+	// Jobs enqueues the reset and verification mails.
+	Jobs *jobs.Client
+	// Password is the argon2id cost the server hashes with; sign-in for
+	// an unknown email spends the same on a decoy.
+	Password password.Params
+	Logger   *slog.Logger
+}
+
+// Service implements quartersv1connect.AuthServiceHandler.
+type Service struct {
+	p Params
+}
+
+var _ quartersv1connect.AuthServiceHandler = (*Service)(nil)
+
+// New returns the service.
+func New(p Params) *Service { return &Service{p: p} }
+
+// CreateApiKey creates a key with at most the caller's role; nobody can
+// mint a credential stronger than their own. The key records its creator
+// (see ApiKeyInsert), and RemoveMember revokes a member's keys.
+func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quartersv1.CreateApiKeyRequest]) (*connect.Response[quartersv1.CreateApiKeyResponse], error) {
+	caller, _ := auth.FromContext(ctx)
+	if req.Msg.GetRole() > caller.Role {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+			"cannot create a key with role %s: this credential has role %s", auth.RoleName(req.Msg.GetRole()), auth.RoleName(caller.Role)))
+	}
+	secret, hash, prefix := auth.NewAPIKey()
+	params := dbsqlc.ApiKeyInsertParams{
+		TenantID:   tenant.MustFromContext(ctx).ID,
+		Name:       req.Msg.GetName(),
+		Role:       auth.RoleName(req.Msg.GetRole()),
+		SecretHash: hash[:],
+		Prefix:     prefix,
+	}
+	// The creator: the signed-in user, or the user behind the calling key,
+	// so that removing them revokes this key too.
+	if caller.IsUser() {
+		params.CreatedBy = &caller.UserID
+	} else if caller.KeyID != uuid.Nil {
+		params.CreatorKeyID = &caller.KeyID
+	}
+	if req.Msg.GetExpireTime() != nil {
+		t := req.Msg.GetExpireTime().AsTime()
+		params.ExpireTime = &t
+	}
+	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
+		return q.ApiKeyInsert(ctx, params)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&quartersv1.CreateApiKeyResponse{ApiKey: auth.KeyToProto(k), Secret: secret}), nil
+}
+
+// ListApiKeys lists the tenant's keys, newest first, revoked ones included.
+func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quartersv1.ListApiKeysRequest]) (*connect.Response[quartersv1.ListApiKeysResponse], error) {
+	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.ApiKey, error) {
+		return db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) ([]dbsqlc.ApiKey, error) {
+			return q.ApiKeyList(ctx, dbsqlc.ApiKeyListParams{
+				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+			})
+		})
+	}, func(k dbsqlc.ApiKey) page.Cursor { return page.Cursor{Time: k.CreateTime, ID: k.ID} })
+	if err != nil {
+		return nil, err
+	}
+	resp := &quartersv1.ListApiKeysResponse{NextPageToken: next, ApiKeys: make([]*quartersv1.ApiKey, len(rows))}
+	for i, k := range rows {
+		resp.ApiKeys[i] = auth.KeyToProto(k)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// RevokeApiKey revokes a key of the caller's tenant. Replicas cache live
+// keys, so the tenant is invalidated after the commit: every replica drops
+// the tenant's cached keys, and the revocation holds from the next call.
+func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quartersv1.RevokeApiKeyRequest]) (*connect.Response[quartersv1.RevokeApiKeyResponse], error) {
+	tenantID := tenant.MustFromContext(ctx).ID
+	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
+		return q.ApiKeyRevoke(ctx, dbsqlc.ApiKeyRevokeParams{
+			TenantID: tenantID,
+			ID:       uuid.MustParse(req.Msg.GetId()),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.p.Tenants.Committed(ctx, tenantID, "the revoked key"); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: auth.KeyToProto(k)}), nil
+}

@@ -1,0 +1,139 @@
+// Package document implements quarters.v1.DocumentService.
+package document
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/page"
+	"github.com/quarters-dev/quarters/internal/tenant"
+)
+
+// Service implements quartersv1connect.DocumentServiceHandler. Requests
+// arrive authenticated, bound to a tenant and validated.
+type Service struct {
+	db *db.DB
+}
+
+var _ quartersv1connect.DocumentServiceHandler = (*Service)(nil)
+
+// New returns the service.
+func New(d *db.DB) *Service { return &Service{db: d} }
+
+// CreateDocument creates a document. The composite foreign key (tenant_id,
+// project_id) makes another tenant's project as absent as a made-up one:
+// both are NOT_FOUND "project not found".
+func (s *Service) CreateDocument(ctx context.Context, req *connect.Request[quartersv1.CreateDocumentRequest]) (*connect.Response[quartersv1.CreateDocumentResponse], error) {
+	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
+		return q.DocumentInsert(ctx, dbsqlc.DocumentInsertParams{
+			TenantID:  tenant.MustFromContext(ctx).ID,
+			ProjectID: uuid.MustParse(req.Msg.GetProjectId()),
+			Title:     req.Msg.GetTitle(),
+			Content:   req.Msg.GetContent(),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&quartersv1.CreateDocumentResponse{Document: toProto(row)}), nil
+}
+
+// GetDocument returns one document; NOT_FOUND if the tenant has none with the id.
+func (s *Service) GetDocument(ctx context.Context, req *connect.Request[quartersv1.GetDocumentRequest]) (*connect.Response[quartersv1.GetDocumentResponse], error) {
+	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
+		return q.DocumentGet(ctx, dbsqlc.DocumentGetParams{
+			TenantID: tenant.MustFromContext(ctx).ID,
+			ID:       uuid.MustParse(req.Msg.GetId()),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&quartersv1.GetDocumentResponse{Document: toProto(row)}), nil
+}
+
+// ListDocuments lists the tenant's documents newest first, optionally of one
+// project. The page token is bound to the project filter.
+func (s *Service) ListDocuments(ctx context.Context, req *connect.Request[quartersv1.ListDocumentsRequest]) (*connect.Response[quartersv1.ListDocumentsResponse], error) {
+	filter := req.Msg.GetProjectId()
+	rows, next, err := page.Load(req.Msg, filter, func(c page.Cursor, limit int32) ([]dbsqlc.Document, error) {
+		return db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.Document, error) {
+			tenantID := tenant.MustFromContext(ctx).ID
+			if filter == "" {
+				return q.DocumentList(ctx, dbsqlc.DocumentListParams{
+					TenantID: tenantID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+				})
+			}
+			return q.DocumentListByProject(ctx, dbsqlc.DocumentListByProjectParams{
+				TenantID: tenantID, ProjectID: uuid.MustParse(filter),
+				BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+			})
+		})
+	}, position)
+	if err != nil {
+		return nil, err
+	}
+	resp := &quartersv1.ListDocumentsResponse{NextPageToken: next, Documents: make([]*quartersv1.Document, len(rows))}
+	for i, r := range rows {
+		resp.Documents[i] = toProto(r)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// UpdateDocument changes the fields named in the update mask.
+func (s *Service) UpdateDocument(ctx context.Context, req *connect.Request[quartersv1.UpdateDocumentRequest]) (*connect.Response[quartersv1.UpdateDocumentResponse], error) {
+	d, paths := req.Msg.GetDocument(), req.Msg.GetUpdateMask().GetPaths()
+	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
+		return q.DocumentUpdate(ctx, dbsqlc.DocumentUpdateParams{
+			TenantID:   tenant.MustFromContext(ctx).ID,
+			ID:         uuid.MustParse(d.GetId()),
+			SetTitle:   slices.Contains(paths, "title"),
+			Title:      d.GetTitle(),
+			SetContent: slices.Contains(paths, "content"),
+			Content:    d.GetContent(),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&quartersv1.UpdateDocumentResponse{Document: toProto(row)}), nil
+}
+
+// DeleteDocument deletes a document.
+func (s *Service) DeleteDocument(ctx context.Context, req *connect.Request[quartersv1.DeleteDocumentRequest]) (*connect.Response[quartersv1.DeleteDocumentResponse], error) {
+	n, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (int64, error) {
+		return q.DocumentDelete(ctx, dbsqlc.DocumentDeleteParams{
+			TenantID: tenant.MustFromContext(ctx).ID,
+			ID:       uuid.MustParse(req.Msg.GetId()),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("document not found"))
+	}
+	return connect.NewResponse(&quartersv1.DeleteDocumentResponse{}), nil
+}
+
+func position(r dbsqlc.Document) page.Cursor { return page.Cursor{Time: r.CreateTime, ID: r.ID} }
+
+func toProto(r dbsqlc.Document) *quartersv1.Document {
+	return &quartersv1.Document{
+		Id:         r.ID.String(),
+		ProjectId:  r.ProjectID.String(),
+		Title:      r.Title,
+		Content:    r.Content,
+		CreateTime: timestamppb.New(r.CreateTime),
+		UpdateTime: timestamppb.New(r.UpdateTime),
+	}
+}

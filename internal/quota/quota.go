@@ -1,0 +1,33 @@
+// Package quota reports a tenant's exhausted quotas the same way
+// everywhere: RESOURCE_EXHAUSTED with a google.rpc.QuotaFailure detail that
+// names the limit, and a message saying how to raise it.
+package quota
+
+import (
+	"fmt"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	"github.com/quarters-dev/quarters/internal/tenant"
+)
+
+// Exceeded is the error for tenant t having used all of limit (e.g.
+// "max_projects", value max) of what (e.g. "projects"); remedy tells the
+// caller what to do about it.
+func Exceeded(t tenant.Tenant, limit string, max int64, what, remedy string) error {
+	msg := fmt.Sprintf("plan %q allows %d %s (%s); %s", t.Plan, max, what, limit, remedy)
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s", msg))
+	if d, derr := connect.NewErrorDetail(&errdetails.QuotaFailure{
+		Violations: []*errdetails.QuotaFailure_Violation{{
+			Subject:     "tenant:" + t.ID.String(),
+			Description: msg,
+			QuotaMetric: "quarters.dev/" + what,
+			QuotaId:     limit,
+			QuotaValue:  max,
+		}},
+	}); derr == nil {
+		err.AddDetail(d)
+	}
+	return err
+}

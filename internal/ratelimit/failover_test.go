@@ -1,0 +1,324 @@
+package ratelimit_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quarters-dev/quarters/internal/ratelimit"
+	"github.com/quarters-dev/quarters/internal/redistest"
+)
+
+// logBuffer is a slog destination that tests can read while the code under
+// test writes to it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) count(substr string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), substr)
+}
+
+func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
+
+const (
+	logFailed    = ratelimit.LogBreakerOpen
+	logRecovered = ratelimit.LogBreakerClosed
+)
+
+// failoverCase is a Failover over a private Redis, with the Redis limiter
+// kept for acting on Redis directly.
+type failoverCase struct {
+	srv   *redistest.Server
+	redis *ratelimit.Redis
+	f     *ratelimit.Failover
+	logs  *logBuffer
+}
+
+// clientKinds are the two ways Failover bounds a call to Redis: by the
+// context alone when the client honours deadlines, by a goroutine it can
+// abandon when it doesn't.
+var clientKinds = []struct {
+	name            string
+	contextTimeouts bool
+}{
+	{"context-timeouts", true},
+	{"default-client", false},
+}
+
+func newFailoverCase(t *testing.T, contextTimeouts bool) failoverCase {
+	t.Helper()
+	srv := redistest.New(t)
+	opts := srv.Options()
+	opts.ContextTimeoutEnabled = contextTimeouts
+	client := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	redis := ratelimit.NewRedis(client)
+	logs := &logBuffer{}
+	f := ratelimit.NewFailover(redis, ratelimit.NewLocal(), &ratelimit.FailoverOpts{
+		// Below the default, so that the outage tests' calls stay quick
+		// (each times out at most this, and only until the breaker opens);
+		// the breaker keeps a slow moment of a busy machine from opening it.
+		Timeout: 20 * time.Millisecond,
+		Backoff: 200 * time.Millisecond,
+		Logger:  logs.logger(),
+	})
+	return failoverCase{srv: srv, redis: redis, f: f, logs: logs}
+}
+
+// requireFromRedis shows that f's decisions come from Redis: requests
+// consumed on Redis directly are reflected in f's answer for a fresh key,
+// which Local, with a full bucket, would not show.
+func (c failoverCase) requireFromRedis(t *testing.T, key string) {
+	t.Helper()
+	ctx := context.Background()
+	limit := ratelimit.PerMinute(60, 10)
+	for range 3 {
+		_, err := c.redis.Allow(ctx, key, limit, 1)
+		require.NoError(t, err)
+	}
+	before := c.f.PrimaryAnswers()
+	res, err := c.f.Allow(ctx, key, limit, 1)
+	require.NoError(t, err)
+	require.Equal(t, before+1, c.f.PrimaryAnswers())
+	require.Equal(t, 6, res.Remaining, "10 - 3 consumed on Redis - 1")
+}
+
+// callQuickly calls f for a while and requires every call to be allowed
+// (each key a fresh local bucket) within 300ms.
+func (c failoverCase) callQuickly(t *testing.T, d time.Duration) (calls uint64) {
+	t.Helper()
+	ctx := context.Background()
+	limit := ratelimit.PerMinute(1000, 1000)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		start := time.Now()
+		res, err := c.f.Allow(ctx, "outage", limit, 1)
+		took := time.Since(start)
+		require.NoError(t, err)
+		require.True(t, res.Allowed)
+		// 300ms, not the few ms a call takes: this runs under -race beside
+		// other test binaries on two cores. A call that waited for the dead
+		// Redis would take 400ms (go-redis's dial retries) to 3s (its read
+		// timeout), so the bound still catches that.
+		require.Less(t, took, 300*time.Millisecond, "a call must not wait for a dead Redis")
+		calls++
+		time.Sleep(2 * time.Millisecond)
+	}
+	return calls
+}
+
+func TestFailoverRedisStopped(t *testing.T) {
+	t.Parallel()
+	for _, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testFailoverRedisStopped(t, newFailoverCase(t, kind.contextTimeouts))
+		})
+	}
+}
+
+func testFailoverRedisStopped(t *testing.T, c failoverCase) {
+	c.requireFromRedis(t, "before")
+	require.Zero(t, c.f.Fallbacks())
+	require.False(t, c.f.Degraded())
+
+	c.srv.Stop()
+	answers := c.f.PrimaryAnswers()
+	// Long enough for several backoffs, so that probes of the dead Redis
+	// happen and fail too.
+	calls := c.callQuickly(t, time.Second)
+	require.Equal(t, calls, c.f.Fallbacks(), "every call is answered by the fallback")
+	require.Equal(t, answers, c.f.PrimaryAnswers())
+	require.True(t, c.f.Degraded())
+	require.Equal(t, 1, c.logs.count(logFailed), "the switch is logged once, not per call or probe")
+
+	c.srv.Start()
+	// go-redis redials a pool whose dials failed about once a second.
+	require.Eventually(t, func() bool {
+		_, err := c.f.Allow(context.Background(), "probe", ratelimit.PerMinute(1000, 1000), 1)
+		return err == nil && c.f.PrimaryAnswers() > answers
+	}, 10*time.Second, 20*time.Millisecond, "after the backoff, a probe must find Redis back")
+	require.False(t, c.f.Degraded())
+	c.requireFromRedis(t, "after")
+	require.Equal(t, 1, c.logs.count(logRecovered))
+	require.Equal(t, 1, c.logs.count(logFailed))
+}
+
+// TestFailoverRedisHangs freezes Redis so that commands hang instead of
+// failing: the timeout, not an error, must send calls to the fallback.
+func TestFailoverRedisHangs(t *testing.T) {
+	t.Parallel()
+	for _, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testFailoverRedisHangs(t, newFailoverCase(t, kind.contextTimeouts))
+		})
+	}
+}
+
+func testFailoverRedisHangs(t *testing.T, c failoverCase) {
+	c.requireFromRedis(t, "before")
+
+	c.srv.Pause()
+	calls := c.callQuickly(t, 500*time.Millisecond)
+	require.Equal(t, calls, c.f.Fallbacks())
+	require.Equal(t, 1, c.logs.count(logFailed))
+	c.srv.Resume()
+
+	require.Eventually(t, func() bool {
+		_, err := c.f.Allow(context.Background(), "probe", ratelimit.PerMinute(1000, 1000), 1)
+		return err == nil && !c.f.Degraded()
+	}, 10*time.Second, 20*time.Millisecond)
+	c.requireFromRedis(t, "after")
+}
+
+// TestFailoverCallerCancelled: a caller that gives up is not a Redis
+// failure, and must not switch everyone to the fallback.
+func TestFailoverCallerCancelled(t *testing.T) {
+	t.Parallel()
+	c := newFailoverCase(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.f.Allow(ctx, "cancelled", ratelimit.PerMinute(60, 10), 1)
+	require.NoError(t, err, "answered by the fallback")
+	require.False(t, c.f.Degraded())
+	require.Zero(t, c.logs.count(logFailed))
+	c.requireFromRedis(t, "next")
+}
+
+// slowHook delays Redis commands: every call by up to base, and every
+// every-th call past the failover's timeout, as a busy but healthy Redis
+// (or network) might.
+type slowHook struct {
+	base, slow time.Duration
+	every      int64
+	n          atomic.Int64
+}
+
+func (h *slowHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *slowHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		h.delay(ctx)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *slowHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		h.delay(ctx)
+		return next(ctx, cmds)
+	}
+}
+
+func (h *slowHook) delay(ctx context.Context) {
+	d := time.Duration(h.n.Add(1)%7) * h.base / 7
+	if h.n.Load()%h.every == 0 {
+		d = h.slow
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
+// TestFailoverSlowRedisDoesNotFlap: a healthy Redis whose answers are
+// sometimes later than the timeout must not switch the limiter to the
+// fallback: those calls alone are answered locally (from the last known
+// state), the breaker stays closed, and nothing is logged.
+func TestFailoverSlowRedisDoesNotFlap(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	opts := srv.Options()
+	opts.ContextTimeoutEnabled = true
+	client := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	hook := &slowHook{base: 5 * time.Millisecond, slow: 120 * time.Millisecond, every: 10}
+	client.AddHook(hook)
+	logs := &logBuffer{}
+	f := ratelimit.NewFailover(ratelimit.NewRedis(client), ratelimit.NewLocal(), &ratelimit.FailoverOpts{
+		Timeout: 60 * time.Millisecond, Backoff: 200 * time.Millisecond, Logger: logs.logger(),
+	})
+	ctx := context.Background()
+	limit := ratelimit.PerMinute(100000, 100000)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				_, err := f.Allow(ctx, "busy", limit, 1)
+				require.NoError(t, err)
+				require.False(t, f.Degraded(), "the breaker opened for a healthy Redis")
+			}
+		}()
+	}
+	wg.Wait()
+	require.Positive(t, f.Fallbacks(), "no call was slower than the timeout: the test tested nothing")
+	require.Less(t, f.Fallbacks(), f.PrimaryAnswers())
+	require.Zero(t, f.Openings())
+	require.Zero(t, logs.count(logFailed))
+}
+
+// TestFailoverContinuesFromLastState: when Redis dies, the per-replica
+// fallback takes over each key from the last state Redis reported, not
+// from a full bucket: a tenant that had used its burst gets nothing more
+// for it by Redis failing.
+func TestFailoverContinuesFromLastState(t *testing.T) {
+	t.Parallel()
+	for _, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			c := newFailoverCase(t, kind.contextTimeouts)
+			ctx := context.Background()
+			// Refills one request every six minutes: none during the test.
+			limit := ratelimit.Limit{Rate: 10, Period: time.Hour, Burst: 10}
+			for i := range 10 {
+				res, err := c.f.Allow(ctx, "spent", limit, 1)
+				require.NoError(t, err)
+				require.True(t, res.Allowed, "call %d", i)
+			}
+			res, err := c.f.Allow(ctx, "spent", limit, 1)
+			require.NoError(t, err)
+			require.False(t, res.Allowed, "burst spent on Redis")
+			require.Zero(t, c.f.Fallbacks())
+
+			c.srv.Stop()
+			admitted := 0
+			for range 50 {
+				res, err := c.f.Allow(ctx, "spent", limit, 1)
+				require.NoError(t, err)
+				if res.Allowed {
+					admitted++
+				}
+			}
+			require.True(t, c.f.Degraded(), "a dead Redis opens the breaker")
+			require.Equal(t, uint64(1), c.f.Openings())
+			require.Zero(t, admitted, "the fallback started from a full bucket")
+			require.Equal(t, 1, c.logs.count(logFailed))
+
+			// A key Redis never saw starts full, as it would on Redis.
+			res, err = c.f.Allow(ctx, "fresh", limit, 1)
+			require.NoError(t, err)
+			require.True(t, res.Allowed)
+			require.Equal(t, 9, res.Remaining)
+		})
+	}
+}
