@@ -20,9 +20,6 @@ import (
 // UserEnsure and UserSignOutEverywhere they are the whole privileged
 // surface.
 
-// ErrNotFound is returned by the identity lookups when nothing matches.
-var ErrNotFound = errors.New("not found")
-
 // Credentials are a user's id, password hash (nil if none is set) and
 // whether the email is verified.
 type Credentials struct {
@@ -37,7 +34,7 @@ func (d *DB) UserCredentials(ctx context.Context, email string) (Credentials, er
 	var c Credentials
 	err := d.pool.QueryRow(ctx, `SELECT user_id, password_hash, email_verified FROM app.user_credentials($1)`, email).
 		Scan(&c.UserID, &c.PasswordHash, &c.EmailVerified)
-	return c, notFound(err, "look up user")
+	return c, notFoundOr(err, "look up user")
 }
 
 // The purposes of email tokens (email_tokens.purpose).
@@ -83,7 +80,7 @@ func (d *DB) EmailTokenIssue(ctx context.Context, p EmailTokenIssueParams) (Issu
 	var t IssuedToken
 	err := d.pool.QueryRow(ctx, `SELECT user_id, email, expire_time FROM app.email_token_issue($1, $2, $3, $4, $5, $6)`,
 		p.Email, p.Purpose, p.Hash[:], p.TTL, p.JobID, p.MaxLive).Scan(&t.UserID, &t.Email, &t.ExpireTime)
-	return t, notFound(err, "issue email token")
+	return t, notFoundOr(err, "issue email token")
 }
 
 // UserVerifyEmail uses the verify_email token stored under hash, once,
@@ -105,7 +102,7 @@ func (d *DB) UserPasswordReset(ctx context.Context, hash [32]byte, passwordHash 
 	)
 	err := d.pool.QueryRow(ctx, `SELECT user_id, tenants FROM app.user_password_reset($1, $2)`, hash[:], passwordHash).
 		Scan(&user, &tenants)
-	return user, tenants, notFound(err, "reset password")
+	return user, tenants, notFoundOr(err, "reset password")
 }
 
 // ErrPasswordChanged is returned by UserPasswordChange when the password
@@ -195,12 +192,12 @@ func (d *DB) scalarUUID(ctx context.Context, sql, what string, arg any) (uuid.UU
 	return *id, nil
 }
 
-func notFound(err error, what string) error {
+func notFoundOr(err error, what string) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, pgx.ErrNoRows):
-		return ErrNotFound
+		return notFoundErr{}
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}

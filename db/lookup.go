@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/internal/auth"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // This file holds the privileged lookups: the pre-tenant lookups, the only
@@ -21,25 +20,36 @@ import (
 // written here rather than in db/queries because sqlc cannot type the
 // columns of a function returning TABLE. Add to them sparingly.
 
+// APIKeyRecord is a live API key with its tenant, as LookupAPIKey finds
+// it: the database's row, which internal/auth turns into a principal.
+type APIKeyRecord struct {
+	KeyID, TenantID uuid.UUID
+	TenantSlug      string
+	// TenantActive is false for a suspended tenant.
+	TenantActive bool
+	Role         tenancy.Role
+	// SecretHash is the stored hash, compared again in constant time.
+	SecretHash []byte
+	// ExpireTime is when the key stops working; nil if never.
+	ExpireTime *time.Time
+}
+
 // LookupAPIKey finds the live API key stored under hash, with its tenant.
-// It returns auth.ErrUnknownKey if no such key exists or it is revoked or
+// It returns ErrNotFound if no such key exists or it is revoked or
 // expired. It runs as a single statement, one round trip.
-func (d *DB) LookupAPIKey(ctx context.Context, hash [32]byte) (*auth.Record, error) {
+func (d *DB) LookupAPIKey(ctx context.Context, hash [32]byte) (*APIKeyRecord, error) {
 	const q = `SELECT key_id, tenant_id, role, secret_hash, tenant_slug, tenant_status, expire_time
 FROM app.api_key_authenticate($1)`
 	var (
-		rec          auth.Record
+		rec          APIKeyRecord
 		role, status string
 	)
 	err := d.pool.QueryRow(ctx, q, hash[:]).Scan(
 		&rec.KeyID, &rec.TenantID, &role, &rec.SecretHash, &rec.TenantSlug, &status, &rec.ExpireTime)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, auth.ErrUnknownKey
-	}
 	if err != nil {
-		return nil, fmt.Errorf("look up api key: %w", err)
+		return nil, notFoundOr(err, "look up api key")
 	}
-	rec.Role = auth.ParseRole(role)
+	rec.Role = tenancy.ParseRole(role)
 	rec.TenantActive = status == "active"
 	return &rec, nil
 }

@@ -10,13 +10,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // LoadTenant reads a tenant's record with its effective limits and
 // features, acting as that tenant (row-level security applies). It is the
-// tenant cache's loader; it returns pgx.ErrNoRows for an unknown tenant.
-func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error) {
+// tenant cache's loader; it returns ErrNotFound for an unknown tenant.
+func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
 	var (
 		row     dbsqlc.TenantRecordGetRow
 		members []dbsqlc.MembershipVersionsRow
@@ -30,7 +30,7 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error
 		return err
 	})
 	if err != nil {
-		return tenant.Tenant{}, err
+		return tenancy.Tenant{}, err
 	}
 	features := make(map[string]bool, len(row.PlanFeatures))
 	for _, f := range row.PlanFeatures {
@@ -38,7 +38,7 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error
 	}
 	var overrides map[string]bool
 	if err := json.Unmarshal(row.FeatureOverrides, &overrides); err != nil {
-		return tenant.Tenant{}, fmt.Errorf("tenant %s feature overrides: %w", id, err)
+		return tenancy.Tenant{}, fmt.Errorf("tenant %s feature overrides: %w", id, err)
 	}
 	for f, on := range overrides {
 		if on {
@@ -47,12 +47,12 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error
 			delete(features, f)
 		}
 	}
-	return tenant.Tenant{
+	return tenancy.Tenant{
 		ID:     row.ID,
 		Slug:   row.Slug,
 		Active: row.Status == "active",
 		Plan:   row.Plan,
-		Limits: tenant.Limits{
+		Limits: tenancy.Limits{
 			RequestsPerMinute:   int64(row.RequestsPerMinute),
 			Burst:               int64(row.Burst),
 			MaxProjects:         int64(row.MaxProjects),
@@ -65,10 +65,10 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenant.Tenant, error
 	}, nil
 }
 
-func memberMap(rows []dbsqlc.MembershipVersionsRow) map[uuid.UUID]tenant.Member {
-	m := make(map[uuid.UUID]tenant.Member, len(rows))
+func memberMap(rows []dbsqlc.MembershipVersionsRow) map[uuid.UUID]tenancy.Member {
+	m := make(map[uuid.UUID]tenancy.Member, len(rows))
 	for _, r := range rows {
-		m[r.UserID] = tenant.Member{Role: r.Role, Version: r.Version, Email: strings.ToLower(r.Email)}
+		m[r.UserID] = tenancy.Member{Role: r.Role, Version: r.Version, Email: strings.ToLower(r.Email)}
 	}
 	return m
 }

@@ -23,7 +23,7 @@ import (
 func (d *DB) TokenKeys(ctx context.Context) (keySet []byte, rotated time.Time, err error) {
 	row, err := dbsqlc.New(d.pool).TokenKeysGet(ctx)
 	if err != nil {
-		return nil, time.Time{}, notFound(err, "get token keys")
+		return nil, time.Time{}, notFoundOr(err, "get token keys")
 	}
 	return row.KeySet, row.RotateTime, nil
 }
@@ -56,7 +56,7 @@ func (d *DB) UpdateTokenKeys(ctx context.Context, fn UpdateTokenKeysFunc) ([]byt
 		// reads what is committed when it starts).
 		for range 2 {
 			row, err := q.TokenKeysGetForUpdate(ctx)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) { // pgx's own: this tx is not at the edge
 				return fmt.Errorf("lock token keys: %w", err)
 			}
 			stored, rotated = row.KeySet, row.RotateTime

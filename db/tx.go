@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // InTenant runs fn in one transaction acting for the tenant in ctx: the
@@ -21,7 +21,7 @@ import (
 // Row-level security then limits every statement to that tenant's rows.
 //
 // fn's error, or a failure to commit, rolls the transaction back and is
-// returned. With no tenant in ctx, InTenant returns tenant.ErrNoTenant and
+// returned. With no tenant in ctx, InTenant returns tenancy.ErrNoTenant and
 // runs nothing: there is no "all tenants" mode.
 //
 // The plan's statement_timeout is set the same way, in the same statement.
@@ -30,9 +30,9 @@ import (
 // in one batch with fn's first statement; a single-statement read costs two
 // round trips (that batch, then COMMIT) where the bare read costs one.
 func (d *DB) InTenant(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
-	t, ok := tenant.FromContext(ctx)
+	t, ok := tenancy.FromContext(ctx)
 	if !ok {
-		return tenant.ErrNoTenant
+		return tenancy.ErrNoTenant
 	}
 	return d.inTenantTx(ctx, t.ID, t.Limits.StatementTimeout, func(tx dbsqlc.DBTX) error { return fn(dbsqlc.New(tx)) })
 }
@@ -55,7 +55,7 @@ func InTenantV[T any](ctx context.Context, d *DB, fn func(q *dbsqlc.Queries) (T,
 // administering one tenant.
 func (d *DB) ActAs(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries) error) error {
 	if id == uuid.Nil {
-		return tenant.ErrNoTenant
+		return tenancy.ErrNoTenant
 	}
 	return d.inTenant(ctx, id, fn)
 }
@@ -73,9 +73,9 @@ func (d *DB) inTenant(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queri
 // a pgx.Tx. The transaction begins eagerly, so it costs one round trip
 // more than InTenant; use it only where fn needs the pgx.Tx.
 func (d *DB) InTenantTx(ctx context.Context, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) error {
-	t, ok := tenant.FromContext(ctx)
+	t, ok := tenancy.FromContext(ctx)
 	if !ok {
-		return tenant.ErrNoTenant
+		return tenancy.ErrNoTenant
 	}
 	return d.eagerTx(ctx, t.ID, t.Limits.StatementTimeout, fn)
 }
@@ -83,7 +83,7 @@ func (d *DB) InTenantTx(ctx context.Context, fn func(q *dbsqlc.Queries, tx pgx.T
 // ActAsTx is ActAs for fn that needs the pgx.Tx too, as InTenantTx.
 func (d *DB) ActAsTx(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) error {
 	if id == uuid.Nil {
-		return tenant.ErrNoTenant
+		return tenancy.ErrNoTenant
 	}
 	return d.eagerTx(ctx, id, 0, fn)
 }
@@ -113,7 +113,7 @@ func (d *DB) eagerTx(ctx context.Context, id uuid.UUID, timeout time.Duration, f
 		id.String(), strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
 		return fmt.Errorf("set tenant: %w", err)
 	}
-	if err := fn(dbsqlc.New(tx), tx); err != nil {
+	if err := fn(dbsqlc.New(edgeTx{tx}), tx); err != nil {
 		return err
 	}
 	done = true
@@ -257,7 +257,7 @@ func (r *batchRows) Close() {
 }
 
 // firstRow is pgx.Row over Rows, as pgx's own QueryRow does it: Scan reads
-// the first row, returns pgx.ErrNoRows if there is none, and closes.
+// the first row, returns ErrNotFound if there is none, and closes.
 type firstRow struct {
 	rows pgx.Rows
 	err  error
@@ -273,7 +273,7 @@ func (r *firstRow) Scan(dest ...any) error {
 		if err := r.rows.Err(); err != nil {
 			return err
 		}
-		return pgx.ErrNoRows
+		return notFoundErr{}
 	}
 	if err := r.rows.Scan(dest...); err != nil {
 		return err

@@ -17,6 +17,8 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/intercept"
+	"github.com/quarters-dev/quarters/internal/protoconv"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -153,17 +155,17 @@ func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 	if rule.GetPlatform() {
 		return nil
 	}
-	if p.Role < rule.GetMinRole() {
+	if p.Role < tenancy.Role(rule.GetMinRole()) {
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
 			"%s requires role %s or higher; this credential has role %s",
-			procedure, auth.RoleName(rule.GetMinRole()), auth.RoleName(p.Role)))
+			procedure, protoconv.RoleName(rule.GetMinRole()), p.Role.String()))
 	}
 	if rule.GetUser() && !p.IsUser() {
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
 			"%s acts for a signed-in user; use an access token from AuthService.SignIn, not an API key", procedure))
 	}
 	if f := rule.GetFeature(); f != "" {
-		t, ok := tenant.FromContext(ctx)
+		t, ok := tenancy.FromContext(ctx)
 		if !ok || !t.Has(f) {
 			err := connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
 				"%s needs the %q feature, which plan %q does not include; upgrade at %s", procedure, f, t.Plan, i.upgradeURL))

@@ -15,7 +15,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/access"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/router"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // TestEveryProcedureHasARule walks every method of every service in the
@@ -67,7 +67,7 @@ func TestInterceptor(t *testing.T) {
 		"/x.v1.S/Public": {Public: true},
 		"/x.v1.S/Admin":  {MinRole: quartersv1.Role_ROLE_ADMIN},
 	}
-	call := func(procedure string, p *auth.Principal) error {
+	call := func(procedure string, p *tenancy.Principal) error {
 		ctx := context.Background()
 		if p != nil {
 			ctx = auth.NewContext(ctx, p)
@@ -76,9 +76,9 @@ func TestInterceptor(t *testing.T) {
 		_, err := access.NewInterceptor(rules, "https://example.test/up").WrapUnary(next)(ctx, fakeRequest{procedure: procedure})
 		return err
 	}
-	member := &auth.Principal{Role: quartersv1.Role_ROLE_MEMBER}
-	admin := &auth.Principal{Role: quartersv1.Role_ROLE_ADMIN}
-	owner := &auth.Principal{Role: quartersv1.Role_ROLE_OWNER}
+	member := &tenancy.Principal{Role: tenancy.RoleMember}
+	admin := &tenancy.Principal{Role: tenancy.RoleAdmin}
+	owner := &tenancy.Principal{Role: tenancy.RoleOwner}
 
 	require.NoError(t, call("/x.v1.S/Public", nil))
 	require.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(call("/x.v1.S/Admin", nil)))
@@ -100,8 +100,8 @@ func (r fakeRequest) Spec() connect.Spec { return connect.Spec{Procedure: r.proc
 func TestFeatureGate(t *testing.T) {
 	rules := access.Rules{"/x.v1.S/Report": {MinRole: quartersv1.Role_ROLE_MEMBER, Feature: "analytics"}}
 	call := func(features map[string]bool) error {
-		ctx := auth.NewContext(context.Background(), &auth.Principal{Role: quartersv1.Role_ROLE_ADMIN})
-		ctx = tenant.NewContext(ctx, tenant.Tenant{ID: uuid.New(), Plan: "free", Features: features})
+		ctx := auth.NewContext(context.Background(), &tenancy.Principal{Role: tenancy.RoleAdmin})
+		ctx = tenancy.NewContext(ctx, tenancy.Tenant{ID: uuid.New(), Plan: "free", Features: features})
 		next := connect.UnaryFunc(func(context.Context, connect.AnyRequest) (connect.AnyResponse, error) { return nil, nil })
 		_, err := access.NewInterceptor(rules, "https://example.test/up").WrapUnary(next)(ctx, fakeRequest{procedure: "/x.v1.S/Report"})
 		return err

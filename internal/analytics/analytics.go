@@ -13,7 +13,7 @@ import (
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/usage"
 )
 
@@ -42,7 +42,7 @@ func (s *Service) GetUsage(ctx context.Context, req *connect.Request[quartersv1.
 	if err := s.usage.Flush(ctx); err != nil {
 		return nil, err
 	}
-	t := tenant.MustFromContext(ctx)
+	t := tenancy.MustFromContext(ctx)
 	var (
 		days  []dbsqlc.UsageByDayRow
 		procs []dbsqlc.UsageByProcedureRow

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quarters-dev/quarters/internal/auth"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 func TestAPIKeyRoundTrip(t *testing.T) {
@@ -59,7 +60,7 @@ func TestAPIKeyRejectsWithoutLookup(t *testing.T) {
 func TestRoleNames(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"member", "admin", "owner"} {
-		require.Equal(t, name, auth.RoleName(auth.ParseRole(name)))
+		require.Equal(t, name, tenancy.ParseRole(name).String())
 	}
-	require.Zero(t, auth.ParseRole("root"))
+	require.Zero(t, tenancy.ParseRole("root"))
 }

@@ -12,6 +12,8 @@ import (
 
 	"connectrpc.com/authn"
 	"connectrpc.com/connect"
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // ErrUnknownKey is what a LookupFunc returns when no live key has the hash.
@@ -19,7 +21,7 @@ var ErrUnknownKey = errors.New("unknown API key")
 
 // Record is what a LookupFunc finds for a key hash.
 type Record struct {
-	Principal
+	tenancy.Principal
 	// SecretHash is the stored hash, compared again in constant time.
 	SecretHash []byte
 	// ExpireTime is when the key stops working; nil if never.
@@ -33,7 +35,7 @@ type LookupFunc func(ctx context.Context, hash [32]byte) (*Record, error)
 // CheckFunc vets an authenticated principal against the HTTP request, e.g.
 // that a tenant selector (subdomain, X-Tenant-ID) agrees with it. Its error
 // is returned to the caller as is.
-type CheckFunc func(r *http.Request, p *Principal) error
+type CheckFunc func(r *http.Request, p *tenancy.Principal) error
 
 // ErrInvalidToken is what a VerifyTokenFunc returns (possibly wrapped) for
 // an access token that must be refused: malformed, badly signed, expired,
@@ -43,7 +45,7 @@ var ErrInvalidToken = errors.New("invalid access token")
 // VerifyTokenFunc resolves a bearer token that is not an API key (an access
 // token) to its principal. It returns an error wrapping ErrInvalidToken for
 // a token to refuse; any other error is a failure to decide.
-type VerifyTokenFunc func(ctx context.Context, token string) (*Principal, error)
+type VerifyTokenFunc func(ctx context.Context, token string) (*tenancy.Principal, error)
 
 // MiddlewareParams are NewMiddleware's inputs.
 type MiddlewareParams struct {
@@ -58,7 +60,7 @@ type MiddlewareParams struct {
 	Check CheckFunc
 	// UseFunc, when set, is told of every call an API key authenticated
 	// (to record when keys were last used); it must not block.
-	UseFunc func(p *Principal)
+	UseFunc func(p *tenancy.Principal)
 	// PlatformKey is the operator's credential (QUARTERS_PLATFORM_KEY);
 	// empty disables platform RPCs.
 	PlatformKey string
@@ -75,7 +77,7 @@ type MiddlewareParams struct {
 
 // NewMiddleware returns HTTP middleware that authenticates every RPC before
 // its body is read: "Authorization: Bearer <API key | access token>" is
-// resolved to a Principal stored in the request context (read it with
+// resolved to a tenancy.Principal stored in the request context (read it with
 // FromContext). Missing credentials on non-public procedures, and
 // malformed, unknown, revoked or expired keys or tokens, are
 // UNAUTHENTICATED with one message per credential type, so the response
@@ -100,10 +102,10 @@ func NewMiddleware(p MiddlewareParams) *authn.Middleware {
 			return nil, authn.Errorf("missing credential: send \"Authorization: Bearer <API key or access token>\"")
 		}
 		if p.PlatformKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(p.PlatformKey)) == 1 {
-			return &Principal{Platform: true}, nil
+			return &tenancy.Principal{Platform: true}, nil
 		}
 		var (
-			principal *Principal
+			principal *tenancy.Principal
 			err       error
 		)
 		fail := func(err error) error {
@@ -173,7 +175,7 @@ func errUnavailable() error {
 	return connect.NewError(connect.CodeUnavailable, errors.New("authentication is temporarily unavailable; retry shortly"))
 }
 
-func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logger, fail func(error) error, token string) (*Principal, error) {
+func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logger, fail func(error) error, token string) (*tenancy.Principal, error) {
 	if verify == nil {
 		return nil, errInvalidToken()
 	}
@@ -188,7 +190,7 @@ func verifyToken(ctx context.Context, verify VerifyTokenFunc, logger *slog.Logge
 	return principal, nil
 }
 
-func authenticate(ctx context.Context, lookup LookupFunc, fail func(error) error, token string) (*Principal, error) {
+func authenticate(ctx context.Context, lookup LookupFunc, fail func(error) error, token string) (*tenancy.Principal, error) {
 	hash, err := ParseAPIKey(token)
 	if err != nil {
 		return nil, errInvalidKey()
@@ -207,4 +209,26 @@ func authenticate(ctx context.Context, lookup LookupFunc, fail func(error) error
 		return nil, errInvalidKey()
 	}
 	return &rec.Principal, nil
+}
+
+// LookupIn is the LookupFunc reading d: the database's row becomes a
+// Record, its not-found ErrUnknownKey.
+func LookupIn(d *db.DB) LookupFunc {
+	return func(ctx context.Context, hash [32]byte) (*Record, error) {
+		row, err := d.LookupAPIKey(ctx, hash)
+		if errors.Is(err, db.ErrNotFound) {
+			return nil, ErrUnknownKey
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Record{
+			Principal: tenancy.Principal{
+				TenantID: row.TenantID, TenantSlug: row.TenantSlug, TenantActive: row.TenantActive,
+				Role: row.Role, KeyID: row.KeyID,
+			},
+			SecretHash: row.SecretHash,
+			ExpireTime: row.ExpireTime,
+		}, nil
+	}
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/password"
+	"github.com/quarters-dev/quarters/internal/protoconv"
 	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -52,15 +54,15 @@ func New(p Params) *Service { return &Service{p: p} }
 // (see ApiKeyInsert), and RemoveMember revokes a member's keys.
 func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quartersv1.CreateApiKeyRequest]) (*connect.Response[quartersv1.CreateApiKeyResponse], error) {
 	caller, _ := auth.FromContext(ctx)
-	if req.Msg.GetRole() > caller.Role {
+	if tenancy.Role(req.Msg.GetRole()) > caller.Role {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
-			"cannot create a key with role %s: this credential has role %s", auth.RoleName(req.Msg.GetRole()), auth.RoleName(caller.Role)))
+			"cannot create a key with role %s: this credential has role %s", protoconv.RoleName(req.Msg.GetRole()), caller.Role.String()))
 	}
 	secret, hash, prefix := auth.NewAPIKey()
 	params := dbsqlc.ApiKeyInsertParams{
-		TenantID:   tenant.MustFromContext(ctx).ID,
+		TenantID:   tenancy.MustFromContext(ctx).ID,
 		Name:       req.Msg.GetName(),
-		Role:       auth.RoleName(req.Msg.GetRole()),
+		Role:       protoconv.RoleName(req.Msg.GetRole()),
 		SecretHash: hash[:],
 		Prefix:     prefix,
 	}
@@ -81,7 +83,7 @@ func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quarter
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.CreateApiKeyResponse{ApiKey: auth.KeyToProto(k), Secret: secret}), nil
+	return connect.NewResponse(&quartersv1.CreateApiKeyResponse{ApiKey: protoconv.APIKey(k), Secret: secret}), nil
 }
 
 // ListApiKeys lists the tenant's keys, newest first, revoked ones included.
@@ -89,7 +91,7 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quarters
 	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.ApiKey, error) {
 		return db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) ([]dbsqlc.ApiKey, error) {
 			return q.ApiKeyList(ctx, dbsqlc.ApiKeyListParams{
-				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+				TenantID: tenancy.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
 			})
 		})
 	}, func(k dbsqlc.ApiKey) page.Cursor { return page.Cursor{Time: k.CreateTime, ID: k.ID} })
@@ -98,7 +100,7 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quarters
 	}
 	resp := &quartersv1.ListApiKeysResponse{NextPageToken: next, ApiKeys: make([]*quartersv1.ApiKey, len(rows))}
 	for i, k := range rows {
-		resp.ApiKeys[i] = auth.KeyToProto(k)
+		resp.ApiKeys[i] = protoconv.APIKey(k)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -107,7 +109,7 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quarters
 // keys, so the tenant is invalidated after the commit: every replica drops
 // the tenant's cached keys, and the revocation holds from the next call.
 func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quartersv1.RevokeApiKeyRequest]) (*connect.Response[quartersv1.RevokeApiKeyResponse], error) {
-	tenantID := tenant.MustFromContext(ctx).ID
+	tenantID := tenancy.MustFromContext(ctx).ID
 	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
 		return q.ApiKeyRevoke(ctx, dbsqlc.ApiKeyRevokeParams{
 			TenantID: tenantID,
@@ -120,5 +122,5 @@ func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quarter
 	if err := s.p.Tenants.Committed(ctx, tenantID, "the revoked key"); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: auth.KeyToProto(k)}), nil
+	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: protoconv.APIKey(k)}), nil
 }

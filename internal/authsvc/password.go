@@ -14,7 +14,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/password"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // errResetToken is ResetPassword's one answer for a token that cannot be
@@ -115,7 +115,7 @@ func errCurrentPassword() error {
 // change are logged, as in ResetPassword.
 func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[quartersv1.ChangePasswordRequest]) (*connect.Response[quartersv1.ChangePasswordResponse], error) {
 	p, _ := auth.FromContext(ctx) // the access rule admits signed-in users only
-	t := tenant.MustFromContext(ctx)
+	t := tenancy.MustFromContext(ctx)
 	u, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.User, error) {
 		return q.UserGet(ctx, p.UserID)
 	})

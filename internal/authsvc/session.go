@@ -7,7 +7,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"github.com/quarters-dev/quarters/db"
@@ -16,6 +15,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -125,9 +125,9 @@ func (s *Service) start(ctx context.Context, tenantID, userID uuid.UUID, notMemb
 
 // loadSubject reads the user's membership of t (notMember() if none) and
 // the user, in q's transaction acting for t.
-func loadSubject(ctx context.Context, q *dbsqlc.Queries, t tenant.Tenant, userID uuid.UUID, notMember func() error) (session.Subject, error) {
+func loadSubject(ctx context.Context, q *dbsqlc.Queries, t tenancy.Tenant, userID uuid.UUID, notMember func() error) (session.Subject, error) {
 	m, err := q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: t.ID, UserID: userID})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return session.Subject{}, notMember()
 	}
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/internal/page"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // Service implements quartersv1connect.DocumentServiceHandler. Requests
@@ -35,7 +35,7 @@ func New(d *db.DB) *Service { return &Service{db: d} }
 func (s *Service) CreateDocument(ctx context.Context, req *connect.Request[quartersv1.CreateDocumentRequest]) (*connect.Response[quartersv1.CreateDocumentResponse], error) {
 	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
 		return q.DocumentInsert(ctx, dbsqlc.DocumentInsertParams{
-			TenantID:  tenant.MustFromContext(ctx).ID,
+			TenantID:  tenancy.MustFromContext(ctx).ID,
 			ProjectID: uuid.MustParse(req.Msg.GetProjectId()),
 			Title:     req.Msg.GetTitle(),
 			Content:   req.Msg.GetContent(),
@@ -51,7 +51,7 @@ func (s *Service) CreateDocument(ctx context.Context, req *connect.Request[quart
 func (s *Service) GetDocument(ctx context.Context, req *connect.Request[quartersv1.GetDocumentRequest]) (*connect.Response[quartersv1.GetDocumentResponse], error) {
 	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
 		return q.DocumentGet(ctx, dbsqlc.DocumentGetParams{
-			TenantID: tenant.MustFromContext(ctx).ID,
+			TenantID: tenancy.MustFromContext(ctx).ID,
 			ID:       uuid.MustParse(req.Msg.GetId()),
 		})
 	})
@@ -67,7 +67,7 @@ func (s *Service) ListDocuments(ctx context.Context, req *connect.Request[quarte
 	filter := req.Msg.GetProjectId()
 	rows, next, err := page.Load(req.Msg, filter, func(c page.Cursor, limit int32) ([]dbsqlc.Document, error) {
 		return db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.Document, error) {
-			tenantID := tenant.MustFromContext(ctx).ID
+			tenantID := tenancy.MustFromContext(ctx).ID
 			if filter == "" {
 				return q.DocumentList(ctx, dbsqlc.DocumentListParams{
 					TenantID: tenantID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
@@ -94,7 +94,7 @@ func (s *Service) UpdateDocument(ctx context.Context, req *connect.Request[quart
 	d, paths := req.Msg.GetDocument(), req.Msg.GetUpdateMask().GetPaths()
 	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
 		return q.DocumentUpdate(ctx, dbsqlc.DocumentUpdateParams{
-			TenantID:   tenant.MustFromContext(ctx).ID,
+			TenantID:   tenancy.MustFromContext(ctx).ID,
 			ID:         uuid.MustParse(d.GetId()),
 			SetTitle:   slices.Contains(paths, "title"),
 			Title:      d.GetTitle(),
@@ -112,7 +112,7 @@ func (s *Service) UpdateDocument(ctx context.Context, req *connect.Request[quart
 func (s *Service) DeleteDocument(ctx context.Context, req *connect.Request[quartersv1.DeleteDocumentRequest]) (*connect.Response[quartersv1.DeleteDocumentResponse], error) {
 	n, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (int64, error) {
 		return q.DocumentDelete(ctx, dbsqlc.DocumentDeleteParams{
-			TenantID: tenant.MustFromContext(ctx).ID,
+			TenantID: tenancy.MustFromContext(ctx).ID,
 			ID:       uuid.MustParse(req.Msg.GetId()),
 		})
 	})

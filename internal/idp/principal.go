@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
+	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/internal/auth"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -54,7 +55,7 @@ const (
 // email that is no member's there.
 func (v *Verifier) VerifyFunc(p VerifyParams) auth.VerifyTokenFunc {
 	r := &resolver{resolve: p.Resolve, now: v.now, m: map[string]resolved{}}
-	return func(ctx context.Context, raw string) (*auth.Principal, error) {
+	return func(ctx context.Context, raw string) (*tenancy.Principal, error) {
 		if iss, ok := PeekIssuer(raw); !ok || iss != v.p.Issuer {
 			return p.Next(ctx, raw)
 		}
@@ -91,25 +92,25 @@ type resolved struct {
 // tenant returns the record of the tenant selector names. A cached
 // resolution whose record no longer answers to selector (the slug was
 // renamed, the tenant deleted) is resolved again.
-func (r *resolver) tenant(ctx context.Context, tenants *tenant.Cache, selector string) (tenant.Tenant, error) {
+func (r *resolver) tenant(ctx context.Context, tenants *tenant.Cache, selector string) (tenancy.Tenant, error) {
 	for attempt := 0; ; attempt++ {
 		id, cached, err := r.lookup(ctx, selector)
 		if err != nil {
-			return tenant.Tenant{}, err
+			return tenancy.Tenant{}, err
 		}
 		if id == uuid.Nil {
-			return tenant.Tenant{}, fmt.Errorf("%w: identity provider token: unknown tenant", auth.ErrInvalidToken)
+			return tenancy.Tenant{}, fmt.Errorf("%w: identity provider token: unknown tenant", auth.ErrInvalidToken)
 		}
 		t, err := tenants.Get(ctx, id)
 		if err == nil && (t.Slug == selector || strings.EqualFold(t.ID.String(), selector)) {
 			return t, nil
 		}
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return tenant.Tenant{}, fmt.Errorf("load tenant %s: %w", id, err)
+		if err != nil && !errors.Is(err, db.ErrNotFound) {
+			return tenancy.Tenant{}, fmt.Errorf("load tenant %s: %w", id, err)
 		}
 		r.forget(selector)
 		if !cached || attempt > 0 {
-			return tenant.Tenant{}, fmt.Errorf("%w: identity provider token: unknown tenant", auth.ErrInvalidToken)
+			return tenancy.Tenant{}, fmt.Errorf("%w: identity provider token: unknown tenant", auth.ErrInvalidToken)
 		}
 	}
 }

@@ -16,8 +16,8 @@ import (
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/flush"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // Recorder collects key uses.
@@ -38,7 +38,7 @@ func NewRecorder(d *db.DB, logger *slog.Logger) *Recorder {
 }
 
 // Use notes that p's key authenticated a call now. It never blocks on I/O.
-func (r *Recorder) Use(p *auth.Principal) {
+func (r *Recorder) Use(p *tenancy.Principal) {
 	if p.Platform || p.KeyID == uuid.Nil {
 		return
 	}

@@ -9,7 +9,6 @@ import (
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
@@ -19,7 +18,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/session"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // AcceptInvitation redeems an invitation, once, and signs the invitee in
@@ -77,7 +76,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 	)
 	err = s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
 		inv, err := q.InvitationAccept(ctx, dbsqlc.InvitationAcceptParams{TenantID: tenantID, TokenHash: hash[:]})
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, db.ErrNotFound) {
 			// Used or expired since preparePassword read it.
 			return errInvalidInvitation()
 		}
@@ -159,7 +158,7 @@ func (s *Service) preparePassword(ctx context.Context, tenantID uuid.UUID, hash 
 		inv, err = q.InvitationGetLive(ctx, dbsqlc.InvitationGetLiveParams{TenantID: tenantID, TokenHash: hash[:]})
 		return err
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return prepared{}, errInvalidInvitation()
 	}
 	if err != nil {
@@ -198,7 +197,7 @@ func (s *Service) settlePassword(ctx context.Context, q *dbsqlc.Queries, u dbsql
 		}
 	}
 	claimedUser, err := q.UserClaim(ctx, dbsqlc.UserClaimParams{ID: u.ID, PasswordHash: &h})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		// Made owned by a concurrent acceptance or reset between our read
 		// and this update.
 		return u, false, connect.NewError(connect.CodeAborted, errors.New("the account was set up concurrently; retry the request"))
@@ -212,7 +211,7 @@ func (s *Service) settlePassword(ctx context.Context, q *dbsqlc.Queries, u dbsql
 // ensureMembership returns userID's membership, creating it with role if
 // there is none (isNew), within max_members. It takes the membership lock
 // first, like every membership change.
-func ensureMembership(ctx context.Context, q *dbsqlc.Queries, t tenant.Tenant, userID uuid.UUID, role string) (m dbsqlc.Membership, isNew bool, err error) {
+func ensureMembership(ctx context.Context, q *dbsqlc.Queries, t tenancy.Tenant, userID uuid.UUID, role string) (m dbsqlc.Membership, isNew bool, err error) {
 	if err := q.MembershipLock(ctx, t.ID.String()); err != nil {
 		return m, false, fmt.Errorf("lock memberships: %w", err)
 	}
@@ -220,7 +219,7 @@ func ensureMembership(ctx context.Context, q *dbsqlc.Queries, t tenant.Tenant, u
 	if err == nil {
 		return m, false, nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if !errors.Is(err, db.ErrNotFound) {
 		return m, false, fmt.Errorf("get membership: %w", err)
 	}
 	n, err := q.MembershipCount(ctx, t.ID)

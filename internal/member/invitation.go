@@ -8,14 +8,13 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/page"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // ListInvitations lists the tenant's pending invitations (neither
@@ -25,7 +24,7 @@ func (s *Service) ListInvitations(ctx context.Context, req *connect.Request[quar
 	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.Invitation, error) {
 		return db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) ([]dbsqlc.Invitation, error) {
 			return q.InvitationList(ctx, dbsqlc.InvitationListParams{
-				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+				TenantID: tenancy.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
 			})
 		})
 	}, func(i dbsqlc.Invitation) page.Cursor { return page.Cursor{Time: i.CreateTime, ID: i.ID} })
@@ -52,16 +51,16 @@ func (s *Service) ListInvitations(ctx context.Context, req *connect.Request[quar
 // finds the invitation revoked.
 func (s *Service) RevokeInvitation(ctx context.Context, req *connect.Request[quartersv1.RevokeInvitationRequest]) (*connect.Response[quartersv1.RevokeInvitationResponse], error) {
 	caller, _ := auth.FromContext(ctx)
-	params := dbsqlc.InvitationRevokeParams{TenantID: tenant.MustFromContext(ctx).ID, ID: uuid.MustParse(req.Msg.GetId())}
+	params := dbsqlc.InvitationRevokeParams{TenantID: tenancy.MustFromContext(ctx).ID, ID: uuid.MustParse(req.Msg.GetId())}
 	inv, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.Invitation, error) {
 		inv, err := q.InvitationGetForUpdate(ctx, dbsqlc.InvitationGetForUpdateParams(params))
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, db.ErrNotFound) {
 			return inv, connect.NewError(connect.CodeNotFound, errors.New("invitation not found"))
 		}
 		if err != nil {
 			return inv, fmt.Errorf("get invitation: %w", err)
 		}
-		if auth.ParseRole(inv.Role) == quartersv1.Role_ROLE_OWNER && caller.Role < quartersv1.Role_ROLE_OWNER {
+		if tenancy.ParseRole(inv.Role) == tenancy.RoleOwner && caller.Role < tenancy.RoleOwner {
 			return inv, connect.NewError(connect.CodePermissionDenied, errors.New("only owners can revoke an owner invitation"))
 		}
 		if err := requirePending(inv); err != nil {

@@ -30,8 +30,10 @@ import (
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/password"
+	"github.com/quarters-dev/quarters/internal/protoconv"
 	"github.com/quarters-dev/quarters/internal/quota"
 	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -87,15 +89,15 @@ func New(p Params) *Service {
 func (s *Service) InviteMember(ctx context.Context, req *connect.Request[quartersv1.InviteMemberRequest]) (*connect.Response[quartersv1.InviteMemberResponse], error) {
 	caller, _ := auth.FromContext(ctx)
 	role := req.Msg.GetRole()
-	if role == quartersv1.Role_ROLE_OWNER && caller.Role < quartersv1.Role_ROLE_OWNER {
+	if role == quartersv1.Role_ROLE_OWNER && caller.Role < tenancy.RoleOwner {
 		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("only owners can invite owners"))
 	}
-	t := tenant.MustFromContext(ctx)
+	t := tenancy.MustFromContext(ctx)
 	email := req.Msg.GetEmail()
 	params := dbsqlc.InvitationInsertParams{
 		TenantID:   t.ID,
 		Email:      email,
-		Role:       auth.RoleName(role),
+		Role:       protoconv.RoleName(role),
 		ExpireTime: time.Now().Add(InvitationTTL),
 	}
 	if caller.IsUser() {
@@ -122,7 +124,7 @@ func (s *Service) InviteMember(ctx context.Context, req *connect.Request[quarter
 }
 
 // invite checks the seat and inserts the invitation, in q's transaction.
-func invite(ctx context.Context, q *dbsqlc.Queries, t tenant.Tenant, params dbsqlc.InvitationInsertParams) (dbsqlc.Invitation, error) {
+func invite(ctx context.Context, q *dbsqlc.Queries, t tenancy.Tenant, params dbsqlc.InvitationInsertParams) (dbsqlc.Invitation, error) {
 	email := params.Email
 	if err := q.MembershipLock(ctx, t.ID.String()); err != nil {
 		return dbsqlc.Invitation{}, fmt.Errorf("lock memberships: %w", err)
@@ -155,7 +157,7 @@ func (s *Service) ListMembers(ctx context.Context, req *connect.Request[quarters
 	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.MemberListRow, error) {
 		return db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) ([]dbsqlc.MemberListRow, error) {
 			return q.MemberList(ctx, dbsqlc.MemberListParams{
-				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+				TenantID: tenancy.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
 			})
 		})
 	}, func(r dbsqlc.MemberListRow) page.Cursor { return page.Cursor{Time: r.CreateTime, ID: r.UserID} })
@@ -180,29 +182,29 @@ func (s *Service) ListMembers(ctx context.Context, req *connect.Request[quarters
 // NOT_FOUND.
 func (s *Service) UpdateMemberRole(ctx context.Context, req *connect.Request[quartersv1.UpdateMemberRoleRequest]) (*connect.Response[quartersv1.UpdateMemberRoleResponse], error) {
 	caller, _ := auth.FromContext(ctx)
-	t := tenant.MustFromContext(ctx)
+	t := tenancy.MustFromContext(ctx)
 	userID := uuid.MustParse(req.Msg.GetUserId())
-	next := req.Msg.GetRole()
+	next := tenancy.Role(req.Msg.GetRole())
 	var changed bool
 	m, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (*quartersv1.Member, error) {
 		target, err := lockMember(ctx, q, t.ID, userID)
 		if err != nil {
 			return nil, err
 		}
-		cur := auth.ParseRole(target.Role)
+		cur := tenancy.ParseRole(target.Role)
 		switch {
-		case (cur == quartersv1.Role_ROLE_OWNER || next == quartersv1.Role_ROLE_OWNER) && caller.Role < quartersv1.Role_ROLE_OWNER:
+		case (cur == tenancy.RoleOwner || next == tenancy.RoleOwner) && caller.Role < tenancy.RoleOwner:
 			return nil, connect.NewError(connect.CodePermissionDenied, errors.New("only owners can grant or remove the owner role"))
 		case caller.IsUser() && caller.UserID == userID && next > cur:
 			return nil, connect.NewError(connect.CodePermissionDenied, errors.New("nobody can raise their own role; ask someone with a higher role"))
-		case cur == quartersv1.Role_ROLE_OWNER && next != cur:
+		case cur == tenancy.RoleOwner && next != cur:
 			if err := requireAnotherOwner(ctx, q, t.ID, "demoted"); err != nil {
 				return nil, err
 			}
 		}
 		if cur != next {
 			changed = true
-			if target, err = q.MembershipSetRole(ctx, dbsqlc.MembershipSetRoleParams{TenantID: t.ID, UserID: userID, Role: auth.RoleName(next)}); err != nil {
+			if target, err = q.MembershipSetRole(ctx, dbsqlc.MembershipSetRoleParams{TenantID: t.ID, UserID: userID, Role: next.String()}); err != nil {
 				return nil, fmt.Errorf("set role: %w", err)
 			}
 		}
@@ -236,15 +238,15 @@ func (s *Service) UpdateMemberRole(ctx context.Context, req *connect.Request[qua
 // NOT_FOUND.
 func (s *Service) RemoveMember(ctx context.Context, req *connect.Request[quartersv1.RemoveMemberRequest]) (*connect.Response[quartersv1.RemoveMemberResponse], error) {
 	caller, _ := auth.FromContext(ctx)
-	t := tenant.MustFromContext(ctx)
+	t := tenancy.MustFromContext(ctx)
 	userID := uuid.MustParse(req.Msg.GetUserId())
 	err := s.p.DB.InTenant(ctx, func(q *dbsqlc.Queries) error {
 		target, err := lockMember(ctx, q, t.ID, userID)
 		if err != nil {
 			return err
 		}
-		if auth.ParseRole(target.Role) == quartersv1.Role_ROLE_OWNER {
-			if caller.Role < quartersv1.Role_ROLE_OWNER {
+		if tenancy.ParseRole(target.Role) == tenancy.RoleOwner {
+			if caller.Role < tenancy.RoleOwner {
 				return connect.NewError(connect.CodePermissionDenied, errors.New("only owners can remove an owner"))
 			}
 			if err := requireAnotherOwner(ctx, q, t.ID, "removed"); err != nil {
@@ -289,12 +291,12 @@ func (s *Service) GetCurrentUser(ctx context.Context, _ *connect.Request[quarter
 	resp := &quartersv1.GetCurrentUserResponse{
 		User:     session.UserToProto(u),
 		TenantId: p.TenantID.String(),
-		Role:     p.Role,
+		Role:     protoconv.Role(p.Role),
 		Tenants:  make([]*quartersv1.TenantMembership, len(tenants)),
 	}
 	for i, ut := range tenants {
 		resp.Tenants[i] = &quartersv1.TenantMembership{
-			TenantId: ut.TenantID.String(), TenantSlug: ut.Slug, TenantName: ut.Name, Role: auth.ParseRole(ut.Role),
+			TenantId: ut.TenantID.String(), TenantSlug: ut.Slug, TenantName: ut.Name, Role: protoconv.RoleOf(ut.Role),
 		}
 	}
 	return connect.NewResponse(resp), nil
@@ -310,7 +312,7 @@ func lockMember(ctx context.Context, q *dbsqlc.Queries, tenantID, userID uuid.UU
 		return dbsqlc.Membership{}, fmt.Errorf("lock memberships: %w", err)
 	}
 	m, err := q.MembershipGetForUpdate(ctx, dbsqlc.MembershipGetForUpdateParams{TenantID: tenantID, UserID: userID})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return m, connect.NewError(connect.CodeNotFound, errors.New("member not found"))
 	}
 	if err != nil {
@@ -335,7 +337,7 @@ func requireAnotherOwner(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.U
 }
 
 // errNoSeat is max_members exhausted.
-func errNoSeat(t tenant.Tenant) error {
+func errNoSeat(t tenancy.Tenant) error {
 	return quota.Exceeded(t, "max_members", t.Limits.MaxMembers, "members",
 		"pending invitations count until accepted, revoked or expired; revoke an invitation, remove a member or upgrade the plan")
 }
@@ -351,7 +353,7 @@ func (s *Service) invalidate(ctx context.Context, id uuid.UUID) error {
 func memberToProto(m dbsqlc.Membership, u dbsqlc.User) *quartersv1.Member {
 	return &quartersv1.Member{
 		User:       &quartersv1.User{Id: u.ID.String(), Email: u.Email},
-		Role:       auth.ParseRole(m.Role),
+		Role:       protoconv.RoleOf(m.Role),
 		CreateTime: timestamppb.New(m.CreateTime),
 		UpdateTime: timestamppb.New(m.UpdateTime),
 	}
@@ -360,7 +362,7 @@ func memberToProto(m dbsqlc.Membership, u dbsqlc.User) *quartersv1.Member {
 func listRowToProto(r dbsqlc.MemberListRow) *quartersv1.Member {
 	return &quartersv1.Member{
 		User:       &quartersv1.User{Id: r.UserID.String(), Email: r.Email},
-		Role:       auth.ParseRole(r.Role),
+		Role:       protoconv.RoleOf(r.Role),
 		CreateTime: timestamppb.New(r.CreateTime),
 		UpdateTime: timestamppb.New(r.UpdateTime),
 	}
@@ -370,7 +372,7 @@ func invitationToProto(i dbsqlc.Invitation) *quartersv1.Invitation {
 	p := &quartersv1.Invitation{
 		Id:         i.ID.String(),
 		Email:      i.Email,
-		Role:       auth.ParseRole(i.Role),
+		Role:       protoconv.RoleOf(i.Role),
 		CreateTime: timestamppb.New(i.CreateTime),
 		ExpireTime: timestamppb.New(i.ExpireTime),
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/quarters-dev/quarters/db"
@@ -117,7 +116,7 @@ func (w *Worker) signUp(ctx context.Context, jobID int64, a MailArgs) (*mail.Mes
 		u, err = q.UserGet(ctx, a.UserID) // visible while a member
 		return err
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return nil, nil // the tenant, or the owner's membership, is gone
 	}
 	if err != nil {
@@ -162,13 +161,13 @@ func (w *Worker) invitation(ctx context.Context, a MailArgs) (*mail.Message, err
 		if inv.InvitedBy != nil {
 			if u, err := q.UserGet(ctx, *inv.InvitedBy); err == nil {
 				by = u.Email
-			} else if !errors.Is(err, pgx.ErrNoRows) {
+			} else if !errors.Is(err, db.ErrNotFound) {
 				return err
 			}
 		}
 		return nil
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 	"unicode"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/quarters-dev/quarters/db"
 )
 
 // PostgreSQL error codes the mapping understands.
@@ -64,7 +64,7 @@ func (e *Errors) Map(ctx context.Context, procedure string, err error) error {
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("request deadline exceeded"))
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, db.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("%s not found", resourceOf(procedure)))
 	}
 	var pgErr *pgconn.PgError

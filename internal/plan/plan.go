@@ -11,7 +11,8 @@ import (
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/protoconv"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // Service implements quartersv1connect.PlanServiceHandler.
@@ -27,7 +28,7 @@ func New(d *db.DB) *Service { return &Service{db: d} }
 // GetPlan returns the tenant's effective plan (from the tenant record the
 // interceptor bound, so it matches what the server enforces) and usage.
 func (s *Service) GetPlan(ctx context.Context, _ *connect.Request[quartersv1.GetPlanRequest]) (*connect.Response[quartersv1.GetPlanResponse], error) {
-	t := tenant.MustFromContext(ctx)
+	t := tenancy.MustFromContext(ctx)
 	usage, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (*quartersv1.Usage, error) {
 		projects, err := q.ProjectCount(ctx, t.ID)
 		if err != nil {
@@ -41,7 +42,7 @@ func (s *Service) GetPlan(ctx context.Context, _ *connect.Request[quartersv1.Get
 	}
 	return connect.NewResponse(&quartersv1.GetPlanResponse{
 		Plan:     t.Plan,
-		Limits:   t.Limits.Proto(),
+		Limits:   protoconv.Limits(t.Limits),
 		Features: t.FeatureList(),
 		Usage:    usage,
 	}), nil

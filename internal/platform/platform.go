@@ -25,7 +25,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -35,6 +34,7 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/internal/page"
+	"github.com/quarters-dev/quarters/internal/protoconv"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -82,7 +82,7 @@ func (s *Service) ListTenants(ctx context.Context, req *connect.Request[quarters
 	}
 	resp := &quartersv1.ListTenantsResponse{NextPageToken: next, Tenants: make([]*quartersv1.Tenant, len(rows))}
 	for i, r := range rows {
-		resp.Tenants[i] = tenant.RowToProto(r)
+		resp.Tenants[i] = protoconv.Tenant(r)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -322,15 +322,15 @@ func (s *Service) invalidate(ctx context.Context, id uuid.UUID) error {
 // from the database (not the cache) so it shows what was just committed.
 func (s *Service) details(ctx context.Context, st state) (*quartersv1.TenantDetails, error) {
 	eff, err := s.db.LoadTenant(ctx, st.tenant.ID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return nil, errTenantNotFound()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load tenant: %w", err)
 	}
 	return &quartersv1.TenantDetails{
-		Tenant:    tenant.RowToProto(st.tenant),
-		Limits:    eff.Limits.Proto(),
+		Tenant:    protoconv.Tenant(st.tenant),
+		Limits:    protoconv.Limits(eff.Limits),
 		Features:  eff.FeatureList(),
 		Overrides: st.overrides.toProto(),
 	}, nil
@@ -341,14 +341,14 @@ func (s *Service) details(ctx context.Context, st state) (*quartersv1.TenantDeta
 // tenant.
 func readState(ctx context.Context, q *dbsqlc.Queries, id uuid.UUID, get func(context.Context, uuid.UUID) (dbsqlc.Tenant, error)) (state, error) {
 	t, err := get(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return state{}, errTenantNotFound()
 	}
 	if err != nil {
 		return state{}, fmt.Errorf("get tenant: %w", err)
 	}
 	row, err := q.TenantOverrideGet(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return state{tenant: t, overrides: overrides{Features: map[string]bool{}}}, nil
 	}
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/quota"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // Service implements quartersv1connect.ProjectServiceHandler. Requests
@@ -33,7 +33,7 @@ func New(d *db.DB) *Service { return &Service{db: d} }
 // CreateProject creates a project in the caller's tenant, within the
 // plan's max_projects: RESOURCE_EXHAUSTED with a QuotaFailure otherwise.
 func (s *Service) CreateProject(ctx context.Context, req *connect.Request[quartersv1.CreateProjectRequest]) (*connect.Response[quartersv1.CreateProjectResponse], error) {
-	t := tenant.MustFromContext(ctx)
+	t := tenancy.MustFromContext(ctx)
 	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Project, error) {
 		// Count under a per-tenant lock: parallel creates cannot all see
 		// room for one more.
@@ -63,7 +63,7 @@ func (s *Service) CreateProject(ctx context.Context, req *connect.Request[quarte
 func (s *Service) GetProject(ctx context.Context, req *connect.Request[quartersv1.GetProjectRequest]) (*connect.Response[quartersv1.GetProjectResponse], error) {
 	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Project, error) {
 		return q.ProjectGet(ctx, dbsqlc.ProjectGetParams{
-			TenantID: tenant.MustFromContext(ctx).ID,
+			TenantID: tenancy.MustFromContext(ctx).ID,
 			ID:       uuid.MustParse(req.Msg.GetId()),
 		})
 	})
@@ -78,7 +78,7 @@ func (s *Service) ListProjects(ctx context.Context, req *connect.Request[quarter
 	rows, next, err := page.Load(req.Msg, "", func(c page.Cursor, limit int32) ([]dbsqlc.Project, error) {
 		return db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) ([]dbsqlc.Project, error) {
 			return q.ProjectList(ctx, dbsqlc.ProjectListParams{
-				TenantID: tenant.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
+				TenantID: tenancy.MustFromContext(ctx).ID, BeforeTime: c.Time, BeforeID: c.ID, PageLimit: limit,
 			})
 		})
 	}, position)
@@ -97,7 +97,7 @@ func (s *Service) UpdateProject(ctx context.Context, req *connect.Request[quarte
 	p, paths := req.Msg.GetProject(), req.Msg.GetUpdateMask().GetPaths()
 	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Project, error) {
 		return q.ProjectUpdate(ctx, dbsqlc.ProjectUpdateParams{
-			TenantID:       tenant.MustFromContext(ctx).ID,
+			TenantID:       tenancy.MustFromContext(ctx).ID,
 			ID:             uuid.MustParse(p.GetId()),
 			SetName:        slices.Contains(paths, "name"),
 			Name:           p.GetName(),
@@ -115,7 +115,7 @@ func (s *Service) UpdateProject(ctx context.Context, req *connect.Request[quarte
 func (s *Service) DeleteProject(ctx context.Context, req *connect.Request[quartersv1.DeleteProjectRequest]) (*connect.Response[quartersv1.DeleteProjectResponse], error) {
 	n, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (int64, error) {
 		return q.ProjectDelete(ctx, dbsqlc.ProjectDeleteParams{
-			TenantID: tenant.MustFromContext(ctx).ID,
+			TenantID: tenancy.MustFromContext(ctx).ID,
 			ID:       uuid.MustParse(req.Msg.GetId()),
 		})
 	})

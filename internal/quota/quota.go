@@ -7,15 +7,14 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-
-	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
 // Exceeded is the error for tenant t having used all of limit (e.g.
 // "max_projects", value max) of what (e.g. "projects"); remedy tells the
 // caller what to do about it.
-func Exceeded(t tenant.Tenant, limit string, max int64, what, remedy string) error {
+func Exceeded(t tenancy.Tenant, limit string, max int64, what, remedy string) error {
 	msg := fmt.Sprintf("plan %q allows %d %s (%s); %s", t.Plan, max, what, limit, remedy)
 	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s", msg))
 	if d, derr := connect.NewErrorDetail(&errdetails.QuotaFailure{

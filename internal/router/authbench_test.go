@@ -23,7 +23,7 @@ import (
 func BenchmarkAuthenticate(b *testing.B) {
 	s := servertest.New(b)
 	a := s.SignUp(b)
-	keys := auth.NewKeyCache(auth.KeyCacheParams{Lookup: s.DB.LookupAPIKey})
+	keys := auth.NewKeyCache(auth.KeyCacheParams{Lookup: auth.LookupIn(s.DB)})
 	mw := auth.NewMiddleware(auth.MiddlewareParams{
 		Lookup:      keys.Lookup,
 		VerifyToken: s.Sessions.VerifyFunc(s.Tenants),

@@ -15,6 +15,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/servertest"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/usage"
 )
 
@@ -38,8 +39,8 @@ func BenchmarkInterceptorChain(b *testing.B) {
 	for i := len(chain) - 1; i >= 0; i-- {
 		call = chain[i].WrapUnary(call)
 	}
-	ctx := auth.NewContext(context.Background(), &auth.Principal{
-		TenantID: uuid.MustParse(a.ID), TenantSlug: a.Slug, TenantActive: true, Role: quartersv1.Role_ROLE_ADMIN,
+	ctx := auth.NewContext(context.Background(), &tenancy.Principal{
+		TenantID: uuid.MustParse(a.ID), TenantSlug: a.Slug, TenantActive: true, Role: tenancy.RoleAdmin,
 	})
 	req := &chainRequest{Request: connect.NewRequest(&quartersv1.GetProjectRequest{Id: uuid.NewString()})}
 	_, err := call(ctx, req) // warms the tenant cache and the month-to-date total

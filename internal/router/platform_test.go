@@ -18,6 +18,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -483,7 +484,7 @@ func TestAuditEventsRowLevelSecurity(t *testing.T) {
 	listAs := func(actor, of uuid.UUID) []dbsqlc.AuditEvent {
 		t.Helper()
 		var rows []dbsqlc.AuditEvent
-		err := s.DB.InTenant(tenant.NewContext(ctx, tenant.Tenant{ID: actor}), func(q *dbsqlc.Queries) error {
+		err := s.DB.InTenant(tenancy.NewContext(ctx, tenancy.Tenant{ID: actor}), func(q *dbsqlc.Queries) error {
 			var err error
 			rows, err = q.AuditEventList(ctx, dbsqlc.AuditEventListParams{
 				TenantID: of, BeforeTime: page.Start.Time, BeforeID: page.Start.ID, PageLimit: 100,

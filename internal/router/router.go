@@ -46,6 +46,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/project"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/tenantsvc"
 	"github.com/quarters-dev/quarters/internal/usage"
@@ -201,7 +202,7 @@ func New(p Params) (http.Handler, error) {
 	// Live API keys are served from memory; a revocation or a change to
 	// the key's tenant invalidates the tenant, which drops its keys on
 	// every replica.
-	keys := auth.NewKeyCache(auth.KeyCacheParams{Lookup: p.DB.LookupAPIKey})
+	keys := auth.NewKeyCache(auth.KeyCacheParams{Lookup: auth.LookupIn(p.DB)})
 	p.Tenants.OnDrop(keys.DropTenant)
 	authMW := auth.NewMiddleware(auth.MiddlewareParams{
 		Lookup:         keys.Lookup,
@@ -317,7 +318,7 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.
 			CostFunc:   rules.Cost,
 			UpgradeURL: p.UpgradeURL,
 			DecisionFunc: func(ctx context.Context, procedure string, r ratelimit.Result) {
-				if t, ok := tenant.FromContext(ctx); ok && !r.Allowed {
+				if t, ok := tenancy.FromContext(ctx); ok && !r.Allowed {
 					p.Usage.Record(t.ID, procedure, true)
 				}
 			},
@@ -359,7 +360,7 @@ func ratePolicy(rules access.Rules, anonymous ratelimit.Limit) func(ctx context.
 			}
 			return ratelimit.Policy{Key: "anonymous:" + procedure + ":" + addressKey(observe.ClientIP(ctx)), Limit: limit}, true
 		}
-		if t, ok := tenant.FromContext(ctx); ok {
+		if t, ok := tenancy.FromContext(ctx); ok {
 			return tenantPolicy(t), true
 		}
 		return ratelimit.Policy{}, false
@@ -393,7 +394,7 @@ var sessionUpkeep = map[string]bool{
 	quartersv1connect.AuthServiceSignOutProcedure:      true,
 }
 
-func tenantPolicy(t tenant.Tenant) ratelimit.Policy {
+func tenantPolicy(t tenancy.Tenant) ratelimit.Policy {
 	return ratelimit.Policy{
 		// The limit is part of the key: a plan change starts a fresh
 		// bucket instead of holding an upgraded tenant to its old pace.

@@ -41,6 +41,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/usage"
 )
@@ -163,7 +164,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		logger = opts.Logger
 	}
 	srv := &Server{}
-	cacheParams := tenant.CacheParams{Load: func(ctx context.Context, id uuid.UUID) (tenant.Tenant, error) {
+	cacheParams := tenant.CacheParams{Load: func(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
 		srv.tenantLoads.Add(1)
 		return d.LoadTenant(ctx, id)
 	}, Logger: logger}

@@ -15,6 +15,7 @@ import (
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/db/dbtest"
 	"github.com/quarters-dev/quarters/internal/auth"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/token"
 )
@@ -42,8 +43,8 @@ var (
 )
 
 func members() *tenant.Cache {
-	return tenant.NewCache(tenant.CacheParams{Load: func(_ context.Context, id uuid.UUID) (tenant.Tenant, error) {
-		return tenant.Tenant{ID: id, Slug: "acme", Active: true, Members: map[uuid.UUID]tenant.Member{
+	return tenant.NewCache(tenant.CacheParams{Load: func(_ context.Context, id uuid.UUID) (tenancy.Tenant, error) {
+		return tenancy.Tenant{ID: id, Slug: "acme", Active: true, Members: map[uuid.UUID]tenancy.Member{
 			subjectUser: {Role: token.RoleAdmin, Version: 3},
 		}}, nil
 	}})
@@ -93,7 +94,7 @@ func (r *replica) requireAccepts(t *testing.T, tok string) {
 	require.NoError(t, err)
 	require.Equal(t, subjectUser, p.UserID)
 	require.Equal(t, subjectTenant, p.TenantID)
-	require.Equal(t, token.RoleAdmin, auth.RoleName(p.Role))
+	require.Equal(t, token.RoleAdmin, p.Role.String())
 }
 
 // storedKids reads the stored set's kids, current last.

@@ -14,12 +14,14 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/internal/auth"
+	"github.com/quarters-dev/quarters/internal/protoconv"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/token"
 )
@@ -149,7 +151,7 @@ func (m *Manager) issue(ctx context.Context, q *dbsqlc.Queries, s Subject, famil
 		User:                   UserToProto(s.User),
 		TenantId:               s.Membership.TenantID.String(),
 		TenantSlug:             s.TenantSlug,
-		Role:                   auth.ParseRole(s.Membership.Role),
+		Role:                   protoconv.RoleOf(s.Membership.Role),
 	}, nil
 }
 
@@ -174,11 +176,11 @@ func UseRefreshToken(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID,
 	if err == nil {
 		return rt, nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if !errors.Is(err, db.ErrNotFound) {
 		return rt, fmt.Errorf("use refresh token: %w", err)
 	}
 	old, err := q.RefreshTokenGet(ctx, dbsqlc.RefreshTokenGetParams{TenantID: tenantID, TokenHash: hash[:]})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return rt, ErrRefreshInvalid
 	}
 	if err != nil {
@@ -202,7 +204,7 @@ func UseRefreshToken(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID,
 // "sign out everywhere" fails here on the next call, with no database read
 // while the record is cached.
 func (m *Manager) VerifyFunc(tenants *tenant.Cache) auth.VerifyTokenFunc {
-	return func(ctx context.Context, raw string) (*auth.Principal, error) {
+	return func(ctx context.Context, raw string) (*tenancy.Principal, error) {
 		c, err := m.verify(ctx, raw)
 		if errors.Is(err, token.ErrInvalidToken) {
 			return nil, fmt.Errorf("%w: %w", auth.ErrInvalidToken, err)
@@ -213,7 +215,7 @@ func (m *Manager) VerifyFunc(tenants *tenant.Cache) auth.VerifyTokenFunc {
 		// Verify checked both are UUIDs.
 		userID, tenantID := uuid.MustParse(c.Subject), uuid.MustParse(c.TenantID)
 		t, err := tenants.Get(ctx, tenantID)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, db.ErrNotFound) {
 			return nil, fmt.Errorf("%w: tenant gone", auth.ErrInvalidToken)
 		}
 		if err != nil {

@@ -15,12 +15,13 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/redis/go-redis/v9"
 )
 
 // LoadFunc reads a tenant's record from the database.
-type LoadFunc func(ctx context.Context, id uuid.UUID) (Tenant, error)
+type LoadFunc func(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error)
 
 // CacheParams are NewCache's inputs.
 type CacheParams struct {
@@ -71,13 +72,13 @@ type Cache struct {
 }
 
 type entry struct {
-	t       Tenant
+	t       tenancy.Tenant
 	expires time.Time
 }
 
 type load struct {
 	done  chan struct{}
-	t     Tenant
+	t     tenancy.Tenant
 	err   error
 	stale bool // an Invalidate arrived while loading
 	// waiters counts the callers that joined the load (for tests).
@@ -110,13 +111,13 @@ func (c *Cache) Shared() bool { return c.p.Redis != nil && c.subscribed.Load() &
 func (c *Cache) MaxStale() time.Duration { return c.p.TTL }
 
 // Get returns the tenant's record from this process, else Redis, else the
-// database. Errors are the loader's (pgx.ErrNoRows for an unknown tenant).
+// database. Errors are the loader's (db.ErrNotFound for an unknown tenant).
 //
 // Concurrent misses share one load, which runs detached from every
 // caller's cancellation (keeping ctx's values) and is bounded by
 // loadTimeout: a caller that hangs up stops waiting, but the load goes on
 // for the others, instead of failing them all with its context's error.
-func (c *Cache) Get(ctx context.Context, id uuid.UUID) (Tenant, error) {
+func (c *Cache) Get(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
 	c.mu.Lock()
 	if e, ok := c.local[id]; ok && time.Now().Before(e.expires) {
 		c.mu.Unlock()
@@ -134,7 +135,7 @@ func (c *Cache) Get(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	case <-l.done:
 		return l.t, l.err
 	case <-ctx.Done():
-		return Tenant{}, ctx.Err()
+		return tenancy.Tenant{}, ctx.Err()
 	}
 }
 
@@ -160,9 +161,9 @@ func (c *Cache) load(ctx context.Context, id uuid.UUID, l *load) {
 // GetActive is Get for calls that act on a tenant before any credential
 // has bound one (sign-in, refresh, invitations): an unknown tenant is
 // notFound(), a suspended one SuspendedError(), other failures wrapped.
-func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() error) (Tenant, error) {
+func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() error) (tenancy.Tenant, error) {
 	t, err := c.Get(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return t, notFound()
 	}
 	if err != nil {
@@ -174,7 +175,7 @@ func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() err
 	return t, nil
 }
 
-func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (Tenant, error) {
+func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
 	if c.p.Redis == nil || c.down.Load() {
 		return c.p.Load(ctx, id)
 	}
@@ -187,7 +188,7 @@ func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	}
 	key := recordKey(id, gen)
 	if raw, err := c.p.Redis.Get(ctx, key).Bytes(); err == nil {
-		var t Tenant
+		var t tenancy.Tenant
 		if json.Unmarshal(raw, &t) == nil {
 			return t, nil
 		}
@@ -372,8 +373,8 @@ func (c *Cache) Run(ctx context.Context) error {
 
 func genKey(id uuid.UUID) string { return "quarters:tenant:gen:" + id.String() }
 
-// recordSchema versions the shape of a stored Tenant. Bump it whenever
-// Tenant gains a field that matters, so replicas of a new build never read
+// recordSchema versions the shape of a stored tenancy.Tenant. Bump it whenever
+// tenancy.Tenant gains a field that matters, so replicas of a new build never read
 // a record an old build stored without it (during a rolling upgrade, say:
 // an old record has no Members, and every access token would be refused).
 const recordSchema = 2

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quarters-dev/quarters/internal/redistest"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -22,7 +23,7 @@ type source struct {
 	gate  chan struct{} // when set, loads wait on it
 }
 
-func (s *source) load(_ context.Context, id uuid.UUID) (tenant.Tenant, error) {
+func (s *source) load(_ context.Context, id uuid.UUID) (tenancy.Tenant, error) {
 	s.loads.Add(1)
 	s.mu.Lock()
 	plan, gate := s.plan, s.gate
@@ -30,7 +31,7 @@ func (s *source) load(_ context.Context, id uuid.UUID) (tenant.Tenant, error) {
 	if gate != nil {
 		<-gate
 	}
-	return tenant.Tenant{ID: id, Active: true, Plan: plan}, nil
+	return tenancy.Tenant{ID: id, Active: true, Plan: plan}, nil
 }
 
 func (s *source) set(plan string) { s.mu.Lock(); s.plan = plan; s.mu.Unlock() }
@@ -103,7 +104,7 @@ func TestCacheLoadOutlivesCaller(t *testing.T) {
 	first, hangUp := context.WithCancel(context.Background())
 	firstErr := make(chan error, 1)
 	go func() { _, err := c.Get(first, id); firstErr <- err }()
-	other := make(chan tenant.Tenant, 1)
+	other := make(chan tenancy.Tenant, 1)
 	go func() {
 		got, err := c.Get(context.Background(), id)
 		require.NoError(t, err)

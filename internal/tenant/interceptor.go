@@ -13,6 +13,7 @@ import (
 
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/intercept"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // ErrorDomain is the ErrorInfo domain of Quarters' errors.
@@ -26,17 +27,17 @@ const (
 
 // HeaderName is the optional tenant selector header; it holds a tenant id
 // or slug.
-const HeaderName = "X-Tenant-ID"
+const HeaderName = "X-tenancy.Tenant-ID"
 
 // CheckSelectors returns an auth.CheckFunc that refuses a request whose
-// tenant selectors disagree with its credential: the X-Tenant-ID header (id
+// tenant selectors disagree with its credential: the X-tenancy.Tenant-ID header (id
 // or slug) and, when baseDomain is set, the subdomain <slug>.<baseDomain>.
 // It also refuses suspended tenants. Both are PERMISSION_DENIED with an
 // ErrorInfo reason. Running in the authentication middleware, it rejects
 // before the request body is read.
 func CheckSelectors(baseDomain string) auth.CheckFunc {
 	baseDomain = strings.ToLower(strings.TrimSuffix(baseDomain, "."))
-	return func(r *http.Request, p *auth.Principal) error {
+	return func(r *http.Request, p *tenancy.Principal) error {
 		if sel := r.Header.Get(HeaderName); sel != "" && sel != p.TenantID.String() && sel != p.TenantSlug {
 			return mismatch("header", sel)
 		}
@@ -51,7 +52,7 @@ func CheckSelectors(baseDomain string) auth.CheckFunc {
 }
 
 // SelectorMiddleware records which tenant the request selects (the
-// X-Tenant-ID header, else the subdomain of baseDomain) in its context, for
+// X-tenancy.Tenant-ID header, else the subdomain of baseDomain) in its context, for
 // calls that choose a tenant before any credential names one: SignIn.
 // Read it with SelectorFromContext.
 func SelectorMiddleware(baseDomain string, next http.Handler) http.Handler {
@@ -129,7 +130,7 @@ func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
 	if !t.Active {
 		return ctx, SuspendedError()
 	}
-	return NewContext(ctx, t), nil
+	return tenancy.NewContext(ctx, t), nil
 }
 
 // SuspendedError is the PERMISSION_DENIED (reason TENANT_SUSPENDED) every

@@ -20,7 +20,8 @@ import (
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/password"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/protoconv"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // signupKeyRole is the role of the key CreateTenant returns: enough to run
@@ -96,7 +97,7 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 		k, err = q.ApiKeyInsert(ctx, dbsqlc.ApiKeyInsertParams{
 			TenantID:   id,
 			Name:       "sign-up key",
-			Role:       auth.RoleName(signupKeyRole),
+			Role:       protoconv.RoleName(signupKeyRole),
 			SecretHash: hash[:],
 			Prefix:     prefix,
 		})
@@ -107,7 +108,7 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 		if err != nil {
 			return fmt.Errorf("ensure owner user: %w", err)
 		}
-		if _, err := q.MembershipInsert(ctx, dbsqlc.MembershipInsertParams{TenantID: id, UserID: owner.ID, Role: auth.RoleName(quartersv1.Role_ROLE_OWNER)}); err != nil {
+		if _, err := q.MembershipInsert(ctx, dbsqlc.MembershipInsertParams{TenantID: id, UserID: owner.ID, Role: protoconv.RoleName(quartersv1.Role_ROLE_OWNER)}); err != nil {
 			return fmt.Errorf("insert owner membership: %w", err)
 		}
 		return s.p.Jobs.InsertTx(ctx, tx, notify.SignUp(id, owner.ID, owner.Created, newHash != nil))
@@ -116,8 +117,8 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 		return nil, err
 	}
 	return connect.NewResponse(&quartersv1.CreateTenantResponse{
-		Tenant:       tenant.RowToProto(t),
-		ApiKey:       auth.KeyToProto(k),
+		Tenant:       protoconv.Tenant(t),
+		ApiKey:       protoconv.APIKey(k),
 		ApiKeySecret: secret,
 	}), nil
 }
@@ -125,12 +126,12 @@ func (s *Service) CreateTenant(ctx context.Context, req *connect.Request[quarter
 // GetTenant returns the caller's tenant.
 func (s *Service) GetTenant(ctx context.Context, _ *connect.Request[quartersv1.GetTenantRequest]) (*connect.Response[quartersv1.GetTenantResponse], error) {
 	t, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.Tenant, error) {
-		return q.TenantGet(ctx, tenant.MustFromContext(ctx).ID)
+		return q.TenantGet(ctx, tenancy.MustFromContext(ctx).ID)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.GetTenantResponse{Tenant: tenant.RowToProto(t)}), nil
+	return connect.NewResponse(&quartersv1.GetTenantResponse{Tenant: protoconv.Tenant(t)}), nil
 }
 
 func isViolation(err error, constraint string) bool {

@@ -25,7 +25,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/flush"
 	"github.com/quarters-dev/quarters/internal/intercept"
 	"github.com/quarters-dev/quarters/internal/quota"
-	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
 // Recorder counts calls and flushes the counts to the database.
@@ -110,7 +110,7 @@ func (r *Recorder) MonthToDate(ctx context.Context, tenantID uuid.UUID) (int64, 
 	m, ok := r.month[tenantID]
 	r.mu.Unlock()
 	if !ok || !m.month.Equal(start) || now.After(m.expires) {
-		total, err := db.InTenantV(tenant.NewContext(ctx, tenant.Tenant{ID: tenantID}), r.db, func(q *dbsqlc.Queries) (int64, error) {
+		total, err := db.InTenantV(tenancy.NewContext(ctx, tenancy.Tenant{ID: tenantID}), r.db, func(q *dbsqlc.Queries) (int64, error) {
 			return q.UsageMonthTotal(ctx, dbsqlc.UsageMonthTotalParams{TenantID: tenantID, MonthStart: start})
 		})
 		if err != nil {
@@ -199,7 +199,7 @@ func NewInterceptor(r *Recorder) connect.Interceptor {
 type interceptor struct{ r *Recorder }
 
 func (i *interceptor) check(ctx context.Context, procedure string) error {
-	t, ok := tenant.FromContext(ctx)
+	t, ok := tenancy.FromContext(ctx)
 	if !ok {
 		return nil
 	}

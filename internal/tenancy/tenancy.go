@@ -1,9 +1,15 @@
-// Package tenant carries the request's tenant through context.Context and
-// sets it in one place only: the interceptor here, from the authenticated
-// principal. The tenant never comes from a request body or query string; a
-// subdomain or X-Tenant-ID header only selects, and must agree with the
-// credential.
-package tenant
+// Package tenancy holds the domain types every layer shares — the Tenant a
+// request acts for with its Limits and Members, the authenticated
+// Principal and its Role — and the context accessors that carry them. It
+// is a leaf: it imports only the standard library and uuid, so the
+// database layer (db) and the server packages (internal/...) can both
+// depend on it without depending on each other. Model: river's rivertype.
+//
+// The tenant is set in one place only, the tenant interceptor
+// (internal/tenant), from the authenticated principal. It never comes from
+// a request body or query string; a subdomain or X-Tenant-ID header only
+// selects, and must agree with the credential.
+package tenancy
 
 import (
 	"context"
@@ -13,8 +19,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/quarters-dev/quarters/internal/auth"
 )
 
 // Tenant is the tenant a request acts for, with what its plan allows.
@@ -39,12 +43,12 @@ type Tenant struct {
 
 // Principal is the principal of a signed-in member of t: whatever the
 // token says, the role is the membership's current one.
-func (t Tenant) Principal(userID uuid.UUID, m Member) *auth.Principal {
-	return &auth.Principal{
+func (t Tenant) Principal(userID uuid.UUID, m Member) *Principal {
+	return &Principal{
 		TenantID:     t.ID,
 		TenantSlug:   t.Slug,
 		TenantActive: t.Active,
-		Role:         auth.ParseRole(m.Role),
+		Role:         ParseRole(m.Role),
 		UserID:       userID,
 	}
 }
@@ -126,4 +130,62 @@ func MustFromContext(ctx context.Context) Tenant {
 		panic(ErrNoTenant)
 	}
 	return t
+}
+
+// Principal is an authenticated caller: a credential of one tenant with one
+// role.
+type Principal struct {
+	TenantID   uuid.UUID
+	TenantSlug string
+	// TenantActive is false for suspended tenants; they authenticate (so the
+	// caller learns why it is refused) but the tenant interceptor stops them.
+	TenantActive bool
+	Role         Role
+	// KeyID is the API key the caller used; uuid.Nil for an access token.
+	KeyID uuid.UUID
+	// UserID is the signed-in user an access token names; uuid.Nil for an
+	// API key.
+	UserID uuid.UUID
+	// Platform marks the operator's platform credential: no tenant, and
+	// only platform RPCs accept it.
+	Platform bool
+}
+
+// IsUser reports whether p is a signed-in person (an access token) rather
+// than an API key or the platform credential.
+func (p *Principal) IsUser() bool { return p.UserID != uuid.Nil }
+
+// Role is a member's or key's role. The values are the contract's
+// quarters.v1.Role numbers (converted at the API edge), ordered so that a
+// greater role may do everything a lesser one may.
+type Role int32
+
+// The roles, weakest first.
+const (
+	RoleUnspecified Role = 0
+	RoleMember      Role = 1
+	RoleAdmin       Role = 2
+	RoleOwner       Role = 3
+)
+
+var roleNames = map[Role]string{RoleMember: "member", RoleAdmin: "admin", RoleOwner: "owner"}
+
+// String is the role's lowercase name ("admin"), as stored in the
+// database; "unspecified" for RoleUnspecified.
+func (r Role) String() string {
+	if n, ok := roleNames[r]; ok {
+		return n
+	}
+	return "unspecified"
+}
+
+// ParseRole is the inverse of String; unknown names are RoleUnspecified,
+// which no access rule admits.
+func ParseRole(name string) Role {
+	for r, n := range roleNames {
+		if strings.EqualFold(n, name) {
+			return r
+		}
+	}
+	return RoleUnspecified
 }
