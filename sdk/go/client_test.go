@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
-	quarters "github.com/quarters-dev/quarters/sdk/go"
 	"github.com/quarters-dev/quarters/internal/servertest"
+	quarters "github.com/quarters-dev/quarters/sdk/go"
 )
 
 var ctx = context.Background()

@@ -17,9 +17,9 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
-	quarters "github.com/quarters-dev/quarters/sdk/go"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/servertest"
+	quarters "github.com/quarters-dev/quarters/sdk/go"
 )
 
 const ownerPassword = "correct horse battery"
