@@ -10,16 +10,15 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/intercept"
 	"github.com/quarters-dev/quarters/internal/protoconv"
 	"github.com/quarters-dev/quarters/internal/tenancy"
-	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
 // Rules maps a procedure ("/quarters.v1.ProjectService/GetProject") to its
@@ -131,9 +130,6 @@ type interceptor struct {
 	upgradeURL string
 }
 
-// ReasonFeatureNotAvailable is the ErrorInfo reason of a feature gate.
-const ReasonFeatureNotAvailable = "FEATURE_NOT_AVAILABLE"
-
 func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 	rule, ok := i.rules[procedure]
 	if !ok {
@@ -167,16 +163,9 @@ func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 	if f := rule.GetFeature(); f != "" {
 		t, ok := tenancy.FromContext(ctx)
 		if !ok || !t.Has(f) {
-			err := connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
-				"%s needs the %q feature, which plan %q does not include; upgrade at %s", procedure, f, t.Plan, i.upgradeURL))
-			if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{
-				Reason:   ReasonFeatureNotAvailable,
-				Domain:   tenant.ErrorDomain,
-				Metadata: map[string]string{"feature": f, "plan": t.Plan, "upgrade_url": i.upgradeURL},
-			}); derr == nil {
-				err.AddDetail(d)
-			}
-			return err
+			return apierr.WithReason(connect.CodePermissionDenied, quartersv1.ErrorReason_ERROR_REASON_FEATURE_NOT_AVAILABLE,
+				fmt.Sprintf("%s needs the %q feature, which plan %q does not include; upgrade at %s", procedure, f, t.Plan, i.upgradeURL),
+				map[string]string{"feature": f, "plan": t.Plan, "upgrade_url": i.upgradeURL})
 		}
 	}
 	return nil

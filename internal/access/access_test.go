@@ -115,6 +115,6 @@ func TestFeatureGate(t *testing.T) {
 	v, derr := cerr.Details()[0].Value()
 	require.NoError(t, derr)
 	info := v.(*errdetails.ErrorInfo)
-	require.Equal(t, access.ReasonFeatureNotAvailable, info.GetReason())
+	require.Equal(t, "FEATURE_NOT_AVAILABLE", info.GetReason())
 	require.Equal(t, map[string]string{"feature": "analytics", "plan": "free", "upgrade_url": "https://example.test/up"}, info.GetMetadata())
 }

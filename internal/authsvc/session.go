@@ -7,11 +7,11 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/session"
@@ -91,17 +91,9 @@ func (s *Service) checkPassword(ctx context.Context, email, pw string) (db.Crede
 	return creds, nil
 }
 
-// ReasonEmailNotVerified is the ErrorInfo reason of a sign-in with the
-// right password to an account whose email is not verified yet.
-const ReasonEmailNotVerified = "EMAIL_NOT_VERIFIED"
-
 func errEmailNotVerified() error {
-	err := connect.NewError(connect.CodeFailedPrecondition, errors.New(
-		"the account's email is not verified yet: open the link mailed to it, or ask for a new one with RequestEmailVerification"))
-	if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: ReasonEmailNotVerified, Domain: tenant.ErrorDomain}); derr == nil {
-		err.AddDetail(d)
-	}
-	return err
+	return apierr.WithReason(connect.CodeFailedPrecondition, quartersv1.ErrorReason_ERROR_REASON_EMAIL_NOT_VERIFIED,
+		"the account's email is not verified yet: open the link mailed to it, or ask for a new one with RequestEmailVerification", nil)
 }
 
 // start begins a session for userID's membership of tenantID. A user who

@@ -15,6 +15,7 @@ import (
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -174,12 +175,9 @@ func refuse(msg any) error {
 	if err == nil {
 		return nil
 	}
-	cerr := connect.NewError(connect.CodeInvalidArgument, err)
 	var verr *protovalidate.ValidationError
 	if errors.As(err, &verr) {
-		if d, derr := connect.NewErrorDetail(verr.ToProto()); derr == nil {
-			cerr.AddDetail(d)
-		}
+		return apierr.Violations(err, verr.ToProto())
 	}
-	return cerr
+	return connect.NewError(connect.CodeInvalidArgument, err)
 }

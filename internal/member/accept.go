@@ -15,6 +15,7 @@ import (
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/session"
@@ -275,7 +276,6 @@ var passwordField = (&quartersv1.AcceptInvitationRequest{}).ProtoReflect().Descr
 
 func passwordViolation(cause error) error {
 	msg := cause.Error()
-	err := connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("password: %s", msg))
 	v := validate.Violations_builder{Violations: []*validate.Violation{validate.Violation_builder{
 		Field: validate.FieldPath_builder{Elements: []*validate.FieldPathElement{validate.FieldPathElement_builder{
 			FieldNumber: proto.Int32(int32(passwordField.Number())),
@@ -285,8 +285,5 @@ func passwordViolation(cause error) error {
 		RuleId:  proto.String("password.length"),
 		Message: proto.String(msg),
 	}.Build()}}.Build()
-	if d, derr := connect.NewErrorDetail(v); derr == nil {
-		err.AddDetail(d)
-	}
-	return err
+	return apierr.Violations(fmt.Errorf("password: %s", msg), v)
 }

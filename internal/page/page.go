@@ -6,12 +6,10 @@ package page
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/quarters-dev/quarters/internal/apierr"
 )
 
 const (
@@ -116,11 +114,5 @@ func Trim[T any](rows []T, size int, pos func(T) Cursor, filter string) ([]T, st
 }
 
 func invalid(msg string) error {
-	err := connect.NewError(connect.CodeInvalidArgument, errors.New(msg))
-	if d, derr := connect.NewErrorDetail(&errdetails.BadRequest{
-		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "page_token", Description: msg}},
-	}); derr == nil {
-		err.AddDetail(d)
-	}
-	return err
+	return apierr.InvalidField("page_token", msg)
 }

@@ -6,9 +6,8 @@ package quota
 import (
 	"fmt"
 
-	"connectrpc.com/connect"
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"github.com/quarters-dev/quarters/internal/tenancy"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
 // Exceeded is the error for tenant t having used all of limit (e.g.
@@ -16,17 +15,5 @@ import (
 // caller what to do about it.
 func Exceeded(t tenancy.Tenant, limit string, max int64, what, remedy string) error {
 	msg := fmt.Sprintf("plan %q allows %d %s (%s); %s", t.Plan, max, what, limit, remedy)
-	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s", msg))
-	if d, derr := connect.NewErrorDetail(&errdetails.QuotaFailure{
-		Violations: []*errdetails.QuotaFailure_Violation{{
-			Subject:     "tenant:" + t.ID.String(),
-			Description: msg,
-			QuotaMetric: "quarters.dev/" + what,
-			QuotaId:     limit,
-			QuotaValue:  max,
-		}},
-	}); derr == nil {
-		err.AddDetail(d)
-	}
-	return err
+	return apierr.QuotaExceeded(msg, "tenant:"+t.ID.String(), apierr.Domain+"/"+what, limit, max)
 }

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/quarters-dev/quarters/internal/apierr"
 )
 
 // DefaultFamiliarFor is how long an address stays familiar to an account
@@ -135,12 +134,9 @@ func (a *accountInterceptor) isFamiliar(ctx context.Context, key string) bool {
 
 func (a *accountInterceptor) refuse(ctx context.Context, r Result) error {
 	wait := retryDelay(r)
-	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+	err := apierr.RetryAfter(connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
 		"too many sign-in attempts for this account (%s from addresses it has not signed in from); retry in %ds",
-		r.Limit, ceilSeconds(wait)))
-	if d, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); derr == nil {
-		err.AddDetail(d)
-	}
+		r.Limit, ceilSeconds(wait))), wait)
 	secs := strconv.FormatInt(ceilSeconds(wait), 10)
 	if info, ok := connect.CallInfoForHandlerContext(ctx); ok {
 		info.ResponseHeader().Set(HeaderRetryAfter, secs)

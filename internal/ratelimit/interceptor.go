@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/quarters-dev/quarters/internal/apierr"
 )
 
 // Response headers. RateLimit-Policy and RateLimit follow
@@ -210,14 +209,7 @@ func (i *interceptor) overLimit(ctx context.Context, p Policy, r Result) *connec
 	if i.p.UpgradeURL != "" {
 		msg += " or upgrade at " + i.p.UpgradeURL
 	}
-	err := connect.NewError(connect.CodeResourceExhausted, errors.New(msg))
-	detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(r))})
-	if derr != nil {
-		i.p.Logger.ErrorContext(ctx, "rate limit: RetryInfo detail", "error", derr)
-		return err
-	}
-	err.AddDetail(detail)
-	return err
+	return apierr.RetryAfter(connect.NewError(connect.CodeResourceExhausted, errors.New(msg)), retryDelay(r))
 }
 
 // retryDelay is how long a refused caller should wait: the limiter's

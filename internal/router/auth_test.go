@@ -107,7 +107,7 @@ func TestSuspendedTenant(t *testing.T) {
 	s.Exec(t, a.ID, "update tenants set status = 'suspended' where id = $1", a.ID)
 	_, err := a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	cerr := requireCode(t, err, connect.CodePermissionDenied)
-	require.Equal(t, tenant.ReasonSuspended, errorInfo(t, cerr).GetReason())
+	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, cerr).GetReason())
 }
 
 func TestTenantSelectors(t *testing.T) {
@@ -137,8 +137,8 @@ func TestTenantSelectors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cerr := requireCode(t, getAs(tn), connect.CodePermissionDenied)
 			info := errorInfo(t, cerr)
-			require.Equal(t, tenant.ReasonMismatch, info.GetReason())
-			require.Equal(t, tenant.ErrorDomain, info.GetDomain())
+			require.Equal(t, "TENANT_MISMATCH", info.GetReason())
+			require.Equal(t, "quarters.dev", info.GetDomain())
 		})
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/internal/auth"
-	"github.com/quarters-dev/quarters/internal/authsvc"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -128,7 +127,7 @@ func preHijack(t *testing.T, s *servertest.Server, victim, slug string) (*quarte
 	tenantID := resp.Msg.GetTenant().GetId()
 	_, err = signIn(s, victim, malloryChose, slug)
 	cerr := requireCode(t, err, connect.CodeFailedPrecondition)
-	require.Equal(t, authsvc.ReasonEmailNotVerified, errorInfo(t, cerr).GetReason())
+	require.Equal(t, "EMAIL_NOT_VERIFIED", errorInfo(t, cerr).GetReason())
 
 	s.Exec(t, tenantID, `update users set email_verify_time = now() where lower(email) = lower($1)`, victim)
 	sess := mustSignIn(t, s, victim, malloryChose, slug)
@@ -284,7 +283,7 @@ func TestVerifyEmail(t *testing.T) {
 	require.Equal(t, wrong.Message(), requireCode(t, err, connect.CodeUnauthenticated).Message())
 	_, err = signIn(s, email, servertest.OwnerPassword, "verify")
 	cerr := requireCode(t, err, connect.CodeFailedPrecondition)
-	require.Equal(t, authsvc.ReasonEmailNotVerified, errorInfo(t, cerr).GetReason())
+	require.Equal(t, "EMAIL_NOT_VERIFIED", errorInfo(t, cerr).GetReason())
 
 	// Another link on request; both are live until one is used.
 	_, err = anonAuth(s).Auth.RequestEmailVerification(ctx, req(&quartersv1.RequestEmailVerificationRequest{Email: email}))

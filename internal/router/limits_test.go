@@ -15,7 +15,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
-	"github.com/quarters-dev/quarters/internal/access"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -179,7 +178,7 @@ func TestAnalytics(t *testing.T) {
 	_, err := usage()
 	cerr := requireCode(t, err, connect.CodePermissionDenied)
 	info := errorInfo(t, cerr)
-	require.Equal(t, access.ReasonFeatureNotAvailable, info.GetReason())
+	require.Equal(t, "FEATURE_NOT_AVAILABLE", info.GetReason())
 	require.Equal(t, "analytics", info.GetMetadata()["feature"])
 	require.Equal(t, "free", info.GetMetadata()["plan"])
 	require.NotEmpty(t, info.GetMetadata()["upgrade_url"])

@@ -334,9 +334,9 @@ func TestPlatformSuspend(t *testing.T) {
 
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	cerr := requireCode(t, err, connect.CodePermissionDenied)
-	require.Equal(t, tenant.ReasonSuspended, errorInfo(t, cerr).GetReason())
+	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, cerr).GetReason())
 	_, err = a.Plans.GetPlan(ctx, req(&quartersv1.GetPlanRequest{}))
-	require.Equal(t, tenant.ReasonSuspended, errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
 	createProject(t, b, "b is unaffected")
 
 	// Again: succeeds, changes nothing, and is audited as a no-op.

@@ -87,7 +87,7 @@ func TestSignIn(t *testing.T) {
 	// A suspended tenant refuses sign-in with its reason.
 	s.Exec(t, b.ID, "update tenants set status = 'suspended' where id = $1", b.ID)
 	_, err = anon(s, s.URL).Auth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: b.OwnerEmail, Password: servertest.OwnerPassword, Tenant: b.Slug}))
-	require.Equal(t, tenant.ReasonSuspended, errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
 }
 
 // TestRefreshRotation: each refresh token works once; reusing one ends the
@@ -219,9 +219,9 @@ func TestUserInTwoTenants(t *testing.T) {
 
 	// A's token on B's subdomain, or naming B, is a mismatch.
 	_, err = s.AsAt(s.SubdomainURL(slugB), a.ID, a.Slug, a.Owner.GetAccessToken()).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	require.Equal(t, tenant.ReasonMismatch, errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	require.Equal(t, "TENANT_MISMATCH", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
 	_, err = s.AsUser(a.Owner, connect.WithInterceptors(servertest.Header(tenant.HeaderName, slugB))).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	require.Equal(t, tenant.ReasonMismatch, errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	require.Equal(t, "TENANT_MISMATCH", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
 
 	// SwitchTenant from A to B, by slug or id.
 	sw, err := s.AsUser(a.Owner).Auth.SwitchTenant(ctx, req(&quartersv1.SwitchTenantRequest{Tenant: slugB}))

@@ -224,7 +224,7 @@ func TestAccessTokenSelectors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cerr := requireCode(t, tt.err, connect.CodePermissionDenied)
 			info := errorInfo(t, cerr)
-			require.Equal(t, tenant.ReasonMismatch, info.GetReason())
+			require.Equal(t, "TENANT_MISMATCH", info.GetReason())
 			require.Equal(t, tt.selector, info.GetMetadata()["selector"])
 		})
 	}

@@ -2,27 +2,19 @@ package tenant
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 
-	"connectrpc.com/connect"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 
+	"connectrpc.com/connect"
+
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/intercept"
 	"github.com/quarters-dev/quarters/internal/tenancy"
-)
-
-// ErrorDomain is the ErrorInfo domain of Quarters' errors.
-const ErrorDomain = "quarters.dev"
-
-// Reasons in ErrorInfo details, stable for clients to branch on.
-const (
-	ReasonMismatch  = "TENANT_MISMATCH"
-	ReasonSuspended = "TENANT_SUSPENDED"
 )
 
 // HeaderName is the optional tenant selector header; it holds a tenant id
@@ -95,17 +87,9 @@ func subdomain(host, baseDomain string) (string, bool) {
 }
 
 func mismatch(selector, value string) error {
-	return errorWithInfo(connect.CodePermissionDenied,
+	return apierr.WithReason(connect.CodePermissionDenied, quartersv1.ErrorReason_ERROR_REASON_TENANT_MISMATCH,
 		fmt.Sprintf("tenant selected by %s %q does not match the credential's tenant", selector, value),
-		ReasonMismatch, map[string]string{"selector": selector})
-}
-
-func errorWithInfo(code connect.Code, msg, reason string, meta map[string]string) error {
-	err := connect.NewError(code, errors.New(msg))
-	if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: meta}); derr == nil {
-		err.AddDetail(d)
-	}
-	return err
+		map[string]string{"selector": selector})
 }
 
 // NewInterceptor returns the interceptor that binds an authenticated call
@@ -136,7 +120,6 @@ func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
 // SuspendedError is the PERMISSION_DENIED (reason TENANT_SUSPENDED) every
 // call of a suspended tenant gets, sign-in included.
 func SuspendedError() error {
-	return errorWithInfo(connect.CodePermissionDenied,
-		"tenant is suspended; contact support to restore access",
-		ReasonSuspended, nil)
+	return apierr.WithReason(connect.CodePermissionDenied, quartersv1.ErrorReason_ERROR_REASON_TENANT_SUSPENDED,
+		"tenant is suspended; contact support to restore access", nil)
 }

@@ -7,22 +7,29 @@ import (
 	"strings"
 	"time"
 
+	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
 )
 
-// The ErrorInfo domain and reasons Quarters sends. They are the server's
-// stable contract with clients (internal/tenant and internal/access), repeated
-// here so that the SDK does not import the server.
-const (
-	errorDomain               = "quarters.dev"
-	reasonTenantMismatch      = "TENANT_MISMATCH"
-	reasonTenantSuspended     = "TENANT_SUSPENDED"
-	reasonFeatureNotAvailable = "FEATURE_NOT_AVAILABLE"
-	reasonEmailNotVerified    = "EMAIL_NOT_VERIFIED"
+// The ErrorInfo domain and reasons Quarters sends: the contract's
+// ErrorReason enum (api/quarters/v1/errors.proto), whose value names,
+// without their ERROR_REASON_ prefix, are the reasons on the wire.
+const errorDomain = "quarters.dev"
+
+var (
+	reasonTenantMismatch      = wireReason(quartersv1.ErrorReason_ERROR_REASON_TENANT_MISMATCH)
+	reasonTenantSuspended     = wireReason(quartersv1.ErrorReason_ERROR_REASON_TENANT_SUSPENDED)
+	reasonFeatureNotAvailable = wireReason(quartersv1.ErrorReason_ERROR_REASON_FEATURE_NOT_AVAILABLE)
+	reasonEmailNotVerified    = wireReason(quartersv1.ErrorReason_ERROR_REASON_EMAIL_NOT_VERIFIED)
 )
+
+func wireReason(r quartersv1.ErrorReason) string {
+	return strings.TrimPrefix(r.String(), "ERROR_REASON_")
+}
 
 // IsNotFound reports whether err is NOT_FOUND: the id never existed, was
 // deleted, or belongs to another tenant (which Quarters does not tell apart,

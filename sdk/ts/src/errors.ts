@@ -4,15 +4,25 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ViolationsSchema, type FieldPath } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { ErrorInfoSchema, QuotaFailureSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { ErrorReason } from "./gen/quarters/v1/errors_pb.js";
 
 /** The ErrorInfo domain of Quarters' errors. */
 export const ERROR_DOMAIN = "quarters.dev";
-/** ErrorInfo reasons Quarters sends. */
+/**
+ * The ErrorInfo reason on the wire for r: the contract's ErrorReason value
+ * name without its ERROR_REASON_ prefix, which is what protoc-gen-es names
+ * the enum member.
+ */
+export function reasonOf(r: ErrorReason): string {
+  return ErrorReason[r];
+}
+
+/** ErrorInfo reasons Quarters sends, from the contract's ErrorReason enum. */
 export const Reason = {
-  TenantMismatch: "TENANT_MISMATCH",
-  TenantSuspended: "TENANT_SUSPENDED",
-  FeatureNotAvailable: "FEATURE_NOT_AVAILABLE",
-  EmailNotVerified: "EMAIL_NOT_VERIFIED",
+  TenantMismatch: reasonOf(ErrorReason.TENANT_MISMATCH),
+  TenantSuspended: reasonOf(ErrorReason.TENANT_SUSPENDED),
+  FeatureNotAvailable: reasonOf(ErrorReason.FEATURE_NOT_AVAILABLE),
+  EmailNotVerified: reasonOf(ErrorReason.EMAIL_NOT_VERIFIED),
 } as const;
 
 /** asConnectError returns err as a ConnectError if it has code `code`. */

@@ -32,6 +32,7 @@ export { withInterceptors, type ConnectionOptions } from "./transport.js";
 export { Code, ConnectError, type Transport, type Interceptor, type CallOptions } from "@connectrpc/connect";
 export { create, toJson, fromJson } from "@bufbuild/protobuf";
 export * from "./gen/quarters/v1/options_pb.js";
+export * from "./gen/quarters/v1/errors_pb.js";
 export * from "./gen/quarters/v1/tenant_pb.js";
 export * from "./gen/quarters/v1/project_pb.js";
 export * from "./gen/quarters/v1/document_pb.js";
