@@ -47,6 +47,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/db/embedded"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
@@ -300,7 +301,7 @@ func accuracyServers(ctx context.Context, redisURL string, clients int, d time.D
 		return err
 	}
 	defer os.RemoveAll(dataDir)
-	emb, err := db.StartEmbedded(ctx, db.EmbeddedOpts{DataDir: dataDir, Ephemeral: true})
+	emb, err := embedded.Start(ctx, embedded.Opts{DataDir: dataDir, Ephemeral: true})
 	if err != nil {
 		return err
 	}
@@ -350,7 +351,7 @@ func (c *logCounter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-func accuracyThrough(ctx context.Context, bin string, emb *db.Embedded, redisURL string, replicas, clients int, d time.Duration, l ratelimit.Limit, timeout time.Duration) (err error) {
+func accuracyThrough(ctx context.Context, bin string, emb *embedded.Cluster, redisURL string, replicas, clients int, d time.Duration, l ratelimit.Limit, timeout time.Duration) (err error) {
 	openings := &logCounter{w: os.Stderr, needle: ratelimit.LogBreakerOpen}
 	env := []string{"REDIS_URL=" + redisURL, "QUARTERS_SIGNUP_RATE=1000000", "QUARTERS_MAX_CONNS_PER_IP=0",
 		"QUARTERS_RATE_LIMIT_TIMEOUT=" + timeout.String()}

@@ -49,6 +49,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/db/embedded"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 )
@@ -184,7 +185,7 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		defer os.RemoveAll(dataDir) // Stop removes it too; this covers a failed start
-		emb, err := db.StartEmbedded(ctx, db.EmbeddedOpts{DataDir: dataDir, Ephemeral: true})
+		emb, err := embedded.Start(ctx, embedded.Opts{DataDir: dataDir, Ephemeral: true})
 		if err != nil {
 			return err
 		}

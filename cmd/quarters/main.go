@@ -21,25 +21,20 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/riverqueue/river"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/db/embedded"
+	"github.com/quarters-dev/quarters/internal/app"
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/idp"
-	"github.com/quarters-dev/quarters/internal/jobs"
-	"github.com/quarters-dev/quarters/internal/keyuse"
 	"github.com/quarters-dev/quarters/internal/mail"
-	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
-	"github.com/quarters-dev/quarters/internal/session"
 	"github.com/quarters-dev/quarters/internal/tenant"
-	"github.com/quarters-dev/quarters/internal/usage"
 )
 
 func main() {
@@ -82,9 +77,20 @@ func migrateCmd(ctx context.Context, args []string, cfg config) error {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) error {
+	// Bind first: a busy port fails at once, before a database is started
+	// or migrated for nothing.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	// Trusted proxies carry many clients' connections: the cap is for
+	// clients that connect directly.
+	ln = guard.Listener(ln, guard.ListenerParams{MaxPerIP: cfg.MaxConnsPerIP, Exempt: cfg.TrustedProxies.Contains, Logger: logger})
+
 	appURL := cfg.DatabaseURL
 	if appURL == "" {
-		emb, err := db.StartEmbedded(ctx, db.EmbeddedOpts{DataDir: cfg.DataDir, Logger: logger})
+		emb, err := embedded.Start(ctx, embedded.Opts{DataDir: cfg.DataDir, Logger: logger})
 		if err != nil {
 			return err
 		}
@@ -100,7 +106,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 			return err
 		}
 		appURL = emb.AppURL("quarters")
-		logger.Info("embedded postgres ready", "data_dir", cfg.DataDir)
+		logger.Info("embedded postgres ready; migrations applied", "data_dir", cfg.DataDir)
 	}
 	d, err := db.Open(ctx, appURL, nil)
 	if err != nil {
@@ -108,83 +114,29 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	}
 	defer d.Close()
 
-	// Background work (cache invalidations, usage flushes) stops after the
-	// HTTP server has drained, so the last calls are still counted.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	var (
-		wg      sync.WaitGroup
-		limiter ratelimit.Limiter = ratelimit.NewLocal()
-		rdb     *redis.Client
-	)
-	// Redis closes after the background loops stop: closed under the
-	// cache's subscription, it would read as an outage.
-	defer func() {
-		stopBG()
-		wg.Wait()
-		if rdb != nil {
-			_ = rdb.Close()
-		}
-	}()
-
+	var rdb *redis.Client
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		opts, err := redisOptions(cfg)
 		if err != nil {
-			return fmt.Errorf("REDIS_URL: %w", err)
+			return err
 		}
-		// Redis sits in front of every request: short timeouts, so an
-		// unreachable Redis degrades to in-process limiting quickly
-		// instead of stalling calls (the URL may still override them).
-		if opts.DialTimeout == 5*time.Second {
-			opts.DialTimeout = 500 * time.Millisecond
-		}
-		if opts.ReadTimeout == 3*time.Second {
-			t := max(200*time.Millisecond, cfg.RateLimitTimeout)
-			opts.ReadTimeout, opts.WriteTimeout = t, t
-		}
-		// Let deadlines on contexts bound each command (the limiter's
-		// ratelimit.DefaultFailoverTimeout), instead of the failover
-		// abandoning goroutines stuck in I/O.
-		opts.ContextTimeoutEnabled = true
 		redis.SetLogger(redisLogger{logger})
 		rdb = redis.NewClient(opts)
-		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: cfg.RateLimitTimeout})
+		// Closed after the app's loops stop (deferred calls run in
+		// reverse): closed under the cache's subscription, it would read
+		// as an outage.
+		defer rdb.Close()
 		logger.Info("redis configured: shared rate limits and tenant cache", "addr", opts.Addr)
-	}
-	cacheParams := tenant.CacheParams{Load: d.LoadTenant, Logger: logger}
-	if rdb != nil {
-		cacheParams.Redis = rdb
-	}
-	tenants := tenant.NewCache(cacheParams)
-	if rdb == nil {
+	} else {
 		// Nothing can tell other replicas of a change: say what that
 		// means before anyone runs two.
 		logger.Warn("no REDIS_URL: rate limits, the tenant cache and revocations are per process; run one replica, "+
 			"or expect each other replica to accept a revoked API key, a removed member's token or a suspended tenant until its cached copy expires",
-			"max_stale", tenants.MaxStale().String())
+			"max_stale", tenant.DefaultTTL.String())
 	}
-	recorder := usage.NewRecorder(d, logger)
-	keyUse := keyuse.NewRecorder(d, logger)
-	// Every replica signs with the key set stored in the database, so each
-	// verifies the others' access tokens.
-	sessions, err := session.NewManager(session.Params{})
-	if err != nil {
-		return err
-	}
-	keys, err := session.NewKeyStore(ctx, session.KeyStoreParams{DB: d, Manager: sessions, Logger: logger},
-		&session.KeyStoreOpts{RotateEvery: cfg.TokenRotation})
-	if err != nil {
-		return fmt.Errorf("load access token keys: %w", err)
-	}
-	wg.Add(4)
-	go func() { defer wg.Done(); _ = tenants.Run(bg) }()
-	go func() { defer wg.Done(); recorder.Run(bg, 2*time.Second) }()
-	go func() { defer wg.Done(); keyUse.Run(bg, 30*time.Second) }()
-	go func() { defer wg.Done(); keys.Run(bg) }()
 
 	// Mail: SMTP when configured, else the development mailbox (the log,
-	// and files in QUARTERS_MAILBOX_DIR). The worker is started below,
-	// once the listening address, which the links name by default, is
-	// known.
+	// and files in QUARTERS_MAILBOX_DIR).
 	var sender mail.Sender
 	if cfg.SMTPURL != "" {
 		if sender, err = mail.NewSMTP(mail.SMTPParams{URL: cfg.SMTPURL, From: cfg.MailFrom}); err != nil {
@@ -199,37 +151,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		sender = box
 		logger.Warn("no QUARTERS_SMTP_URL: mails are logged (with their links) and written to the development mailbox, not sent", "dir", cfg.MailboxDir)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	// Trusted proxies carry many clients' connections: the cap is for
-	// clients that connect directly.
-	ln = guard.Listener(ln, guard.ListenerParams{MaxPerIP: cfg.MaxConnsPerIP, Exempt: cfg.TrustedProxies.Contains, Logger: logger})
 	linkURL := cfg.AppURL
 	if linkURL == "" {
 		linkURL = "http://" + ln.Addr().String()
 	}
-	workers := river.NewWorkers()
-	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: d, Sender: sender, LinkURL: linkURL, Logger: logger}))
-	jobClient, err := jobs.New(jobs.Params{Pool: d.Pool(), Workers: workers, Logger: logger})
-	if err != nil {
-		return err
-	}
-	if err := jobClient.Start(context.WithoutCancel(ctx)); err != nil {
-		return err
-	}
-	// Stopped after the HTTP server has drained (deferred calls run in
-	// reverse), so the last calls' mails are worked or left for the next
-	// replica; before the pool closes.
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := jobClient.Stop(sctx); err != nil {
-			logger.Error("stop jobs", "error", err)
-		}
-	}()
-
 	var provider *idp.Verifier
 	if cfg.IDP.Issuer != "" {
 		if provider, err = idp.New(cfg.IDP, &idp.Opts{Logger: logger}); err != nil {
@@ -240,23 +165,33 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	if cfg.RateLimitOff {
 		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
 	}
-	handler, err := router.New(router.Params{
-		DB: d, Logger: logger, BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout,
-		Tenants: tenants, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
-		UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
-		PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
-		AnonymousLimit: anonymousLimit(cfg.SignupRate), AccountLimit: accountLimit(cfg.AccountRate),
-		TrustedProxies: cfg.TrustedProxies, Sessions: sessions, IDP: provider,
-		Jobs: jobClient,
+	a, err := app.New(ctx, app.Config{
+		DB: d, Logger: logger, Redis: rdb, RateLimitTimeout: cfg.RateLimitTimeout,
+		Mail: sender, LinkURL: linkURL, IDP: provider,
+		TokenRotation: cfg.TokenRotation, JobStopTimeout: cfg.ShutdownTimeout,
+		Router: router.Settings{
+			BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout,
+			UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
+			PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
+			AnonymousLimit: anonymousLimit(cfg.SignupRate), AccountLimit: accountLimit(cfg.AccountRate),
+			TrustedProxies: cfg.TrustedProxies,
+		},
 	})
 	if err != nil {
 		return err
 	}
+	// The background loops stop after the HTTP server has drained, so the
+	// last calls are still counted and their mails worked.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	loops := make(chan error, 1)
+	go func() { loops <- a.Run(bg) }()
+
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC without TLS
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           a.Handler(),
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		// The outer bound for streams (gRPC reflection); an RPC's body
@@ -274,19 +209,53 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		stopBG()
+		return errors.Join(err, a.Close())
+	case err := <-loops:
+		// A loop failed (the job workers could not start): stop serving.
+		_ = srv.Close()
 		return err
 	case <-ctx.Done():
 	}
-	// Stop accepting, let in-flight calls finish (bounded), then return so
-	// the deferred closes run in order: pool, then embedded postgres.
+	// Stop accepting, let in-flight calls finish (bounded), then stop the
+	// loops (last flushes) and return so the deferred closes run in order:
+	// Redis, pool, then embedded postgres.
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(sctx)
+	stopBG()
+	if err := a.Close(); err != nil {
+		return err
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// redisOptions parses REDIS_URL with timeouts fitted to a limiter that
+// sits in front of every request: an unreachable Redis degrades to
+// in-process limiting quickly instead of stalling calls (the URL may
+// still override them).
+func redisOptions(cfg config) (*redis.Options, error) {
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if opts.DialTimeout == 5*time.Second {
+		opts.DialTimeout = 500 * time.Millisecond
+	}
+	if opts.ReadTimeout == 3*time.Second {
+		t := max(200*time.Millisecond, cfg.RateLimitTimeout)
+		opts.ReadTimeout, opts.WriteTimeout = t, t
+	}
+	// Let deadlines on contexts bound each command (the limiter's
+	// ratelimit.DefaultFailoverTimeout), instead of the failover
+	// abandoning goroutines stuck in I/O.
+	opts.ContextTimeoutEnabled = true
+	return opts, nil
 }
 
 // printWelcome prints a curl line that works as pasted: it signs up a tenant

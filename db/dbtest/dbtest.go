@@ -35,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/db/embedded"
 )
 
 const (
@@ -46,9 +47,9 @@ const (
 // cluster is the server the test databases live on, shared by every test
 // in the binary.
 type cluster struct {
-	embedded *db.Embedded // private cluster; nil with DATABASE_URL
-	dataDir  string       // the private cluster's directory
-	base     *url.URL     // DATABASE_URL, parsed; nil for a private cluster
+	private  *embedded.Cluster // private cluster; nil with DATABASE_URL
+	dataDir  string            // the private cluster's directory
+	base     *url.URL          // DATABASE_URL, parsed; nil for a private cluster
 	admin    *pgxpool.Pool
 	template string // name of the migrated template; "" until created
 	// copyOpts ends CREATE DATABASE ... TEMPLATE; see setup.
@@ -190,7 +191,7 @@ func (c *cluster) setup() error {
 		if err != nil {
 			return err
 		}
-		e, err := db.StartEmbedded(ctx, db.EmbeddedOpts{DataDir: dir, Ephemeral: true})
+		e, err := embedded.Start(ctx, embedded.Opts{DataDir: dir, Ephemeral: true})
 		if err != nil {
 			os.RemoveAll(dir)
 			// With ErrNoPostgres this says what to install; the
@@ -198,7 +199,7 @@ func (c *cluster) setup() error {
 			// PostgreSQL cannot pass them by accident.
 			return err
 		}
-		c.embedded, c.dataDir = e, dir
+		c.private, c.dataDir = e, dir
 		adminURL = e.OwnerURL("postgres")
 		// PostgreSQL 15 copies a database block by block through
 		// shared buffers and the WAL by default; copying the files
@@ -254,7 +255,7 @@ func (c *cluster) teardown() error {
 	var errs []error
 	// A private cluster goes away whole; only a shared server needs the
 	// template dropped.
-	if c.embedded == nil && c.admin != nil && c.template != "" {
+	if c.private == nil && c.admin != nil && c.template != "" {
 		if _, err := c.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(c.template)+" WITH (FORCE)"); err != nil {
 			errs = append(errs, fmt.Errorf("drop template database %s: %w", c.template, err))
 		}
@@ -262,8 +263,8 @@ func (c *cluster) teardown() error {
 	if c.admin != nil {
 		c.admin.Close()
 	}
-	if c.embedded != nil {
-		if err := c.embedded.Stop(ctx); err != nil {
+	if c.private != nil {
+		if err := c.private.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop private cluster: %w", err))
 		}
 		// Stop removed the cluster; this catches anything it left.
@@ -274,8 +275,8 @@ func (c *cluster) teardown() error {
 
 // ownerURL returns the URL of database name for the admin role.
 func (c *cluster) ownerURL(name string) string {
-	if c.embedded != nil {
-		return c.embedded.OwnerURL(name)
+	if c.private != nil {
+		return c.private.OwnerURL(name)
 	}
 	u := *c.base
 	u.Path, u.RawPath = "/"+name, ""
@@ -288,8 +289,8 @@ func (c *cluster) ownerURL(name string) string {
 // appURL returns the URL of database name for quarters_app, which has no
 // password.
 func (c *cluster) appURL(name string) string {
-	if c.embedded != nil {
-		return c.embedded.AppURL(name)
+	if c.private != nil {
+		return c.private.AppURL(name)
 	}
 	u, _ := url.Parse(c.ownerURL(name))
 	u.User = url.User(appRole)

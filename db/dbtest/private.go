@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/db/embedded"
 )
 
 // Private is a migrated PostgreSQL cluster of one test's own, which the
@@ -14,7 +15,7 @@ import (
 // Starting one takes a few seconds (initdb and the migrations).
 type Private struct {
 	t testing.TB
-	e *db.Embedded
+	e *embedded.Cluster
 	// AppURL connects as quarters_app, OwnerURL as the schema owner, to
 	// the cluster's migrated database.
 	AppURL, OwnerURL string
@@ -31,7 +32,7 @@ func NewPrivate(t testing.TB) *Private {
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	e, err := db.StartEmbedded(ctx, db.EmbeddedOpts{DataDir: dir, Ephemeral: true})
+	e, err := embedded.Start(ctx, embedded.Opts{DataDir: dir, Ephemeral: true})
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("dbtest: private cluster: %v", err)

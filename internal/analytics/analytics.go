@@ -13,8 +13,8 @@ import (
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/metering"
 	"github.com/quarters-dev/quarters/internal/tenancy"
-	"github.com/quarters-dev/quarters/internal/usage"
 )
 
 const dateLayout = "2006-01-02"
@@ -22,14 +22,14 @@ const dateLayout = "2006-01-02"
 // Service implements quartersv1connect.AnalyticsServiceHandler.
 type Service struct {
 	db    *db.DB
-	usage *usage.Recorder
+	usage *metering.Usage
 }
 
 var _ quartersv1connect.AnalyticsServiceHandler = (*Service)(nil)
 
 // New returns the service; u's unflushed counts are written before each
 // report so it includes the calls this replica just served.
-func New(d *db.DB, u *usage.Recorder) *Service { return &Service{db: d, usage: u} }
+func New(d *db.DB, u *metering.Usage) *Service { return &Service{db: d, usage: u} }
 
 // GetUsage reports usage over an inclusive UTC date range.
 func (s *Service) GetUsage(ctx context.Context, req *connect.Request[quartersv1.GetUsageRequest]) (*connect.Response[quartersv1.GetUsageResponse], error) {
@@ -39,10 +39,12 @@ func (s *Service) GetUsage(ctx context.Context, req *connect.Request[quartersv1.
 		// The pattern passed validation, so this is a date like 2026-02-30.
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("start_date and end_date must be real calendar dates (YYYY-MM-DD)"))
 	}
-	if err := s.usage.Flush(ctx); err != nil {
+	t := tenancy.MustFromContext(ctx)
+	// This tenant's pending counts only: one tenant's request must not
+	// carry (nor wait for, nor fail with) every tenant's.
+	if err := s.usage.FlushTenant(ctx, t.ID); err != nil {
 		return nil, err
 	}
-	t := tenancy.MustFromContext(ctx)
 	var (
 		days  []dbsqlc.UsageByDayRow
 		procs []dbsqlc.UsageByProcedureRow

@@ -10,10 +10,12 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,12 +40,19 @@ type Params struct {
 	// RetryPolicy schedules retries; nil is River's default (attempt^4
 	// seconds, with jitter).
 	RetryPolicy river.ClientRetryPolicy
+	// StopTimeout bounds how long Run waits for running jobs at shutdown
+	// (default DefaultStopTimeout); jobs cut short are retried later.
+	StopTimeout time.Duration
 }
+
+// DefaultStopTimeout is Params.StopTimeout's default.
+const DefaultStopTimeout = 10 * time.Second
 
 // Client enqueues and works jobs. Start it to work jobs; enqueueing works
 // without Start.
 type Client struct {
-	river *river.Client[pgx.Tx]
+	river       *river.Client[pgx.Tx]
+	stopTimeout time.Duration
 }
 
 // New returns a client; it does not connect.
@@ -72,7 +81,7 @@ func New(p Params) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	return &Client{river: c}, nil
+	return &Client{river: c, stopTimeout: cmp.Or(p.StopTimeout, DefaultStopTimeout)}, nil
 }
 
 // InsertTx enqueues args in tx: the job exists only if tx commits.
@@ -108,4 +117,20 @@ func (c *Client) Stop(ctx context.Context) error {
 		return fmt.Errorf("jobs: stop: %w", err)
 	}
 	return nil
+}
+
+// Run works jobs until ctx ends, then stops as Stop does, waiting at most
+// Params.StopTimeout: the shape of every background loop internal/app
+// supervises. It returns an error if the database cannot be reached at
+// start.
+func (c *Client) Run(ctx context.Context) error {
+	// Not ctx itself: cancelling River's start context stops it at once,
+	// abandoning running jobs instead of letting them finish.
+	if err := c.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.stopTimeout)
+	defer cancel()
+	return c.Stop(sctx)
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/servertest"
 	"github.com/quarters-dev/quarters/internal/tenancy"
-	"github.com/quarters-dev/quarters/internal/usage"
 )
 
 // BenchmarkInterceptorChain runs the whole production interceptor chain
@@ -31,7 +30,7 @@ func BenchmarkInterceptorChain(b *testing.B) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	chain := router.Interceptors(router.Params{
 		DB: s.DB, Logger: logger, Tenants: s.Tenants, Limiter: ratelimit.NewLocal(),
-		Usage: usage.NewRecorder(s.DB, logger), UpgradeURL: router.DefaultUpgradeURL,
+		Usage: s.Usage, KeyUse: s.KeyUse, Settings: router.Settings{UpgradeURL: router.DefaultUpgradeURL},
 	})
 	var call connect.UnaryFunc = func(context.Context, connect.AnyRequest) (connect.AnyResponse, error) {
 		return connect.NewResponse(&quartersv1.GetProjectResponse{}), nil

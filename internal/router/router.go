@@ -36,8 +36,8 @@ import (
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/input"
 	"github.com/quarters-dev/quarters/internal/jobs"
-	"github.com/quarters-dev/quarters/internal/keyuse"
 	"github.com/quarters-dev/quarters/internal/member"
+	"github.com/quarters-dev/quarters/internal/metering"
 	"github.com/quarters-dev/quarters/internal/observe"
 	"github.com/quarters-dev/quarters/internal/openapi"
 	"github.com/quarters-dev/quarters/internal/password"
@@ -49,17 +49,39 @@ import (
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/tenantsvc"
-	"github.com/quarters-dev/quarters/internal/usage"
 )
 
 // DefaultMaxBodyBytes caps a request body: a document's content is at most
 // 1 MiB, so 4 MiB leaves room for any valid request in any encoding.
 const DefaultMaxBodyBytes = 4 << 20
 
-// Params are New's inputs.
+// Params are New's inputs: the dependencies, all required (internal/app
+// builds them, and runs the loops that flush and refresh them, so a
+// recorder nobody flushes cannot happen), and the Settings.
 type Params struct {
 	DB     *db.DB
 	Logger *slog.Logger
+	// Tenants caches tenant records.
+	Tenants *tenant.Cache
+	// Limiter rate-limits tenants and public RPCs.
+	Limiter ratelimit.Limiter
+	// Usage counts calls; KeyUse records when API keys were last used.
+	Usage  *metering.Usage
+	KeyUse *metering.KeyUse
+	// Sessions signs and checks people's access tokens.
+	Sessions *session.Manager
+	// Jobs enqueues background jobs (the identity flows' mails) in the
+	// transactions that cause them. Its workers run in internal/app.
+	Jobs *jobs.Client
+	// IDP, when set, also accepts access tokens from an external identity
+	// provider: tokens whose iss is its issuer go to it, the rest to
+	// Sessions. Nil accepts only Quarters' own tokens.
+	IDP *idp.Verifier
+	Settings
+}
+
+// Settings are the router's configuration; zero values mean defaults.
+type Settings struct {
 	// BaseDomain enables subdomain tenant selection: <slug>.<BaseDomain>.
 	BaseDomain string
 	// MaxBodyBytes caps request bodies, and messages once decompressed
@@ -69,22 +91,11 @@ type Params struct {
 	// plus a second per guard.MinBodyRate bytes (default
 	// guard.DefaultBodyTimeout).
 	BodyTimeout time.Duration
-	// Tenants caches tenant records; nil makes an in-process cache (the
-	// caller then cannot invalidate it from outside).
-	Tenants *tenant.Cache
 	// UpgradeURL is where plan-limit and feature errors send the caller.
 	UpgradeURL string
 	// PlatformKey is the operator's credential for PlatformService; empty
 	// disables it.
 	PlatformKey string
-	// Limiter rate-limits tenants; nil limits in process (ratelimit.Local).
-	Limiter ratelimit.Limiter
-	// Usage counts calls; nil makes a recorder the caller cannot flush
-	// (tests). Production passes one and runs its Run loop.
-	Usage *usage.Recorder
-	// KeyUse records when API keys were last used; nil makes a recorder
-	// the caller cannot flush (tests). Production runs its Run loop.
-	KeyUse *keyuse.Recorder
 	// AnonymousLimit rate-limits public RPCs (sign-up, sign-in) per client
 	// address and procedure, whatever credential the call carries; zero
 	// means DefaultAnonymousLimit.
@@ -102,20 +113,9 @@ type Params struct {
 	// CORSOrigins are the browser origins allowed to call the API; empty
 	// allows any origin (credentials are bearer tokens, never cookies).
 	CORSOrigins []string
-	// Sessions signs and checks people's access tokens; nil makes one
-	// with a key set in memory (this process only).
-	Sessions *session.Manager
 	// Password is the argon2id cost of new password hashes; zero means
 	// password.Default.
 	Password password.Params
-	// IDP, when set, also accepts access tokens from an external identity
-	// provider: tokens whose iss is its issuer go to it, the rest to
-	// Sessions. Nil accepts only Quarters' own tokens.
-	IDP *idp.Verifier
-	// Jobs enqueues background jobs (the identity flows' mails) in the
-	// transactions that cause them; required. Its workers run elsewhere
-	// (the command and servertest start them).
-	Jobs *jobs.Client
 }
 
 // DefaultAnonymousLimit is how fast one client address may call public
@@ -150,39 +150,25 @@ func Services() []protoreflect.ServiceDescriptor {
 // New returns the whole HTTP handler. It fails if a served RPC lacks an
 // access rule.
 func New(p Params) (http.Handler, error) {
-	if p.Jobs == nil {
-		return nil, errors.New("router: Params.Jobs is required (the identity flows enqueue their mails)")
+	for name, missing := range map[string]bool{
+		"DB": p.DB == nil, "Logger": p.Logger == nil, "Tenants": p.Tenants == nil, "Limiter": p.Limiter == nil,
+		"Usage": p.Usage == nil, "KeyUse": p.KeyUse == nil, "Sessions": p.Sessions == nil, "Jobs": p.Jobs == nil,
+	} {
+		if missing {
+			return nil, fmt.Errorf("router: Params.%s is required", name)
+		}
 	}
 	if p.MaxBodyBytes <= 0 {
 		p.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if p.Tenants == nil {
-		p.Tenants = tenant.NewCache(tenant.CacheParams{Load: p.DB.LoadTenant, Logger: p.Logger})
-	}
 	if p.UpgradeURL == "" {
 		p.UpgradeURL = DefaultUpgradeURL
-	}
-	if p.Limiter == nil {
-		p.Limiter = ratelimit.NewLocal()
 	}
 	if p.AnonymousLimit.Rate == 0 {
 		p.AnonymousLimit = DefaultAnonymousLimit
 	}
 	if p.AccountLimit.Rate == 0 {
 		p.AccountLimit = DefaultAccountLimit
-	}
-	if p.Usage == nil {
-		p.Usage = usage.NewRecorder(p.DB, p.Logger)
-	}
-	if p.KeyUse == nil {
-		p.KeyUse = keyuse.NewRecorder(p.DB, p.Logger)
-	}
-	if p.Sessions == nil {
-		m, err := session.NewManager(session.Params{})
-		if err != nil {
-			return nil, err
-		}
-		p.Sessions = m
 	}
 	if p.Password == (password.Params{}) {
 		p.Password = password.Default
@@ -332,7 +318,7 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.
 		}))
 	}
 	return append(chain,
-		usage.NewInterceptor(p.Usage),
+		metering.NewInterceptor(p.Usage),
 		access.NewInterceptor(rules, p.UpgradeURL),
 		input.NewInterceptor(),
 		validate.NewInterceptor(),

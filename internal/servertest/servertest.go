@@ -30,20 +30,19 @@ import (
 	"github.com/quarters-dev/quarters/db/dbtest"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/app"
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/jobs"
-	"github.com/quarters-dev/quarters/internal/keyuse"
 	"github.com/quarters-dev/quarters/internal/mail"
+	"github.com/quarters-dev/quarters/internal/metering"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/observe"
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/session"
-	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
-	"github.com/quarters-dev/quarters/internal/usage"
 )
 
 // BaseDomain is the tenant subdomain suffix test servers use.
@@ -58,8 +57,8 @@ type Server struct {
 	DB       *db.DB
 	OwnerURL string // the test database's owner, for setting up states the API cannot
 	Tenants  *tenant.Cache
-	Usage    *usage.Recorder
-	KeyUse   *keyuse.Recorder
+	Usage    *metering.Usage
+	KeyUse   *metering.KeyUse
 	// Limiter is the server's rate limiter: a *ratelimit.Failover over
 	// Redis when Opts.Redis is set, else a *ratelimit.Local.
 	Limiter ratelimit.Limiter
@@ -164,33 +163,13 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		logger = opts.Logger
 	}
 	srv := &Server{}
-	cacheParams := tenant.CacheParams{Load: func(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
-		srv.tenantLoads.Add(1)
-		return d.LoadTenant(ctx, id)
-	}, Logger: logger}
-	var limiter ratelimit.Limiter = ratelimit.NewLocal()
-	bg, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { stop(); wg.Wait() })
+	var rdb *redis.Client
 	if opts.Redis != nil {
 		quietOnce.Do(func() { redis.SetLogger(quietRedis{}) }) // outage tests would flood the output
 		ro := *opts.Redis
 		ro.ContextTimeoutEnabled = true // as production sets it
-		rdb := redis.NewClient(&ro)
-		t.Cleanup(func() { rdb.Close() })
-		cacheParams.Redis = rdb
-		// Above production's timeout: tests run under -race on shared
-		// cores, where a healthy Redis can take longer, and a decision
-		// answered locally would make "replicas share one limit" flaky.
-		limiter = ratelimit.NewFailover(ratelimit.NewRedis(rdb), limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: 250 * time.Millisecond})
+		rdb = redis.NewClient(&ro)
 	}
-	cache := tenant.NewCache(cacheParams)
-	if opts.Redis != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = cache.Run(bg) }()
-	}
-	recorder := usage.NewRecorder(d, logger)
-	keyUse := keyuse.NewRecorder(d, logger)
 	anonymous := opts.AnonymousLimit
 	if anonymous.Rate == 0 {
 		anonymous = ratelimit.PerMinute(1000000, 100000)
@@ -199,14 +178,6 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if account.Rate == 0 {
 		account = ratelimit.PerMinute(1000000, 100000)
 	}
-	// Each server loads the key set from its database, as every replica
-	// does, so servers sharing one verify each other's tokens.
-	sessions, err := session.NewManager(session.Params{})
-	require.NoError(t, err)
-	keys, err := session.NewKeyStore(context.Background(), session.KeyStoreParams{DB: d, Manager: sessions, Logger: logger}, nil)
-	require.NoError(t, err)
-	wg.Add(1)
-	go func() { defer wg.Done(); keys.Run(bg) }()
 	platformKey := opts.PlatformKey
 	if platformKey == "" {
 		platformKey = DefaultPlatformKey
@@ -224,25 +195,42 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if opts.Mail != nil {
 		sender = opts.Mail
 	}
-	workers := river.NewWorkers()
-	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: d, Sender: sender, LinkURL: LinkURL, Logger: logger}))
-	jobClient, err := jobs.New(jobs.Params{Pool: d.Pool(), Workers: workers, Logger: logger, RetryPolicy: opts.RetryPolicy})
+	// The same assembly as the command's (internal/app), so a setting or
+	// a background loop cannot exist in one and not the other.
+	a, err := app.New(context.Background(), app.Config{
+		DB: d, Logger: logger, Redis: rdb,
+		// Above production's timeout: tests run under -race on shared
+		// cores, where a healthy Redis can take longer, and a decision
+		// answered locally would make "replicas share one limit" flaky.
+		RateLimitTimeout: 250 * time.Millisecond,
+		Mail:             sender, LinkURL: LinkURL, IDP: opts.IDP,
+		JobRetryPolicy: opts.RetryPolicy, JobStopTimeout: 30 * time.Second,
+		OnTenantLoad: func() { srv.tenantLoads.Add(1) },
+		Router: router.Settings{
+			BaseDomain: BaseDomain, PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
+			TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,
+			Password: cmp.Or(opts.Password, Password),
+		},
+	})
 	require.NoError(t, err)
-	require.NoError(t, jobClient.Start(bg))
+	bg, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(bg) }()
+	// Cleanups run last-registered first: the HTTP server (registered
+	// below) closes, then the loops stop (last flushes), then Redis and
+	// the pool (registered above) close.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = jobClient.Stop(ctx)
+		if rdb != nil {
+			_ = rdb.Close()
+		}
 	})
-	h, err := router.New(router.Params{
-		DB: d, Logger: logger, BaseDomain: BaseDomain,
-		Tenants: cache, Limiter: limiter, Usage: recorder, KeyUse: keyUse,
-		PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
-		TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,
-		Sessions: sessions, Password: cmp.Or(opts.Password, Password), IDP: opts.IDP,
-		Jobs: jobClient,
+	t.Cleanup(func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("servertest: background loops: %v", err)
+		}
 	})
-	require.NoError(t, err)
+	h := a.Handler()
 	ts := httptest.NewUnstartedServer(h)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -266,9 +254,9 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(transport.CloseIdleConnections)
 	t.Cleanup(h2c.CloseIdleConnections)
 	srv.URL, srv.DB, srv.OwnerURL, srv.appURL = ts.URL, d, ownerURL, appURL
-	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse = cache, recorder, limiter, keyUse
-	srv.PlatformKey, srv.Sessions, srv.Keys = platformKey, sessions, keys
-	srv.Mailbox, srv.Jobs, srv.LinkURL = box, jobClient, LinkURL
+	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse = a.Tenants, a.Usage, a.Limiter, a.KeyUse
+	srv.PlatformKey, srv.Sessions, srv.Keys = platformKey, a.Sessions, a.Keys
+	srv.Mailbox, srv.Jobs, srv.LinkURL = box, a.Jobs, LinkURL
 	srv.HTTP = &http.Client{Transport: transport}
 	srv.H2C = &http.Client{Transport: h2c}
 	return srv

@@ -116,13 +116,13 @@ func NewKeyStore(ctx context.Context, p KeyStoreParams, opts *KeyStoreOpts) (*Ke
 // Run reloads the stored set every ReloadEvery, rotating it when its key is
 // due, until ctx is done. Failures are logged and retried at the next tick;
 // the manager keeps the set it has meanwhile.
-func (s *KeyStore) Run(ctx context.Context) {
+func (s *KeyStore) Run(ctx context.Context) error {
 	t := time.NewTicker(s.reloadEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, reloadTimeout)

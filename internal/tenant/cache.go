@@ -88,10 +88,14 @@ type load struct {
 // invalidationChannel is the pub/sub channel; messages are tenant ids.
 const invalidationChannel = "quarters:tenant:invalidate"
 
+// DefaultTTL is CacheParams.TTL's default: how long a record is served
+// from memory, and so how stale another replica may be without Redis.
+const DefaultTTL = time.Minute
+
 // NewCache returns a cache. With Redis, call Run to receive invalidations.
 func NewCache(p CacheParams) *Cache {
 	if p.TTL <= 0 {
-		p.TTL = time.Minute
+		p.TTL = DefaultTTL
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()

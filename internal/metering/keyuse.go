@@ -1,10 +1,12 @@
-// Package keyuse records when API keys were last used without a database
-// write per request: uses are kept in memory (the latest per key) and
-// written in one transaction per tenant every interval. last_used_time is
-// therefore accurate to the interval, which is what a key list needs.
-package keyuse
+package metering
+
+// KeyUse records when API keys were last used without a database write
+// per request: uses are kept in memory (the latest per key) and written in
+// one transaction per tenant every interval. last_used_time is therefore
+// accurate to the interval, which is what a key list needs.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,46 +18,50 @@ import (
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/internal/flush"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
-// Recorder collects key uses.
-type Recorder struct {
-	db     *db.DB
-	logger *slog.Logger
-	now    func() time.Time
+// KeyUse collects key uses.
+type KeyUse struct {
+	db       *db.DB
+	logger   *slog.Logger
+	now      func() time.Time
+	interval time.Duration
 
 	mu   sync.Mutex
-	last map[key]time.Time
+	last map[keyID]time.Time
 }
 
-type key struct{ tenant, id uuid.UUID }
+type keyID struct{ tenant, id uuid.UUID }
 
-// NewRecorder returns a recorder writing to d.
-func NewRecorder(d *db.DB, logger *slog.Logger) *Recorder {
-	return &Recorder{db: d, logger: logger, now: time.Now, last: map[key]time.Time{}}
+// DefaultKeyUseInterval is how often KeyUse flushes by default.
+const DefaultKeyUseInterval = 30 * time.Second
+
+// NewKeyUse returns a KeyUse writing to d every interval (0:
+// DefaultKeyUseInterval) once Run runs.
+func NewKeyUse(d *db.DB, logger *slog.Logger, interval time.Duration) *KeyUse {
+	return &KeyUse{db: d, logger: logger, now: time.Now, interval: cmp.Or(interval, DefaultKeyUseInterval), last: map[keyID]time.Time{}}
 }
 
 // Use notes that p's key authenticated a call now. It never blocks on I/O.
-func (r *Recorder) Use(p *tenancy.Principal) {
+func (r *KeyUse) Use(p *tenancy.Principal) {
 	if p.Platform || p.KeyID == uuid.Nil {
 		return
 	}
 	r.mu.Lock()
-	r.last[key{p.TenantID, p.KeyID}] = r.now()
+	r.last[keyID{p.TenantID, p.KeyID}] = r.now()
 	r.mu.Unlock()
 }
 
 // Flush writes the noted uses. Uses that fail to write are kept for the
 // next flush unless a newer use replaced them.
-func (r *Recorder) Flush(ctx context.Context) error {
+func (r *KeyUse) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	batch := r.last
-	r.last = map[key]time.Time{}
+	r.last = map[keyID]time.Time{}
 	r.mu.Unlock()
 
-	byTenant := map[uuid.UUID][]key{}
+	byTenant := map[uuid.UUID][]keyID{}
 	for k := range batch {
 		byTenant[k.tenant] = append(byTenant[k.tenant], k)
 	}
@@ -84,6 +90,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 }
 
 // Run flushes every interval until ctx ends, then once more.
-func (r *Recorder) Run(ctx context.Context, interval time.Duration) {
-	flush.Every(ctx, interval, r.logger, "key use", r.Flush)
+func (r *KeyUse) Run(ctx context.Context) error {
+	flushEvery(ctx, r.interval, r.logger, "key use", r.Flush)
+	return nil
 }

@@ -1,4 +1,4 @@
-package db
+package embedded
 
 import (
 	"context"
@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/quarters-dev/quarters/db"
 	"github.com/stretchr/testify/require"
 )
 
 // embeddedTestDir returns a new directory for a cluster. Not t.TempDir():
 // its parents are 0700, so when the test runs as root the postgres account
-// could not reach it and StartEmbedded would fall back elsewhere.
+// could not reach it and Start would fall back elsewhere.
 func embeddedTestDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "qpgtest")
@@ -39,7 +40,7 @@ func TestEmbeddedEphemeral(t *testing.T) {
 	defer cancel()
 	dir := embeddedTestDir(t)
 
-	e, err := StartEmbedded(ctx, EmbeddedOpts{DataDir: dir, Ephemeral: true})
+	e, err := Start(ctx, Opts{DataDir: dir, Ephemeral: true})
 	require.NoError(t, err)
 	stopped := false
 	t.Cleanup(func() {
@@ -49,7 +50,7 @@ func TestEmbeddedEphemeral(t *testing.T) {
 	})
 
 	require.Equal(t, "postgres", queryString(t, ctx, e.OwnerURL("postgres"), "select current_user"))
-	require.NoError(t, Migrate(ctx, e.OwnerURL("postgres")))
+	require.NoError(t, db.Migrate(ctx, e.OwnerURL("postgres")))
 
 	app, err := pgx.Connect(ctx, e.AppURL("postgres"))
 	require.NoError(t, err)
@@ -85,22 +86,22 @@ func TestEmbeddedReuse(t *testing.T) {
 	defer cancel()
 	base := embeddedTestDir(t)
 	// MkdirTemp made base 0700; open it up so that, as root, the postgres
-	// account can reach the nested directories StartEmbedded creates.
+	// account can reach the nested directories Start creates.
 	require.NoError(t, os.Chmod(base, 0o755))
 	dir := filepath.Join(base, "nested", "data")
 
-	e, err := StartEmbedded(ctx, EmbeddedOpts{DataDir: dir})
+	e, err := Start(ctx, Opts{DataDir: dir})
 	require.NoError(t, err)
 	require.NoError(t, e.EnsureDatabase(ctx, "quarters"))
 
-	_, err = StartEmbedded(ctx, EmbeddedOpts{DataDir: dir})
+	_, err = Start(ctx, Opts{DataDir: dir})
 	require.ErrorContains(t, err, "already running")
 
 	require.NoError(t, e.Stop(ctx))
 	_, err = os.Stat(filepath.Join(dir, "PG_VERSION"))
 	require.NoError(t, err, "Stop must keep a durable cluster")
 
-	e, err = StartEmbedded(ctx, EmbeddedOpts{DataDir: dir})
+	e, err = Start(ctx, Opts{DataDir: dir})
 	require.NoError(t, err)
 	defer e.Stop(context.Background())
 	require.Equal(t, "quarters", queryString(t, ctx, e.OwnerURL("quarters"), "select current_database()"))
@@ -118,7 +119,7 @@ func TestEmbeddedFallback(t *testing.T) {
 	base := embeddedTestDir(t) // 0700, owned by root
 	dir := filepath.Join(base, "data")
 
-	e, err := StartEmbedded(ctx, EmbeddedOpts{DataDir: dir, Ephemeral: true})
+	e, err := Start(ctx, Opts{DataDir: dir, Ephemeral: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.Stop(context.Background()) })
 	require.NotEqual(t, dir, e.dir)
@@ -133,7 +134,7 @@ func TestEmbeddedFallback(t *testing.T) {
 func TestEmbeddedRejectsForeignDir(t *testing.T) {
 	dir := embeddedTestDir(t)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644))
-	_, err := StartEmbedded(context.Background(), EmbeddedOpts{DataDir: dir})
+	_, err := Start(context.Background(), Opts{DataDir: dir})
 	if errors.Is(err, ErrNoPostgres) {
 		t.Fatal(err)
 	}

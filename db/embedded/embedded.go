@@ -1,4 +1,9 @@
-package db
+// Package embedded starts a private PostgreSQL cluster from the locally
+// installed server binaries (initdb, pg_ctl, postgres): the development
+// server's database when no DATABASE_URL is given, and the tests' shared
+// cluster. It creates the app role the server connects as, which owns
+// nothing and is subject to row-level security.
+package embedded
 
 import (
 	"bytes"
@@ -28,7 +33,7 @@ import (
 )
 
 // ErrNoPostgres reports that no usable PostgreSQL server binaries (initdb,
-// pg_ctl and postgres, version 15 or later) are installed. StartEmbedded's
+// pg_ctl and postgres, version 15 or later) are installed. Start's
 // error wraps it, so callers can tell "install PostgreSQL or set
 // DATABASE_URL" apart from a cluster that failed to start.
 var ErrNoPostgres = errors.New("no usable PostgreSQL server binaries (initdb, pg_ctl, postgres)")
@@ -63,8 +68,8 @@ const (
 	pgCtlTimeout = "60"
 )
 
-// EmbeddedOpts configures StartEmbedded.
-type EmbeddedOpts struct {
+// Opts configures Start.
+type Opts struct {
 	// DataDir is the cluster directory. It is created and initdb'd if it
 	// does not exist or is empty, and reused if it already holds a cluster
 	// (a PG_VERSION file). Anything else there is an error.
@@ -77,14 +82,14 @@ type EmbeddedOpts struct {
 	Logger *slog.Logger
 }
 
-// Embedded is a private PostgreSQL cluster run from the locally installed
+// Cluster is a private PostgreSQL cluster run from the locally installed
 // binaries. It listens only on a unix socket in a fresh directory under
 // /tmp, with trust authentication, so it is meant for development and
 // tests, not for production data.
-type Embedded struct {
+type Cluster struct {
 	binDir    string
 	dir       string // the cluster directory actually used
-	origDir   string // absolute EmbeddedOpts.DataDir; differs from dir after a fallback
+	origDir   string // absolute Opts.DataDir; differs from dir after a fallback
 	sockDir   string
 	ephemeral bool
 	log       *slog.Logger
@@ -100,17 +105,17 @@ type pgAccount struct {
 	groups   []uint32 // every group the account is in, primary included
 }
 
-// StartEmbedded starts (initialising it first if needed) a private cluster
+// Start starts (initialising it first if needed) a private cluster
 // in opts.DataDir and waits until it accepts connections. The caller must
 // call Stop. If no PostgreSQL binaries are installed the error wraps
 // ErrNoPostgres.
-func StartEmbedded(ctx context.Context, opts EmbeddedOpts) (*Embedded, error) {
+func Start(ctx context.Context, opts Opts) (*Cluster, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if opts.DataDir == "" {
-		return nil, errors.New("embedded postgres: EmbeddedOpts.DataDir is empty")
+		return nil, errors.New("embedded postgres: Opts.DataDir is empty")
 	}
 	binDir, major, err := findPGBinaries(ctx, os.Getenv("PATH"), pgLibRoot)
 	if err != nil {
@@ -120,7 +125,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOpts) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded postgres: data dir: %w", err)
 	}
-	e := &Embedded{binDir: binDir, origDir: abs, ephemeral: opts.Ephemeral, log: log}
+	e := &Cluster{binDir: binDir, origDir: abs, ephemeral: opts.Ephemeral, log: log}
 
 	if os.Geteuid() == 0 {
 		if e.runAs, err = lookupPGAccount(pgOSUser); err != nil {
@@ -174,7 +179,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOpts) (*Embedded, error) {
 }
 
 // start runs initdb when the directory is fresh, then pg_ctl start.
-func (e *Embedded) start(ctx context.Context, fresh bool, major int) error {
+func (e *Cluster) start(ctx context.Context, fresh bool, major int) error {
 	if fresh {
 		args := []string{"-D", e.dir, "-U", pgSuperuser, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions"}
 		if e.ephemeral {
@@ -218,13 +223,13 @@ func (e *Embedded) start(ctx context.Context, fresh bool, major int) error {
 // OwnerURL returns a connection URL for the superuser postgres to database
 // dbname (for example "postgres" or "quarters"), over the unix socket.
 // Migrations run with it.
-func (e *Embedded) OwnerURL(dbname string) string { return e.url(pgSuperuser, dbname) }
+func (e *Cluster) OwnerURL(dbname string) string { return e.url(pgSuperuser, dbname) }
 
 // AppURL returns a connection URL for the role quarters_app to database
 // dbname, over the unix socket. The role exists once Migrate has run.
-func (e *Embedded) AppURL(dbname string) string { return e.url(pgEmbeddedAppRole, dbname) }
+func (e *Cluster) AppURL(dbname string) string { return e.url(pgEmbeddedAppRole, dbname) }
 
-func (e *Embedded) url(role, dbname string) string {
+func (e *Cluster) url(role, dbname string) string {
 	u := url.URL{
 		Scheme: "postgres",
 		User:   url.User(role),
@@ -239,7 +244,7 @@ func (e *Embedded) url(role, dbname string) string {
 
 // EnsureDatabase creates database name, owned by postgres, unless it
 // already exists.
-func (e *Embedded) EnsureDatabase(ctx context.Context, name string) error {
+func (e *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 	conn, err := pgx.Connect(ctx, e.OwnerURL("postgres"))
 	if err != nil {
 		return fmt.Errorf("embedded postgres: connect: %w", err)
@@ -271,12 +276,12 @@ func (e *Embedded) EnsureDatabase(ctx context.Context, name string) error {
 // and shuts down cleanly), removes its socket directory and, when
 // Ephemeral, the cluster directory. Calling it again returns the first
 // result.
-func (e *Embedded) Stop(ctx context.Context) error {
+func (e *Cluster) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() { e.stopErr = e.stop(ctx) })
 	return e.stopErr
 }
 
-func (e *Embedded) stop(ctx context.Context) error {
+func (e *Cluster) stop(ctx context.Context) error {
 	out, err := e.run(ctx, "pg_ctl", "stop", "-w", "-t", pgCtlTimeout, "-D", e.dir, "-m", "fast")
 	if err != nil {
 		// pg_ctl also fails when the server is already gone (it
@@ -301,7 +306,7 @@ func (e *Embedded) stop(ctx context.Context) error {
 // but keeps its directories, so that Resume brings it back on the same
 // socket, where clients' URLs still point. It is for tests of a database
 // outage; Stop is still needed at the end.
-func (e *Embedded) Halt(ctx context.Context) error {
+func (e *Cluster) Halt(ctx context.Context) error {
 	if out, err := e.run(ctx, "pg_ctl", "stop", "-w", "-t", pgCtlTimeout, "-D", e.dir, "-m", "fast"); err != nil {
 		return fmt.Errorf("embedded postgres: pg_ctl stop -D %s: %w\n%s", e.dir, err, out)
 	}
@@ -310,7 +315,7 @@ func (e *Embedded) Halt(ctx context.Context) error {
 }
 
 // Resume starts a halted server again, on the same directory and socket.
-func (e *Embedded) Resume(ctx context.Context) error {
+func (e *Cluster) Resume(ctx context.Context) error {
 	if err := e.start(ctx, false, 0); err != nil {
 		return err
 	}
@@ -321,7 +326,7 @@ func (e *Embedded) Resume(ctx context.Context) error {
 // removeClusterDir deletes an ephemeral cluster. After a fallback the
 // caller's DataDir was never written to; it goes too, but only if it is an
 // empty directory, so nothing of the caller's is ever lost.
-func (e *Embedded) removeClusterDir() error {
+func (e *Cluster) removeClusterDir() error {
 	err := os.RemoveAll(e.dir)
 	if e.origDir != e.dir {
 		_ = os.Remove(e.origDir)
@@ -331,7 +336,7 @@ func (e *Embedded) removeClusterDir() error {
 
 // running reports whether a postmaster is alive on the cluster directory.
 // pg_ctl status exits 0 when it is and 3 when it is not.
-func (e *Embedded) running(ctx context.Context) (bool, error) {
+func (e *Cluster) running(ctx context.Context) (bool, error) {
 	out, err := e.run(ctx, "pg_ctl", "status", "-D", e.dir)
 	if err == nil {
 		return true, nil
@@ -348,7 +353,7 @@ func (e *Embedded) running(ctx context.Context) (bool, error) {
 // over), but a live server would make pg_ctl start fail with a lock-file
 // message that does not say what to do, and its socket is somewhere we do
 // not know.
-func (e *Embedded) checkNotRunning(ctx context.Context) error {
+func (e *Cluster) checkNotRunning(ctx context.Context) error {
 	running, err := e.running(ctx)
 	if err != nil || !running {
 		return err
@@ -371,7 +376,7 @@ func (e *Embedded) checkNotRunning(ctx context.Context) error {
 // goes to a directory under the temp dir whose name is derived from
 // dataDir, which keeps the same cluster across restarts of the same
 // configuration (until the temp dir is cleaned).
-func (e *Embedded) chooseDir(dataDir string) (string, error) {
+func (e *Cluster) chooseDir(dataDir string) (string, error) {
 	if e.runAs == nil {
 		return dataDir, nil
 	}
@@ -395,7 +400,7 @@ func (e *Embedded) chooseDir(dataDir string) (string, error) {
 
 // prepareDir creates the cluster directory if needed, hands it to the
 // server's OS account, and reports whether it needs initdb.
-func (e *Embedded) prepareDir() (fresh bool, err error) {
+func (e *Cluster) prepareDir() (fresh bool, err error) {
 	fi, err := os.Lstat(e.dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -451,7 +456,7 @@ func (e *Embedded) prepareDir() (fresh bool, err error) {
 // mkdirParents is os.MkdirAll, except that when we are root the directories
 // it creates are made 0755 whatever the umask, so the postgres account can
 // traverse them (chooseDir only checked the ones that already existed).
-func (e *Embedded) mkdirParents(dir string) error {
+func (e *Cluster) mkdirParents(dir string) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
@@ -471,7 +476,7 @@ func (e *Embedded) mkdirParents(dir string) error {
 
 // handOver sets dir's mode and, when we are root, gives it to the server's
 // OS account, which must own its data and socket directories.
-func (e *Embedded) handOver(dir string, mode fs.FileMode) error {
+func (e *Cluster) handOver(dir string, mode fs.FileMode) error {
 	if err := os.Chmod(dir, mode); err != nil {
 		return err
 	}
@@ -574,7 +579,7 @@ func lookupPGAccount(name string) (*pgAccount, error) {
 }
 
 // run runs one of the PostgreSQL binaries and returns its combined output.
-func (e *Embedded) run(ctx context.Context, name string, args ...string) (string, error) {
+func (e *Cluster) run(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(e.binDir, name), args...)
 	// Our working directory may be one the postgres account cannot
 	// enter (root's home), which makes initdb and pg_ctl complain; every

@@ -1,7 +1,4 @@
-// Package flush runs the periodic writers that keep per-request work off
-// the database (usage counts, API key last use): a flush every interval,
-// and a last one when the server stops, so nothing counted is lost.
-package flush
+package metering
 
 import (
 	"context"
@@ -12,11 +9,11 @@ import (
 // finalTimeout bounds the last flush at shutdown.
 const finalTimeout = 10 * time.Second
 
-// Every calls fn every interval until ctx ends, then once more with a fresh
+// flushEvery calls fn every interval until ctx ends, then once more with a fresh
 // context. Failures are logged as what: the first of a run, then one line
 // when a flush succeeds again, with the count, so a database outage is two
 // lines however long it lasts; fn keeps what it could not write.
-func Every(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, fn func(context.Context) error) {
+func flushEvery(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, fn func(context.Context) error) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	failed := 0

@@ -1,15 +1,20 @@
-// Package usage counts API calls per tenant, day and procedure, enforces
-// the plan's max_api_calls_per_month, and feeds the analytics RPC.
+// Package metering keeps per-request bookkeeping off the database: Usage
+// counts API calls per tenant, day and procedure (enforcing the plan's
+// max_api_calls_per_month and feeding the analytics RPC), KeyUse notes when
+// API keys were last used. Both count in memory and flush periodically
+// (flushEvery), with a last flush when the server stops, so nothing
+// counted is lost.
 //
-// Counting happens in memory and is added to PostgreSQL (usage_daily) every
+// Usage counting happens in memory and is added to PostgreSQL (usage_daily) every
 // few seconds with an upsert that adds, so any number of replicas can flush
 // without coordination and without a network round trip per request. A
 // replica's monthly total is the database's (cached briefly) plus what it
 // has not flushed yet; across replicas the quota can overshoot by at most
 // one flush interval of traffic, which is noise against a monthly limit.
-package usage
+package metering
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,17 +27,17 @@ import (
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
-	"github.com/quarters-dev/quarters/internal/flush"
 	"github.com/quarters-dev/quarters/internal/intercept"
 	"github.com/quarters-dev/quarters/internal/quota"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
-// Recorder counts calls and flushes the counts to the database.
-type Recorder struct {
-	db     *db.DB
-	logger *slog.Logger
-	now    func() time.Time
+// Usage counts calls and flushes the counts to the database.
+type Usage struct {
+	db       *db.DB
+	logger   *slog.Logger
+	now      func() time.Time
+	interval time.Duration
 
 	mu      sync.Mutex
 	pending map[key]counts
@@ -66,10 +71,14 @@ type monthTotal struct {
 // reused before asking again.
 const monthTTL = 5 * time.Second
 
-// NewRecorder returns a recorder writing to d.
-func NewRecorder(d *db.DB, logger *slog.Logger) *Recorder {
-	return &Recorder{
-		db: d, logger: logger, now: time.Now,
+// DefaultUsageInterval is how often Usage flushes by default.
+const DefaultUsageInterval = 2 * time.Second
+
+// NewUsage returns a Usage writing to d every interval (0:
+// DefaultUsageInterval) once Run runs.
+func NewUsage(d *db.DB, logger *slog.Logger, interval time.Duration) *Usage {
+	return &Usage{
+		db: d, logger: logger, now: time.Now, interval: cmp.Or(interval, DefaultUsageInterval),
 		pending: map[key]counts{}, unflushed: map[monthKey]int64{}, month: map[uuid.UUID]monthTotal{},
 	}
 }
@@ -86,7 +95,7 @@ func monthStart(t time.Time) time.Time {
 
 // Record counts one call of procedure by tenant; rateLimited calls are
 // counted apart (they do not count against the monthly quota).
-func (r *Recorder) Record(tenantID uuid.UUID, procedure string, rateLimited bool) {
+func (r *Usage) Record(tenantID uuid.UUID, procedure string, rateLimited bool) {
 	now := r.now()
 	k := key{tenant: tenantID, day: day(now), procedure: procedure}
 	r.mu.Lock()
@@ -103,15 +112,18 @@ func (r *Recorder) Record(tenantID uuid.UUID, procedure string, rateLimited bool
 
 // MonthToDate is the tenant's request count this (UTC) month: flushed
 // counts from the database plus this replica's unflushed ones.
-func (r *Recorder) MonthToDate(ctx context.Context, tenantID uuid.UUID) (int64, error) {
+func (r *Usage) MonthToDate(ctx context.Context, tenantID uuid.UUID) (int64, error) {
 	now := r.now()
 	start := monthStart(now)
 	r.mu.Lock()
 	m, ok := r.month[tenantID]
 	r.mu.Unlock()
 	if !ok || !m.month.Equal(start) || now.After(m.expires) {
-		total, err := db.InTenantV(tenancy.NewContext(ctx, tenancy.Tenant{ID: tenantID}), r.db, func(q *dbsqlc.Queries) (int64, error) {
-			return q.UsageMonthTotal(ctx, dbsqlc.UsageMonthTotalParams{TenantID: tenantID, MonthStart: start})
+		var total int64
+		err := r.db.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+			var err error
+			total, err = q.UsageMonthTotal(ctx, dbsqlc.UsageMonthTotalParams{TenantID: tenantID, MonthStart: start})
+			return err
 		})
 		if err != nil {
 			return 0, fmt.Errorf("month-to-date usage: %w", err)
@@ -130,14 +142,32 @@ func (r *Recorder) MonthToDate(ctx context.Context, tenantID uuid.UUID) (int64, 
 // Flush adds everything counted so far to the database, one transaction
 // per tenant. Counts that fail to flush are kept for the next try: nothing
 // is lost or counted twice.
-func (r *Recorder) Flush(ctx context.Context) error {
+func (r *Usage) Flush(ctx context.Context) error { return r.flush(ctx, uuid.Nil) }
+
+// FlushTenant is Flush for one tenant's counts only: what a tenant's own
+// request (GetUsage) may write, so one tenant's call never carries every
+// other tenant's pending counts.
+func (r *Usage) FlushTenant(ctx context.Context, id uuid.UUID) error { return r.flush(ctx, id) }
+
+// flush writes the pending counts of tenant only (uuid.Nil: of all).
+func (r *Usage) flush(ctx context.Context, tenant uuid.UUID) error {
 	r.mu.Lock()
 	if len(r.pending) == 0 {
 		r.mu.Unlock()
 		return nil
 	}
 	batch := r.pending
-	r.pending = map[key]counts{}
+	if tenant == uuid.Nil {
+		r.pending = map[key]counts{}
+	} else {
+		batch = map[key]counts{}
+		for k, c := range r.pending {
+			if k.tenant == tenant {
+				batch[k] = c
+				delete(r.pending, k)
+			}
+		}
+	}
 	r.mu.Unlock()
 
 	byTenant := map[uuid.UUID][]key{}
@@ -183,20 +213,21 @@ func (r *Recorder) Flush(ctx context.Context) error {
 }
 
 // Run flushes every interval until ctx ends, then once more.
-func (r *Recorder) Run(ctx context.Context, interval time.Duration) {
-	flush.Every(ctx, interval, r.logger, "usage", r.Flush)
+func (r *Usage) Run(ctx context.Context) error {
+	flushEvery(ctx, r.interval, r.logger, "usage", r.Flush)
+	return nil
 }
 
 // NewInterceptor counts every tenant call and refuses calls beyond the
 // plan's max_api_calls_per_month: RESOURCE_EXHAUSTED with a QuotaFailure.
-func NewInterceptor(r *Recorder) connect.Interceptor {
+func NewInterceptor(r *Usage) connect.Interceptor {
 	i := &interceptor{r: r}
 	return intercept.Before(func(ctx context.Context, spec connect.Spec) (context.Context, error) {
 		return ctx, i.check(ctx, spec.Procedure)
 	})
 }
 
-type interceptor struct{ r *Recorder }
+type interceptor struct{ r *Usage }
 
 func (i *interceptor) check(ctx context.Context, procedure string) error {
 	t, ok := tenancy.FromContext(ctx)

@@ -1,0 +1,224 @@
+// Package app assembles the Quarters server once, for the command and the
+// tests alike: New builds every dependency from a Config and the HTTP
+// handler on them; Run supervises every background loop (the tenant
+// cache's invalidation subscription, usage and key-use flushes, access
+// token key rotation, the job workers) with one shape, Run(ctx) error,
+// under one errgroup; Close waits for them. Model: wtf's cmd/wtfd Main,
+// reused by its tests.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/riverqueue/river"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/internal/idp"
+	"github.com/quarters-dev/quarters/internal/jobs"
+	"github.com/quarters-dev/quarters/internal/mail"
+	"github.com/quarters-dev/quarters/internal/metering"
+	"github.com/quarters-dev/quarters/internal/notify"
+	"github.com/quarters-dev/quarters/internal/ratelimit"
+	"github.com/quarters-dev/quarters/internal/router"
+	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tenancy"
+	"github.com/quarters-dev/quarters/internal/tenant"
+)
+
+// Config is everything New needs. DB, Mail and LinkURL are required; the
+// rest have defaults.
+type Config struct {
+	// DB is the app role's pool; the caller opens and closes it (after
+	// Close).
+	DB     *db.DB
+	Logger *slog.Logger
+	// Redis, when set, shares rate limits, the tenant cache and its
+	// invalidations with every replica; the caller closes it (after
+	// Close). Nil limits and caches in process.
+	Redis *redis.Client
+	// RateLimitTimeout bounds a Redis rate-limit decision before the
+	// limiter answers locally (default ratelimit.DefaultFailoverTimeout).
+	RateLimitTimeout time.Duration
+	// Mail delivers the identity flows' mails (SMTP, or the development
+	// mailbox).
+	Mail mail.Sender
+	// LinkURL is the base of the links in mails.
+	LinkURL string
+	// IDP, when set, also accepts an external identity provider's tokens.
+	IDP *idp.Verifier
+	// TokenRotation is how often the access-token signing key rotates
+	// (default session's).
+	TokenRotation time.Duration
+	// UsageInterval and KeyUseInterval are how often the counts are
+	// flushed (defaults metering's).
+	UsageInterval, KeyUseInterval time.Duration
+	// JobRetryPolicy schedules the retries of failed jobs (default
+	// River's).
+	JobRetryPolicy river.ClientRetryPolicy
+	// JobStopTimeout bounds the wait for running jobs at shutdown.
+	JobStopTimeout time.Duration
+	// OnTenantLoad, when set, is called each time the tenant cache reads
+	// a tenant from the database (tests count them).
+	OnTenantLoad func()
+	// Router is the HTTP surface's configuration.
+	Router router.Settings
+}
+
+// App is an assembled server. Its fields are its parts, for the tests
+// that drive them directly (flush now, rotate now).
+type App struct {
+	Tenants  *tenant.Cache
+	Limiter  ratelimit.Limiter
+	Usage    *metering.Usage
+	KeyUse   *metering.KeyUse
+	Sessions *session.Manager
+	Keys     *session.KeyStore
+	Jobs     *jobs.Client
+
+	handler http.Handler
+	logger  *slog.Logger
+	loops   []loop
+
+	mu      sync.Mutex
+	running bool
+	done    chan struct{}
+	err     error
+}
+
+// loop is a background loop: it runs until ctx ends, finishing its own
+// work (a last flush) before it returns.
+type loop struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// New builds the server on cfg. It reads the access-token key set from
+// the database, so it fails when the database cannot be reached.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	switch {
+	case cfg.DB == nil:
+		return nil, errors.New("app: Config.DB is required")
+	case cfg.Mail == nil:
+		return nil, errors.New("app: Config.Mail is required")
+	case cfg.LinkURL == "":
+		return nil, errors.New("app: Config.LinkURL is required (the base of the links in mails)")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &App{logger: logger, done: make(chan struct{})}
+
+	load := cfg.DB.LoadTenant
+	if cfg.OnTenantLoad != nil {
+		load = func(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
+			cfg.OnTenantLoad()
+			return cfg.DB.LoadTenant(ctx, id)
+		}
+	}
+	a.Limiter = ratelimit.NewLocal()
+	cacheParams := tenant.CacheParams{Load: load, Logger: logger}
+	if cfg.Redis != nil {
+		cacheParams.Redis = cfg.Redis
+		a.Limiter = ratelimit.NewFailover(ratelimit.NewRedis(cfg.Redis), a.Limiter, &ratelimit.FailoverOpts{Logger: logger, Timeout: cfg.RateLimitTimeout})
+	}
+	a.Tenants = tenant.NewCache(cacheParams)
+	a.Usage = metering.NewUsage(cfg.DB, logger, cfg.UsageInterval)
+	a.KeyUse = metering.NewKeyUse(cfg.DB, logger, cfg.KeyUseInterval)
+
+	// Every replica signs with the key set stored in the database, so each
+	// verifies the others' access tokens.
+	var err error
+	if a.Sessions, err = session.NewManager(session.Params{}); err != nil {
+		return nil, err
+	}
+	if a.Keys, err = session.NewKeyStore(ctx, session.KeyStoreParams{DB: cfg.DB, Manager: a.Sessions, Logger: logger},
+		&session.KeyStoreOpts{RotateEvery: cfg.TokenRotation}); err != nil {
+		return nil, fmt.Errorf("load access token keys: %w", err)
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: cfg.DB, Sender: cfg.Mail, LinkURL: cfg.LinkURL, Logger: logger}))
+	if a.Jobs, err = jobs.New(jobs.Params{
+		Pool: cfg.DB.Pool(), Workers: workers, Logger: logger,
+		RetryPolicy: cfg.JobRetryPolicy, StopTimeout: cfg.JobStopTimeout,
+	}); err != nil {
+		return nil, err
+	}
+
+	if a.handler, err = router.New(router.Params{
+		DB: cfg.DB, Logger: logger, Tenants: a.Tenants, Limiter: a.Limiter,
+		Usage: a.Usage, KeyUse: a.KeyUse, Sessions: a.Sessions, Jobs: a.Jobs, IDP: cfg.IDP,
+		Settings: cfg.Router,
+	}); err != nil {
+		return nil, err
+	}
+	// The order is the shutdown story: every loop ends when Run's context
+	// does, each finishing its own last piece of work (the flushes write
+	// what was counted; the job workers let running jobs finish).
+	a.loops = []loop{
+		{"tenant cache subscription", a.Tenants.Run},
+		{"usage flush", a.Usage.Run},
+		{"key use flush", a.KeyUse.Run},
+		{"access token keys", a.Keys.Run},
+		{"job workers", a.Jobs.Run},
+	}
+	return a, nil
+}
+
+// Handler is the whole HTTP surface.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Run runs every background loop until ctx ends or one of them fails,
+// then waits for all of them to finish, and returns the first failure
+// (nil after a clean stop). Cancel ctx after the HTTP server has drained,
+// so the last calls are still counted and their jobs worked. Run may be
+// called once.
+func (a *App) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.running {
+		a.mu.Unlock()
+		return errors.New("app: Run called twice")
+	}
+	a.running = true
+	a.mu.Unlock()
+	defer close(a.done)
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, l := range a.loops {
+		g.Go(func() error {
+			if err := l.run(gctx); err != nil {
+				return fmt.Errorf("%s: %w", l.name, err)
+			}
+			return nil
+		})
+	}
+	a.err = g.Wait()
+	if a.err != nil {
+		a.logger.Error("background loop failed; stopping", "error", a.err)
+	}
+	return a.err
+}
+
+// Close waits for Run to return (cancel its context first) and returns
+// its error. Without Run it does nothing. The caller then closes the DB
+// and Redis clients it passed in.
+func (a *App) Close() error {
+	a.mu.Lock()
+	running := a.running
+	a.mu.Unlock()
+	if !running {
+		return nil
+	}
+	<-a.done
+	return a.err
+}
