@@ -23,8 +23,11 @@ type pkg struct {
 // packages lists every package of the module with its non-test imports.
 func packages(t *testing.T) map[string][]string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", module+"...").Output()
-	require.NoError(t, err)
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", module+"...")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "go list: %s", stderr.String())
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	got := map[string][]string{}
 	for {
