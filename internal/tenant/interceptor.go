@@ -19,10 +19,10 @@ import (
 
 // HeaderName is the optional tenant selector header; it holds a tenant id
 // or slug.
-const HeaderName = "X-tenancy.Tenant-ID"
+const HeaderName = "X-Tenant-ID"
 
 // CheckSelectors returns an auth.CheckFunc that refuses a request whose
-// tenant selectors disagree with its credential: the X-tenancy.Tenant-ID header (id
+// tenant selectors disagree with its credential: the X-Tenant-ID header (id
 // or slug) and, when baseDomain is set, the subdomain <slug>.<baseDomain>.
 // It also refuses suspended tenants. Both are PERMISSION_DENIED with an
 // ErrorInfo reason. Running in the authentication middleware, it rejects
@@ -44,7 +44,7 @@ func CheckSelectors(baseDomain string) auth.CheckFunc {
 }
 
 // SelectorMiddleware records which tenant the request selects (the
-// X-tenancy.Tenant-ID header, else the subdomain of baseDomain) in its context, for
+// X-Tenant-ID header, else the subdomain of baseDomain) in its context, for
 // calls that choose a tenant before any credential names one: SignIn.
 // Read it with SelectorFromContext.
 func SelectorMiddleware(baseDomain string, next http.Handler) http.Handler {
