@@ -18,6 +18,8 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jackc/tern/v2 v2.3.4
+	github.com/quarters-dev/quarters/gen/quarters v0.0.0
+	github.com/quarters-dev/quarters/sdk/go v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/riverqueue/river v0.51.2
 	github.com/riverqueue/river/riverdriver/riverpgxv5 v0.51.2
@@ -61,4 +63,12 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260819154853-08b0e4226688 // indirect
+)
+
+// The generated API code and the Go SDK are modules of their own, so SDK
+// users get neither pgx nor go-redis in their module graph; the server
+// builds against the copies in this repository.
+replace (
+	github.com/quarters-dev/quarters/gen/quarters => ./gen/quarters
+	github.com/quarters-dev/quarters/sdk/go => ./sdk/go
 )

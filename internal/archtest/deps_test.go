@@ -102,3 +102,23 @@ func TestDependencyDirection(t *testing.T) {
 		}
 	}
 }
+
+// TestSDKModuleGraph: the Go SDK is a module of its own whose graph holds
+// neither the database driver nor Redis nor the job queue: users get the
+// client, not the server's dependencies.
+func TestSDKModuleGraph(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"../../sdk/go", "../../gen/quarters"} {
+		cmd := exec.Command("go", "list", "-m", "all")
+		cmd.Dir = dir
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, "%s: go list -m all: %s", dir, stderr.String())
+		mods := string(out)
+		require.Contains(t, mods, "connectrpc.com/connect", "%s: go list found its modules", dir)
+		for _, banned := range []string{"github.com/jackc/pgx", "github.com/redis/go-redis", "github.com/riverqueue/river", "github.com/quarters-dev/quarters "} {
+			require.NotContains(t, mods, banned, "%s's module graph", dir)
+		}
+	}
+}

@@ -67,6 +67,10 @@ func serve(t *testing.T, answer func(n int64) error) (*fake, string) {
 }
 
 // fast retries quickly, so tests of backoff take milliseconds.
+var ctx = context.Background()
+
+func req[T any](m *T) *connect.Request[T] { return connect.NewRequest(m) }
+
 var fast = quarters.WithRetry(quarters.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Second})
 
 func withDetail(code connect.Code, details ...proto.Message) *connect.Error {
@@ -187,6 +191,17 @@ func TestRetryWaitsWhatTheServerSaid(t *testing.T) {
 	require.Less(t, elapsed, time.Second, "RetryInfo is preferred to Retry-After (generous bound)")
 }
 
+// attempts counts the requests a client tried to send.
+type attempts struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (a *attempts) RoundTrip(r *http.Request) (*http.Response, error) {
+	a.n.Add(1)
+	return a.base.RoundTrip(r)
+}
+
 // TestRetryNotSent: a create whose connection was refused is retried, as
 // the request never left the client.
 func TestRetryNotSent(t *testing.T) {
@@ -195,7 +210,7 @@ func TestRetryNotSent(t *testing.T) {
 	require.NoError(t, err)
 	url := "http://" + l.Addr().String()
 	require.NoError(t, l.Close()) // nothing listens there now
-	transport := &counter{base: http.DefaultTransport}
+	transport := &attempts{base: http.DefaultTransport}
 	err = create(quarters.NewClient(url, fast, quarters.WithHTTPClient(&http.Client{Transport: transport})))
 	require.Equal(t, connect.CodeUnavailable, connect.CodeOf(err), "%v", err)
 	require.EqualValues(t, 3, transport.n.Load())

@@ -1,4 +1,4 @@
-package quarters_test
+package sdktest_test
 
 // These tests call a real Quarters server (servertest: the production
 // handler on a fresh PostgreSQL database) through the SDK only, as an

@@ -1,4 +1,4 @@
-package quarters_test
+package sdktest_test
 
 import (
 	"testing"
