@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
@@ -30,9 +31,9 @@ func TestConcurrentTenants(t *testing.T) {
 		s.Unthrottle(t, tn.ID)
 		o := owned{tn: tn, projects: map[string]bool{}, docs: map[string]bool{}}
 		for j := range 3 {
-			p := createProject(t, tn, fmt.Sprintf("t%d-p%d", i, j))
+			p := apitest.CreateProject(t, tn, fmt.Sprintf("t%d-p%d", i, j))
 			o.projects[p.GetId()] = true
-			o.docs[createDocument(t, tn, p.GetId(), "d").GetId()] = true
+			o.docs[apitest.CreateDocument(t, tn, p.GetId(), "d").GetId()] = true
 		}
 		all[i] = o
 	}

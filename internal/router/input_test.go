@@ -19,6 +19,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/input"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
@@ -30,7 +31,7 @@ func TestNULInStrings(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	p := createProject(t, a, "p")
+	p := apitest.CreateProject(t, a, "p")
 	cases := []struct {
 		name  string
 		call  func() error
@@ -46,20 +47,20 @@ func TestNULInStrings(t *testing.T) {
 		}, "content"},
 		{"nested message", func() error {
 			_, err := a.Projects.UpdateProject(ctx, req(&quartersv1.UpdateProjectRequest{
-				Project: &quartersv1.Project{Id: p.GetId(), Description: "x\x00"}, UpdateMask: mask("description"),
+				Project: &quartersv1.Project{Id: p.GetId(), Description: "x\x00"}, UpdateMask: apitest.Mask("description"),
 			}))
 			return err
 		}, "project.description"},
 		{"list element", func() error {
 			_, err := a.Projects.UpdateProject(ctx, req(&quartersv1.UpdateProjectRequest{
-				Project: &quartersv1.Project{Id: p.GetId(), Name: "n"}, UpdateMask: mask("name", "desc\x00ription"),
+				Project: &quartersv1.Project{Id: p.GetId(), Name: "n"}, UpdateMask: apitest.Mask("name", "desc\x00ription"),
 			}))
 			return err
 		}, "update_mask.paths"},
 		{"map key", func() error {
 			_, err := s.Platform(t).SetOverrides(ctx, req(&quartersv1.SetOverridesRequest{
 				TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{Features: map[string]bool{"ana\x00lytics": true}},
-				UpdateMask: mask("features"),
+				UpdateMask: apitest.Mask("features"),
 			}))
 			return err
 		}, "overrides.features"},
@@ -74,8 +75,8 @@ func TestNULInStrings(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cerr := requireCode(t, c.call(), connect.CodeInvalidArgument)
-			require.Contains(t, violations(t, cerr), c.field)
+			cerr := apitest.RequireCode(t, c.call(), connect.CodeInvalidArgument)
+			require.Contains(t, apitest.Violations(t, cerr), c.field)
 			require.Contains(t, cerr.Message(), "must not contain a NUL character")
 			var rules []string
 			for _, d := range cerr.Details() {
@@ -117,7 +118,7 @@ func TestMessages(t *testing.T) {
 	s := servertest.New(t)
 	a := s.SignUp(t)
 	_, err := a.Auth.RevokeApiKey(ctx, req(&quartersv1.RevokeApiKeyRequest{Id: "00000000-0000-4000-8000-000000000000"}))
-	require.Equal(t, "api key not found", requireCode(t, err, connect.CodeNotFound).Message())
+	require.Equal(t, "api key not found", apitest.RequireCode(t, err, connect.CodeNotFound).Message())
 
 	for name, call := range map[string]func() error{
 		"CreateApiKey": func() error {
@@ -133,12 +134,12 @@ func TestMessages(t *testing.T) {
 			return err
 		},
 	} {
-		cerr := requireCode(t, call(), connect.CodeInvalidArgument)
+		cerr := apitest.RequireCode(t, call(), connect.CodeInvalidArgument)
 		require.Equal(t, "validation error: role: value is required", cerr.Message(), name)
-		require.Equal(t, []string{"role"}, violations(t, cerr), name)
+		require.Equal(t, []string{"role"}, apitest.Violations(t, cerr), name)
 	}
 	_, err = a.Auth.CreateApiKey(ctx, req(&quartersv1.CreateApiKeyRequest{Name: "ci", Role: quartersv1.Role(42)}))
-	require.Contains(t, requireCode(t, err, connect.CodeInvalidArgument).Message(), "role: value must be one of the defined enum values")
+	require.Contains(t, apitest.RequireCode(t, err, connect.CodeInvalidArgument).Message(), "role: value must be one of the defined enum values")
 }
 
 // TestRequestTooLarge: a body over the limit is INVALID_ARGUMENT naming
@@ -149,7 +150,7 @@ func TestRequestTooLarge(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	p := createProject(t, a, "big")
+	p := apitest.CreateProject(t, a, "big")
 	huge := &quartersv1.CreateDocumentRequest{ProjectId: p.GetId(), Title: "huge", Content: strings.Repeat("x", 5<<20)}
 	for name, opts := range map[string][]connect.ClientOption{
 		"connect":      nil,
@@ -161,7 +162,7 @@ func TestRequestTooLarge(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := s.As(a.ID, a.Slug, a.Key, opts...)
 			_, err := c.Documents.CreateDocument(ctx, req(huge))
-			cerr := requireCode(t, err, connect.CodeInvalidArgument)
+			cerr := apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 			require.Contains(t, cerr.Message(), "request too large: the limit is 4194304 bytes")
 			for _, d := range cerr.Details() {
 				v, err := d.Value()
@@ -212,7 +213,7 @@ func TestRequestTooLarge(t *testing.T) {
 	_, err = a.Documents.CreateDocument(ctx, req(&quartersv1.CreateDocumentRequest{
 		ProjectId: p.GetId(), Title: "big", Content: strings.Repeat("x", 1<<20+1),
 	}))
-	require.Contains(t, violations(t, requireCode(t, err, connect.CodeInvalidArgument)), "content")
+	require.Contains(t, apitest.Violations(t, apitest.RequireCode(t, err, connect.CodeInvalidArgument)), "content")
 	docs, err := a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{}))
 	require.NoError(t, err)
 	require.Empty(t, docs.Msg.GetDocuments(), "nothing half-written")
@@ -279,7 +280,7 @@ trickle:
 	require.Empty(t, list.Msg.GetProjects())
 
 	// A body sent at once is not affected, however slow the handler.
-	createProject(t, a, "quick")
+	apitest.CreateProject(t, a, "quick")
 }
 
 // TestConnectionCap: one address may hold MaxConnsPerIP connections; the

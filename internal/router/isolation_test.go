@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
@@ -20,18 +21,18 @@ func TestIsolation(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a, b := s.SignUp(t), s.SignUp(t)
-	ap := createProject(t, a, "a-secret")
-	ad := createDocument(t, a, ap.GetId(), "a-doc")
-	bp := createProject(t, b, "b-own")
-	bd := createDocument(t, b, bp.GetId(), "b-doc")
+	ap := apitest.CreateProject(t, a, "a-secret")
+	ad := apitest.CreateDocument(t, a, ap.GetId(), "a-doc")
+	bp := apitest.CreateProject(t, b, "b-own")
+	bd := apitest.CreateDocument(t, b, bp.GetId(), "b-doc")
 	missing := uuid.NewString()
 
 	// sameAsMissing calls fn with A's id and with a made-up one and requires
 	// identical NOT_FOUND errors.
 	sameAsMissing := func(t *testing.T, aID string, fn func(id string) error) {
 		t.Helper()
-		errA := requireCode(t, fn(aID), connect.CodeNotFound)
-		errMissing := requireCode(t, fn(missing), connect.CodeNotFound)
+		errA := apitest.RequireCode(t, fn(aID), connect.CodeNotFound)
+		errMissing := apitest.RequireCode(t, fn(missing), connect.CodeNotFound)
 		require.Equal(t, errMissing.Message(), errA.Message())
 		require.Equal(t, len(errMissing.Details()), len(errA.Details()))
 	}
@@ -88,7 +89,7 @@ func TestIsolation(t *testing.T) {
 	require.True(t, proto.Equal(ad, gotD.Msg.GetDocument()), "document changed: %v", gotD.Msg.GetDocument())
 	all, err := a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{}))
 	require.NoError(t, err)
-	require.Equal(t, []string{ad.GetId()}, docIDs(all.Msg.GetDocuments()), "B planted a document in A")
+	require.Equal(t, []string{ad.GetId()}, apitest.DocIDs(all.Msg.GetDocuments()), "B planted a document in A")
 
 	// B's lists hold only B's rows, also when filtering by A's project.
 	bProjects, err := b.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
@@ -97,7 +98,7 @@ func TestIsolation(t *testing.T) {
 	require.Equal(t, bp.GetId(), bProjects.Msg.GetProjects()[0].GetId())
 	bDocs, err := b.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{}))
 	require.NoError(t, err)
-	require.Equal(t, []string{bd.GetId()}, docIDs(bDocs.Msg.GetDocuments()))
+	require.Equal(t, []string{bd.GetId()}, apitest.DocIDs(bDocs.Msg.GetDocuments()))
 	viaA, err := b.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{ProjectId: ap.GetId()}))
 	require.NoError(t, err)
 	require.Empty(t, viaA.Msg.GetDocuments())
@@ -117,12 +118,12 @@ func TestIsolationPageToken(t *testing.T) {
 	s.SetPlan(t, a.ID, "pro") // six projects: more than the free plan allows
 	aIDs := map[string]bool{}
 	for range 4 {
-		aIDs[createProject(t, a, "a").GetId()] = true
+		aIDs[apitest.CreateProject(t, a, "a").GetId()] = true
 	}
 	// B's projects are older than A's cursor, so the token selects them.
-	bOld := createProject(t, b, "b-old")
+	bOld := apitest.CreateProject(t, b, "b-old")
 	for range 2 {
-		aIDs[createProject(t, a, "a").GetId()] = true
+		aIDs[apitest.CreateProject(t, a, "a").GetId()] = true
 	}
 	first, err := a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{PageSize: 2}))
 	require.NoError(t, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
@@ -49,9 +50,9 @@ func TestCallLog(t *testing.T) {
 	s := servertest.NewWith(t, &servertest.Opts{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	a := s.SignUp(t)
 	_, err := a.Projects.GetProject(ctx, req(&quartersv1.GetProjectRequest{Id: "00000000-0000-4000-8000-000000000000"}))
-	requireCode(t, err, connect.CodeNotFound)
+	apitest.RequireCode(t, err, connect.CodeNotFound)
 	_, err = s.As(a.ID, a.Slug, "qk_wrong").Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 
 	var calls []map[string]any // the lines of calls, not River's or the mailbox's
 	for _, l := range buf.lines(t) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
@@ -21,7 +22,7 @@ func TestProtocols(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	p := createProject(t, a, "multi")
+	p := apitest.CreateProject(t, a, "multi")
 
 	for name, opt := range map[string]connect.ClientOption{
 		"grpc":     connect.WithGRPC(),
@@ -35,9 +36,9 @@ func TestProtocols(t *testing.T) {
 			require.Equal(t, "multi", got.Msg.GetProject().GetName())
 			// Errors keep their codes across protocols.
 			_, err = c.Projects.GetProject(ctx, req(&quartersv1.GetProjectRequest{Id: "00000000-0000-4000-8000-000000000000"}))
-			requireCode(t, err, connect.CodeNotFound)
+			apitest.RequireCode(t, err, connect.CodeNotFound)
 			_, err = s.As(a.ID, a.Slug, "", opt).Projects.GetProject(ctx, req(&quartersv1.GetProjectRequest{Id: p.GetId()}))
-			requireCode(t, err, connect.CodeUnauthenticated)
+			apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 		})
 	}
 

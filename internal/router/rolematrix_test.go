@@ -11,19 +11,11 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/internal/access"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
-
-// caller is one kind of credential in the role matrix.
-type caller struct {
-	name     string
-	bearer   string
-	role     quartersv1.Role
-	user     bool
-	platform bool
-}
 
 // TestRoleMatrix calls every RPC as every kind of caller (no credential,
 // the platform key, an API key and a signed-in user of each role) and
@@ -58,7 +50,7 @@ func TestRoleMatrix(t *testing.T) {
 		require.NoError(t, err)
 		s.Exec(t, a.ID, `with u as (insert into users (email, password_hash, email_verify_time) values ($2, $3, now()) returning id)
 			insert into memberships (tenant_id, user_id, role) select $1, id, $4 from u`, a.ID, email, hash, name)
-		sess := mustSignIn(t, s, email, servertest.OwnerPassword, a.Slug)
+		sess := apitest.MustSignIn(t, s, email, servertest.OwnerPassword, a.Slug)
 		require.Equal(t, role, sess.GetRole())
 		callers = append(callers, caller{name: name + " user", bearer: sess.GetAccessToken(), role: role, user: true})
 	}
@@ -86,6 +78,15 @@ func TestRoleMatrix(t *testing.T) {
 
 // allowed is the outcome the rule declares for c: "" when admitted, else
 // the Connect code of the refusal.
+// Caller is one kind of credential in the role matrix.
+type caller struct {
+	name     string
+	bearer   string
+	role     quartersv1.Role
+	user     bool
+	platform bool
+}
+
 func allowed(rule *quartersv1.AccessRule, c caller) string {
 	switch {
 	case rule.GetPublic():

@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/redistest"
@@ -54,7 +55,7 @@ func refresh(s *servertest.Server, rt string) (*quartersv1.Session, error) {
 func jobsDone(t *testing.T, s *servertest.Server) {
 	t.Helper()
 	deadline := time.Now().Add(servertest.MailWait)
-	for ownerCount(t, s, `select count(*) from river_job where kind = 'mail' and state not in ('completed', 'discarded', 'cancelled')`) > 0 {
+	for apitest.OwnerCount(t, s, `select count(*) from river_job where kind = 'mail' and state not in ('completed', 'discarded', 'cancelled')`) > 0 {
 		require.True(t, time.Now().Before(deadline), "mail jobs still pending")
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -66,14 +67,14 @@ func jobsDone(t *testing.T, s *servertest.Server) {
 func TestOwnerRecoversAfterTakeover(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
-	signUpVictim(t, s)
-	evil := attackerTenant(t, s, "evil-x")
-	_, err := evil.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: victimEmail, Role: quartersv1.Role_ROLE_OWNER}))
-	requireCode(t, err, connect.CodePermissionDenied) // an admin key cannot invite owners
-	_, err = evil.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: victimEmail, Role: quartersv1.Role_ROLE_ADMIN}))
+	apitest.SignUpVictim(t, s)
+	evil := apitest.AttackerTenant(t, s, "evil-x")
+	_, err := evil.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: apitest.VictimEmail, Role: quartersv1.Role_ROLE_OWNER}))
+	apitest.RequireCode(t, err, connect.CodePermissionDenied) // an admin key cannot invite owners
+	_, err = evil.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: apitest.VictimEmail, Role: quartersv1.Role_ROLE_ADMIN}))
 	require.NoError(t, err)
 	_, err = s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
-		Slug: "evil-y", Name: "Evil", OwnerEmail: victimEmail, OwnerPassword: malloryChose,
+		Slug: "evil-y", Name: "Evil", OwnerEmail: apitest.VictimEmail, OwnerPassword: apitest.MalloryChose,
 	}))
 	require.NoError(t, err)
 
@@ -81,33 +82,33 @@ func TestOwnerRecoversAfterTakeover(t *testing.T) {
 	// invitation, the notice of evil-y (with a set-password link, since
 	// the account was never verified). Everything token-bearing went to
 	// the victim only.
-	setPw, token := s.Mailbox.Wait(t, victimEmail, notify.SubjectSetPassword)
+	setPw, token := s.Mailbox.Wait(t, apitest.VictimEmail, notify.SubjectSetPassword)
 	require.Contains(t, setPw.Text, "(globex-x)")
 	require.Regexp(t, `^qp_`, token)
-	_, invToken := s.Mailbox.Wait(t, victimEmail, notify.SubjectInvitation)
-	notice, noticeToken := s.Mailbox.Wait(t, victimEmail, notify.SubjectOwner)
+	_, invToken := s.Mailbox.Wait(t, apitest.VictimEmail, notify.SubjectInvitation)
+	notice, noticeToken := s.Mailbox.Wait(t, apitest.VictimEmail, notify.SubjectOwner)
 	require.Contains(t, notice.Text, "(evil-y)")
 	require.Regexp(t, `^qp_`, noticeToken)
 	jobsDone(t, s)
-	attackerMail := s.Mailbox.Sent(attackerEmail)
+	attackerMail := s.Mailbox.Sent(apitest.AttackerEmail)
 	require.Len(t, attackerMail, 1, "the attacker got its own verification mail, nothing else")
 	require.Equal(t, notify.SubjectVerify, attackerMail[0].Subject)
 
 	// The victim's own reset, requested now, works (any of the links would).
-	fresh := resetMail(t, s, victimEmail)
+	fresh := resetMail(t, s, apitest.VictimEmail)
 	require.NoError(t, resetPassword(s, fresh, "the real owner's password"))
-	owner := mustSignIn(t, s, victimEmail, "the real owner's password", "globex-x")
+	owner := apitest.MustSignIn(t, s, apitest.VictimEmail, "the real owner's password", "globex-x")
 	require.Equal(t, quartersv1.Role_ROLE_OWNER, owner.GetRole())
 	require.True(t, owner.GetUser().GetEmailVerified())
 	// Using one link killed the others; the invitation still works, for
 	// the victim, with the victim's password.
 	for _, tok := range []string{token, noticeToken} {
-		requireCode(t, resetPassword(s, tok, malloryChose), connect.CodeNotFound)
+		apitest.RequireCode(t, resetPassword(s, tok, apitest.MalloryChose), connect.CodeNotFound)
 	}
-	_, err = acceptInvitation(s, invToken, malloryChose)
-	requireCode(t, err, connect.CodeUnauthenticated)
-	requireNoSignIn(t, s, victimEmail, malloryChose, "globex-x", "evil-x", "evil-y")
-	inEvil, err := acceptInvitation(s, invToken, "the real owner's password")
+	_, err = apitest.AcceptInvitation(s, invToken, apitest.MalloryChose)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireNoSignIn(t, s, apitest.VictimEmail, apitest.MalloryChose, "globex-x", "evil-x", "evil-y")
+	inEvil, err := apitest.AcceptInvitation(s, invToken, "the real owner's password")
 	require.NoError(t, err)
 	require.Equal(t, owner.GetUser().GetId(), inEvil.GetUser().GetId())
 }
@@ -121,18 +122,18 @@ func TestOwnerRecoversAfterTakeover(t *testing.T) {
 func preHijack(t *testing.T, s *servertest.Server, victim, slug string) (*quartersv1.Session, string) {
 	t.Helper()
 	resp, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
-		Slug: slug, Name: "Pre-hijack", OwnerEmail: victim, OwnerPassword: malloryChose,
+		Slug: slug, Name: "Pre-hijack", OwnerEmail: victim, OwnerPassword: apitest.MalloryChose,
 	}))
 	require.NoError(t, err)
 	tenantID := resp.Msg.GetTenant().GetId()
-	_, err = signIn(s, victim, malloryChose, slug)
-	cerr := requireCode(t, err, connect.CodeFailedPrecondition)
-	require.Equal(t, "EMAIL_NOT_VERIFIED", errorInfo(t, cerr).GetReason())
+	_, err = apitest.SignIn(s, victim, apitest.MalloryChose, slug)
+	cerr := apitest.RequireCode(t, err, connect.CodeFailedPrecondition)
+	require.Equal(t, "EMAIL_NOT_VERIFIED", apitest.ErrorInfo(t, cerr).GetReason())
 
 	s.Exec(t, tenantID, `update users set email_verify_time = now() where lower(email) = lower($1)`, victim)
-	sess := mustSignIn(t, s, victim, malloryChose, slug)
+	sess := apitest.MustSignIn(t, s, victim, apitest.MalloryChose, slug)
 	s.Exec(t, tenantID, `update users set email_verify_time = null where lower(email) = lower($1)`, victim)
-	require.NoError(t, listProjects(s.AsUser(sess)), "the attacker's session works until the victim claims the account")
+	require.NoError(t, apitest.ListProjects(s.AsUser(sess)), "the attacker's session works until the victim claims the account")
 	return sess, tenantID
 }
 
@@ -141,8 +142,8 @@ func preHijack(t *testing.T, s *servertest.Server, victim, slug string) (*quarte
 func requireSessionDead(t *testing.T, s *servertest.Server, sess *quartersv1.Session) {
 	t.Helper()
 	_, err := refresh(s, sess.GetRefreshToken())
-	requireCode(t, err, connect.CodeUnauthenticated)
-	requireCode(t, listProjects(s.AsUser(sess)), connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, apitest.ListProjects(s.AsUser(sess)), connect.CodeUnauthenticated)
 }
 
 // TestPreHijackInvitation: an account the attacker made with the victim's
@@ -154,17 +155,17 @@ func TestPreHijackInvitation(t *testing.T) {
 	s := servertest.New(t)
 	victim := "victim@acme-p.example"
 	attacker, _ := preHijack(t, s, victim, "evil-p")
-	acme := signUpRoomy(t, s)
+	acme := apitest.SignUpRoomy(t, s)
 
-	token := invite(t, s.AsUser(acme.Owner), victim, quartersv1.Role_ROLE_MEMBER)
-	sess, err := acceptInvitation(s, token, "the victim's own password")
+	token := apitest.Invite(t, s.AsUser(acme.Owner), victim, quartersv1.Role_ROLE_MEMBER)
+	sess, err := apitest.AcceptInvitation(s, token, "the victim's own password")
 	require.NoError(t, err)
 	require.True(t, sess.GetUser().GetEmailVerified())
-	require.NoError(t, listProjects(s.AsUser(sess)))
+	require.NoError(t, apitest.ListProjects(s.AsUser(sess)))
 
 	requireSessionDead(t, s, attacker)
-	requireNoSignIn(t, s, victim, malloryChose, acme.Slug, "evil-p")
-	mustSignIn(t, s, victim, "the victim's own password", "evil-p")
+	apitest.RequireNoSignIn(t, s, victim, apitest.MalloryChose, acme.Slug, "evil-p")
+	apitest.MustSignIn(t, s, victim, "the victim's own password", "evil-p")
 }
 
 // TestPreHijackReset: the same account, claimed by the victim resetting
@@ -177,8 +178,8 @@ func TestPreHijackReset(t *testing.T) {
 
 	require.NoError(t, resetPassword(s, resetMail(t, s, victim), "the victim's own password"))
 	requireSessionDead(t, s, attacker)
-	requireNoSignIn(t, s, victim, malloryChose, "evil-r")
-	mustSignIn(t, s, victim, "the victim's own password", "evil-r")
+	apitest.RequireNoSignIn(t, s, victim, apitest.MalloryChose, "evil-r")
+	apitest.MustSignIn(t, s, victim, "the victim's own password", "evil-r")
 }
 
 // TestPasswordReset: a reset link works once, not after it expires, and
@@ -190,8 +191,8 @@ func TestPasswordReset(t *testing.T) {
 	s := servertest.NewWith(t, &servertest.Opts{Redis: rs.Options()})
 	s2 := servertest.NewWith(t, &servertest.Opts{Redis: rs.Options(), Share: s})
 	a := s.SignUp(t)
-	other := mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
-	require.NoError(t, listProjects(s2.AsUser(other)), "replica 2 caches the tenant")
+	other := apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	require.NoError(t, apitest.ListProjects(s2.AsUser(other)), "replica 2 caches the tenant")
 
 	// Unknown email: the same empty answer, and no mail.
 	_, err := anonAuth(s).Auth.RequestPasswordReset(ctx, req(&quartersv1.RequestPasswordResetRequest{Email: "nobody@" + a.Slug + ".example"}))
@@ -205,37 +206,37 @@ func TestPasswordReset(t *testing.T) {
 	madeUp, _, _ := auth.ResetToken.New()
 	verify, _, _ := auth.VerifyToken.New()
 	var msgs []string
-	for _, bad := range []string{madeUp, verify, "qp_garbled", mangle(token)} {
-		msgs = append(msgs, requireCode(t, resetPassword(s, bad, "a new password 1"), connect.CodeNotFound).Message())
+	for _, bad := range []string{madeUp, verify, "qp_garbled", apitest.Mangle(token)} {
+		msgs = append(msgs, apitest.RequireCode(t, resetPassword(s, bad, "a new password 1"), connect.CodeNotFound).Message())
 	}
 	require.Equal(t, []string{msgs[0], msgs[0], msgs[0], msgs[0]}, msgs)
 
 	require.NoError(t, resetPassword(s, token, "a new password 1"))
-	require.Equal(t, msgs[0], requireCode(t, resetPassword(s, token, "a new password 2"), connect.CodeNotFound).Message(), "once")
+	require.Equal(t, msgs[0], apitest.RequireCode(t, resetPassword(s, token, "a new password 2"), connect.CodeNotFound).Message(), "once")
 
 	// Every session ended: refresh tokens at once, access tokens on the
 	// next call, on both replicas.
 	for _, sess := range []*quartersv1.Session{a.Owner, other} {
 		_, err := refresh(s, sess.GetRefreshToken())
-		requireCode(t, err, connect.CodeUnauthenticated)
-		requireCode(t, listProjects(s.AsUser(sess)), connect.CodeUnauthenticated)
+		apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+		apitest.RequireCode(t, apitest.ListProjects(s.AsUser(sess)), connect.CodeUnauthenticated)
 		require.Eventually(t, func() bool {
-			return connect.CodeOf(listProjects(s2.AsUser(sess))) == connect.CodeUnauthenticated
+			return connect.CodeOf(apitest.ListProjects(s2.AsUser(sess))) == connect.CodeUnauthenticated
 		}, time.Second, 10*time.Millisecond, "replica 2 still accepts an access token from before the reset")
 	}
-	_, err = signIn(s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
-	requireCode(t, err, connect.CodeUnauthenticated)
-	mustSignIn(t, s2, a.OwnerEmail, "a new password 1", a.Slug)
+	_, err = apitest.SignIn(s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+	apitest.MustSignIn(t, s2, a.OwnerEmail, "a new password 1", a.Slug)
 
 	// Expired: refused like a used one.
 	late := resetMail(t, s, a.OwnerEmail)
 	s.Exec(t, a.ID, `update email_tokens set expire_time = now() - interval '1 second' where used_time is null`)
-	require.Equal(t, msgs[0], requireCode(t, resetPassword(s, late, "a new password 3"), connect.CodeNotFound).Message())
-	mustSignIn(t, s, a.OwnerEmail, "a new password 1", a.Slug)
+	require.Equal(t, msgs[0], apitest.RequireCode(t, resetPassword(s, late, "a new password 3"), connect.CodeNotFound).Message())
+	apitest.MustSignIn(t, s, a.OwnerEmail, "a new password 1", a.Slug)
 
 	// A reset link lives an hour.
 	live := resetMail(t, s, a.OwnerEmail)
-	require.Equal(t, 1, ownerCount(t, s, `select count(*) from email_tokens where used_time is null and expire_time > now()
+	require.Equal(t, 1, apitest.OwnerCount(t, s, `select count(*) from email_tokens where used_time is null and expire_time > now()
 		and expire_time between create_time + interval '59 minutes' and create_time + interval '61 minutes'`))
 	require.NoError(t, resetPassword(s, live, "a new password 4"))
 }
@@ -274,16 +275,16 @@ func TestVerifyEmail(t *testing.T) {
 	require.Regexp(t, `^qv_`, first)
 	require.Contains(t, msg.Text, servertest.LinkURL+"/verify-email?token="+first)
 	require.Contains(t, msg.Text, `"Verify" (verify)`)
-	require.Equal(t, 1, ownerCount(t, s, `select count(*) from email_tokens where purpose = 'verify_email'
+	require.Equal(t, 1, apitest.OwnerCount(t, s, `select count(*) from email_tokens where purpose = 'verify_email'
 		and expire_time between create_time + interval '1439 minutes' and create_time + interval '1441 minutes'`), "a verification link lives a day")
 
-	_, err = signIn(s, email, "not the password", "verify")
-	wrong := requireCode(t, err, connect.CodeUnauthenticated)
-	_, err = signIn(s, "nobody@verify.example", servertest.OwnerPassword, "verify")
-	require.Equal(t, wrong.Message(), requireCode(t, err, connect.CodeUnauthenticated).Message())
-	_, err = signIn(s, email, servertest.OwnerPassword, "verify")
-	cerr := requireCode(t, err, connect.CodeFailedPrecondition)
-	require.Equal(t, "EMAIL_NOT_VERIFIED", errorInfo(t, cerr).GetReason())
+	_, err = apitest.SignIn(s, email, "not the password", "verify")
+	wrong := apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+	_, err = apitest.SignIn(s, "nobody@verify.example", servertest.OwnerPassword, "verify")
+	require.Equal(t, wrong.Message(), apitest.RequireCode(t, err, connect.CodeUnauthenticated).Message())
+	_, err = apitest.SignIn(s, email, servertest.OwnerPassword, "verify")
+	cerr := apitest.RequireCode(t, err, connect.CodeFailedPrecondition)
+	require.Equal(t, "EMAIL_NOT_VERIFIED", apitest.ErrorInfo(t, cerr).GetReason())
 
 	// Another link on request; both are live until one is used.
 	_, err = anonAuth(s).Auth.RequestEmailVerification(ctx, req(&quartersv1.RequestEmailVerificationRequest{Email: email}))
@@ -295,10 +296,10 @@ func TestVerifyEmail(t *testing.T) {
 		return err
 	}
 	reset, _, _ := auth.ResetToken.New()
-	used := requireCode(t, verifyEmail(reset), connect.CodeNotFound).Message()
+	used := apitest.RequireCode(t, verifyEmail(reset), connect.CodeNotFound).Message()
 	require.NoError(t, verifyEmail(second))
-	require.Equal(t, used, requireCode(t, verifyEmail(second), connect.CodeNotFound).Message(), "once")
-	sess := mustSignIn(t, s, email, servertest.OwnerPassword, "verify")
+	require.Equal(t, used, apitest.RequireCode(t, verifyEmail(second), connect.CodeNotFound).Message(), "once")
+	sess := apitest.MustSignIn(t, s, email, servertest.OwnerPassword, "verify")
 	require.True(t, sess.GetUser().GetEmailVerified())
 	require.NoError(t, verifyEmail(first), "the earlier link is still good (and changes nothing)")
 
@@ -320,10 +321,10 @@ func TestChangePassword(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	b := signUpRoomy(t, s)
-	inB, err := acceptInvitation(s, invite(t, b, a.OwnerEmail, quartersv1.Role_ROLE_MEMBER), servertest.OwnerPassword)
+	b := apitest.SignUpRoomy(t, s)
+	inB, err := apitest.AcceptInvitation(s, apitest.Invite(t, b, a.OwnerEmail, quartersv1.Role_ROLE_MEMBER), servertest.OwnerPassword)
 	require.NoError(t, err) // the same person, in b
-	elsewhere := mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	elsewhere := apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
 	me := s.AsUser(a.Owner)
 	change := func(cur, next string) (*quartersv1.Session, error) {
 		resp, err := me.Auth.ChangePassword(ctx, req(&quartersv1.ChangePasswordRequest{CurrentPassword: cur, NewPassword: next}))
@@ -334,40 +335,40 @@ func TestChangePassword(t *testing.T) {
 	}
 
 	_, err = change("not my password", "a changed password")
-	require.Equal(t, "current_password is wrong", requireCode(t, err, connect.CodeUnauthenticated).Message())
+	require.Equal(t, "current_password is wrong", apitest.RequireCode(t, err, connect.CodeUnauthenticated).Message())
 	_, err = change(servertest.OwnerPassword, "short")
-	require.Equal(t, []string{"new_password"}, violations(t, requireCode(t, err, connect.CodeInvalidArgument)))
-	require.NoError(t, listProjects(me), "refusals end nothing")
+	require.Equal(t, []string{"new_password"}, apitest.Violations(t, apitest.RequireCode(t, err, connect.CodeInvalidArgument)))
+	require.NoError(t, apitest.ListProjects(me), "refusals end nothing")
 
 	fresh, err := change(servertest.OwnerPassword, "a changed password")
 	require.NoError(t, err)
 	require.Equal(t, a.ID, fresh.GetTenantId())
 	require.Equal(t, quartersv1.Role_ROLE_OWNER, fresh.GetRole())
-	require.NoError(t, listProjects(s.AsUser(fresh)))
+	require.NoError(t, apitest.ListProjects(s.AsUser(fresh)))
 	_, err = refresh(s, fresh.GetRefreshToken())
 	require.NoError(t, err, "the fresh session refreshes")
 
 	for name, sess := range map[string]*quartersv1.Session{"caller's": a.Owner, "other device": elsewhere, "other tenant": inB} {
 		_, err := refresh(s, sess.GetRefreshToken())
-		requireCode(t, err, connect.CodeUnauthenticated)
-		require.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(listProjects(s.AsUser(sess))), name)
+		apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+		require.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(apitest.ListProjects(s.AsUser(sess))), name)
 	}
-	_, err = signIn(s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
-	requireCode(t, err, connect.CodeUnauthenticated)
-	mustSignIn(t, s, a.OwnerEmail, "a changed password", b.Slug)
+	_, err = apitest.SignIn(s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+	apitest.MustSignIn(t, s, a.OwnerEmail, "a changed password", b.Slug)
 
 	// An API key is no person: the access rule refuses it.
 	_, err = a.Auth.ChangePassword(ctx, req(&quartersv1.ChangePasswordRequest{CurrentPassword: "a changed password", NewPassword: "by an api key"}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 }
 
 // TestEmailTokenRace: a token used by many callers at once works once.
 func TestEmailTokenRace(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
-	a := signUpRoomy(t, s)
+	a := apitest.SignUpRoomy(t, s)
 	reset := resetMail(t, s, a.OwnerEmail)
-	inv := invite(t, a, "racer@example.com", quartersv1.Role_ROLE_MEMBER)
+	inv := apitest.Invite(t, a, "racer@example.com", quartersv1.Role_ROLE_MEMBER)
 	_, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
 		Slug: "race-verify", Name: "Race", OwnerEmail: "verifier@example.com", OwnerPassword: servertest.OwnerPassword,
 	}))
@@ -402,10 +403,10 @@ func TestEmailTokenRace(t *testing.T) {
 		return err
 	})
 	race("invitation", func(int) error {
-		_, err := acceptInvitation(s, inv, "racing password")
+		_, err := apitest.AcceptInvitation(s, inv, "racing password")
 		return err
 	})
-	require.Equal(t, 1, ownerCount(t, s, `select count(*) from memberships m join users u on u.id = m.user_id
+	require.Equal(t, 1, apitest.OwnerCount(t, s, `select count(*) from memberships m join users u on u.id = m.user_id
 		where m.tenant_id = $1 and u.email = 'racer@example.com'`, a.ID))
 }
 
@@ -416,21 +417,21 @@ func TestEmailTokenRace(t *testing.T) {
 func TestEmailTokensGrantNothingElse(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
-	a := signUpRoomy(t, s)
-	b := signUpRoomy(t, s)
+	a := apitest.SignUpRoomy(t, s)
+	b := apitest.SignUpRoomy(t, s)
 	reset := resetMail(t, s, b.OwnerEmail)
-	inv := invite(t, a, "guest@example.com", quartersv1.Role_ROLE_MEMBER)
+	inv := apitest.Invite(t, a, "guest@example.com", quartersv1.Role_ROLE_MEMBER)
 
 	// As bearer credentials, for either tenant: refused.
 	for _, tok := range []string{reset, inv} {
-		requireCode(t, listProjects(s.As(b.ID, b.Slug, tok)), connect.CodeUnauthenticated)
+		apitest.RequireCode(t, apitest.ListProjects(s.As(b.ID, b.Slug, tok)), connect.CodeUnauthenticated)
 	}
 	// As the other kinds of token: the invalid-token answers.
-	_, err := acceptInvitation(s, reset, memberPassword)
-	require.Equal(t, usedInvitation, requireCode(t, err, connect.CodeNotFound).Message())
-	requireCode(t, resetPassword(s, inv, "a new password 1"), connect.CodeNotFound)
+	_, err := apitest.AcceptInvitation(s, reset, apitest.MemberPassword)
+	require.Equal(t, apitest.UsedInvitation, apitest.RequireCode(t, err, connect.CodeNotFound).Message())
+	apitest.RequireCode(t, resetPassword(s, inv, "a new password 1"), connect.CodeNotFound)
 	_, err = anonAuth(s).Auth.VerifyEmail(ctx, req(&quartersv1.VerifyEmailRequest{Token: reset}))
-	requireCode(t, err, connect.CodeNotFound)
+	apitest.RequireCode(t, err, connect.CodeNotFound)
 
 	// An invitation of a, called at b's subdomain and with b's header:
 	// a's membership, nothing in b.
@@ -439,19 +440,19 @@ func TestEmailTokensGrantNothingElse(t *testing.T) {
 		s.AsAt(s.SubdomainURL(b.Slug), "", "", ""),
 		s.As("", "", "", connect.WithInterceptors(servertest.Header("X-Tenant-ID", b.Slug))),
 	} {
-		resp, err := c.Members.AcceptInvitation(ctx, req(&quartersv1.AcceptInvitationRequest{Token: inv, Password: memberPassword}))
+		resp, err := c.Members.AcceptInvitation(ctx, req(&quartersv1.AcceptInvitationRequest{Token: inv, Password: apitest.MemberPassword}))
 		if err == nil {
 			require.Equal(t, a.ID, resp.Msg.GetSession().GetTenantId())
 			accepted++
 			continue
 		}
-		require.Equal(t, usedInvitation, requireCode(t, err, connect.CodeNotFound).Message())
+		require.Equal(t, apitest.UsedInvitation, apitest.RequireCode(t, err, connect.CodeNotFound).Message())
 	}
 	require.Equal(t, 1, accepted, "the invitation was accepted once")
-	require.NotContains(t, members(t, b), "guest@example.com")
-	require.Contains(t, members(t, a), "guest@example.com")
+	require.NotContains(t, apitest.Members(t, b), "guest@example.com")
+	require.Contains(t, apitest.Members(t, a), "guest@example.com")
 
 	// The reset is b's owner's, and still works after all this.
 	require.NoError(t, resetPassword(s, reset, "b's new password"))
-	mustSignIn(t, s, b.OwnerEmail, "b's new password", b.Slug)
+	apitest.MustSignIn(t, s, b.OwnerEmail, "b's new password", b.Slug)
 }

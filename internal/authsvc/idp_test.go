@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"crypto/x509"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/idp/idptest"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -67,9 +68,9 @@ func (x *idpServer) as(tn *servertest.Tenant, token string) *servertest.Tenant {
 func TestIDPToken(t *testing.T) {
 	t.Parallel()
 	x := newIDPServer(t)
-	a := signUpRoomy(t, x.Server)
+	a := apitest.SignUpRoomy(t, x.Server)
 	b := x.SignUp(t)
-	annSess := join(t, x.Server, a, "ann@example.com", quartersv1.Role_ROLE_MEMBER)
+	annSess := apitest.Join(t, x.Server, a, "ann@example.com", quartersv1.Role_ROLE_MEMBER)
 	annID := annSess.GetUser().GetId()
 
 	// By slug, with the email in another case, and by tenant id.
@@ -78,7 +79,7 @@ func TestIDPToken(t *testing.T) {
 		x.p.Sign(t, "k1", x.claims("ann@example.com", a.ID), nil),
 	} {
 		ann := x.as(a, tok)
-		require.NoError(t, listProjects(ann))
+		require.NoError(t, apitest.ListProjects(ann))
 		me, err := ann.Members.GetCurrentUser(ctx, req(&quartersv1.GetCurrentUserRequest{}))
 		require.NoError(t, err)
 		require.Equal(t, annID, me.Msg.GetUser().GetId())
@@ -86,31 +87,31 @@ func TestIDPToken(t *testing.T) {
 		require.Equal(t, quartersv1.Role_ROLE_MEMBER, me.Msg.GetRole())
 		// A member is no admin, whatever the provider says.
 		_, err = ann.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "friend@example.com", Role: quartersv1.Role_ROLE_MEMBER}))
-		require.Contains(t, requireCode(t, err, connect.CodePermissionDenied).Message(), "requires role admin")
+		require.Contains(t, apitest.RequireCode(t, err, connect.CodePermissionDenied).Message(), "requires role admin")
 	}
 	ann := x.as(a, x.p.Sign(t, "k1", x.claims("ann@example.com", a.Slug, "role", "owner"), nil))
 	_, err := ann.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "friend@example.com", Role: quartersv1.Role_ROLE_MEMBER}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 
 	// The owner, by the provider's token, has the owner's powers.
 	owner := x.as(a, x.p.Sign(t, "k1", x.claims(a.OwnerEmail, a.Slug), nil))
-	invite(t, owner, "carol@example.com", quartersv1.Role_ROLE_MEMBER)
+	apitest.Invite(t, owner, "carol@example.com", quartersv1.Role_ROLE_MEMBER)
 
 	// Quarters' own tokens still work beside the provider's.
-	require.NoError(t, listProjects(x.AsUser(annSess)))
+	require.NoError(t, apitest.ListProjects(x.AsUser(annSess)))
 
 	// Ann is no member of b: a token naming b is refused.
-	requireCode(t, listProjects(x.as(b, x.p.Sign(t, "k1", x.claims("ann@example.com", b.Slug), nil))), connect.CodeUnauthenticated)
-	requireCode(t, listProjects(x.as(b, x.p.Sign(t, "k1", x.claims("ann@example.com", b.ID), nil))), connect.CodeUnauthenticated)
+	apitest.RequireCode(t, apitest.ListProjects(x.as(b, x.p.Sign(t, "k1", x.claims("ann@example.com", b.Slug), nil))), connect.CodeUnauthenticated)
+	apitest.RequireCode(t, apitest.ListProjects(x.as(b, x.p.Sign(t, "k1", x.claims("ann@example.com", b.ID), nil))), connect.CodeUnauthenticated)
 
 	// Promoted in Quarters, the same token may now invite.
-	require.NoError(t, setRole(x.AsUser(a.Owner), annID, quartersv1.Role_ROLE_ADMIN))
+	require.NoError(t, apitest.SetRole(x.AsUser(a.Owner), annID, quartersv1.Role_ROLE_ADMIN))
 	_, err = ann.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "dave@example.com", Role: quartersv1.Role_ROLE_MEMBER}))
 	require.NoError(t, err)
 
 	// Removed, the same token fails on the next call.
-	require.NoError(t, removeMember(x.AsUser(a.Owner), annID))
-	requireCode(t, listProjects(ann), connect.CodeUnauthenticated)
+	require.NoError(t, apitest.RemoveMember(x.AsUser(a.Owner), annID))
+	apitest.RequireCode(t, apitest.ListProjects(ann), connect.CodeUnauthenticated)
 }
 
 // TestIDPTokenRefused: tokens the provider did not issue for a member, or
@@ -122,7 +123,7 @@ func TestIDPTokenRefused(t *testing.T) {
 	x.Unthrottle(t, a.ID)
 	email := a.OwnerEmail
 	sign := func(c jwt.MapClaims, header map[string]any) string { return x.p.Sign(t, "k1", c, header) }
-	require.NoError(t, listProjects(x.as(a, sign(x.claims(email, a.Slug), nil))), "the baseline works")
+	require.NoError(t, apitest.ListProjects(x.as(a, sign(x.claims(email, a.Slug), nil))), "the baseline works")
 
 	x.p.AddKey(t, "unpublished", idptest.RSA)
 	pub, err := x509.MarshalPKIXPublicKey(x.p.Public("k1"))
@@ -147,7 +148,7 @@ func TestIDPTokenRefused(t *testing.T) {
 			x.claims(email, a.Slug), pub),
 	} {
 		t.Run(name, func(t *testing.T) {
-			requireCode(t, listProjects(x.as(a, tok)), connect.CodeUnauthenticated)
+			apitest.RequireCode(t, apitest.ListProjects(x.as(a, tok)), connect.CodeUnauthenticated)
 		})
 	}
 
@@ -156,9 +157,9 @@ func TestIDPTokenRefused(t *testing.T) {
 	unknown := x.p.Sign(t, "unpublished", x.claims(email, a.Slug), nil)
 	x.wait(idp.RefetchAfter)
 	before := x.p.Fetches()
-	requireCode(t, listProjects(x.as(a, unknown)), connect.CodeUnauthenticated)
+	apitest.RequireCode(t, apitest.ListProjects(x.as(a, unknown)), connect.CodeUnauthenticated)
 	require.Equal(t, before+1, x.p.Fetches())
-	requireCode(t, listProjects(x.as(a, unknown)), connect.CodeUnauthenticated)
+	apitest.RequireCode(t, apitest.ListProjects(x.as(a, unknown)), connect.CodeUnauthenticated)
 	require.Equal(t, before+1, x.p.Fetches(), "refetching is rate-limited")
 }
 
@@ -168,13 +169,13 @@ func TestIDPKeyRotation(t *testing.T) {
 	t.Parallel()
 	x := newIDPServer(t)
 	a := x.SignUp(t)
-	require.NoError(t, listProjects(x.as(a, x.p.Sign(t, "k1", x.claims(a.OwnerEmail, a.Slug), nil))))
+	require.NoError(t, apitest.ListProjects(x.as(a, x.p.Sign(t, "k1", x.claims(a.OwnerEmail, a.Slug), nil))))
 
 	x.p.AddKey(t, "k2", idptest.Ed25519)
 	x.p.Publish("k1", "k2")
 	x.wait(idp.RefetchAfter)
 	before := x.p.Fetches()
-	require.NoError(t, listProjects(x.as(a, x.p.Sign(t, "k2", x.claims(a.OwnerEmail, a.Slug), nil))))
+	require.NoError(t, apitest.ListProjects(x.as(a, x.p.Sign(t, "k2", x.claims(a.OwnerEmail, a.Slug), nil))))
 	require.Equal(t, before+1, x.p.Fetches())
-	require.NoError(t, listProjects(x.as(a, x.p.Sign(t, "k1", x.claims(a.OwnerEmail, a.Slug), nil))), "the old key still verifies while published")
+	require.NoError(t, apitest.ListProjects(x.as(a, x.p.Sign(t, "k1", x.claims(a.OwnerEmail, a.Slug), nil))), "the old key still verifies while published")
 }

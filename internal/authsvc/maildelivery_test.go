@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/mail"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -145,7 +146,7 @@ func TestMailOverSMTP(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	deadline := time.Now().Add(servertest.MailWait)
-	for ownerCount(t, s, `select count(*) from river_job where kind = 'mail' and cardinality(errors) >= 1`) == 0 {
+	for apitest.OwnerCount(t, s, `select count(*) from river_job where kind = 'mail' and cardinality(errors) >= 1`) == 0 {
 		require.True(t, time.Now().Before(deadline), "the mail job never failed against the server that is down")
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -176,9 +177,9 @@ func TestMailOverSMTP(t *testing.T) {
 
 	_, err = anonAuth(s).Auth.VerifyEmail(ctx, req(&quartersv1.VerifyEmailRequest{Token: token}))
 	require.NoError(t, err)
-	mustSignIn(t, s, email, servertest.OwnerPassword, "smtp")
+	apitest.MustSignIn(t, s, email, servertest.OwnerPassword, "smtp")
 	jobsDone(t, s)
-	require.Equal(t, 1, ownerCount(t, s, `select count(*) from river_job where kind = 'mail' and state = 'completed'`))
+	require.Equal(t, 1, apitest.OwnerCount(t, s, `select count(*) from river_job where kind = 'mail' and state = 'completed'`))
 	be.mu.Lock()
 	require.Len(t, be.got, 1, "one mail: the failed attempts sent nothing")
 	be.mu.Unlock()
@@ -191,24 +192,24 @@ func TestMailRolledBack(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	setMaxMembers(t, s, a.ID, 1)
-	jobs := func() int { return ownerCount(t, s, `select count(*) from river_job where kind = 'mail'`) }
+	apitest.SetMaxMembers(t, s, a.ID, 1)
+	jobs := func() int { return apitest.OwnerCount(t, s, `select count(*) from river_job where kind = 'mail'`) }
 	before := jobs()
 
 	_, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
 		Slug: a.Slug, Name: "Taken", OwnerEmail: "second@rollback.example", OwnerPassword: servertest.OwnerPassword,
 	}))
-	requireCode(t, err, connect.CodeAlreadyExists)
+	apitest.RequireCode(t, err, connect.CodeAlreadyExists)
 	_, err = a.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "third@rollback.example", Role: quartersv1.Role_ROLE_MEMBER}))
-	requireMemberQuota(t, err, 1)
+	apitest.RequireMemberQuota(t, err, 1)
 	require.Equal(t, before, jobs(), "a failed call enqueued a mail")
-	require.Zero(t, ownerCount(t, s, `select count(*) from users where email like '%@rollback.example'`))
+	require.Zero(t, apitest.OwnerCount(t, s, `select count(*) from users where email like '%@rollback.example'`))
 
-	setMaxMembers(t, s, a.ID, 2)
+	apitest.SetMaxMembers(t, s, a.ID, 2)
 	_, err = a.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "third@rollback.example", Role: quartersv1.Role_ROLE_MEMBER}))
 	require.NoError(t, err)
 	require.Equal(t, before+1, jobs())
-	invitationMail(t, s, "third@rollback.example")
+	apitest.InvitationMail(t, s, "third@rollback.example")
 	jobsDone(t, s)
 	require.Empty(t, s.Mailbox.Sent("second@rollback.example"))
 }

@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"crypto/ed25519"

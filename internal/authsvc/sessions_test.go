@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"testing"
@@ -9,22 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/servertest"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
-
-// anon is AuthService without a credential, at baseURL.
-func anon(s *servertest.Server, baseURL string, opts ...connect.ClientOption) *servertest.Tenant {
-	return s.AsAt(baseURL, "", "", "", opts...)
-}
-
-func mustSignIn(t *testing.T, s *servertest.Server, email, password, tenantSel string) *quartersv1.Session {
-	t.Helper()
-	resp, err := anon(s, s.URL).Auth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: email, Password: password, Tenant: tenantSel}))
-	require.NoError(t, err)
-	return resp.Msg.GetSession()
-}
 
 // TestSignIn: the tenant comes from the tenant field, X-Tenant-ID or the
 // subdomain; every failure reads the same; the session's token works.
@@ -39,14 +28,14 @@ func TestSignIn(t *testing.T) {
 	require.True(t, a.Owner.GetUser().GetHasPassword())
 
 	sessions := map[string]*quartersv1.Session{
-		"field (slug)": mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug),
-		"field (id)":   mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.ID),
+		"field (slug)": apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug),
+		"field (id)":   apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.ID),
 	}
-	resp, err := anon(s, s.URL, connect.WithInterceptors(servertest.Header(tenant.HeaderName, a.Slug))).Auth.SignIn(ctx,
+	resp, err := apitest.Anon(s, s.URL, connect.WithInterceptors(servertest.Header(tenant.HeaderName, a.Slug))).Auth.SignIn(ctx,
 		req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: servertest.OwnerPassword}))
 	require.NoError(t, err)
 	sessions["header"] = resp.Msg.GetSession()
-	resp, err = anon(s, s.SubdomainURL(a.Slug)).Auth.SignIn(ctx,
+	resp, err = apitest.Anon(s, s.SubdomainURL(a.Slug)).Auth.SignIn(ctx,
 		req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: servertest.OwnerPassword}))
 	require.NoError(t, err)
 	sessions["subdomain"] = resp.Msg.GetSession()
@@ -72,22 +61,22 @@ func TestSignIn(t *testing.T) {
 		{Email: b.OwnerEmail, Password: servertest.OwnerPassword, Tenant: a.Slug},
 		{Email: a.OwnerEmail, Password: servertest.OwnerPassword, Tenant: "no-such-tenant"},
 	} {
-		_, err := anon(s, s.URL).Auth.SignIn(ctx, req(in))
-		msgs = append(msgs, requireCode(t, err, connect.CodeUnauthenticated).Message())
+		_, err := apitest.Anon(s, s.URL).Auth.SignIn(ctx, req(in))
+		msgs = append(msgs, apitest.RequireCode(t, err, connect.CodeUnauthenticated).Message())
 	}
 	require.Equal(t, []string{msgs[0], msgs[0], msgs[0], msgs[0]}, msgs)
 	require.Contains(t, msgs[0], "email or password is wrong")
 
-	_, err = anon(s, s.URL).Auth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: servertest.OwnerPassword}))
-	require.Contains(t, requireCode(t, err, connect.CodeInvalidArgument).Message(), "choose the tenant")
+	_, err = apitest.Anon(s, s.URL).Auth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: servertest.OwnerPassword}))
+	require.Contains(t, apitest.RequireCode(t, err, connect.CodeInvalidArgument).Message(), "choose the tenant")
 
 	// Email matching ignores case.
-	require.Equal(t, a.ID, mustSignIn(t, s, "OWNER@"+a.Slug+".EXAMPLE", servertest.OwnerPassword, a.Slug).GetTenantId())
+	require.Equal(t, a.ID, apitest.MustSignIn(t, s, "OWNER@"+a.Slug+".EXAMPLE", servertest.OwnerPassword, a.Slug).GetTenantId())
 
 	// A suspended tenant refuses sign-in with its reason.
 	s.Exec(t, b.ID, "update tenants set status = 'suspended' where id = $1", b.ID)
-	_, err = anon(s, s.URL).Auth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: b.OwnerEmail, Password: servertest.OwnerPassword, Tenant: b.Slug}))
-	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	_, err = apitest.Anon(s, s.URL).Auth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: b.OwnerEmail, Password: servertest.OwnerPassword, Tenant: b.Slug}))
+	require.Equal(t, "TENANT_SUSPENDED", apitest.ErrorInfo(t, apitest.RequireCode(t, err, connect.CodePermissionDenied)).GetReason())
 }
 
 // TestRefreshRotation: each refresh token works once; reusing one ends the
@@ -96,7 +85,7 @@ func TestRefreshRotation(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	auth := anon(s, s.URL).Auth
+	auth := apitest.Anon(s, s.URL).Auth
 	refresh := func(rt string) (*quartersv1.Session, error) {
 		resp, err := auth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: rt}))
 		if err != nil {
@@ -105,7 +94,7 @@ func TestRefreshRotation(t *testing.T) {
 		return resp.Msg.GetSession(), nil
 	}
 
-	first := mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	first := apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
 	second, err := refresh(first.GetRefreshToken())
 	require.NoError(t, err)
 	require.NotEqual(t, first.GetRefreshToken(), second.GetRefreshToken())
@@ -119,10 +108,10 @@ func TestRefreshRotation(t *testing.T) {
 
 	// Replaying the first token (a thief's copy, say) ends the session...
 	_, err = refresh(first.GetRefreshToken())
-	require.Contains(t, requireCode(t, err, connect.CodeUnauthenticated).Message(), "already used")
+	require.Contains(t, apitest.RequireCode(t, err, connect.CodeUnauthenticated).Message(), "already used")
 	// ...so the live token of that family is refused too,
 	_, err = refresh(third.GetRefreshToken())
-	require.Contains(t, requireCode(t, err, connect.CodeUnauthenticated).Message(), "sign in again")
+	require.Contains(t, apitest.RequireCode(t, err, connect.CodeUnauthenticated).Message(), "sign in again")
 	// while other sessions of the same user are untouched.
 	_, err = refresh(a.Owner.GetRefreshToken())
 	require.NoError(t, err)
@@ -139,27 +128,27 @@ func TestSignOut(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	auth := anon(s, s.URL).Auth
-	one := mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
-	two := mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	auth := apitest.Anon(s, s.URL).Auth
+	one := apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	two := apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
 
 	_, err := auth.SignOut(ctx, req(&quartersv1.SignOutRequest{RefreshToken: one.GetRefreshToken()}))
 	require.NoError(t, err)
 	_, err = auth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: one.GetRefreshToken()}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 	// Signing out again, or with a token that never existed, succeeds.
 	_, err = auth.SignOut(ctx, req(&quartersv1.SignOutRequest{RefreshToken: one.GetRefreshToken()}))
 	require.NoError(t, err)
 	_, err = auth.SignOut(ctx, req(&quartersv1.SignOutRequest{RefreshToken: "qr_nope"}))
 	require.NoError(t, err)
 	_, err = auth.SignOut(ctx, req(&quartersv1.SignOutRequest{}))
-	require.Contains(t, violations(t, requireCode(t, err, connect.CodeInvalidArgument)), "sign_out.target")
+	require.Contains(t, apitest.Violations(t, apitest.RequireCode(t, err, connect.CodeInvalidArgument)), "sign_out.target")
 
 	// everywhere needs the user's access token, not an API key.
 	_, err = auth.SignOut(ctx, req(&quartersv1.SignOutRequest{Everywhere: true}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 	_, err = a.Auth.SignOut(ctx, req(&quartersv1.SignOutRequest{Everywhere: true}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 
 	user := s.AsUser(two)
 	_, err = user.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
@@ -168,15 +157,15 @@ func TestSignOut(t *testing.T) {
 	require.NoError(t, err)
 	for name, sess := range map[string]*quartersv1.Session{"two": two, "sign-up": a.Owner} {
 		_, err = s.AsUser(sess).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-		requireCode(t, err, connect.CodeUnauthenticated)
+		apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 		_, err = auth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: sess.GetRefreshToken()}))
-		requireCode(t, err, connect.CodeUnauthenticated)
+		apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 		_ = name
 	}
 	// The API key is no session: it still works. A new sign-in works too.
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err)
-	_, err = s.AsUser(mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
+	_, err = s.AsUser(apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug)).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err)
 }
 
@@ -197,12 +186,12 @@ func TestUserInTwoTenants(t *testing.T) {
 	notice, token := s.Mailbox.Wait(t, a.OwnerEmail, notify.SubjectOwner)
 	require.Contains(t, notice.Text, slugB)
 	require.Empty(t, token, "a verified account with a password gets no link")
-	inB := mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, slugB)
+	inB := apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, slugB)
 	require.Equal(t, a.Owner.GetUser().GetId(), inB.GetUser().GetId(), "the same user")
 	require.Equal(t, slugB, inB.GetTenantSlug())
 
-	pa := createProject(t, s.AsUser(a.Owner), "only in a")
-	pb := createProject(t, s.AsUser(inB), "only in b")
+	pa := apitest.CreateProject(t, s.AsUser(a.Owner), "only in a")
+	pb := apitest.CreateProject(t, s.AsUser(inB), "only in b")
 	list := func(sess *quartersv1.Session) []string {
 		resp, err := s.AsUser(sess).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 		require.NoError(t, err)
@@ -215,13 +204,13 @@ func TestUserInTwoTenants(t *testing.T) {
 	require.Equal(t, []string{pa.GetId()}, list(a.Owner))
 	require.Equal(t, []string{pb.GetId()}, list(inB))
 	_, err = s.AsUser(inB).Projects.GetProject(ctx, req(&quartersv1.GetProjectRequest{Id: pa.GetId()}))
-	requireCode(t, err, connect.CodeNotFound)
+	apitest.RequireCode(t, err, connect.CodeNotFound)
 
 	// A's token on B's subdomain, or naming B, is a mismatch.
 	_, err = s.AsAt(s.SubdomainURL(slugB), a.ID, a.Slug, a.Owner.GetAccessToken()).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	require.Equal(t, "TENANT_MISMATCH", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	require.Equal(t, "TENANT_MISMATCH", apitest.ErrorInfo(t, apitest.RequireCode(t, err, connect.CodePermissionDenied)).GetReason())
 	_, err = s.AsUser(a.Owner, connect.WithInterceptors(servertest.Header(tenant.HeaderName, slugB))).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	require.Equal(t, "TENANT_MISMATCH", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	require.Equal(t, "TENANT_MISMATCH", apitest.ErrorInfo(t, apitest.RequireCode(t, err, connect.CodePermissionDenied)).GetReason())
 
 	// SwitchTenant from A to B, by slug or id.
 	sw, err := s.AsUser(a.Owner).Auth.SwitchTenant(ctx, req(&quartersv1.SwitchTenantRequest{Tenant: slugB}))
@@ -235,12 +224,12 @@ func TestUserInTwoTenants(t *testing.T) {
 	// Not a member, or no such tenant: the same NOT_FOUND.
 	c := s.SignUp(t)
 	_, err = s.AsUser(a.Owner).Auth.SwitchTenant(ctx, req(&quartersv1.SwitchTenantRequest{Tenant: c.Slug}))
-	notMember := requireCode(t, err, connect.CodeNotFound).Message()
+	notMember := apitest.RequireCode(t, err, connect.CodeNotFound).Message()
 	_, err = s.AsUser(a.Owner).Auth.SwitchTenant(ctx, req(&quartersv1.SwitchTenantRequest{Tenant: "no-such-tenant"}))
-	require.Equal(t, notMember, requireCode(t, err, connect.CodeNotFound).Message())
+	require.Equal(t, notMember, apitest.RequireCode(t, err, connect.CodeNotFound).Message())
 	// API keys cannot switch: they belong to one tenant.
 	_, err = a.Auth.SwitchTenant(ctx, req(&quartersv1.SwitchTenantRequest{Tenant: slugB}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 
 	// A sign-up neither checks nor sets an existing account's password:
 	// another password is ignored, and the account keeps its own.
@@ -248,9 +237,9 @@ func TestUserInTwoTenants(t *testing.T) {
 		Slug: a.Slug + "-c", Name: "C", OwnerEmail: a.OwnerEmail, OwnerPassword: "not the password",
 	}))
 	require.NoError(t, err)
-	_, err = signIn(s, a.OwnerEmail, "not the password", a.Slug+"-c")
-	requireCode(t, err, connect.CodeUnauthenticated)
-	mustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug+"-c")
+	_, err = apitest.SignIn(s, a.OwnerEmail, "not the password", a.Slug+"-c")
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
+	apitest.MustSignIn(t, s, a.OwnerEmail, servertest.OwnerPassword, a.Slug+"-c")
 }
 
 // TestAccessTokenClaims: the token names the user, tenant and role.

@@ -1,4 +1,4 @@
-package router_test
+package ratelimit_test
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/observe"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -26,10 +27,10 @@ func guessesUntilRefused(t *testing.T, max int, guess func(i int) error) int {
 	for i := range max {
 		err := guess(i)
 		if connect.CodeOf(err) == connect.CodeResourceExhausted {
-			retryInfo(t, requireCode(t, err, connect.CodeResourceExhausted))
+			retryInfo(t, apitest.RequireCode(t, err, connect.CodeResourceExhausted))
 			return i
 		}
-		requireCode(t, err, connect.CodeUnauthenticated)
+		apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 	}
 	t.Fatalf("no refusal in %d guesses", max)
 	return 0
@@ -70,7 +71,7 @@ func TestPublicLimitIgnoresCredential(t *testing.T) {
 	require.Equal(t, 5, got, "the anonymous limit's burst, with an API key attached")
 
 	_, err := a.Auth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: "a wrong guess", Tenant: a.Slug}))
-	cerr := requireCode(t, err, connect.CodeResourceExhausted)
+	cerr := apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	require.Contains(t, cerr.Message(), "5 requests per hour")
 	require.NotContains(t, cerr.Message(), "plan", "the tenant's plan has nothing to do with it")
 
@@ -94,7 +95,7 @@ func TestPublicLimitManyTenantKeys(t *testing.T) {
 	})
 	require.Equal(t, 5, got, "one bucket for the address, whatever key rides along")
 	// And without any credential, the same bucket.
-	requireCode(t, wrongSignIn(s.As("", "", "").Auth, victim), connect.CodeResourceExhausted)
+	apitest.RequireCode(t, wrongSignIn(s.As("", "", "").Auth, victim), connect.CodeResourceExhausted)
 }
 
 func trustLocal(t *testing.T) observe.TrustedProxies {
@@ -135,10 +136,10 @@ func TestSignInAccountLimit(t *testing.T) {
 	})
 	require.Equal(t, 2, got)
 	err := signIn("203.0.113.99", a, a.OwnerEmail, servertest.OwnerPassword)
-	cerr := requireCode(t, err, connect.CodeResourceExhausted)
+	cerr := apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	require.Contains(t, cerr.Message(), "too many sign-in attempts for this account", "a right guess from a new address is refused unchecked")
 	require.Positive(t, retryInfo(t, cerr).GetRetryDelay().AsDuration())
-	requireCode(t, signIn("2001:db8::1", a, "  "+strings.ToUpper(a.OwnerEmail)+" ", "a wrong guess"), connect.CodeResourceExhausted)
+	apitest.RequireCode(t, signIn("2001:db8::1", a, "  "+strings.ToUpper(a.OwnerEmail)+" ", "a wrong guess"), connect.CodeResourceExhausted)
 
 	for range 3 {
 		require.NoError(t, signIn(home, a, a.OwnerEmail, servertest.OwnerPassword), "the owner at home is not locked out")
@@ -170,6 +171,6 @@ func TestForwardedForTrust(t *testing.T) {
 		})
 		require.Equal(t, 5, got, "a forged hop left of the proxy's was believed")
 		// Another client behind the same proxy has its own bucket.
-		requireCode(t, wrongSignIn(from(s, "203.0.113.10"), victim), connect.CodeUnauthenticated)
+		apitest.RequireCode(t, wrongSignIn(from(s, "203.0.113.10"), victim), connect.CodeUnauthenticated)
 	})
 }

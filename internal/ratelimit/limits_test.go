@@ -1,4 +1,4 @@
-package router_test
+package ratelimit_test
 
 import (
 	"errors"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -27,7 +28,7 @@ func exhaust(t *testing.T, tn *servertest.Tenant, max int) (int, *connect.Error)
 	for i := range max {
 		_, err := tn.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 		if err != nil {
-			return i, requireCode(t, err, connect.CodeResourceExhausted)
+			return i, apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 		}
 	}
 	t.Fatalf("no refusal in %d calls", max)
@@ -91,9 +92,9 @@ func TestRateLimit(t *testing.T) {
 	require.Contains(t, string(body), "google.rpc.RetryInfo")
 }
 
-// TestNoisyNeighbour: one tenant far over its limit changes nothing for
+// TestNoisyNeighbourServer: one tenant far over its limit changes nothing for
 // another.
-func TestNoisyNeighbour(t *testing.T) {
+func TestNoisyNeighbourServer(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a, b := s.SignUp(t), s.SignUp(t)
@@ -153,12 +154,12 @@ func TestMonthlyQuota(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, err := a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	cerr := requireCode(t, err, connect.CodeResourceExhausted)
+	cerr := apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	require.Contains(t, cerr.Message(), "max_api_calls_per_month")
 	// The counts survive a flush (they move to the database, not away).
 	require.NoError(t, s.Usage.Flush(ctx))
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodeResourceExhausted)
+	apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 }
 
 // TestAnalytics: the feature gate, then counts that match the calls made.
@@ -176,8 +177,8 @@ func TestAnalytics(t *testing.T) {
 	}
 
 	_, err := usage()
-	cerr := requireCode(t, err, connect.CodePermissionDenied)
-	info := errorInfo(t, cerr)
+	cerr := apitest.RequireCode(t, err, connect.CodePermissionDenied)
+	info := apitest.ErrorInfo(t, cerr)
 	require.Equal(t, "FEATURE_NOT_AVAILABLE", info.GetReason())
 	require.Equal(t, "analytics", info.GetMetadata()["feature"])
 	require.Equal(t, "free", info.GetMetadata()["plan"])
@@ -185,7 +186,7 @@ func TestAnalytics(t *testing.T) {
 
 	// Pro has analytics. Rate-limited calls are counted apart.
 	s.SetPlan(t, a.ID, "pro")
-	p := createProject(t, a, "counted")
+	p := apitest.CreateProject(t, a, "counted")
 	for range 3 {
 		_, err := a.Projects.GetProject(ctx, req(&quartersv1.GetProjectRequest{Id: p.GetId()}))
 		require.NoError(t, err)
@@ -194,7 +195,7 @@ func TestAnalytics(t *testing.T) {
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err)
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodeResourceExhausted)
+	apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	s.Exec(t, a.ID, `delete from tenant_overrides where tenant_id = $1`, a.ID)
 
 	u, err := usage()
@@ -220,7 +221,7 @@ func TestAnalytics(t *testing.T) {
 	require.Len(t, resp.Msg.GetDays(), 4)
 	for _, bad := range [][2]string{{"2026-02-02", "2026-01-30"}, {"2026-01-01", "2026-12-31"}, {"2026-02-30", "2026-03-01"}, {"yesterday", "today"}} {
 		_, err := a.Analytics.GetUsage(ctx, req(&quartersv1.GetUsageRequest{StartDate: bad[0], EndDate: bad[1]}))
-		requireCode(t, err, connect.CodeInvalidArgument)
+		apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	}
 }
 
@@ -240,7 +241,7 @@ func TestReplicasShareRedis(t *testing.T) {
 		_, err := a2.Analytics.GetUsage(ctx, req(&quartersv1.GetUsageRequest{StartDate: today, EndDate: today}))
 		return err
 	}
-	requireCode(t, getUsage(), connect.CodePermissionDenied) // s2 now caches "free"
+	apitest.RequireCode(t, getUsage(), connect.CodePermissionDenied) // s2 now caches "free"
 
 	s1.SetPlan(t, a1.ID, "pro") // invalidates through s1's cache: Redis pub/sub
 	deadline := time.Now().Add(time.Second)
@@ -324,7 +325,7 @@ func TestAnonymousLimit(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, err := s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{Slug: "one-too-many", Name: "x", OwnerEmail: "x@x.example"}))
-	cerr := requireCode(t, err, connect.CodeResourceExhausted)
+	cerr := apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	require.Contains(t, cerr.Message(), "3 requests per minute")
 	require.Positive(t, retryInfo(t, cerr).GetRetryDelay().AsDuration())
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
@@ -339,19 +340,19 @@ func TestAnonymousLimit(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, err = anonAuth.RequestPasswordReset(ctx, req(&quartersv1.RequestPasswordResetRequest{Email: a.OwnerEmail}))
-	requireCode(t, err, connect.CodeResourceExhausted)
+	apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	for range 3 {
 		_, err = anonAuth.ResetPassword(ctx, req(&quartersv1.ResetPasswordRequest{Token: "qp_guess", NewPassword: "a new password"}))
-		requireCode(t, err, connect.CodeNotFound)
+		apitest.RequireCode(t, err, connect.CodeNotFound)
 	}
 	_, err = anonAuth.ResetPassword(ctx, req(&quartersv1.ResetPasswordRequest{Token: "qp_guess", NewPassword: "a new password"}))
-	requireCode(t, err, connect.CodeResourceExhausted)
+	apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	for range 2 {
 		_, err = anonAuth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: "guess number n", Tenant: a.Slug}))
-		requireCode(t, err, connect.CodeUnauthenticated)
+		apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 	}
 	_, err = anonAuth.SignIn(ctx, req(&quartersv1.SignInRequest{Email: a.OwnerEmail, Password: servertest.OwnerPassword, Tenant: a.Slug}))
-	requireCode(t, err, connect.CodeResourceExhausted)
+	apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 	rt := a.Owner.GetRefreshToken()
 	for i := range 12 {
 		resp, err := anonAuth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: rt}))

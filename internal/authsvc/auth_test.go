@@ -1,6 +1,7 @@
-package router_test
+package authsvc_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -30,17 +32,17 @@ func TestAuthentication(t *testing.T) {
 		return err
 	}
 
-	cerr := requireCode(t, list(""), connect.CodeUnauthenticated)
+	cerr := apitest.RequireCode(t, list(""), connect.CodeUnauthenticated)
 	require.Contains(t, cerr.Message(), "missing credential")
 
 	// A bearer that is neither an API key nor shaped like a JWT is called
 	// malformed, not an expired token; a JWT-shaped one is a bad token.
 	for _, bad := range []string{"garbage", "hello", "a.b", "a.b.c.d", "ey$.x.y"} {
 		require.Equal(t, "malformed credential: expected an API key (qk_…) or an access token (JWT)",
-			requireCode(t, list(bad), connect.CodeUnauthenticated).Message(), bad)
+			apitest.RequireCode(t, list(bad), connect.CodeUnauthenticated).Message(), bad)
 	}
 	require.Equal(t, "invalid or expired access token: refresh it or sign in again",
-		requireCode(t, list("eyJhbGciOi.eyJzdWIi.c2ln"), connect.CodeUnauthenticated).Message())
+		apitest.RequireCode(t, list("eyJhbGciOi.eyJzdWIi.c2ln"), connect.CodeUnauthenticated).Message())
 	// Whitespace around the credential is not part of it: "Bearer  qk_…"
 	// (two spaces) is the API key.
 	for _, padded := range []string{" " + a.Key, a.Key + " ", "\t" + a.Key} {
@@ -50,7 +52,7 @@ func TestAuthentication(t *testing.T) {
 	// Every kind of bad key gets the same answer.
 	var msgs []string
 	for _, key := range []string{"qk_" + strings.Repeat("a", 39), "qk_short", string(mistyped), unknown} {
-		msgs = append(msgs, requireCode(t, list(key), connect.CodeUnauthenticated).Message())
+		msgs = append(msgs, apitest.RequireCode(t, list(key), connect.CodeUnauthenticated).Message())
 	}
 	for _, m := range msgs {
 		require.Equal(t, "invalid API key", m)
@@ -58,20 +60,20 @@ func TestAuthentication(t *testing.T) {
 
 	// Wrong scheme.
 	badScheme := func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(c2 ctxT, r connect.AnyRequest) (connect.AnyResponse, error) {
+		return func(c2 context.Context, r connect.AnyRequest) (connect.AnyResponse, error) {
 			r.Header().Set("Authorization", "Basic "+a.Key)
 			return next(c2, r)
 		}
 	}
 	_, err := s.As(a.ID, a.Slug, "", connect.WithInterceptors(connect.UnaryInterceptorFunc(badScheme))).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 
 	require.NoError(t, list(a.Key))
 
 	// A key revoked (and its tenant invalidated, as RevokeApiKey and the
 	// platform do) stops working at once, though it was cached.
 	s.Exec(t, a.ID, "update api_keys set revoke_time = now() where tenant_id = $1", a.ID)
-	require.Equal(t, "invalid API key", requireCode(t, list(a.Key), connect.CodeUnauthenticated).Message())
+	require.Equal(t, "invalid API key", apitest.RequireCode(t, list(a.Key), connect.CodeUnauthenticated).Message())
 
 	// An expired key too.
 	b := s.SignUp(t)
@@ -79,7 +81,7 @@ func TestAuthentication(t *testing.T) {
 	_, err = owner.Exec(ctx, "update api_keys set expire_time = now() - interval '1 second' where tenant_id = $1", b.ID)
 	require.NoError(t, err)
 	_, err = b.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 }
 
 // TestCachedKeyExpires: a cached key is not served past its expire_time,
@@ -97,7 +99,7 @@ func TestCachedKeyExpires(t *testing.T) {
 	require.NoError(t, err) // now cached
 	time.Sleep(time.Until(resp.Msg.GetApiKey().GetExpireTime().AsTime().Add(50 * time.Millisecond)))
 	_, err = short.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 }
 
 func TestSuspendedTenant(t *testing.T) {
@@ -106,8 +108,8 @@ func TestSuspendedTenant(t *testing.T) {
 	a := s.SignUp(t)
 	s.Exec(t, a.ID, "update tenants set status = 'suspended' where id = $1", a.ID)
 	_, err := a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	cerr := requireCode(t, err, connect.CodePermissionDenied)
-	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, cerr).GetReason())
+	cerr := apitest.RequireCode(t, err, connect.CodePermissionDenied)
+	require.Equal(t, "TENANT_SUSPENDED", apitest.ErrorInfo(t, cerr).GetReason())
 }
 
 func TestTenantSelectors(t *testing.T) {
@@ -135,8 +137,8 @@ func TestTenantSelectors(t *testing.T) {
 		"unknown subdomain": s.AsAt(s.SubdomainURL("nobody"), a.ID, a.Slug, a.Key),
 	} {
 		t.Run(name, func(t *testing.T) {
-			cerr := requireCode(t, getAs(tn), connect.CodePermissionDenied)
-			info := errorInfo(t, cerr)
+			cerr := apitest.RequireCode(t, getAs(tn), connect.CodePermissionDenied)
+			info := apitest.ErrorInfo(t, cerr)
 			require.Equal(t, "TENANT_MISMATCH", info.GetReason())
 			require.Equal(t, "quarters.dev", info.GetDomain())
 		})
@@ -175,19 +177,19 @@ func TestValidation(t *testing.T) {
 		}(), "name"},
 		{"mask outside updatable fields", func() error {
 			_, err := a.Projects.UpdateProject(ctx, req(&quartersv1.UpdateProjectRequest{
-				Project: &quartersv1.Project{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: mask("create_time"),
+				Project: &quartersv1.Project{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: apitest.Mask("create_time"),
 			}))
 			return err
 		}(), "update_mask"},
 		{"empty mask", func() error {
 			_, err := a.Documents.UpdateDocument(ctx, req(&quartersv1.UpdateDocumentRequest{
-				Document: &quartersv1.Document{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: mask(),
+				Document: &quartersv1.Document{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: apitest.Mask(),
 			}))
 			return err
 		}(), "update_mask"},
 		{"blank title when masked", func() error {
 			_, err := a.Documents.UpdateDocument(ctx, req(&quartersv1.UpdateDocumentRequest{
-				Document: &quartersv1.Document{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: mask("title"),
+				Document: &quartersv1.Document{Id: "00000000-0000-4000-8000-000000000000"}, UpdateMask: apitest.Mask("title"),
 			}))
 			return err
 		}(), "document.title"},
@@ -198,8 +200,8 @@ func TestValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cerr := requireCode(t, c.err, connect.CodeInvalidArgument)
-			require.Contains(t, violations(t, cerr), c.field, "message: %s", cerr.Message())
+			cerr := apitest.RequireCode(t, c.err, connect.CodeInvalidArgument)
+			require.Contains(t, apitest.Violations(t, cerr), c.field, "message: %s", cerr.Message())
 		})
 	}
 }
@@ -232,7 +234,7 @@ func TestRevokedKeyOnEveryReplica(t *testing.T) {
 	s1 := servertest.NewWith(t, &servertest.Opts{Redis: rs.Options()})
 	s2 := servertest.NewWith(t, &servertest.Opts{Redis: rs.Options(), Share: s1})
 	a := s1.SignUp(t)
-	k, secret := createKey(t, a, "ci", quartersv1.Role_ROLE_MEMBER)
+	k, secret := apitest.CreateKey(t, a, "ci", quartersv1.Role_ROLE_MEMBER)
 	list := func() error {
 		_, err := s2.As(a.ID, a.Slug, secret).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 		return err

@@ -1,4 +1,4 @@
-package router_test
+package member_test
 
 import (
 	"testing"
@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
@@ -24,9 +25,9 @@ func twoReplicas(t *testing.T) (*servertest.Server, *servertest.Server) {
 // once by s1, and by s2 as soon as the invalidation reaches it.
 func requireRefusedEverywhere(t *testing.T, s1, s2 *servertest.Server, tn *servertest.Tenant, key, what string) {
 	t.Helper()
-	requireCode(t, listProjects(s1.As(tn.ID, tn.Slug, key)), connect.CodeUnauthenticated)
+	apitest.RequireCode(t, apitest.ListProjects(s1.As(tn.ID, tn.Slug, key)), connect.CodeUnauthenticated)
 	require.Eventually(t, func() bool {
-		return connect.CodeOf(listProjects(s2.As(tn.ID, tn.Slug, key))) == connect.CodeUnauthenticated
+		return connect.CodeOf(apitest.ListProjects(s2.As(tn.ID, tn.Slug, key))) == connect.CodeUnauthenticated
 	}, time.Second, 10*time.Millisecond, "replica 2 still accepts %s", what)
 }
 
@@ -36,15 +37,15 @@ func requireRefusedEverywhere(t *testing.T, s1, s2 *servertest.Server, tn *serve
 func TestApiKeysDieWithCreator(t *testing.T) {
 	t.Parallel()
 	s1, s2 := twoReplicas(t)
-	a := signUpRoomy(t, s1)
-	adminSess := join(t, s1, a, "admin@example.com", quartersv1.Role_ROLE_ADMIN)
-	_, byAdmin := createKey(t, s1.AsUser(adminSess), "admin's", quartersv1.Role_ROLE_ADMIN)
-	_, byAdminsKey := createKey(t, s1.As(a.ID, a.Slug, byAdmin), "admin's key's", quartersv1.Role_ROLE_MEMBER)
-	_, bySignUpKey := createKey(t, a, "sign-up key's", quartersv1.Role_ROLE_MEMBER)
-	_, byOwner := createKey(t, s1.AsUser(a.Owner), "owner's", quartersv1.Role_ROLE_MEMBER)
+	a := apitest.SignUpRoomy(t, s1)
+	adminSess := apitest.Join(t, s1, a, "admin@example.com", quartersv1.Role_ROLE_ADMIN)
+	_, byAdmin := apitest.CreateKey(t, s1.AsUser(adminSess), "admin's", quartersv1.Role_ROLE_ADMIN)
+	_, byAdminsKey := apitest.CreateKey(t, s1.As(a.ID, a.Slug, byAdmin), "admin's key's", quartersv1.Role_ROLE_MEMBER)
+	_, bySignUpKey := apitest.CreateKey(t, a, "sign-up key's", quartersv1.Role_ROLE_MEMBER)
+	_, byOwner := apitest.CreateKey(t, s1.AsUser(a.Owner), "owner's", quartersv1.Role_ROLE_MEMBER)
 	keys := []string{byAdmin, byAdminsKey, bySignUpKey, byOwner}
 	for _, k := range keys {
-		require.NoError(t, listProjects(s2.As(a.ID, a.Slug, k)), "replica 2 caches the key")
+		require.NoError(t, apitest.ListProjects(s2.As(a.ID, a.Slug, k)), "replica 2 caches the key")
 	}
 	list, err := a.Auth.ListApiKeys(ctx, req(&quartersv1.ListApiKeysRequest{}))
 	require.NoError(t, err)
@@ -60,12 +61,12 @@ func TestApiKeysDieWithCreator(t *testing.T) {
 		"sign-up key":   "",
 	}, creators)
 
-	require.NoError(t, removeMember(s1.AsUser(a.Owner), adminSess.GetUser().GetId()))
+	require.NoError(t, apitest.RemoveMember(s1.AsUser(a.Owner), adminSess.GetUser().GetId()))
 	requireRefusedEverywhere(t, s1, s2, a, byAdmin, "the removed admin's key")
 	requireRefusedEverywhere(t, s1, s2, a, byAdminsKey, "the key the removed admin's key created")
 	for _, k := range []string{bySignUpKey, byOwner, a.Key} {
-		require.NoError(t, listProjects(s1.As(a.ID, a.Slug, k)))
-		require.NoError(t, listProjects(s2.As(a.ID, a.Slug, k)))
+		require.NoError(t, apitest.ListProjects(s1.As(a.ID, a.Slug, k)))
+		require.NoError(t, apitest.ListProjects(s2.As(a.ID, a.Slug, k)))
 	}
 }
 
@@ -76,22 +77,22 @@ func TestRefreshReuseEndsAccessToken(t *testing.T) {
 	t.Parallel()
 	s1, s2 := twoReplicas(t)
 	a := s1.SignUp(t)
-	auth := anon(s1, s1.URL).Auth
-	first := mustSignIn(t, s1, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
+	auth := apitest.Anon(s1, s1.URL).Auth
+	first := apitest.MustSignIn(t, s1, a.OwnerEmail, servertest.OwnerPassword, a.Slug)
 	resp, err := auth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()}))
 	require.NoError(t, err)
 	next := resp.Msg.GetSession()
-	require.NoError(t, listProjects(s2.AsUser(next)), "replica 2 caches the tenant")
+	require.NoError(t, apitest.ListProjects(s2.AsUser(next)), "replica 2 caches the tenant")
 
 	// A thief replays the first refresh token.
 	_, err = auth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 	requireRefusedEverywhere(t, s1, s2, a, next.GetAccessToken(), "the reused session's access token")
 	_, err = auth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: next.GetRefreshToken()}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 
 	// The member's other session refreshes and goes on.
 	resp, err = auth.RefreshToken(ctx, req(&quartersv1.RefreshTokenRequest{RefreshToken: a.Owner.GetRefreshToken()}))
 	require.NoError(t, err)
-	require.NoError(t, listProjects(s2.AsUser(resp.Msg.GetSession())))
+	require.NoError(t, apitest.ListProjects(s2.AsUser(resp.Msg.GetSession())))
 }

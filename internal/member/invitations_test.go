@@ -1,4 +1,4 @@
-package router_test
+package member_test
 
 import (
 	"testing"
@@ -9,24 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
-
-// usedInvitation is AcceptInvitation's one answer for a token that cannot
-// be used: unknown, expired, used or revoked.
-const usedInvitation = "invitation is invalid, expired or already used; ask for a new one"
-
-// inviteFull invites email with role as by and returns the invitation and
-// the token mailed to email: the response carries none.
-func inviteFull(t *testing.T, by *servertest.Tenant, email string, role quartersv1.Role) (*quartersv1.Invitation, string) {
-	t.Helper()
-	resp, err := by.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: email, Role: role}))
-	require.NoError(t, err)
-	require.Equal(t, email, resp.Msg.GetInvitation().GetEmail())
-	require.Equal(t, role, resp.Msg.GetInvitation().GetRole())
-	require.Empty(t, resp.Msg.GetToken(), "the token goes to the invitee's mailbox only")
-	return resp.Msg.GetInvitation(), invitationMail(t, by.Server, email)
-}
 
 // invitations lists tn's pending invitations, newest first, one page of
 // pageSize at a time until the last.
@@ -69,21 +54,21 @@ func revokeInvitation(tn *servertest.Tenant, id string) (*quartersv1.Invitation,
 func TestInvitationList(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
-	a := signUpRoomy(t, s)
+	a := apitest.SignUpRoomy(t, s)
 	owner := s.AsUser(a.Owner)
 
 	require.Empty(t, invitations(t, owner, 0), "the owner signed up with a password: nothing pending")
 
-	byOwner, _ := inviteFull(t, owner, "Pat@Example.com", quartersv1.Role_ROLE_ADMIN)
-	join(t, s, a, "accepted@example.com", quartersv1.Role_ROLE_MEMBER)
-	revoked, _ := inviteFull(t, owner, "revoked@example.com", quartersv1.Role_ROLE_MEMBER)
+	byOwner, _ := apitest.InviteFull(t, owner, "Pat@Example.com", quartersv1.Role_ROLE_ADMIN)
+	apitest.Join(t, s, a, "accepted@example.com", quartersv1.Role_ROLE_MEMBER)
+	revoked, _ := apitest.InviteFull(t, owner, "revoked@example.com", quartersv1.Role_ROLE_MEMBER)
 	_, err := revokeInvitation(owner, revoked.GetId())
 	require.NoError(t, err)
-	inviteFull(t, owner, "expired@example.com", quartersv1.Role_ROLE_MEMBER)
+	apitest.InviteFull(t, owner, "expired@example.com", quartersv1.Role_ROLE_MEMBER)
 	s.Exec(t, a.ID, `update invitations set expire_time = now() - interval '1 second'
 		where tenant_id = $1 and email = 'expired@example.com'`, a.ID)
-	byKey, _ := inviteFull(t, a, "kim@example.com", quartersv1.Role_ROLE_MEMBER)
-	latest, _ := inviteFull(t, owner, "lee@example.com", quartersv1.Role_ROLE_MEMBER)
+	byKey, _ := apitest.InviteFull(t, a, "kim@example.com", quartersv1.Role_ROLE_MEMBER)
+	latest, _ := apitest.InviteFull(t, owner, "lee@example.com", quartersv1.Role_ROLE_MEMBER)
 
 	for _, size := range []int32{0, 1, 2} {
 		got := invitations(t, owner, size)
@@ -107,13 +92,13 @@ func TestInvitationList(t *testing.T) {
 
 	// A page token from elsewhere is refused, not misread.
 	_, err = owner.Members.ListInvitations(ctx, req(&quartersv1.ListInvitationsRequest{PageToken: "garbage"}))
-	requireCode(t, err, connect.CodeInvalidArgument)
+	apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	// Members may list members but not invitations.
-	member := s.AsUser(join(t, s, a, "member@example.com", quartersv1.Role_ROLE_MEMBER))
+	member := s.AsUser(apitest.Join(t, s, a, "member@example.com", quartersv1.Role_ROLE_MEMBER))
 	_, err = member.Members.ListInvitations(ctx, req(&quartersv1.ListInvitationsRequest{}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 	_, err = revokeInvitation(member, latest.GetId())
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 }
 
 // TestInvitationRevoke: a revoked invitation's token fails as a used one
@@ -124,13 +109,13 @@ func TestInvitationRevoke(t *testing.T) {
 	s := servertest.New(t)
 	a := s.SignUp(t)
 	s.Unthrottle(t, a.ID)
-	setMaxMembers(t, s, a.ID, 2)
+	apitest.SetMaxMembers(t, s, a.ID, 2)
 	owner := s.AsUser(a.Owner)
 
 	// The owner and one pending invitation fill both seats.
-	pending, token := inviteFull(t, owner, "pending@example.com", quartersv1.Role_ROLE_MEMBER)
+	pending, token := apitest.InviteFull(t, owner, "pending@example.com", quartersv1.Role_ROLE_MEMBER)
 	_, err := a.Members.InviteMember(ctx, req(&quartersv1.InviteMemberRequest{Email: "next@example.com", Role: quartersv1.Role_ROLE_MEMBER}))
-	requireMemberQuota(t, err, 2)
+	apitest.RequireMemberQuota(t, err, 2)
 
 	before := time.Now()
 	revoked, err := revokeInvitation(a, pending.GetId())
@@ -139,35 +124,35 @@ func TestInvitationRevoke(t *testing.T) {
 	require.Equal(t, "pending@example.com", revoked.GetEmail())
 	require.NotNil(t, revoked.GetRevokeTime())
 	require.WithinDuration(t, before, revoked.GetRevokeTime().AsTime(), time.Minute)
-	require.Equal(t, 1, ownerCount(t, s, `select count(*) from invitations
+	require.Equal(t, 1, apitest.OwnerCount(t, s, `select count(*) from invitations
 		where tenant_id = $1 and id = $2 and revoke_time is not null and accept_time is null`, a.ID, pending.GetId()))
 
 	// The token is dead, with the answer a used one gets.
-	_, err = acceptInvitation(s, token, memberPassword)
-	require.Equal(t, usedInvitation, requireCode(t, err, connect.CodeNotFound).Message())
-	require.NotContains(t, members(t, owner), "pending@example.com")
+	_, err = apitest.AcceptInvitation(s, token, apitest.MemberPassword)
+	require.Equal(t, apitest.UsedInvitation, apitest.RequireCode(t, err, connect.CodeNotFound).Message())
+	require.NotContains(t, apitest.Members(t, owner), "pending@example.com")
 	require.Empty(t, invitations(t, owner, 0))
 
 	// Its seat is free.
-	next, nextToken := inviteFull(t, a, "next@example.com", quartersv1.Role_ROLE_MEMBER)
+	next, nextToken := apitest.InviteFull(t, a, "next@example.com", quartersv1.Role_ROLE_MEMBER)
 
 	// Once only: a revoked, an accepted or an expired invitation cannot be
 	// revoked, and saying so changes nothing.
 	_, err = revokeInvitation(a, pending.GetId())
-	require.Contains(t, requireCode(t, err, connect.CodeFailedPrecondition).Message(), "already revoked")
-	_, err = acceptInvitation(s, nextToken, memberPassword)
+	require.Contains(t, apitest.RequireCode(t, err, connect.CodeFailedPrecondition).Message(), "already revoked")
+	_, err = apitest.AcceptInvitation(s, nextToken, apitest.MemberPassword)
 	require.NoError(t, err)
 	_, err = revokeInvitation(owner, next.GetId())
-	require.Contains(t, requireCode(t, err, connect.CodeFailedPrecondition).Message(), "already accepted")
-	require.Contains(t, members(t, owner), "next@example.com")
+	require.Contains(t, apitest.RequireCode(t, err, connect.CodeFailedPrecondition).Message(), "already accepted")
+	require.Contains(t, apitest.Members(t, owner), "next@example.com")
 
-	setMaxMembers(t, s, a.ID, 3)
-	late, lateToken := inviteFull(t, owner, "late@example.com", quartersv1.Role_ROLE_MEMBER)
+	apitest.SetMaxMembers(t, s, a.ID, 3)
+	late, lateToken := apitest.InviteFull(t, owner, "late@example.com", quartersv1.Role_ROLE_MEMBER)
 	s.Exec(t, a.ID, `update invitations set expire_time = now() - interval '1 second' where tenant_id = $1 and id = $2`, a.ID, late.GetId())
 	_, err = revokeInvitation(owner, late.GetId())
-	require.Contains(t, requireCode(t, err, connect.CodeFailedPrecondition).Message(), "expired")
-	_, err = acceptInvitation(s, lateToken, memberPassword)
-	require.Equal(t, usedInvitation, requireCode(t, err, connect.CodeNotFound).Message())
+	require.Contains(t, apitest.RequireCode(t, err, connect.CodeFailedPrecondition).Message(), "expired")
+	_, err = apitest.AcceptInvitation(s, lateToken, apitest.MemberPassword)
+	require.Equal(t, apitest.UsedInvitation, apitest.RequireCode(t, err, connect.CodeNotFound).Message())
 }
 
 // TestInvitationRevokeOwner: only owners revoke an owner invitation, as
@@ -175,29 +160,29 @@ func TestInvitationRevoke(t *testing.T) {
 func TestInvitationRevokeOwner(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
-	a := signUpRoomy(t, s)
+	a := apitest.SignUpRoomy(t, s)
 	owner := s.AsUser(a.Owner)
-	admin := s.AsUser(join(t, s, a, "admin@example.com", quartersv1.Role_ROLE_ADMIN))
+	admin := s.AsUser(apitest.Join(t, s, a, "admin@example.com", quartersv1.Role_ROLE_ADMIN))
 
-	boss, bossToken := inviteFull(t, owner, "boss@example.com", quartersv1.Role_ROLE_OWNER)
+	boss, bossToken := apitest.InviteFull(t, owner, "boss@example.com", quartersv1.Role_ROLE_OWNER)
 	for name, tn := range map[string]*servertest.Tenant{"admin user": admin, "admin key": a} {
 		_, err := revokeInvitation(tn, boss.GetId())
-		require.Contains(t, requireCode(t, err, connect.CodePermissionDenied).Message(), "only owners", name)
+		require.Contains(t, apitest.RequireCode(t, err, connect.CodePermissionDenied).Message(), "only owners", name)
 	}
 	require.Equal(t, []string{"boss@example.com"}, invitationEmails(invitations(t, admin, 0)), "refusals change nothing")
 
-	helper, _ := inviteFull(t, owner, "helper@example.com", quartersv1.Role_ROLE_ADMIN)
+	helper, _ := apitest.InviteFull(t, owner, "helper@example.com", quartersv1.Role_ROLE_ADMIN)
 	_, err := revokeInvitation(admin, helper.GetId())
 	require.NoError(t, err, "admins revoke admin invitations, even an owner's")
 
 	_, err = revokeInvitation(owner, boss.GetId())
 	require.NoError(t, err)
-	_, err = acceptInvitation(s, bossToken, memberPassword)
-	require.Equal(t, usedInvitation, requireCode(t, err, connect.CodeNotFound).Message())
+	_, err = apitest.AcceptInvitation(s, bossToken, apitest.MemberPassword)
+	require.Equal(t, apitest.UsedInvitation, apitest.RequireCode(t, err, connect.CodeNotFound).Message())
 	require.Equal(t, map[string]quartersv1.Role{
 		a.OwnerEmail:        quartersv1.Role_ROLE_OWNER,
 		"admin@example.com": quartersv1.Role_ROLE_ADMIN,
-	}, members(t, owner))
+	}, apitest.Members(t, owner))
 }
 
 // TestInvitationIsolation: another tenant sees only its own invitations,
@@ -206,26 +191,26 @@ func TestInvitationRevokeOwner(t *testing.T) {
 func TestInvitationIsolation(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
-	a := signUpRoomy(t, s)
-	b := signUpRoomy(t, s)
-	aInv, aToken := inviteFull(t, s.AsUser(a.Owner), "amy@example.com", quartersv1.Role_ROLE_MEMBER)
-	inviteFull(t, b, "bob@example.com", quartersv1.Role_ROLE_MEMBER)
+	a := apitest.SignUpRoomy(t, s)
+	b := apitest.SignUpRoomy(t, s)
+	aInv, aToken := apitest.InviteFull(t, s.AsUser(a.Owner), "amy@example.com", quartersv1.Role_ROLE_MEMBER)
+	apitest.InviteFull(t, b, "bob@example.com", quartersv1.Role_ROLE_MEMBER)
 	bOwner := s.AsUser(b.Owner)
 
 	for name, tn := range map[string]*servertest.Tenant{"b owner": bOwner, "b key": b} {
 		require.Equal(t, []string{"bob@example.com"}, invitationEmails(invitations(t, tn, 0)), name)
 
 		_, err := revokeInvitation(tn, aInv.GetId())
-		errA := requireCode(t, err, connect.CodeNotFound)
+		errA := apitest.RequireCode(t, err, connect.CodeNotFound)
 		_, err = revokeInvitation(tn, uuid.NewString())
-		errMissing := requireCode(t, err, connect.CodeNotFound)
+		errMissing := apitest.RequireCode(t, err, connect.CodeNotFound)
 		require.Equal(t, "invitation not found", errMissing.Message(), name)
 		require.Equal(t, errMissing.Message(), errA.Message(), name)
 		require.Equal(t, len(errMissing.Details()), len(errA.Details()), name)
 	}
 
 	require.Equal(t, []string{"amy@example.com"}, invitationEmails(invitations(t, a, 0)))
-	sess, err := acceptInvitation(s, aToken, memberPassword)
+	sess, err := apitest.AcceptInvitation(s, aToken, apitest.MemberPassword)
 	require.NoError(t, err, "a's invitation is still usable")
 	require.Equal(t, a.ID, sess.GetTenantId())
 }

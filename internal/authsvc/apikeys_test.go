@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"testing"
@@ -10,16 +10,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
-
-func createKey(t *testing.T, tn *servertest.Tenant, name string, role quartersv1.Role) (*quartersv1.ApiKey, string) {
-	t.Helper()
-	resp, err := tn.Auth.CreateApiKey(ctx, req(&quartersv1.CreateApiKeyRequest{Name: name, Role: role}))
-	require.NoError(t, err)
-	require.Equal(t, role, resp.Msg.GetApiKey().GetRole())
-	return resp.Msg.GetApiKey(), resp.Msg.GetSecret()
-}
 
 // TestApiKeys: create (role at most the caller's), list without secrets,
 // revoke with effect on the very next call, last use recorded in batches.
@@ -28,7 +21,7 @@ func TestApiKeys(t *testing.T) {
 	s := servertest.New(t)
 	a := s.SignUp(t) // the sign-up key is admin
 
-	mk, memberSecret := createKey(t, a, "ci", quartersv1.Role_ROLE_MEMBER)
+	mk, memberSecret := apitest.CreateKey(t, a, "ci", quartersv1.Role_ROLE_MEMBER)
 	require.Regexp(t, `^qk_`, memberSecret)
 	member := s.As(a.ID, a.Slug, memberSecret)
 	_, err := member.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
@@ -36,12 +29,12 @@ func TestApiKeys(t *testing.T) {
 
 	// Nobody mints a credential stronger than their own; members manage no keys.
 	_, err = a.Auth.CreateApiKey(ctx, req(&quartersv1.CreateApiKeyRequest{Name: "root", Role: quartersv1.Role_ROLE_OWNER}))
-	cerr := requireCode(t, err, connect.CodePermissionDenied)
+	cerr := apitest.RequireCode(t, err, connect.CodePermissionDenied)
 	require.Contains(t, cerr.Message(), "role owner")
 	_, err = member.Auth.CreateApiKey(ctx, req(&quartersv1.CreateApiKeyRequest{Name: "x", Role: quartersv1.Role_ROLE_MEMBER}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 	_, err = member.Auth.ListApiKeys(ctx, req(&quartersv1.ListApiKeysRequest{}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 
 	// The list has both keys, newest first, and no secret anywhere.
 	list, err := a.Auth.ListApiKeys(ctx, req(&quartersv1.ListApiKeysRequest{}))
@@ -65,7 +58,7 @@ func TestApiKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, rev.Msg.GetApiKey().GetRevokeTime())
 	_, err = member.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	require.Equal(t, "invalid API key", requireCode(t, err, connect.CodeUnauthenticated).Message())
+	require.Equal(t, "invalid API key", apitest.RequireCode(t, err, connect.CodeUnauthenticated).Message())
 	again, err := a.Auth.RevokeApiKey(ctx, req(&quartersv1.RevokeApiKeyRequest{Id: mk.GetId()}))
 	require.NoError(t, err)
 	require.Equal(t, rev.Msg.GetApiKey().GetRevokeTime().AsTime(), again.Msg.GetApiKey().GetRevokeTime().AsTime())
@@ -74,7 +67,7 @@ func TestApiKeys(t *testing.T) {
 	_, err = a.Auth.CreateApiKey(ctx, req(&quartersv1.CreateApiKeyRequest{
 		Name: "past", Role: quartersv1.Role_ROLE_MEMBER, ExpireTime: timestamppb.New(time.Now().Add(-time.Hour)),
 	}))
-	require.Contains(t, violations(t, requireCode(t, err, connect.CodeInvalidArgument)), "expire_time")
+	require.Contains(t, apitest.Violations(t, apitest.RequireCode(t, err, connect.CodeInvalidArgument)), "expire_time")
 	short, err := a.Auth.CreateApiKey(ctx, req(&quartersv1.CreateApiKeyRequest{
 		Name: "short", Role: quartersv1.Role_ROLE_MEMBER, ExpireTime: timestamppb.New(time.Now().Add(time.Hour)),
 	}))
@@ -82,7 +75,7 @@ func TestApiKeys(t *testing.T) {
 	require.NotNil(t, short.Msg.GetApiKey().GetExpireTime())
 	s.Exec(t, a.ID, "update api_keys set expire_time = now() - interval '1 second' where id = $1", short.Msg.GetApiKey().GetId())
 	_, err = s.As(a.ID, a.Slug, short.Msg.GetSecret()).Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodeUnauthenticated)
+	apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 }
 
 // TestApiKeysIsolation: tenant B cannot see, revoke or detect A's keys.
@@ -90,12 +83,12 @@ func TestApiKeysIsolation(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a, b := s.SignUp(t), s.SignUp(t)
-	ak, aSecret := createKey(t, a, "a-only", quartersv1.Role_ROLE_MEMBER)
+	ak, aSecret := apitest.CreateKey(t, a, "a-only", quartersv1.Role_ROLE_MEMBER)
 
 	_, err := b.Auth.RevokeApiKey(ctx, req(&quartersv1.RevokeApiKeyRequest{Id: ak.GetId()}))
-	errA := requireCode(t, err, connect.CodeNotFound)
+	errA := apitest.RequireCode(t, err, connect.CodeNotFound)
 	_, err = b.Auth.RevokeApiKey(ctx, req(&quartersv1.RevokeApiKeyRequest{Id: uuid.NewString()}))
-	errMissing := requireCode(t, err, connect.CodeNotFound)
+	errMissing := apitest.RequireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, errMissing.Message(), errA.Message())
 
 	list, err := b.Auth.ListApiKeys(ctx, req(&quartersv1.ListApiKeysRequest{}))

@@ -1,4 +1,4 @@
-package router_test
+package project_test
 
 import (
 	"testing"
@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
@@ -40,7 +41,7 @@ func TestSignUp(t *testing.T) {
 	_, err = s.Anonymous().CreateTenant(ctx, req(&quartersv1.CreateTenantRequest{
 		Slug: "acme", Name: "Other", OwnerEmail: "x@other.example",
 	}))
-	cerr := requireCode(t, err, connect.CodeAlreadyExists)
+	cerr := apitest.RequireCode(t, err, connect.CodeAlreadyExists)
 	require.Contains(t, cerr.Message(), `"acme" is taken`)
 	conn, err := pgx.Connect(ctx, s.OwnerURL)
 	require.NoError(t, err)
@@ -55,7 +56,7 @@ func TestProjectLifecycle(t *testing.T) {
 	t.Parallel()
 	a := servertest.New(t).SignUp(t)
 
-	p := createProject(t, a, "Apollo")
+	p := apitest.CreateProject(t, a, "Apollo")
 	require.NoError(t, uuid.Validate(p.GetId()))
 	require.Equal(t, "about Apollo", p.GetDescription())
 
@@ -76,27 +77,27 @@ func TestProjectLifecycle(t *testing.T) {
 	_, err = a.Projects.DeleteProject(ctx, req(&quartersv1.DeleteProjectRequest{Id: p.GetId()}))
 	require.NoError(t, err)
 	_, err = a.Projects.GetProject(ctx, req(&quartersv1.GetProjectRequest{Id: p.GetId()}))
-	cerr := requireCode(t, err, connect.CodeNotFound)
+	cerr := apitest.RequireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "project not found", cerr.Message())
 	_, err = a.Projects.DeleteProject(ctx, req(&quartersv1.DeleteProjectRequest{Id: p.GetId()}))
-	requireCode(t, err, connect.CodeNotFound)
+	apitest.RequireCode(t, err, connect.CodeNotFound)
 }
 
 func TestDocumentLifecycle(t *testing.T) {
 	t.Parallel()
 	a := servertest.New(t).SignUp(t)
-	p1, p2 := createProject(t, a, "one"), createProject(t, a, "two")
-	d1 := createDocument(t, a, p1.GetId(), "d1")
-	d2 := createDocument(t, a, p2.GetId(), "d2")
+	p1, p2 := apitest.CreateProject(t, a, "one"), apitest.CreateProject(t, a, "two")
+	d1 := apitest.CreateDocument(t, a, p1.GetId(), "d1")
+	d2 := apitest.CreateDocument(t, a, p2.GetId(), "d2")
 	require.Equal(t, p1.GetId(), d1.GetProjectId())
 
 	// Filtered and unfiltered lists, newest first.
 	all, err := a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{}))
 	require.NoError(t, err)
-	require.Equal(t, []string{d2.GetId(), d1.GetId()}, docIDs(all.Msg.GetDocuments()))
+	require.Equal(t, []string{d2.GetId(), d1.GetId()}, apitest.DocIDs(all.Msg.GetDocuments()))
 	only1, err := a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{ProjectId: p1.GetId()}))
 	require.NoError(t, err)
-	require.Equal(t, []string{d1.GetId()}, docIDs(only1.Msg.GetDocuments()))
+	require.Equal(t, []string{d1.GetId()}, apitest.DocIDs(only1.Msg.GetDocuments()))
 
 	up, err := a.Documents.UpdateDocument(ctx, req(&quartersv1.UpdateDocumentRequest{
 		Document:   &quartersv1.Document{Id: d1.GetId(), Title: "kept", Content: "new text"},
@@ -108,19 +109,19 @@ func TestDocumentLifecycle(t *testing.T) {
 
 	// A project that does not exist is NOT_FOUND, by name.
 	_, err = a.Documents.CreateDocument(ctx, req(&quartersv1.CreateDocumentRequest{ProjectId: uuid.NewString(), Title: "x"}))
-	cerr := requireCode(t, err, connect.CodeNotFound)
+	cerr := apitest.RequireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "project not found", cerr.Message())
 
 	// Deleting a document, then a project with its documents.
 	_, err = a.Documents.DeleteDocument(ctx, req(&quartersv1.DeleteDocumentRequest{Id: d1.GetId()}))
 	require.NoError(t, err)
 	_, err = a.Documents.GetDocument(ctx, req(&quartersv1.GetDocumentRequest{Id: d1.GetId()}))
-	cerr = requireCode(t, err, connect.CodeNotFound)
+	cerr = apitest.RequireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "document not found", cerr.Message())
 	_, err = a.Projects.DeleteProject(ctx, req(&quartersv1.DeleteProjectRequest{Id: p2.GetId()}))
 	require.NoError(t, err)
 	_, err = a.Documents.GetDocument(ctx, req(&quartersv1.GetDocumentRequest{Id: d2.GetId()}))
-	requireCode(t, err, connect.CodeNotFound)
+	apitest.RequireCode(t, err, connect.CodeNotFound)
 }
 
 func TestPagination(t *testing.T) {
@@ -130,7 +131,7 @@ func TestPagination(t *testing.T) {
 	s.SetPlan(t, a.ID, "pro") // more than the free plan's 5 projects
 	var want []string
 	for i := range 7 {
-		p := createProject(t, a, "p"+string(rune('a'+i)))
+		p := apitest.CreateProject(t, a, "p"+string(rune('a'+i)))
 		want = append([]string{p.GetId()}, want...) // newest first
 	}
 	var got []string
@@ -160,26 +161,18 @@ func TestPagination(t *testing.T) {
 
 	// Garbage tokens, and tokens for another filter, are INVALID_ARGUMENT.
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{PageToken: "not-a-token"}))
-	cerr := requireCode(t, err, connect.CodeInvalidArgument)
+	cerr := apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	require.Contains(t, cerr.Message(), "page_token")
 	docs, err := a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{PageSize: 1}))
 	require.NoError(t, err)
 	require.Empty(t, docs.Msg.GetNextPageToken()) // no documents yet
-	p := createProject(t, a, "docs")
-	createDocument(t, a, p.GetId(), "one")
-	createDocument(t, a, p.GetId(), "two")
+	p := apitest.CreateProject(t, a, "docs")
+	apitest.CreateDocument(t, a, p.GetId(), "one")
+	apitest.CreateDocument(t, a, p.GetId(), "two")
 	docs, err = a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{PageSize: 1}))
 	require.NoError(t, err)
 	require.NotEmpty(t, docs.Msg.GetNextPageToken())
 	_, err = a.Documents.ListDocuments(ctx, req(&quartersv1.ListDocumentsRequest{ProjectId: p.GetId(), PageToken: docs.Msg.GetNextPageToken()}))
-	cerr = requireCode(t, err, connect.CodeInvalidArgument)
+	cerr = apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	require.Contains(t, cerr.Message(), "different filter")
-}
-
-func docIDs(ds []*quartersv1.Document) []string {
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.GetId()
-	}
-	return ids
 }

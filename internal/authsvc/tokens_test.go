@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"crypto/ed25519"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/token"
@@ -166,7 +167,7 @@ func TestHostileAccessTokens(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			err := listProjectsWith(s, a, tt.token)
-			cerr := requireCode(t, err, connect.CodeUnauthenticated)
+			cerr := apitest.RequireCode(t, err, connect.CodeUnauthenticated)
 			require.Equal(t, "invalid or expired access token: refresh it or sign in again", cerr.Message())
 		})
 	}
@@ -222,8 +223,8 @@ func TestAccessTokenSelectors(t *testing.T) {
 		{"A's subdomain, X-Tenant-ID: B", "header", list(s.SubdomainURL(a.Slug), header(b.ID))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cerr := requireCode(t, tt.err, connect.CodePermissionDenied)
-			info := errorInfo(t, cerr)
+			cerr := apitest.RequireCode(t, tt.err, connect.CodePermissionDenied)
+			info := apitest.ErrorInfo(t, cerr)
 			require.Equal(t, "TENANT_MISMATCH", info.GetReason())
 			require.Equal(t, tt.selector, info.GetMetadata()["selector"])
 		})
@@ -277,7 +278,7 @@ func TestRetiredKeyPastRetention(t *testing.T) {
 	require.NoError(t, s.Keys.Reload(ctx))
 	require.Equal(t, ks.Current(), s.Sessions.Keys().Current())
 
-	cerr := requireCode(t, listProjectsWith(s, a, old), connect.CodeUnauthenticated)
+	cerr := apitest.RequireCode(t, listProjectsWith(s, a, old), connect.CodeUnauthenticated)
 	require.Equal(t, "invalid or expired access token: refresh it or sign in again", cerr.Message())
 	b := s.SignUp(t)
 	require.NoError(t, listProjectsWith(s, b, b.Owner.GetAccessToken()), "the new key signs and verifies")

@@ -1,4 +1,4 @@
-package router_test
+package plan_test
 
 import (
 	"sync"
@@ -9,6 +9,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
@@ -16,7 +17,7 @@ func TestGetPlan(t *testing.T) {
 	t.Parallel()
 	s := servertest.New(t)
 	a := s.SignUp(t)
-	createProject(t, a, "one")
+	apitest.CreateProject(t, a, "one")
 	get := func() *quartersv1.GetPlanResponse {
 		resp, err := a.Plans.GetPlan(ctx, req(&quartersv1.GetPlanRequest{}))
 		require.NoError(t, err)
@@ -83,7 +84,7 @@ func TestProjectQuotaRace(t *testing.T) {
 	require.Len(t, created, 5)
 	require.Len(t, refusals, 15)
 	for _, err := range refusals {
-		cerr := requireCode(t, err, connect.CodeResourceExhausted)
+		cerr := apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 		require.Contains(t, cerr.Message(), `plan "free" allows 5 projects`)
 		var qf *errdetails.QuotaFailure
 		for _, d := range cerr.Details() {
@@ -103,11 +104,11 @@ func TestProjectQuotaRace(t *testing.T) {
 
 	_, err = a.Projects.DeleteProject(ctx, req(&quartersv1.DeleteProjectRequest{Id: created[0]}))
 	require.NoError(t, err)
-	createProject(t, a, "freed slot")
+	apitest.CreateProject(t, a, "freed slot")
 	_, err = a.Projects.CreateProject(ctx, req(&quartersv1.CreateProjectRequest{Name: "sixth"}))
-	requireCode(t, err, connect.CodeResourceExhausted)
+	apitest.RequireCode(t, err, connect.CodeResourceExhausted)
 
 	// Another tenant's quota is its own.
 	b := s.SignUp(t)
-	createProject(t, b, "b's first")
+	apitest.CreateProject(t, b, "b's first")
 }

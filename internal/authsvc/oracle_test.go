@@ -1,4 +1,4 @@
-package router_test
+package authsvc_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 )
 
@@ -78,7 +79,7 @@ func TestNoAccountOracle(t *testing.T) {
 		}))
 		require.NoError(t, err)
 	}
-	prober := signUpRoomy(t, s) // a tenant's admin, by API key and in person
+	prober := apitest.SignUpRoomy(t, s) // a tenant's admin, by API key and in person
 	probers := map[string]*servertest.Tenant{"admin key": prober, "owner": s.AsUser(prober.Owner)}
 
 	// Sign-up naming the email as owner, with and without a password,

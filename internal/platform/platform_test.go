@@ -1,4 +1,4 @@
-package router_test
+package platform_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -49,16 +50,16 @@ func TestPlatformCredential(t *testing.T) {
 		{"wrong platform key", "not-the-platform-key-0123456789abcdef", connect.CodeUnauthenticated},
 		{"tenant api key", a.Key, connect.CodePermissionDenied},
 	} {
-		requireCode(t, list(platform(c.key)), c.code)
-		requireCode(t, suspend(platform(c.key)), c.code)
+		apitest.RequireCode(t, list(platform(c.key)), c.code)
+		apitest.RequireCode(t, suspend(platform(c.key)), c.code)
 	}
 
 	// The platform key on a tenant RPC: refused, it acts for no tenant.
 	p := s.As(a.ID, a.Slug, s.PlatformKey)
 	_, err := p.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 	_, err = p.Plans.GetPlan(ctx, req(&quartersv1.GetPlanRequest{}))
-	requireCode(t, err, connect.CodePermissionDenied)
+	apitest.RequireCode(t, err, connect.CodePermissionDenied)
 
 	// None of the refused calls changed or audited anything.
 	require.NoError(t, list(s.Platform(t)))
@@ -69,7 +70,7 @@ func TestPlatformCredential(t *testing.T) {
 	// Another server's platform key is just a bad credential here.
 	other := servertest.NewWith(t, &servertest.Opts{PlatformKey: "another-platform-key-fedcba9876543210"})
 	require.NoError(t, list(other.Platform(t)))
-	requireCode(t, list(quartersv1connect.NewPlatformServiceClient(other.HTTP, other.URL,
+	apitest.RequireCode(t, list(quartersv1connect.NewPlatformServiceClient(other.HTTP, other.URL,
 		connect.WithInterceptors(servertest.Bearer(servertest.DefaultPlatformKey)))), connect.CodeUnauthenticated)
 }
 
@@ -139,7 +140,7 @@ func TestPlatformListTenants(t *testing.T) {
 	require.Equal(t, []string{b.ID}, ids)
 	require.Empty(t, last)
 	_, err = p.ListTenants(ctx, req(&quartersv1.ListTenantsRequest{Plan: "free", PageSize: 1, PageToken: next}))
-	requireCode(t, err, connect.CodeInvalidArgument)
+	apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 
 	for _, bad := range []*quartersv1.ListTenantsRequest{
 		{PageSize: 101},
@@ -148,7 +149,7 @@ func TestPlatformListTenants(t *testing.T) {
 		{PageToken: "garbage"},
 	} {
 		_, err := p.ListTenants(ctx, req(bad))
-		requireCode(t, err, connect.CodeInvalidArgument)
+		apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	}
 }
 
@@ -187,13 +188,13 @@ func TestPlatformSetPlan(t *testing.T) {
 
 	// Unknown plan, unknown tenant: NOT_FOUND, and nothing changes.
 	_, err = p.SetPlan(ctx, req(&quartersv1.SetPlanRequest{TenantId: a.ID, Plan: "platinum"}))
-	cerr := requireCode(t, err, connect.CodeNotFound)
+	cerr := apitest.RequireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "plan not found", cerr.Message())
 	_, err = p.SetPlan(ctx, req(&quartersv1.SetPlanRequest{TenantId: uuid.NewString(), Plan: "pro"}))
-	cerr = requireCode(t, err, connect.CodeNotFound)
+	cerr = apitest.RequireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "tenant not found", cerr.Message())
 	_, err = p.GetTenant(ctx, req(&quartersv1.PlatformServiceGetTenantRequest{TenantId: uuid.NewString()}))
-	cerr = requireCode(t, err, connect.CodeNotFound)
+	cerr = apitest.RequireCode(t, err, connect.CodeNotFound)
 	require.Equal(t, "tenant not found", cerr.Message())
 	require.Equal(t, "pro", getPlan(t, a).GetPlan())
 	require.Len(t, auditEvents(t, p, a.ID), 1, "a failed call left an audit record")
@@ -204,7 +205,7 @@ func TestPlatformSetPlan(t *testing.T) {
 		{TenantId: "not-a-uuid", Plan: "pro"},
 	} {
 		_, err := p.SetPlan(ctx, req(bad))
-		requireCode(t, err, connect.CodeInvalidArgument)
+		apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	}
 
 	// GetTenant shows what SetPlan returned.
@@ -226,7 +227,7 @@ func TestPlatformSetOverrides(t *testing.T) {
 
 	set := func(o *quartersv1.TenantOverrides, paths ...string) *quartersv1.SetOverridesResponse {
 		t.Helper()
-		resp, err := p.SetOverrides(ctx, req(&quartersv1.SetOverridesRequest{TenantId: a.ID, Overrides: o, UpdateMask: mask(paths...)}))
+		resp, err := p.SetOverrides(ctx, req(&quartersv1.SetOverridesRequest{TenantId: a.ID, Overrides: o, UpdateMask: apitest.Mask(paths...)}))
 		require.NoError(t, err)
 		return resp.Msg
 	}
@@ -298,23 +299,23 @@ func TestPlatformSetOverrides(t *testing.T) {
 	require.Equal(t, []string{"analytics", "custom_webhooks"}, plan.GetFeatures())
 
 	for name, bad := range map[string]*quartersv1.SetOverridesRequest{
-		"empty mask":     {TenantId: a.ID, UpdateMask: mask()},
+		"empty mask":     {TenantId: a.ID, UpdateMask: apitest.Mask()},
 		"no mask":        {TenantId: a.ID},
-		"unknown path":   {TenantId: a.ID, UpdateMask: mask("plan")},
-		"negative":       {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{MaxProjects: ptr[int64](-1)}, UpdateMask: mask("max_projects")},
-		"too large":      {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{RequestsPerMinute: ptr[int64](1 << 40)}, UpdateMask: mask("requests_per_minute")},
-		"tiny timeout":   {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{StatementTimeoutMs: ptr[int64](1)}, UpdateMask: mask("statement_timeout_ms")},
-		"bad feature":    {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{Features: map[string]bool{"Beta-Search": true}}, UpdateMask: mask("features")},
-		"many features":  {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{Features: manyFeatures(51)}, UpdateMask: mask("features")},
-		"bad tenant id":  {TenantId: "x", UpdateMask: mask("burst")},
-		"empty tenantid": {UpdateMask: mask("burst")},
+		"unknown path":   {TenantId: a.ID, UpdateMask: apitest.Mask("plan")},
+		"negative":       {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{MaxProjects: ptr[int64](-1)}, UpdateMask: apitest.Mask("max_projects")},
+		"too large":      {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{RequestsPerMinute: ptr[int64](1 << 40)}, UpdateMask: apitest.Mask("requests_per_minute")},
+		"tiny timeout":   {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{StatementTimeoutMs: ptr[int64](1)}, UpdateMask: apitest.Mask("statement_timeout_ms")},
+		"bad feature":    {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{Features: map[string]bool{"Beta-Search": true}}, UpdateMask: apitest.Mask("features")},
+		"many features":  {TenantId: a.ID, Overrides: &quartersv1.TenantOverrides{Features: manyFeatures(51)}, UpdateMask: apitest.Mask("features")},
+		"bad tenant id":  {TenantId: "x", UpdateMask: apitest.Mask("burst")},
+		"empty tenantid": {UpdateMask: apitest.Mask("burst")},
 	} {
 		_, err := p.SetOverrides(ctx, req(bad))
 		require.Error(t, err, name)
-		requireCode(t, err, connect.CodeInvalidArgument)
+		apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	}
-	_, err = p.SetOverrides(ctx, req(&quartersv1.SetOverridesRequest{TenantId: uuid.NewString(), UpdateMask: mask("burst")}))
-	require.Equal(t, "tenant not found", requireCode(t, err, connect.CodeNotFound).Message())
+	_, err = p.SetOverrides(ctx, req(&quartersv1.SetOverridesRequest{TenantId: uuid.NewString(), UpdateMask: apitest.Mask("burst")}))
+	require.Equal(t, "tenant not found", apitest.RequireCode(t, err, connect.CodeNotFound).Message())
 }
 
 // TestPlatformSuspend: a suspended tenant is refused on its next call, and
@@ -324,7 +325,7 @@ func TestPlatformSuspend(t *testing.T) {
 	s := servertest.New(t)
 	p := s.Platform(t)
 	a, b := s.SignUp(t), s.SignUp(t)
-	proj := createProject(t, a, "kept")
+	proj := apitest.CreateProject(t, a, "kept")
 
 	resp, err := p.SuspendTenant(ctx, req(&quartersv1.SuspendTenantRequest{TenantId: a.ID}))
 	require.NoError(t, err)
@@ -333,11 +334,11 @@ func TestPlatformSuspend(t *testing.T) {
 	require.Equal(t, map[string]any{"status": "suspended"}, resp.Msg.GetAuditEvent().GetAfter().AsMap())
 
 	_, err = a.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
-	cerr := requireCode(t, err, connect.CodePermissionDenied)
-	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, cerr).GetReason())
+	cerr := apitest.RequireCode(t, err, connect.CodePermissionDenied)
+	require.Equal(t, "TENANT_SUSPENDED", apitest.ErrorInfo(t, cerr).GetReason())
 	_, err = a.Plans.GetPlan(ctx, req(&quartersv1.GetPlanRequest{}))
-	require.Equal(t, "TENANT_SUSPENDED", errorInfo(t, requireCode(t, err, connect.CodePermissionDenied)).GetReason())
-	createProject(t, b, "b is unaffected")
+	require.Equal(t, "TENANT_SUSPENDED", apitest.ErrorInfo(t, apitest.RequireCode(t, err, connect.CodePermissionDenied)).GetReason())
+	apitest.CreateProject(t, b, "b is unaffected")
 
 	// Again: succeeds, changes nothing, and is audited as a no-op.
 	again, err := p.SuspendTenant(ctx, req(&quartersv1.SuspendTenantRequest{TenantId: a.ID}))
@@ -357,7 +358,7 @@ func TestPlatformSuspend(t *testing.T) {
 	require.Equal(t, proj.GetId(), list.Msg.GetProjects()[0].GetId())
 
 	_, err = p.ResumeTenant(ctx, req(&quartersv1.ResumeTenantRequest{TenantId: uuid.NewString()}))
-	require.Equal(t, "tenant not found", requireCode(t, err, connect.CodeNotFound).Message())
+	require.Equal(t, "tenant not found", apitest.RequireCode(t, err, connect.CodeNotFound).Message())
 }
 
 // TestPlatformAudit: every change made exactly one audit record, in the
@@ -377,7 +378,7 @@ func TestPlatformAudit(t *testing.T) {
 	}
 	must(auditOf(p.SetPlan(ctx, req(&quartersv1.SetPlanRequest{TenantId: a.ID, Plan: "pro"}))))
 	must(auditOf(p.SetOverrides(ctx, req(&quartersv1.SetOverridesRequest{TenantId: a.ID,
-		Overrides: &quartersv1.TenantOverrides{Burst: ptr[int64](50)}, UpdateMask: mask("burst")}))))
+		Overrides: &quartersv1.TenantOverrides{Burst: ptr[int64](50)}, UpdateMask: apitest.Mask("burst")}))))
 	must(auditOf(p.SetPlan(ctx, req(&quartersv1.SetPlanRequest{TenantId: b.ID, Plan: "enterprise"}))))
 	must(auditOf(p.SuspendTenant(ctx, req(&quartersv1.SuspendTenantRequest{TenantId: a.ID}))))
 	must(auditOf(p.SuspendTenant(ctx, req(&quartersv1.SuspendTenantRequest{TenantId: a.ID}))))
@@ -389,7 +390,7 @@ func TestPlatformAudit(t *testing.T) {
 	_, err = p.ListTenants(ctx, req(&quartersv1.ListTenantsRequest{}))
 	require.NoError(t, err)
 	_, err = p.SetPlan(ctx, req(&quartersv1.SetPlanRequest{TenantId: a.ID, Plan: "platinum"}))
-	requireCode(t, err, connect.CodeNotFound)
+	apitest.RequireCode(t, err, connect.CodeNotFound)
 
 	ids := func(evs []*quartersv1.AuditEvent) []string {
 		var out []string
@@ -448,7 +449,7 @@ func TestPlatformAudit(t *testing.T) {
 			break
 		}
 		_, err = p.ListAuditEvents(ctx, req(&quartersv1.ListAuditEventsRequest{TenantId: b.ID, PageToken: token}))
-		requireCode(t, err, connect.CodeInvalidArgument)
+		apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 	}
 	require.Equal(t, 3, pages)
 	require.Equal(t, ids(aEvents), ids(paged))
@@ -461,7 +462,7 @@ func TestPlatformAudit(t *testing.T) {
 	require.Empty(t, resp.Msg.GetNextPageToken())
 
 	_, err = p.ListAuditEvents(ctx, req(&quartersv1.ListAuditEventsRequest{TenantId: "nope"}))
-	requireCode(t, err, connect.CodeInvalidArgument)
+	apitest.RequireCode(t, err, connect.CodeInvalidArgument)
 }
 
 // TestAuditEventsRowLevelSecurity: at the SQL level, tenant B's own
