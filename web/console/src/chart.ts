@@ -51,8 +51,10 @@ export function usageChart(days: DailyUsage[]): SVGElement {
       s("rect", { x: x + barW, y: y(refused), width: barW, height: y(0) - y(refused), class: "refusals" }),
     );
     svg.append(g);
-    // A label on the first day, every seventh, and the last.
-    if (i === 0 || i === days.length - 1 || i % 7 === 0) {
+    // A label on the first day, every seventh (unless too near the
+    // last), and the last.
+    const last = days.length - 1;
+    if (i === 0 || i === last || (i % 7 === 0 && last - i >= 4)) {
       svg.append(s("text", { x: x + barW, y: height - 8, class: "tick", "text-anchor": "middle" }, d.date.slice(5)));
     }
   });
