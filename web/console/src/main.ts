@@ -11,6 +11,7 @@ import {
   toJson,
   SessionSchema,
   type GetCurrentUserResponse,
+  type QuartersClient,
   type QuartersSession,
   type Session,
 } from "@quarters/sdk";
@@ -97,7 +98,15 @@ function showSignIn(message = "") {
 /** start opens the console for a signed-in session. */
 async function start(s: Session) {
   const session = createSession({ baseUrl: location.origin, session: s, onRefresh: save });
-  const client = createQuartersClient({ baseUrl: location.origin, session });
+  await enter(session, createQuartersClient({ baseUrl: location.origin, session }));
+}
+
+/**
+ * enter shows the console for the session's current tenant. A tenant
+ * switch comes back here with the same session, so only one object ever
+ * holds (and refreshes) the refresh token.
+ */
+async function enter(session: QuartersSession, client: QuartersClient) {
   let me: GetCurrentUserResponse;
   try {
     me = await client.members.getCurrentUser({});
@@ -112,7 +121,7 @@ async function start(s: Session) {
 /** generation counts the views shown; a view whose number is not current is gone. */
 let generation = 0;
 
-function shell(session: QuartersSession, client: ReturnType<typeof createQuartersClient>, me: GetCurrentUserResponse) {
+function shell(session: QuartersSession, client: QuartersClient, me: GetCurrentUserResponse) {
   const current = me.tenants.find((t) => t.tenantId === me.tenantId);
   const switcher = h(
     "select",
@@ -127,7 +136,7 @@ function shell(session: QuartersSession, client: ReturnType<typeof createQuarter
       async () => {
         say("", "notice");
         history.pushState(null, "", `${base}/${route()[0]}`);
-        await start(session.session);
+        await enter(session, client);
       },
       (err: unknown) => {
         say(describe(err), "error");
