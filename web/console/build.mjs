@@ -12,7 +12,7 @@ const out = resolve(here, "../../server/console/assets");
 const check = process.argv.includes("--check");
 
 const common = { bundle: true, minify: true, write: false, logLevel: "warning", absWorkingDir: here };
-const js = await build({
+const jsOptions = {
   ...common,
   entryPoints: ["src/main.ts"],
   outfile: "console.js",
@@ -20,7 +20,22 @@ const js = await build({
   platform: "browser",
   target: "es2022",
   tsconfig: "tsconfig.json",
-});
+  metafile: true,
+};
+// The bundled packages and their licenses, read from what esbuild put in
+// the output, head the bundle (minifying drops the packages' own notices).
+const probe = await build(jsOptions);
+const packages = new Map();
+const used = Object.values(probe.metafile.outputs)[0].inputs;
+for (const [input, { bytesInOutput }] of Object.entries(used)) {
+  if (bytesInOutput === 0) continue; // parsed, then shaken out
+  const m = /^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//.exec(input);
+  if (!m || packages.has(m[2])) continue;
+  const pkg = JSON.parse(readFileSync(resolve(here, m[1], "package.json"), "utf8"));
+  packages.set(m[2], `${pkg.name}@${pkg.version} (${pkg.license.replace(/^\((.*)\)$/, "$1")})`);
+}
+const banner = `/* Quarters console (web/console). Bundles ${[...packages.values()].sort().join(", ")}. */`;
+const js = await build({ ...jsOptions, metafile: false, banner: { js: banner } });
 const css = await build({ ...common, entryPoints: ["src/style.css"], outfile: "console.css" });
 
 const files = {
