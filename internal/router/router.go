@@ -1,7 +1,8 @@
 // Package router assembles Quarters' HTTP handler: the Connect services
-// behind the production interceptor chain, gRPC health and reflection, and
-// the liveness and readiness probes. The command and the tests both build
-// their server with it, so tests exercise exactly what runs in production.
+// behind the production interceptor chain, gRPC health and reflection, the
+// liveness and readiness probes, and the tenant console. The command and the
+// tests both build their server with it, so tests exercise exactly what runs
+// in production.
 package router
 
 import (
@@ -31,6 +32,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/analytics"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/authsvc"
+	"github.com/quarters-dev/quarters/internal/console"
 	"github.com/quarters-dev/quarters/internal/document"
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/idp"
@@ -223,6 +225,11 @@ func New(p Params) (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
 	mux.Handle("GET /openapi.yaml", openapi.Handler())
+	// The tenant console signs in through the API like any client: it
+	// needs no credential to load.
+	consoleHandler := console.Handler()
+	mux.Handle(console.Path, consoleHandler)
+	mux.Handle(console.Path+"/", consoleHandler)
 	// The keys that verify access tokens, for services that check them on
 	// their own; read per request, so a reloaded or rotated set shows at once.
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {

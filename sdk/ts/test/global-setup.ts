@@ -1,8 +1,10 @@
 // Builds the real server (go build from the repository root), starts it on
 // a free port with its own PostgreSQL in a temporary data directory, and
-// provides its URL to the tests as inject("apiUrl"). Stopped with SIGTERM
-// at teardown.
+// provides its URL to the tests as inject("apiUrl") (its mailbox and
+// platform key too). Stopped with SIGTERM at teardown. The console's tests
+// (web/console) start their server with it as well.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -14,6 +16,8 @@ declare module "vitest" {
     apiUrl: string;
     /** The server's development mailbox: one <n>-<to>.eml file per mail. */
     mailboxDir: string;
+    /** The operator's credential (QUARTERS_PLATFORM_KEY), for PlatformService. */
+    platformKey: string;
   }
 }
 
@@ -28,6 +32,7 @@ export default async function setup(project: TestProject) {
   const dataDir = join(work, "data");
   execFileSync("mkdir", ["-m", "0755", dataDir]);
   const mailboxDir = join(work, "mailbox");
+  const platformKey = randomBytes(32).toString("hex");
 
   // Only these variables: no DATABASE_URL or REDIS_URL from the caller.
   const child: ChildProcess = spawn(bin, [], {
@@ -41,6 +46,7 @@ export default async function setup(project: TestProject) {
       QUARTERS_MAILBOX_DIR: mailboxDir,
       QUARTERS_SIGNUP_RATE: "100000",
       QUARTERS_SIGNIN_ACCOUNT_RATE: "100000",
+      QUARTERS_PLATFORM_KEY: platformKey,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -67,6 +73,7 @@ export default async function setup(project: TestProject) {
   child.stdout!.resume();
   project.provide("apiUrl", url);
   project.provide("mailboxDir", mailboxDir);
+  project.provide("platformKey", platformKey);
   process.env.QUARTERS_URL = url;
 
   return async () => {
