@@ -65,6 +65,15 @@ var clientKinds = []struct {
 
 func newFailoverCase(t *testing.T, contextTimeouts bool) failoverCase {
 	t.Helper()
+	// Below the default, so that the outage tests' calls stay quick
+	// (each times out at most this, and only until the breaker opens);
+	// the breaker keeps a slow moment of a busy machine from opening it.
+	return newFailoverCaseTimeout(t, contextTimeouts, 20*time.Millisecond)
+}
+
+// newFailoverCaseTimeout is newFailoverCase with the given timeout.
+func newFailoverCaseTimeout(t *testing.T, contextTimeouts bool, timeout time.Duration) failoverCase {
+	t.Helper()
 	srv := redistest.New(t)
 	opts := srv.Options()
 	opts.ContextTimeoutEnabled = contextTimeouts
@@ -73,10 +82,7 @@ func newFailoverCase(t *testing.T, contextTimeouts bool) failoverCase {
 	redis := ratelimit.NewRedis(client)
 	logs := &logBuffer{}
 	f := ratelimit.NewFailover(redis, ratelimit.NewLocal(), &ratelimit.FailoverOpts{
-		// Below the default, so that the outage tests' calls stay quick
-		// (each times out at most this, and only until the breaker opens);
-		// the breaker keeps a slow moment of a busy machine from opening it.
-		Timeout: 20 * time.Millisecond,
+		Timeout: timeout,
 		Backoff: 200 * time.Millisecond,
 		Logger:  logs.logger(),
 	})
@@ -314,7 +320,14 @@ func TestFailoverContinuesFromLastState(t *testing.T) {
 	for _, kind := range clientKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			t.Parallel()
-			c := newFailoverCase(t, kind.contextTimeouts)
+			// The calls before the outage must all be Redis's: one that
+			// timed out would be answered locally, and Redis, which may not
+			// have counted it, would admit the eleventh. No healthy call takes
+			// a second, even on a busy machine. The outage pays for it
+			// with idle waiting: go-redis retries a stopped Redis until
+			// the deadline, so the five failures that open the breaker
+			// take five seconds.
+			c := newFailoverCaseTimeout(t, kind.contextTimeouts, time.Second)
 			ctx := context.Background()
 			// Refills one request every six minutes: none during the test.
 			limit := ratelimit.Limit{Rate: 10, Period: time.Hour, Burst: 10}
