@@ -99,7 +99,7 @@ type Failover struct {
 	timeout, backoff  time.Duration
 	failures          int64
 	logger            *slog.Logger
-	start             time.Time
+	clock             func() time.Duration // monotonic time since NewFailover; replaced in tests
 
 	state    atomic.Int32
 	recent   window       // the closed breaker's outcomes over the last second
@@ -131,8 +131,9 @@ func NewFailover(primary, fallback Limiter, opts *FailoverOpts) *Failover {
 		backoff:  opts.Backoff,
 		failures: int64(opts.Failures),
 		logger:   opts.Logger,
-		start:    time.Now(),
 	}
+	start := time.Now()
+	f.clock = func() time.Duration { return time.Since(start) }
 	if f.timeout <= 0 {
 		f.timeout = DefaultFailoverTimeout
 	}
@@ -314,7 +315,7 @@ func (f *Failover) fromFallback(ctx context.Context, key string, l Limit, cost i
 	return f.fallback.Allow(ctx, key, l, cost)
 }
 
-func (f *Failover) now() int64 { return int64(time.Since(f.start)) }
+func (f *Failover) now() int64 { return int64(f.clock()) }
 
 // Fallbacks is the number of calls answered by the fallback, for metrics:
 // it grows while the breaker is open, and by one per failed call while it

@@ -65,6 +65,15 @@ var clientKinds = []struct {
 
 func newFailoverCase(t *testing.T, contextTimeouts bool) failoverCase {
 	t.Helper()
+	// Below the default, so that the outage tests' calls stay quick
+	// (each times out at most this, and only until the breaker opens);
+	// the breaker keeps a slow moment of a busy machine from opening it.
+	return newFailoverCaseTimeout(t, contextTimeouts, 20*time.Millisecond)
+}
+
+// newFailoverCaseTimeout is newFailoverCase with the given timeout.
+func newFailoverCaseTimeout(t *testing.T, contextTimeouts bool, timeout time.Duration) failoverCase {
+	t.Helper()
 	srv := redistest.New(t)
 	opts := srv.Options()
 	opts.ContextTimeoutEnabled = contextTimeouts
@@ -73,10 +82,7 @@ func newFailoverCase(t *testing.T, contextTimeouts bool) failoverCase {
 	redis := ratelimit.NewRedis(client)
 	logs := &logBuffer{}
 	f := ratelimit.NewFailover(redis, ratelimit.NewLocal(), &ratelimit.FailoverOpts{
-		// Below the default, so that the outage tests' calls stay quick
-		// (each times out at most this, and only until the breaker opens);
-		// the breaker keeps a slow moment of a busy machine from opening it.
-		Timeout: 20 * time.Millisecond,
+		Timeout: timeout,
 		Backoff: 200 * time.Millisecond,
 		Logger:  logs.logger(),
 	})
@@ -203,13 +209,17 @@ func TestFailoverCallerCancelled(t *testing.T) {
 	c.requireFromRedis(t, "next")
 }
 
-// slowHook delays Redis commands: every call by up to base, and every
-// every-th call past the failover's timeout, as a busy but healthy Redis
-// (or network) might.
+// slowHook makes every every-th Redis command answer only after the
+// caller's deadline, as a busy but healthy Redis (or network) might, and
+// lets the others through at once. Each command also moves the
+// failover's clock on by tick, so that the breaker's window holds a
+// fixed number of calls however fast a busy machine makes them.
 type slowHook struct {
-	base, slow time.Duration
-	every      int64
-	n          atomic.Int64
+	every  int64
+	tick   time.Duration
+	n      atomic.Int64
+	now    atomic.Int64 // the failover's clock
+	slowed atomic.Int64 // commands held past their deadline
 }
 
 func (h *slowHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
@@ -229,13 +239,12 @@ func (h *slowHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis
 }
 
 func (h *slowHook) delay(ctx context.Context) {
-	d := time.Duration(h.n.Add(1)%7) * h.base / 7
-	if h.n.Load()%h.every == 0 {
-		d = h.slow
-	}
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
+	h.now.Add(int64(h.tick))
+	if h.n.Add(1)%h.every == 0 {
+		// Later than the timeout whatever the load: the answer comes
+		// after the deadline that Failover set.
+		h.slowed.Add(1)
+		<-ctx.Done()
 	}
 }
 
@@ -243,26 +252,47 @@ func (h *slowHook) delay(ctx context.Context) {
 // sometimes later than the timeout must not switch the limiter to the
 // fallback: those calls alone are answered locally (from the last known
 // state), the breaker stays closed, and nothing is logged.
+//
+// The slow calls time out for certain (they wait for their deadline),
+// the others have a timeout no healthy call reaches, and the breaker's
+// clock moves with the calls (10ms each, so its one-second window holds
+// the last ~100), not with the machine's speed. Then, whatever the
+// scheduling, a tenth of the calls fail: with at most 8 in flight, any
+// window holds far more successes than failures and never a second
+// without a success, so a breaker that opened would have miscounted.
 func TestFailoverSlowRedisDoesNotFlap(t *testing.T) {
 	t.Parallel()
 	srv := redistest.New(t)
 	opts := srv.Options()
 	opts.ContextTimeoutEnabled = true
+	const workers = 8
+	opts.MinIdleConns = workers
 	client := goredis.NewClient(opts)
 	t.Cleanup(func() { _ = client.Close() })
-	hook := &slowHook{base: 5 * time.Millisecond, slow: 120 * time.Millisecond, every: 10}
-	client.AddHook(hook)
+	redis := ratelimit.NewRedis(client)
+	hook := &slowHook{every: 10, tick: 10 * time.Millisecond}
 	logs := &logBuffer{}
-	f := ratelimit.NewFailover(ratelimit.NewRedis(client), ratelimit.NewLocal(), &ratelimit.FailoverOpts{
-		Timeout: 60 * time.Millisecond, Backoff: 200 * time.Millisecond, Logger: logs.logger(),
+	f := ratelimit.NewFailover(redis, ratelimit.NewLocal(), &ratelimit.FailoverOpts{
+		Timeout: 500 * time.Millisecond, Backoff: 200 * time.Millisecond, Logger: logs.logger(),
 	})
+	f.SetClock(func() time.Duration { return time.Duration(hook.now.Load()) })
 	ctx := context.Background()
 	limit := ratelimit.PerMinute(100000, 100000)
-	var wg sync.WaitGroup
-	for range 8 {
+	// Every worker first calls Redis directly, before the hook is in place
+	// and bypassing the breaker: a fresh server, new connections and the
+	// script's first load are slow on a busy machine, and are not what the
+	// test is about.
+	var wg, warm sync.WaitGroup
+	warm.Add(workers)
+	armed := make(chan struct{})
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			_, err := redis.Allow(ctx, "warmup", limit, 1)
+			warm.Done()
+			require.NoError(t, err)
+			<-armed
 			for range 25 {
 				_, err := f.Allow(ctx, "busy", limit, 1)
 				require.NoError(t, err)
@@ -270,8 +300,12 @@ func TestFailoverSlowRedisDoesNotFlap(t *testing.T) {
 			}
 		}()
 	}
+	warm.Wait()
+	client.AddHook(hook)
+	close(armed)
 	wg.Wait()
-	require.Positive(t, f.Fallbacks(), "no call was slower than the timeout: the test tested nothing")
+	require.GreaterOrEqual(t, hook.slowed.Load(), int64(15), "too few calls were slower than the timeout: the test tested nothing")
+	require.GreaterOrEqual(t, f.Fallbacks(), uint64(hook.slowed.Load()), "every call slower than the timeout is answered by the fallback")
 	require.Less(t, f.Fallbacks(), f.PrimaryAnswers())
 	require.Zero(t, f.Openings())
 	require.Zero(t, logs.count(logFailed))
@@ -286,7 +320,14 @@ func TestFailoverContinuesFromLastState(t *testing.T) {
 	for _, kind := range clientKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			t.Parallel()
-			c := newFailoverCase(t, kind.contextTimeouts)
+			// The calls before the outage must all be Redis's: one that
+			// timed out would be answered locally, and Redis, which may not
+			// have counted it, would admit the eleventh. No healthy call takes
+			// a second, even on a busy machine. The outage pays for it
+			// with idle waiting: go-redis retries a stopped Redis until
+			// the deadline, so the five failures that open the breaker
+			// take five seconds.
+			c := newFailoverCaseTimeout(t, kind.contextTimeouts, time.Second)
 			ctx := context.Background()
 			// Refills one request every six minutes: none during the test.
 			limit := ratelimit.Limit{Rate: 10, Period: time.Hour, Burst: 10}

@@ -293,15 +293,27 @@ func TestRedisOutage(t *testing.T) {
 	require.Positive(t, f.PrimaryAnswers())
 
 	rs.Stop()
-	for range 20 {
+	// How many failed calls open the breaker depends on how many the last
+	// second held and how long each waited for the dead Redis, so on how
+	// busy the machine is: call until it opens. Every call must succeed
+	// meanwhile, and the breaker must open well within the bound.
+	deadline := time.Now().Add(30 * time.Second)
+	for calls := 1; !f.Degraded(); calls++ {
+		require.True(t, time.Now().Before(deadline), "breaker still closed after %d calls: primary=%d fallback=%d",
+			calls, f.PrimaryAnswers(), f.Fallbacks())
 		call()
 	}
 	require.Positive(t, f.Fallbacks())
-	require.True(t, f.Degraded(), "primary=%d fallback=%d", f.PrimaryAnswers(), f.Fallbacks())
+	// Open, calls are answered locally, not by Redis.
+	primary, fallbacks := f.PrimaryAnswers(), f.Fallbacks()
+	call()
+	require.Equal(t, primary, f.PrimaryAnswers())
+	require.Equal(t, fallbacks+1, f.Fallbacks())
+	require.True(t, f.Degraded())
 
 	rs.Start()
 	before := f.PrimaryAnswers()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for f.PrimaryAnswers() == before {
 		require.True(t, time.Now().Before(deadline), "never went back to Redis")
 		call()
