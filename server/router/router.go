@@ -33,6 +33,7 @@ import (
 	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/guard"
+	"github.com/quarters-dev/quarters/server/httperr"
 	"github.com/quarters-dev/quarters/server/idp"
 	"github.com/quarters-dev/quarters/server/input"
 	"github.com/quarters-dev/quarters/server/jobs"
@@ -253,6 +254,10 @@ func New(p Params) (http.Handler, error) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 
+	services := make(map[string]bool, len(names))
+	for _, n := range names {
+		services[n] = true
+	}
 	handler := tenant.SelectorMiddleware(p.BaseDomain, guard.Body(guard.BodyParams{
 		MaxBytes: p.MaxBodyBytes,
 		Timeout:  p.BodyTimeout,
@@ -264,6 +269,14 @@ func New(p Params) (http.Handler, error) {
 			return ok
 		},
 	}, mux))
+	// Outside authentication, so a mistyped procedure is answered as one
+	// rather than with a request for a credential; inside CORS, so a
+	// browser may read the answer.
+	handler = httperr.Middleware(httperr.Params{
+		IsProcedure: func(path string) bool { _, ok := rules[path]; return ok },
+		IsService:   func(name string) bool { return services[name] },
+		Catalog:     "/openapi.yaml",
+	}, handler)
 	return observe.Middleware(p.Logger, p.TrustedProxies, corsHandler(p.CORSOrigins).Handler(handler)), nil
 }
 
@@ -333,6 +346,7 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.
 	return append(chain,
 		usage.NewInterceptor(p.Usage),
 		access.NewInterceptor(rules, p.UpgradeURL),
+		input.NewGrammarInterceptor(),
 		input.NewInterceptor(),
 		validate.NewInterceptor(),
 	)
