@@ -232,7 +232,9 @@ func New(p Params) (http.Handler, error) {
 		names = append(names, string(s.FullName()))
 	}
 	mux.Handle(grpchealth.NewHandler(&healthChecker{db: p.DB, services: names}))
-	reflector := grpcreflect.NewStaticReflector(names...)
+	// Health is listed too, so grpcurl and grpc-health-probe users can
+	// find it and describe it.
+	reflector := grpcreflect.NewStaticReflector(append(names, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
