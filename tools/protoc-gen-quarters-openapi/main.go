@@ -92,6 +92,9 @@ func generate(p *protogen.Plugin, basePath string) ([]byte, error) {
 		converter.WithAllowGET(true),
 		// Not google.api.http: we serve no REST routes.
 		converter.WithFeatures("connectrpc", "gnostic", "protovalidate"),
+		// Schemas no operation reaches (map entries, unused well-known
+		// types) would only be noise in the docs and lint.
+		converter.WithTrimUnusedTypes(true),
 		// stdout carries the plugin's response: logs go to stderr.
 		converter.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 	)
@@ -112,6 +115,8 @@ func generate(p *protogen.Plugin, basePath string) ([]byte, error) {
 	if err := addResponses(root.Content[0]); err != nil {
 		return nil, err
 	}
+	simplifyDebug(root.Content[0])
+	trimSchemas(root.Content[0])
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -348,8 +353,73 @@ func sortResponses(responses *yaml.Node) {
 	}
 }
 
+// simplifyDebug makes an error detail's debug field its one schema: a
+// oneOf of one inline schema with a discriminator that cannot select it
+// is what OpenAPI lints flag, and the type field still says what the
+// detail is.
+func simplifyDebug(doc *yaml.Node) {
+	props := get(get(get(get(doc, "components"), "schemas"), "connect.error_details.Any"), "properties")
+	debug := get(props, "debug")
+	one := get(debug, "oneOf")
+	if one == nil || len(one.Content) != 1 {
+		return
+	}
+	merged := one.Content[0]
+	for i := 0; i+1 < len(debug.Content); i += 2 {
+		if k := debug.Content[i].Value; k != "oneOf" && k != "discriminator" {
+			set(merged, k, debug.Content[i+1])
+		}
+	}
+	set(props, "debug", merged)
+}
+
+// trimSchemas deletes the schemas nothing refers to, directly or through
+// other schemas (protoc-gen-connect-openapi keeps map entries and
+// well-known types that no field uses).
+func trimSchemas(doc *yaml.Node) {
+	schemas := get(get(doc, "components"), "schemas")
+	if schemas == nil {
+		return
+	}
+	const prefix = "#/components/schemas/"
+	used := map[string]bool{}
+	var queue []*yaml.Node
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			if ref := get(n, "$ref"); ref != nil && strings.HasPrefix(ref.Value, prefix) {
+				name := strings.TrimPrefix(ref.Value, prefix)
+				if !used[name] {
+					used[name] = true
+					if s := get(schemas, name); s != nil {
+						queue = append(queue, s)
+					}
+				}
+			}
+		}
+		for _, c := range n.Content {
+			if c != schemas {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		walk(n)
+	}
+	kept := schemas.Content[:0]
+	for i := 0; i+1 < len(schemas.Content); i += 2 {
+		if used[schemas.Content[i].Value] {
+			kept = append(kept, schemas.Content[i], schemas.Content[i+1])
+		}
+	}
+	schemas.Content = kept
+}
+
 func get(m *yaml.Node, key string) *yaml.Node {
-	if m.Kind != yaml.MappingNode {
+	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
