@@ -67,7 +67,7 @@ func TestHTTPErrors(t *testing.T) {
 		{
 			name: "unknown path", method: http.MethodGet, path: "/nope",
 			status: http.StatusNotFound, code: "unimplemented",
-			says: []string{"no such path /nope", "/openapi.yaml"},
+			says: []string{"no such path /nope", "/docs (and /openapi.yaml)"},
 		},
 		{
 			name: "unknown procedure, no credential", method: http.MethodPost, path: "/quarters.v1.ProjectService/ListProject", contentType: "application/json", body: `{}`,

@@ -239,6 +239,8 @@ func New(p Params) (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
 	mux.Handle("GET /openapi.yaml", openapi.Handler())
+	mux.Handle("GET /docs", openapi.DocsHandler())
+	mux.Handle("GET /docs/", openapi.DocsHandler())
 	// The keys that verify access tokens, for services that check them on
 	// their own; read per request, so a reloaded or rotated set shows at once.
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
@@ -277,7 +279,7 @@ func New(p Params) (http.Handler, error) {
 	handler = httperr.Middleware(httperr.Params{
 		IsProcedure: func(path string) bool { _, ok := rules[path]; return ok },
 		IsService:   func(name string) bool { return services[name] },
-		Catalog:     "/openapi.yaml",
+		Catalog:     "/docs (and /openapi.yaml)",
 	}, handler)
 	return observe.Middleware(p.Logger, p.TrustedProxies, corsHandler(p.CORSOrigins).Handler(handler)), nil
 }
