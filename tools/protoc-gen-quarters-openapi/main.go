@@ -117,6 +117,7 @@ func generate(p *protogen.Plugin, basePath string) ([]byte, error) {
 	}
 	simplifyDebug(root.Content[0])
 	trimSchemas(root.Content[0])
+	sortTags(root.Content[0])
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -416,6 +417,23 @@ func trimSchemas(doc *yaml.Node) {
 		}
 	}
 	schemas.Content = kept
+}
+
+// sortTags orders the tags (one per service) by name: the converter lists
+// them in the order of its file registry, which is not stable from run to
+// run, and CI compares the document byte for byte.
+func sortTags(doc *yaml.Node) {
+	tags := get(doc, "tags")
+	if tags == nil {
+		return
+	}
+	name := func(n *yaml.Node) string {
+		if v := get(n, "name"); v != nil {
+			return v.Value
+		}
+		return ""
+	}
+	sort.SliceStable(tags.Content, func(a, b int) bool { return name(tags.Content[a]) < name(tags.Content[b]) })
 }
 
 func get(m *yaml.Node, key string) *yaml.Node {
