@@ -85,7 +85,7 @@ func (a *asset) serve(w http.ResponseWriter, r *http.Request) {
 func (a *asset) compress() {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level: no error
-	_, _ = zw.Write(a.body)                                 // into memory: cannot fail
+	_, _ = zw.Write(a.body)                                  // into memory: cannot fail
 	_ = zw.Close()
 	a.gz = buf.Bytes()
 }
