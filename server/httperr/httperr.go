@@ -107,6 +107,12 @@ type captureWriter struct {
 }
 
 func (w *captureWriter) WriteHeader(status int) {
+	if status < 200 {
+		// Informational (103 Early Hints): the final status is still to
+		// come.
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
 	if w.decided {
 		return
 	}
@@ -138,6 +144,10 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 }
 
 func (w *captureWriter) Flush() {
+	if !w.decided {
+		// Flushing sends the headers: a 200, as net/http would.
+		w.WriteHeader(http.StatusOK)
+	}
 	if w.mode != pass {
 		return
 	}
