@@ -107,5 +107,8 @@ test("/docs renders the API's operations from /openapi.yaml, offline", { timeout
 
   assert.deepEqual(foreign, [], "nothing is loaded from another origin");
   assert.deepEqual(problems, [], "no console errors (a CSP violation would be one)");
-  await page.screenshot({ path: join(process.env.DOCS_SCREENSHOT_DIR ?? work, "docs.png"), fullPage: false });
+  // For CI artifacts: DOCS_SCREENSHOT_DIR=<dir> keeps a picture of the page.
+  if (process.env.DOCS_SCREENSHOT_DIR) {
+    await page.screenshot({ path: join(process.env.DOCS_SCREENSHOT_DIR, "docs.png") });
+  }
 });
