@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,39 +88,16 @@ func TestReadmeCommands(t *testing.T) {
 	block := regexp.MustCompile("(?s)<!-- walkthrough:start -->\\s*```sh\n(.*?)```\\s*<!-- walkthrough:end -->").FindSubmatch(readme)
 	require.NotNil(t, block, "README lost its walk-through block")
 	port := strings.TrimPrefix(addr[1], "127.0.0.1:")
-	lines := strings.Split(strings.TrimSpace(shell(t, string(block[1]), []string{
-		"Q=http://localhost:" + port, "MAILBOX=" + filepath.Join(dataDir, "mailbox"),
-	})), "\n")
-	require.GreaterOrEqual(t, len(lines), 14, "walk-through output:\n%s", strings.Join(lines, "\n"))
-	require.Contains(t, lines[0], `"title":"Kickoff"`)
-	require.Contains(t, lines[1], `"title":"Kickoff"`)
-	require.Equal(t, `{"code":"not_found","message":"project not found"}`, lines[2])
-	require.Equal(t, lines[2], lines[3], "another tenant's id must look exactly like a missing one")
-	require.Equal(t, "{}", lines[4])
-	require.Contains(t, lines[5], `"code":"permission_denied"`)
-	require.Contains(t, lines[5], "TENANT_MISMATCH")
-	require.Contains(t, lines[6], `"code":"invalid_argument"`)
-	require.Contains(t, lines[6], "buf.validate.Violations")
-	require.Contains(t, lines[7], `"code":"failed_precondition"`)
-	require.Contains(t, lines[7], "EMAIL_NOT_VERIFIED")
-	require.Equal(t, "{}", lines[8], "the mailed link verifies the address")
-	require.Contains(t, lines[9], `"email":"ceo@acme.example"`)
-	require.Contains(t, lines[9], `"role":"ROLE_OWNER"`)
-	require.Contains(t, lines[9], `"tenantSlug":"acme"`)
-	require.Contains(t, lines[9], `"emailVerified":true`)
-	require.Contains(t, lines[10], `"code":"unauthenticated"`)
-	require.Contains(t, lines[11], `"kty":"OKP"`)
-	require.Contains(t, lines[11], `"alg":"EdDSA"`)
-	codes := strings.Fields(lines[12])
-	require.Len(t, codes, 30)
-	require.Equal(t, "200", codes[0])
-	// The bucket refills as the calls go, so which call is the first
-	// refused depends on the machine's speed; that one is, does not.
-	require.Contains(t, codes, "429", "the free plan's burst was not enforced")
-	limited := strings.ToLower(strings.Join(lines[13:], "\n"))
-	for _, want := range []string{"http/1.1 429", "retry-after: ", "x-ratelimit-remaining: 0", "ratelimit-policy: ", "resource_exhausted", "google.rpc.retryinfo"} {
-		require.Contains(t, limited, want)
+	// Twice on the same server and data dir: the second run must not
+	// collide with the first's slugs and emails.
+	var slugs []string
+	for run := range 2 {
+		out := shell(t, string(block[1]), []string{
+			"Q=http://localhost:" + port, "MAILBOX=" + filepath.Join(dataDir, "mailbox"),
+		})
+		slugs = append(slugs, checkWalkthrough(t, run, strings.Split(strings.TrimSpace(out), "\n")))
 	}
+	require.NotEqual(t, slugs[0], slugs[1], "each run signs up tenants of its own")
 
 	// Without Redis, the server warns that revocation is per process, and
 	// for how long another replica may lag.
@@ -137,6 +115,56 @@ func TestReadmeCommands(t *testing.T) {
 	require.Contains(t, stderr.String(), "stopped")
 	_, err = os.Stat(filepath.Join(dataDir, "data", "postmaster.pid"))
 	require.True(t, os.IsNotExist(err), "postgres still running after shutdown")
+}
+
+// checkWalkthrough checks the output lines of one run of README's
+// walk-through, and returns the slug Acme got in it.
+func checkWalkthrough(t *testing.T, run int, lines []string) string {
+	t.Helper()
+	walk := strings.Join(lines, "\n")
+	require.GreaterOrEqualf(t, len(lines), 14, "run %d, walk-through output:\n%s", run, walk)
+	require.Contains(t, lines[0], `"title":"Kickoff"`, walk)
+	require.Contains(t, lines[1], `"title":"Kickoff"`)
+	require.Equal(t, `{"code":"not_found","message":"project not found"}`, lines[2])
+	require.Equal(t, lines[2], lines[3], "another tenant's id must look exactly like a missing one")
+	require.Equal(t, "{}", lines[4])
+	require.Contains(t, lines[5], `"code":"permission_denied"`)
+	require.Contains(t, lines[5], "TENANT_MISMATCH")
+	require.Contains(t, lines[6], `"code":"invalid_argument"`)
+	require.Contains(t, lines[6], "buf.validate.Violations")
+	require.Contains(t, lines[6], "name: must be at least 1 character\\n", "singular, and the message goes on")
+	require.Contains(t, lines[7], `"code":"failed_precondition"`)
+	require.Contains(t, lines[7], "EMAIL_NOT_VERIFIED")
+	require.Equal(t, "{}", lines[8], "the mailed link verifies the address")
+	slug := regexp.MustCompile(`"tenantSlug":"(acme-[0-9]+)"`).FindStringSubmatch(lines[9])
+	require.NotNil(t, slug, lines[9])
+	require.Contains(t, lines[9], `"email":"ceo@`+slug[1]+`.example"`)
+	require.Contains(t, lines[9], `"role":"ROLE_OWNER"`)
+	require.Contains(t, lines[9], `"emailVerified":true`)
+	require.Contains(t, lines[10], `"code":"unauthenticated"`)
+	require.Contains(t, lines[11], `"kty":"OKP"`)
+	require.Contains(t, lines[11], `"alg":"EdDSA"`)
+	codes := strings.Fields(lines[12])
+	require.Len(t, codes, 30)
+	// The burst of 20, less the 3 calls Globex made before: the first 17
+	// are admitted whatever the machine's speed; later ones depend on how
+	// much the bucket refilled meanwhile, but some are refused.
+	for i, c := range codes[:17] {
+		require.Equalf(t, "200", c, "call %d of %v", i, codes)
+	}
+	require.Contains(t, codes, "429", "the free plan's burst was not enforced")
+	limited := strings.ToLower(strings.Join(lines[13:], "\n"))
+	for _, want := range []string{"http/1.1 429", "retry-after: 1", "x-ratelimit-limit: 100", "x-ratelimit-remaining: 0", "ratelimit-policy: ", "resource_exhausted", "google.rpc.retryinfo", "retry in 1s"} {
+		require.Contains(t, limited, want)
+	}
+	// X-RateLimit-Reset is seconds until the full burst is back: 20 calls
+	// at 0.6 s each is 12 s at most.
+	reset := regexp.MustCompile(`x-ratelimit-reset: ([0-9]+)`).FindStringSubmatch(limited)
+	require.NotNil(t, reset, limited)
+	n, err := strconv.Atoi(reset[1])
+	require.NoError(t, err)
+	require.True(t, n >= 1 && n <= 12, "X-RateLimit-Reset %d is seconds, not a timestamp", n)
+	return slug[1]
 }
 
 // buildServer builds the command into the test's temp dir (the build

@@ -78,5 +78,19 @@ func TestReflection(t *testing.T) {
 		want = append(want, string(svc.FullName()))
 	}
 	require.GreaterOrEqual(t, len(want), 5)
+	want = append(want, "grpc.health.v1.Health")
 	require.ElementsMatch(t, want, got)
+
+	// Health is described, not just named: grpcurl can build its requests.
+	fd, err := stream.FileContainingSymbol("grpc.health.v1.Health")
+	require.NoError(t, err)
+	require.NotEmpty(t, fd)
+	require.Equal(t, "grpc.health.v1", fd[0].GetPackage())
+	var methods []string
+	for _, svc := range fd[0].GetService() {
+		for _, m := range svc.GetMethod() {
+			methods = append(methods, svc.GetName()+"/"+m.GetName())
+		}
+	}
+	require.Contains(t, methods, "Health/Check")
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/console"
 	"github.com/quarters-dev/quarters/internal/document"
 	"github.com/quarters-dev/quarters/internal/guard"
+	"github.com/quarters-dev/quarters/internal/httperr"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/input"
 	"github.com/quarters-dev/quarters/internal/jobs"
@@ -220,7 +221,9 @@ func New(p Params) (http.Handler, error) {
 		names = append(names, string(s.FullName()))
 	}
 	mux.Handle(grpchealth.NewHandler(&healthChecker{db: p.DB, services: names}))
-	reflector := grpcreflect.NewStaticReflector(names...)
+	// Health is listed too, so grpcurl and grpc-health-probe users can
+	// find it and describe it.
+	reflector := grpcreflect.NewStaticReflector(append(names, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
@@ -230,6 +233,8 @@ func New(p Params) (http.Handler, error) {
 	consoleHandler := console.Handler()
 	mux.Handle(console.Path, consoleHandler)
 	mux.Handle(console.Path+"/", consoleHandler)
+	mux.Handle("GET /docs", openapi.DocsHandler())
+	mux.Handle("GET /docs/", openapi.DocsHandler())
 	// The keys that verify access tokens, for services that check them on
 	// their own; read per request, so a reloaded or rotated set shows at once.
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
@@ -247,6 +252,10 @@ func New(p Params) (http.Handler, error) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 
+	services := make(map[string]bool, len(names))
+	for _, n := range names {
+		services[n] = true
+	}
 	handler := tenant.SelectorMiddleware(p.BaseDomain, guard.Body(guard.BodyParams{
 		MaxBytes: p.MaxBodyBytes,
 		Timeout:  p.BodyTimeout,
@@ -258,6 +267,14 @@ func New(p Params) (http.Handler, error) {
 			return ok
 		},
 	}, mux))
+	// Outside authentication, so a mistyped procedure is answered as one
+	// rather than with a request for a credential; inside CORS, so a
+	// browser may read the answer.
+	handler = httperr.Middleware(httperr.Params{
+		IsProcedure: func(path string) bool { _, ok := rules[path]; return ok },
+		IsService:   func(name string) bool { return services[name] },
+		Catalog:     "/docs (and /openapi.yaml)",
+	}, handler)
 	return observe.Middleware(p.Logger, p.TrustedProxies, corsHandler(p.CORSOrigins).Handler(handler)), nil
 }
 
@@ -327,6 +344,7 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.
 	return append(chain,
 		metering.NewInterceptor(p.Usage),
 		access.NewInterceptor(rules, p.UpgradeURL),
+		input.NewGrammarInterceptor(),
 		input.NewInterceptor(),
 		validate.NewInterceptor(),
 	)

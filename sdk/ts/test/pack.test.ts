@@ -2,7 +2,7 @@
 import { createRequire } from "node:module";
 // project with TypeScript, and type-check a consumer of both entries.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, expect, it } from "vitest";
@@ -28,6 +28,15 @@ it("npm pack installs and type-checks in a fresh project", { timeout: 240_000 },
   expect(listing).toContain("package/dist/node.js");
   expect(listing).not.toContain("package/src/");
   expect(listing).not.toContain("package/test/");
+  // The licence travels with the package, the repository's own text, and
+  // the metadata names it.
+  expect(listing).toContain("package/LICENSE");
+  const license = run("tar", ["-xzOf", tarball, "package/LICENSE"], work);
+  expect(license).toContain("Apache License\n                           Version 2.0, January 2004");
+  expect(license).toBe(readFileSync(resolve(pkgDir, "../../LICENSE"), "utf8"));
+  const meta = JSON.parse(run("tar", ["-xzOf", tarball, "package/package.json"], work));
+  expect(meta.license).toBe("Apache-2.0");
+  expect(meta.repository).toEqual({ type: "git", url: "git+https://github.com/quarters-dev/quarters.git", directory: "sdk/ts" });
 
   const app = join(work, "app");
   execFileSync("mkdir", [app]);
