@@ -76,8 +76,9 @@ func TestCacheCoalescesAndDropsStaleLoads(t *testing.T) {
 			require.Equal(t, "free", got.Plan)
 		}()
 	}
-	require.Eventually(t, func() bool { return c.Waiters(id) == 10 }, 5*time.Second, time.Millisecond, "every caller joins the load in flight")
-	require.Equal(t, int64(1), src.loads.Load())
+	// The load runs in a goroutine of its own: wait for it to start too.
+	require.Eventually(t, func() bool { return c.Waiters(id) == 10 && src.loads.Load() == 1 }, 5*time.Second, time.Millisecond,
+		"every caller joins the one load in flight")
 	// The plan changes while the (old) load is in flight.
 	src.set("pro")
 	require.NoError(t, c.Invalidate(ctx, id))
@@ -110,7 +111,7 @@ func TestCacheLoadOutlivesCaller(t *testing.T) {
 		require.NoError(t, err)
 		other <- got
 	}()
-	require.Eventually(t, func() bool { return c.Waiters(id) == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return c.Waiters(id) == 2 && src.loads.Load() == 1 }, 5*time.Second, time.Millisecond)
 	hangUp()
 	require.ErrorIs(t, <-firstErr, context.Canceled, "the caller that hung up stops waiting")
 	src.mu.Lock()
