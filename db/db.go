@@ -17,6 +17,9 @@ type DB struct {
 type OpenOpts struct {
 	// MaxConns caps the pool (default: pgxpool's, 4 or the CPU count).
 	MaxConns int32
+	// ConfigFunc, when set, adjusts the pool's configuration last: tests
+	// count round trips by wrapping the dialer (dbtest.Wire).
+	ConfigFunc func(*pgxpool.Config)
 }
 
 // Open connects to url and verifies that the role it connects as cannot
@@ -29,6 +32,9 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 	}
 	if opts != nil && opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if opts != nil && opts.ConfigFunc != nil {
+		opts.ConfigFunc(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
