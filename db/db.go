@@ -33,6 +33,7 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 	if opts != nil && opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	registerUUID(cfg)
 	if opts != nil && opts.ConfigFunc != nil {
 		opts.ConfigFunc(cfg)
 	}

@@ -151,4 +151,3 @@ func (f *listFixture) report(b *testing.B, size int) {
 	b.ReportMetric(float64(c.Transactions)/float64(b.N), "tx/op")
 	b.ReportMetric(float64(size), "resp-bytes")
 }
-
