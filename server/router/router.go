@@ -30,6 +30,7 @@ import (
 	"github.com/quarters-dev/quarters/server/access"
 	"github.com/quarters-dev/quarters/server/analytics"
 	"github.com/quarters-dev/quarters/server/auth"
+	"github.com/quarters-dev/quarters/server/codec"
 	"github.com/quarters-dev/quarters/server/authsvc"
 	"github.com/quarters-dev/quarters/server/document"
 	"github.com/quarters-dev/quarters/server/guard"
@@ -198,6 +199,9 @@ func New(p Params) (http.Handler, error) {
 		guard.Gzip(p.MaxBodyBytes),
 		connect.WithRecover(recoverFunc(p.Logger)),
 	}
+	// JSON responses from precomputed plans, byte for byte protojson's
+	// (server/codec, issue 10).
+	opts = append(opts, codec.HandlerOptions()...)
 	// Live API keys are served from memory; a revocation or a change to
 	// the key's tenant invalidates the tenant, which drops its keys on
 	// every replica.
