@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
@@ -74,6 +75,13 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.header }
 func (w *discardWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+
+// As net/http's own response writer, it supports deadlines and flushing
+// (http.ResponseController), so the server takes the same path as behind
+// a real connection.
+func (w *discardWriter) SetReadDeadline(time.Time) error  { return nil }
+func (w *discardWriter) SetWriteDeadline(time.Time) error { return nil }
+func (w *discardWriter) Flush()                           {}
 
 // TestListDocumentsWire: a tenant-scoped read is one transaction and at
 // most two round trips on the wire, also right after a usage flush (the
