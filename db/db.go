@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -11,11 +15,15 @@ import (
 // DB is the server's handle on PostgreSQL, connected as the app role.
 type DB struct {
 	pool *pgxpool.Pool
+	// preparedCommit: every connection has commitStatement prepared
+	// (configure), so COMMIT goes over the extended protocol.
+	preparedCommit bool
 }
 
 // OpenOpts tunes Open; nil means defaults.
 type OpenOpts struct {
-	// MaxConns caps the pool (default: pgxpool's, 4 or the CPU count).
+	// MaxConns caps the pool (default: the URL's pool_max_conns, else
+	// DefaultMaxConns).
 	MaxConns int32
 	// ConfigFunc, when set, adjusts the pool's configuration last: tests
 	// count round trips by wrapping the dialer (dbtest.Wire).
@@ -30,10 +38,14 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns()
+	}
 	if opts != nil && opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	registerUUID(cfg)
+	prepare := cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement
+	configure(cfg, prepare)
 	if opts != nil && opts.ConfigFunc != nil {
 		opts.ConfigFunc(cfg)
 	}
@@ -45,8 +57,17 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool}, nil
+	return &DB{pool: pool, preparedCommit: prepare}, nil
 }
+
+// DefaultMaxConns is the pool size when neither Open's options nor the URL
+// (pool_max_conns) set one: twice the cores Go may use, at least 2. With
+// PostgreSQL on the same cores, a few busy connections are fastest
+// (issue 10: measured with task bench:compare); each request holds a
+// connection for one short transaction, and a connection spends about
+// half of it waiting on the network, so two per core keep the cores busy
+// without queueing inside PostgreSQL.
+func DefaultMaxConns() int32 { return int32(max(2, 2*runtime.GOMAXPROCS(0))) }
 
 // Pool is the underlying pool, for health checks and tests.
 func (d *DB) Pool() *pgxpool.Pool { return d.pool }

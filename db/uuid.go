@@ -55,12 +55,19 @@ func (encodeBinaryUUID) Encode(value any, buf []byte) ([]byte, error) {
 	return append(buf, u[:]...), nil
 }
 
-// registerUUID makes every connection of cfg's pool use uuidCodec for uuid
-// and uuid[] (whose element plans come from the element type's codec).
-func registerUUID(cfg *pgxpool.Config) {
+// configure sets up every new connection of cfg's pool: uuidCodec for
+// uuid and uuid[] (whose element plans come from the element type's
+// codec), and, with prepare, the prepared COMMIT (tx.go). The prepare
+// costs one round trip per connection, at connect time, not per request.
+func configure(cfg *pgxpool.Config, prepare bool) {
 	after := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		RegisterTypes(conn.TypeMap())
+		if prepare {
+			if _, err := conn.Prepare(ctx, commitStatement, "commit"); err != nil {
+				return fmt.Errorf("prepare commit: %w", err)
+			}
+		}
 		if after != nil {
 			return after(ctx, conn)
 		}

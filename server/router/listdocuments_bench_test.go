@@ -97,6 +97,7 @@ func TestListDocumentsWire(t *testing.T) {
 		got := f.wire.Counts()
 		require.Equal(t, int64(1), got.Transactions, "call %d: transactions", i)
 		require.LessOrEqual(t, got.RoundTrips, int64(2), "call %d: round trips", i)
+		require.Zero(t, got.SimpleQueries, "call %d: COMMIT too goes over the extended protocol", i)
 		var resp struct {
 			Documents     []map[string]any `json:"documents"`
 			NextPageToken string           `json:"nextPageToken"`
