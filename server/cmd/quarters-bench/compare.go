@@ -36,7 +36,7 @@ type compareOptions struct {
 // one machine: a Node/Express + pg peer (bench/peer), Quarters over
 // Connect JSON, binary protobuf and gzip, and pgbench running Quarters'
 // own transaction at the same pool size. It prints one table.
-func compareMain(ctx context.Context, args []string) error {
+func compareMain(ctx context.Context, args []string, w io.Writer) (err error) {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	var o compareOptions
 	fs.IntVar(&o.tenants, "tenants", 1000, "tenants (1-1000000), each with one project, one API key and -docs documents, seeded in SQL")
@@ -50,6 +50,7 @@ func compareMain(ctx context.Context, args []string) error {
 	fs.StringVar(&o.peer, "peer", "on", "on: run the Node peer (npm ci in bench/peer if needed); off: skip it")
 	fs.StringVar(&o.pgbench, "pgbench", "/usr/lib/postgresql/15/bin/pgbench", "pgbench binary; empty skips pgbench")
 	fs.BoolVar(&o.serverOutput, "server-output", false, "copy the Quarters server's stdout to stderr")
+	fs.SetOutput(w)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -109,7 +110,7 @@ func compareMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("seeded %d tenants x %d documents in SQL in %s\n", o.tenants, o.docs, round(time.Since(t0)))
+	fmt.Fprintf(w, "seeded %d tenants x %d documents in SQL in %s\n", o.tenants, o.docs, round(time.Since(t0)))
 
 	srv, err := startServer(ctx, bin, appURL, o.serverOutput, []string{fmt.Sprintf("QUARTERS_DB_MAX_CONNS=%d", o.pool)})
 	if err != nil {
@@ -162,7 +163,7 @@ func compareMain(ctx context.Context, args []string) error {
 				return fmt.Errorf("peer and Quarters answer tenant %s differently from byte %d:\nquarters: %.200s\npeer:     %.200s", tk.id, i, q[i:], p[i:])
 			}
 		}
-		fmt.Printf("peer on %s returns the same %d bytes as Quarters\n", pr.baseURL, len(first))
+		fmt.Fprintf(w, "peer on %s returns the same %d bytes as Quarters\n", pr.baseURL, len(first))
 	}
 
 	countDocs := func(b []byte) error {
@@ -213,7 +214,7 @@ func compareMain(ctx context.Context, args []string) error {
 		firstErr  string
 	}
 	results := make([]agg, len(scenarios))
-	fmt.Printf("%d rounds x %d scenarios, %s warm-up + %s each, %d connections, pool %d, page_size %d\n",
+	fmt.Fprintf(w, "%d rounds x %d scenarios, %s warm-up + %s each, %d connections, pool %d, page_size %d\n",
 		o.rounds, len(scenarios), o.warmup, o.duration, o.conns, o.pool, o.pageSize)
 	for r := range o.rounds {
 		for i, sc := range scenarios {
@@ -225,7 +226,7 @@ func compareMain(ctx context.Context, args []string) error {
 				}
 				a.rps = append(a.rps, st.rps())
 				a.latencies = append(a.latencies, st.latencies...)
-				fmt.Printf("round %d  %-40s %8.0f tx/s\n", r+1, sc.name, st.rps())
+				fmt.Fprintf(w, "round %d  %-40s %8.0f tx/s\n", r+1, sc.name, st.rps())
 				continue
 			}
 			ps := startSampler(sc.pid())
@@ -245,7 +246,7 @@ func compareMain(ctx context.Context, args []string) error {
 			if a.firstErr == "" {
 				a.firstErr = st.firstErr
 			}
-			fmt.Printf("round %d  %-40s %8.0f req/s  p99 %6.2f ms  %.2f cores  errors %d\n", r+1, sc.name, st.rps(), msf(percentile(st.latencies, 99)), cores, st.errors)
+			fmt.Fprintf(w, "round %d  %-40s %8.0f req/s  p99 %6.2f ms  %.2f cores  errors %d\n", r+1, sc.name, st.rps(), msf(percentile(st.latencies, 99)), cores, st.errors)
 		}
 	}
 
@@ -266,7 +267,6 @@ func compareMain(ctx context.Context, args []string) error {
 			pgRPS = median(results[i].rps)
 		}
 	}
-	w := io.Writer(os.Stdout)
 	fmt.Fprintf(w, "\nListDocuments(page_size=%d), %d tenants x %d documents, %d connections, pool %d, %d rounds of %s (median req/s; latency over all rounds)\n\n",
 		o.pageSize, o.tenants, o.docs, o.conns, o.pool, o.rounds, o.duration)
 	fmt.Fprintf(w, "| scenario | req/s | p50 ms | p99 ms | server cores | RSS MB | bytes/call | vs peer | vs pgbench |\n")
