@@ -61,13 +61,14 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 }
 
 // DefaultMaxConns is the pool size when neither Open's options nor the URL
-// (pool_max_conns) set one: twice the cores Go may use, at least 2. With
-// PostgreSQL on the same cores, a few busy connections are fastest
-// (issue 10: measured with task bench:compare); each request holds a
-// connection for one short transaction, and a connection spends about
-// half of it waiting on the network, so two per core keep the cores busy
-// without queueing inside PostgreSQL.
-func DefaultMaxConns() int32 { return int32(max(2, 2*runtime.GOMAXPROCS(0))) }
+// (pool_max_conns) set one: eight per core Go may use, at least 4. Each
+// request holds a connection for one short transaction of two round
+// trips, and on a busy machine most of that time is spent waiting for
+// PostgreSQL's process to be scheduled, not working: measured with task
+// bench:compare on 2 shared cores (README, Performance), ListDocuments
+// went from 1,355 req/s with 4 connections to 1,846 with 8 and 2,188 with
+// 16. QUARTERS_DB_MAX_CONNS overrides it.
+func DefaultMaxConns() int32 { return int32(max(4, 8*runtime.GOMAXPROCS(0))) }
 
 // Pool is the underlying pool, for health checks and tests.
 func (d *DB) Pool() *pgxpool.Pool { return d.pool }
