@@ -15,7 +15,7 @@ import (
 // anything. Install it with Count before the pool is created. The zero
 // value is ready to use.
 type Wire struct {
-	mu           sync.Mutex
+	mu            sync.Mutex
 	roundTrips    int64
 	transactions  int64
 	simpleQueries int64
@@ -75,8 +75,8 @@ type wireConn struct {
 	// exchange, whose replies are ordinary typed messages too.
 	hdr     [5]byte
 	hdrN    int
-	remain  int  // body bytes of the current message still to skip
-	isReady bool // the current message is ReadyForQuery
+	remain  int         // body bytes of the current message still to skip
+	isReady bool        // the current message is ReadyForQuery
 	started atomic.Bool // a typed message has been seen
 
 	// The frontend's stream, typed once the server has answered the

@@ -21,8 +21,9 @@ import (
 	"github.com/quarters-dev/quarters/server/codec"
 )
 
-// kinds is a message type with every field kind the plans handle, and
-// some they hand to protojson (a Struct).
+// kinds is a message type with every field kind the plans handle (its
+// first field has the highest number: JSON follows declaration order),
+// and one with a Struct, which they hand to protojson.
 const kinds = `
 name: "kinds.proto" package: "codectest" syntax: "proto3"
 dependency: ["google/protobuf/timestamp.proto", "google/protobuf/duration.proto", "google/protobuf/struct.proto"]
@@ -30,6 +31,7 @@ enum_type { name: "Colour" value { name: "COLOUR_UNSPECIFIED" number: 0 } value 
 enum_type { name: "Dense" value { name: "DENSE_UNSPECIFIED" number: 0 } value { name: "DENSE_ONE" number: 1 } }
 message_type {
   name: "All"
+  field { name: "first_declared" number: 37 type: TYPE_BOOL label: LABEL_OPTIONAL }
   field { name: "s" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL }
   field { name: "b" number: 2 type: TYPE_BOOL label: LABEL_OPTIONAL }
   field { name: "i32" number: 3 type: TYPE_INT32 label: LABEL_OPTIONAL }
@@ -66,7 +68,6 @@ message_type {
   field { name: "opt_i64" number: 34 type: TYPE_INT64 label: LABEL_OPTIONAL oneof_index: 1 proto3_optional: true }
   field { name: "opt_s" number: 35 type: TYPE_STRING label: LABEL_OPTIONAL oneof_index: 2 proto3_optional: true }
   field { name: "named" number: 36 type: TYPE_STRING label: LABEL_OPTIONAL json_name: "renamed\"Field" }
-  field { name: "later" number: 2 type: TYPE_BOOL label: LABEL_OPTIONAL }
   nested_type { name: "MsEntry" options { map_entry: true } field { name: "key" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL } field { name: "value" number: 2 type: TYPE_MESSAGE type_name: ".codectest.All" label: LABEL_OPTIONAL } }
   nested_type { name: "MiEntry" options { map_entry: true } field { name: "key" number: 1 type: TYPE_SINT64 label: LABEL_OPTIONAL } field { name: "value" number: 2 type: TYPE_STRING label: LABEL_OPTIONAL } }
   nested_type { name: "MbEntry" options { map_entry: true } field { name: "key" number: 1 type: TYPE_BOOL label: LABEL_OPTIONAL } field { name: "value" number: 2 type: TYPE_ENUM type_name: ".codectest.Colour" label: LABEL_OPTIONAL } }
@@ -83,9 +84,7 @@ message_type {
 func kindsFile(t *testing.T) protoreflect.FileDescriptor {
 	t.Helper()
 	var fdp descriptorpb.FileDescriptorProto
-	// "later" reuses number 2 on purpose? No: give it its own number.
-	src := strings.Replace(kinds, `name: "later" number: 2`, `name: "later" number: 37`, 1)
-	require.NoError(t, prototext.Unmarshal([]byte(src), &fdp))
+	require.NoError(t, prototext.Unmarshal([]byte(kinds), &fdp))
 	fd, err := protodesc.NewFile(&fdp, protoregistry.GlobalFiles)
 	require.NoError(t, err)
 	return fd
