@@ -46,6 +46,11 @@ func (r *arenaRows) Scan(dest ...any) error {
 	if len(dest) != len(fds) || r.err != nil || c == nil {
 		return r.Rows.Scan(dest...) // pgx's own errors
 	}
+	if len(dest) == 1 {
+		if _, ok := dest[0].(pgx.RowScanner); ok {
+			return r.Rows.Scan(dest...) // scans the row itself
+		}
+	}
 	raw, m := r.RawValues(), c.TypeMap()
 	for i, d := range dest {
 		if d == nil {
