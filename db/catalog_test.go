@@ -88,6 +88,7 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 		"app.platform_tenant_list",
 		"app.refresh_token_tenant",
 		"app.tenant_resolve",
+		"app.usage_flush",
 		"app.user_credentials",
 		"app.user_ensure",
 		"app.user_password_change",
@@ -95,7 +96,7 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 		"app.user_sign_out_everywhere",
 		"app.user_tenants",
 		"app.user_verify_email",
-	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go and db/identity.go")
+	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go and db/identity.go, and db/usageflush.go")
 
 	// email_tokens belongs to no tenant and the app role reaches it only
 	// through the functions above: RLS forced, and no privilege at all.

@@ -3,6 +3,9 @@ package db
 import (
 	"context"
 
+	"github.com/google/uuid"
+
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
@@ -18,3 +21,11 @@ func (d *DB) InTenantDBTX(ctx context.Context, fn func(tx dbsqlc.DBTX) error) er
 
 // NewForTest wraps a pool the test configured itself (to count round trips).
 func NewForTest(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+
+// UUIDScanIsBinary reports whether m scans a binary uuid into a
+// uuid.UUID with the codec that copies bytes (not through text).
+func UUIDScanIsBinary(m *pgtype.Map) bool {
+	var u uuid.UUID
+	_, ok := m.PlanScan(pgtype.UUIDOID, pgtype.BinaryFormatCode, &u).(scanBinaryUUID)
+	return ok
+}

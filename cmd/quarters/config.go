@@ -30,6 +30,7 @@ type config struct {
 	MaxBodyBytes     int64         // QUARTERS_MAX_BODY_BYTES
 	BodyTimeout      time.Duration // QUARTERS_BODY_TIMEOUT: how long an RPC's body may take, plus its size allowance
 	MaxConnsPerIP    int           // QUARTERS_MAX_CONNS_PER_IP: open connections per client address; 0 disables the cap
+	DBMaxConns       int           // QUARTERS_DB_MAX_CONNS: PostgreSQL pool size; 0: the URL's pool_max_conns, else db.DefaultMaxConns
 	ShutdownTimeout  time.Duration // QUARTERS_SHUTDOWN_TIMEOUT
 	LogLevel         slog.Level    // QUARTERS_LOG_LEVEL: debug, info, warn, error
 	RedisURL         string        // REDIS_URL: shared rate limits, tenant cache; empty: in process
@@ -146,6 +147,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("QUARTERS_MAX_CONNS_PER_IP=%q: want a number of connections, or 0 for no cap", v)
 		}
 		c.MaxConnsPerIP = n
+	}
+	if v := getenv("QUARTERS_DB_MAX_CONNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return c, fmt.Errorf("QUARTERS_DB_MAX_CONNS=%q: want a number of database connections (1-10000)", v)
+		}
+		c.DBMaxConns = n
 	}
 	if v := getenv("QUARTERS_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)

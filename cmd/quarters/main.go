@@ -108,7 +108,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		appURL = emb.AppURL("quarters")
 		logger.Info("embedded postgres ready; migrations applied", "data_dir", cfg.DataDir)
 	}
-	d, err := db.Open(ctx, appURL, nil)
+	d, err := db.Open(ctx, appURL, &db.OpenOpts{MaxConns: int32(cfg.DBMaxConns)})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
@@ -61,6 +63,9 @@ type Config struct {
 	// UsageInterval and KeyUseInterval are how often the counts are
 	// flushed (defaults metering's).
 	UsageInterval, KeyUseInterval time.Duration
+	// JobPool, when set, is the pool River uses instead of DB's (tests
+	// that count the server's own database traffic).
+	JobPool *pgxpool.Pool
 	// JobRetryPolicy schedules the retries of failed jobs (default
 	// River's).
 	JobRetryPolicy river.ClientRetryPolicy
@@ -149,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: cfg.DB, Sender: cfg.Mail, LinkURL: cfg.LinkURL, Logger: logger}))
 	if a.Jobs, err = jobs.New(jobs.Params{
-		Pool: cfg.DB.Pool(), Workers: workers, Logger: logger,
+		Pool: cmp.Or(cfg.JobPool, cfg.DB.Pool()), Workers: workers, Logger: logger,
 		RetryPolicy: cfg.JobRetryPolicy, StopTimeout: cfg.JobStopTimeout,
 	}); err != nil {
 		return nil, err

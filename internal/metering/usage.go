@@ -6,17 +6,21 @@
 // counted is lost.
 //
 // Usage counting happens in memory and is added to PostgreSQL (usage_daily) every
-// few seconds with an upsert that adds, so any number of replicas can flush
-// without coordination and without a network round trip per request. A
-// replica's monthly total is the database's (cached briefly) plus what it
-// has not flushed yet; across replicas the quota can overshoot by at most
-// one flush interval of traffic, which is noise against a monthly limit.
+// few seconds, for every tenant at once, by one statement per 10,000 counts
+// (db.UsageFlush) that adds, so any number of replicas can flush without
+// coordination and without a network round trip per request.
+//
+// The monthly quota check never reads the database on the request path:
+// a tenant's month-to-date total is read once (its first call this month
+// on this replica), then counted up locally, and every flush that carries
+// the tenant's counts returns the database's new total (all replicas') as
+// the next base. Across replicas the quota can overshoot by at most one
+// flush interval of traffic, which is noise against a monthly limit.
 package metering
 
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -42,10 +46,13 @@ type Usage struct {
 	mu      sync.Mutex
 	pending map[key]counts
 	// unflushed is each tenant's requests per month that are not in the
-	// database yet (pending or being flushed), so the per-request quota
-	// check is a map lookup, not a scan.
+	// database yet (pending or being flushed).
 	unflushed map[monthKey]int64
-	month     map[uuid.UUID]monthTotal
+	// base is each tenant's month-to-date total in the database as last
+	// seen: read once, then replaced by what each flush returns. Entries
+	// of past months are dropped by the first flush of a month.
+	base      map[uuid.UUID]monthTotal
+	baseMonth time.Time
 }
 
 type monthKey struct {
@@ -62,14 +69,9 @@ type key struct {
 type counts struct{ requests, rateLimited int64 }
 
 type monthTotal struct {
-	month   time.Time
-	total   int64
-	expires time.Time
+	month time.Time
+	total int64
 }
-
-// monthTTL is how long a month-to-date total read from the database is
-// reused before asking again.
-const monthTTL = 5 * time.Second
 
 // DefaultUsageInterval is how often Usage flushes by default.
 const DefaultUsageInterval = 2 * time.Second
@@ -79,7 +81,7 @@ const DefaultUsageInterval = 2 * time.Second
 func NewUsage(d *db.DB, logger *slog.Logger, interval time.Duration) *Usage {
 	return &Usage{
 		db: d, logger: logger, now: time.Now, interval: cmp.Or(interval, DefaultUsageInterval),
-		pending: map[key]counts{}, unflushed: map[monthKey]int64{}, month: map[uuid.UUID]monthTotal{},
+		pending: map[key]counts{}, unflushed: map[monthKey]int64{}, base: map[uuid.UUID]monthTotal{},
 	}
 }
 
@@ -110,37 +112,43 @@ func (r *Usage) Record(tenantID uuid.UUID, procedure string, rateLimited bool) {
 	r.mu.Unlock()
 }
 
-// MonthToDate is the tenant's request count this (UTC) month: flushed
-// counts from the database plus this replica's unflushed ones.
+// MonthToDate is the tenant's request count this (UTC) month: the
+// database's as last seen plus this replica's unflushed counts. Only a
+// tenant's first call of the month on this replica reads the database.
 func (r *Usage) MonthToDate(ctx context.Context, tenantID uuid.UUID) (int64, error) {
-	now := r.now()
-	start := monthStart(now)
+	start := monthStart(r.now())
+	mk := monthKey{tenantID, start}
 	r.mu.Lock()
-	m, ok := r.month[tenantID]
-	r.mu.Unlock()
-	if !ok || !m.month.Equal(start) || now.After(m.expires) {
-		var total int64
-		err := r.db.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
-			var err error
-			total, err = q.UsageMonthTotal(ctx, dbsqlc.UsageMonthTotalParams{TenantID: tenantID, MonthStart: start})
-			return err
-		})
-		if err != nil {
-			return 0, fmt.Errorf("month-to-date usage: %w", err)
-		}
-		m = monthTotal{month: start, total: total, expires: now.Add(monthTTL)}
-		r.mu.Lock()
-		r.month[tenantID] = m
+	m, ok := r.base[tenantID]
+	if ok && m.month.Equal(start) {
+		total := m.total + r.unflushed[mk]
 		r.mu.Unlock()
+		return total, nil
+	}
+	r.mu.Unlock()
+	var total int64
+	err := r.db.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+		var err error
+		total, err = q.UsageMonthTotal(ctx, dbsqlc.UsageMonthTotalParams{TenantID: tenantID, MonthStart: start})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("month-to-date usage: %w", err)
 	}
 	r.mu.Lock()
-	total := m.total + r.unflushed[monthKey{tenantID, start}]
-	r.mu.Unlock()
-	return total, nil
+	defer r.mu.Unlock()
+	// A flush that finished meanwhile set a base at least as fresh as
+	// this read (which may have missed the flush's counts while they
+	// were no longer unflushed): keep it.
+	if m, ok := r.base[tenantID]; !ok || !m.month.Equal(start) {
+		r.base[tenantID] = monthTotal{month: start, total: total}
+	}
+	return r.base[tenantID].total + r.unflushed[mk], nil
 }
 
-// Flush adds everything counted so far to the database, one transaction
-// per tenant. Counts that fail to flush are kept for the next try: nothing
+// Flush adds everything counted so far to the database in one
+// transaction (db.UsageFlush: a statement per 10,000 counts, every tenant
+// at once). Counts that fail to flush are kept for the next try: nothing
 // is lost or counted twice.
 func (r *Usage) Flush(ctx context.Context) error { return r.flush(ctx, uuid.Nil) }
 
@@ -158,7 +166,7 @@ func (r *Usage) flush(ctx context.Context, tenant uuid.UUID) error {
 	}
 	batch := r.pending
 	if tenant == uuid.Nil {
-		r.pending = map[key]counts{}
+		r.pending = make(map[key]counts, len(batch))
 	} else {
 		batch = map[key]counts{}
 		for k, c := range r.pending {
@@ -167,49 +175,44 @@ func (r *Usage) flush(ctx context.Context, tenant uuid.UUID) error {
 				delete(r.pending, k)
 			}
 		}
+		if len(batch) == 0 {
+			r.mu.Unlock()
+			return nil
+		}
 	}
 	r.mu.Unlock()
 
-	byTenant := map[uuid.UUID][]key{}
-	for k := range batch {
-		byTenant[k.tenant] = append(byTenant[k.tenant], k)
+	rows := make([]db.UsageCount, 0, len(batch))
+	for k, c := range batch {
+		rows = append(rows, db.UsageCount{TenantID: k.tenant, Day: k.day, Procedure: k.procedure, Requests: c.requests, RateLimited: c.rateLimited})
 	}
-	var errs []error
-	for id, keys := range byTenant {
-		err := r.db.ActAs(ctx, id, func(q *dbsqlc.Queries) error {
-			for _, k := range keys {
-				c := batch[k]
-				if err := q.UsageAdd(ctx, dbsqlc.UsageAddParams{
-					TenantID: id, Day: k.day, Procedure: k.procedure, Requests: c.requests, RateLimited: c.rateLimited,
-				}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		r.mu.Lock()
-		for _, k := range keys {
-			c := batch[k]
-			if err != nil {
-				p := r.pending[k]
-				r.pending[k] = counts{requests: p.requests + c.requests, rateLimited: p.rateLimited + c.rateLimited}
-				continue
-			}
-			mk := monthKey{id, monthStart(k.day)}
-			if r.unflushed[mk] -= c.requests; r.unflushed[mk] <= 0 {
-				delete(r.unflushed, mk)
-			}
+	start := monthStart(r.now())
+	totals, err := r.db.UsageFlush(ctx, rows, start)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		for k, c := range batch {
+			p := r.pending[k]
+			r.pending[k] = counts{requests: p.requests + c.requests, rateLimited: p.rateLimited + c.rateLimited}
 		}
-		if err == nil {
-			// The database now holds these counts; read it afresh.
-			delete(r.month, id)
-		}
-		r.mu.Unlock()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("flush usage of tenant %s: %w", id, err))
+		return fmt.Errorf("flush usage of %d tenant-days: %w", len(batch), err)
+	}
+	for k, c := range batch {
+		mk := monthKey{k.tenant, monthStart(k.day)}
+		if r.unflushed[mk] -= c.requests; r.unflushed[mk] <= 0 {
+			delete(r.unflushed, mk)
 		}
 	}
-	return errors.Join(errs...)
+	if !r.baseMonth.Equal(start) {
+		// A new month: last month's bases would only take memory.
+		clear(r.base)
+		r.baseMonth = start
+	}
+	for id, total := range totals {
+		r.base[id] = monthTotal{month: start, total: total}
+	}
+	return nil
 }
 
 // Run flushes every interval until ctx ends, then once more.

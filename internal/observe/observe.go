@@ -212,9 +212,10 @@ func (i *interceptor) finish(ctx context.Context, procedure string, err error) e
 		i.errs.Succeeded(ctx)
 	}
 	if c, ok := ctx.Value(ctxKey{}).(*call); ok {
-		c.code, c.coded = connect.CodeOf(err), true
-		if err == nil {
-			c.code = 0
+		c.code, c.coded = 0, true
+		if err != nil {
+			// Not called without an error: CodeOf allocates.
+			c.code = connect.CodeOf(err)
 		}
 		if p, ok := auth.FromContext(ctx); ok {
 			c.tenantID = p.TenantID.String()

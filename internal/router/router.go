@@ -32,6 +32,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/analytics"
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/authsvc"
+	"github.com/quarters-dev/quarters/internal/codec"
 	"github.com/quarters-dev/quarters/internal/console"
 	"github.com/quarters-dev/quarters/internal/document"
 	"github.com/quarters-dev/quarters/internal/guard"
@@ -188,6 +189,9 @@ func New(p Params) (http.Handler, error) {
 		guard.Gzip(p.MaxBodyBytes),
 		connect.WithRecover(recoverFunc(p.Logger)),
 	}
+	// JSON responses from precomputed plans, byte for byte protojson's
+	// (server/codec, issue 10).
+	opts = append(opts, codec.HandlerOptions()...)
 	// Live API keys are served from memory; a revocation or a change to
 	// the key's tenant invalidates the tenant, which drops its keys on
 	// every replica.

@@ -22,6 +22,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
@@ -77,6 +78,9 @@ type Server struct {
 	Jobs *jobs.Client
 	// LinkURL is the base of the links in the server's mails.
 	LinkURL string
+	// Handler is the server's whole HTTP handler, for benchmarks that
+	// measure the server's own allocations without a client's.
+	Handler http.Handler
 	appURL  string
 	HTTP    *http.Client // HTTP/1.1
 	H2C     *http.Client // HTTP/2 without TLS, as gRPC clients use
@@ -125,6 +129,9 @@ type Opts struct {
 	// development mailbox (Server.Mailbox then stays empty): e.g. an SMTP
 	// sender.
 	Mail mail.Sender
+	// DBConfigFunc, when set, adjusts the server's pool configuration
+	// (db.OpenOpts.ConfigFunc): e.g. dbtest.Wire counting round trips.
+	DBConfigFunc func(*pgxpool.Config)
 	// RetryPolicy, when set, schedules the retries of failed jobs instead
 	// of River's default.
 	RetryPolicy river.ClientRetryPolicy
@@ -152,7 +159,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	default:
 		appURL, ownerURL = dbtest.NewURLs(t)
 	}
-	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8})
+	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: opts.DBConfigFunc})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -195,6 +202,14 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if opts.Mail != nil {
 		sender = opts.Mail
 	}
+	var jobPool *pgxpool.Pool
+	if opts.DBConfigFunc != nil {
+		// River polls the database on its own schedule: a pool of its own
+		// keeps that traffic out of what the caller counts.
+		jobPool, err = pgxpool.New(context.Background(), appURL)
+		require.NoError(t, err)
+		t.Cleanup(jobPool.Close)
+	}
 	// The same assembly as the command's (internal/app), so a setting or
 	// a background loop cannot exist in one and not the other.
 	a, err := app.New(context.Background(), app.Config{
@@ -204,7 +219,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		// answered locally would make "replicas share one limit" flaky.
 		RateLimitTimeout: 250 * time.Millisecond,
 		Mail:             sender, LinkURL: LinkURL, IDP: opts.IDP,
-		JobRetryPolicy: opts.RetryPolicy, JobStopTimeout: 30 * time.Second,
+		JobPool: jobPool, JobRetryPolicy: opts.RetryPolicy, JobStopTimeout: 30 * time.Second,
 		OnTenantLoad: func() { srv.tenantLoads.Add(1) },
 		Router: router.Settings{
 			BaseDomain: BaseDomain, PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
@@ -258,6 +273,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	srv.PlatformKey, srv.Sessions, srv.Keys = platformKey, a.Sessions, a.Keys
 	srv.Mailbox, srv.Jobs, srv.LinkURL = box, a.Jobs, LinkURL
 	srv.HTTP = &http.Client{Transport: transport}
+	srv.Handler = h
 	srv.H2C = &http.Client{Transport: h2c}
 	return srv
 }
