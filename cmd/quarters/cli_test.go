@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -335,4 +336,19 @@ func TestOperatorCredentials(t *testing.T) {
 	// None of that suspended the tenant.
 	_, err := a.Projects.ListProjects(context.Background(), connect.NewRequest(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err)
+}
+
+// TestReadmeListsEverySetting keeps README's configuration table in step
+// with the settings table help prints.
+func TestReadmeListsEverySetting(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for _, s := range settings {
+		require.Contains(t, string(readme), "| `"+s.env+"` |", "README's configuration table lacks %s", s.env)
+	}
+	for _, cmd := range []string{"quarters tenants list", "quarters tenants show", "quarters tenants set-plan",
+		"quarters tenants suspend", "quarters tenants resume", "quarters audit", "quarters version", "quarters help"} {
+		require.Contains(t, string(readme), cmd)
+	}
 }
