@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -77,7 +78,9 @@ func errorHints(err *connect.Error) []string {
 		}
 	}
 	for _, v := range quarters.Violations(err) {
-		hints = append(hints, fmt.Sprintf("%s: %s", v.Field, v.Message))
+		if line := fmt.Sprintf("%s: %s", v.Field, v.Message); !strings.Contains(err.Message(), line) {
+			hints = append(hints, line)
+		}
 	}
 	switch err.Code() {
 	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
@@ -350,12 +353,20 @@ func resolveTenant(ctx context.Context, qc *quarters.Client, idOrSlug string) (s
 	}
 }
 
+// printJSON prints m as indented protojson. protojson varies its own
+// whitespace on purpose, so encoding/json indents it: stable output for
+// scripts that diff it.
 func (c *cli) printJSON(m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	b, err := protojson.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = out.WriteTo(c.stdout)
 	return err
 }
 
