@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -353,5 +354,42 @@ func TestReadmeListsEverySetting(t *testing.T) {
 	for _, cmd := range []string{"quarters tenants list", "quarters tenants show", "quarters tenants set-plan",
 		"quarters tenants suspend", "quarters tenants resume", "quarters audit", "quarters version", "quarters help"} {
 		require.Contains(t, string(readme), cmd)
+	}
+}
+
+// TestBinaryExitCodes runs the built binary: main passes run's status to
+// the process.
+func TestBinaryExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command")
+	}
+	t.Parallel()
+	bin := buildServer(t)
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"-h"}, exitOK, "QUARTERS_DATA_DIR", ""},
+		{[]string{"migrate", "-h"}, exitOK, "usage: quarters migrate", ""},
+		{[]string{"version"}, exitOK, "go:      " + runtime.Version(), ""},
+		{[]string{"bogus"}, exitUsage, "", `unknown command "bogus"`},
+		{[]string{"tenants", "list", "--url", "http://127.0.0.1:1", "--platform-key", "k"}, exitError, "", "quarters: unavailable: "},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, tc.code, code, "%v: %s", tc.args, stderr.String())
+		require.Contains(t, stdout.String(), tc.stdout, tc.args)
+		require.Contains(t, stderr.String(), tc.stderr, tc.args)
 	}
 }
