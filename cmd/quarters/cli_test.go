@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -392,4 +393,38 @@ func TestBinaryExitCodes(t *testing.T) {
 		require.Contains(t, stdout.String(), tc.stdout, tc.args)
 		require.Contains(t, stderr.String(), tc.stderr, tc.args)
 	}
+}
+
+// TestOperatorTimeout: a server that accepts and never answers fails the
+// command after --timeout, instead of hanging it.
+func TestOperatorTimeout(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	conns := make(chan net.Conn, 16)
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-conns:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c // held open, unanswered
+		}
+	}()
+	code, _, errOut := runCLI(t, map[string]string{"QUARTERS_PLATFORM_KEY": "k"},
+		"tenants", "list", "--url", "http://"+ln.Addr().String(), "--timeout", "200ms")
+	require.Equal(t, exitError, code)
+	require.Contains(t, errOut, "quarters: deadline_exceeded: ")
+	require.Contains(t, errOut, "no answer within --timeout")
 }

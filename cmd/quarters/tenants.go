@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -46,6 +47,7 @@ func writeOperatorEnv(w io.Writer) {
 type operator struct {
 	url, key string
 	json     bool
+	timeout  time.Duration
 }
 
 func (c *cli) operatorFlags(fs *flag.FlagSet) *operator {
@@ -54,6 +56,7 @@ func (c *cli) operatorFlags(fs *flag.FlagSet) *operator {
 	// The default is not shown: it is a secret.
 	fs.StringVar(&o.key, "platform-key", "", "the platform credential (default $"+envPlatformKey+"; prefer the variable: flags show in ps)")
 	fs.BoolVar(&o.json, "json", false, "print the response as JSON (protojson) instead of a table")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long one request may take")
 	return o
 }
 
@@ -63,7 +66,9 @@ func (c *cli) client(o *operator) (*quarters.Client, error) {
 	if key == "" {
 		return nil, fmt.Errorf("no platform key: set %s (or --platform-key) to the server's QUARTERS_PLATFORM_KEY", envPlatformKey)
 	}
-	return quarters.NewClient(o.url, quarters.WithAPIKey(key), quarters.WithUserAgent("quarters-cli")), nil
+	// A server that accepts but never answers must not hang the command.
+	hc := &http.Client{Timeout: o.timeout}
+	return quarters.NewClient(o.url, quarters.WithAPIKey(key), quarters.WithUserAgent("quarters-cli"), quarters.WithHTTPClient(hc)), nil
 }
 
 // errorHints are lines that say what to do about a refusal, after its code
@@ -85,6 +90,8 @@ func errorHints(err *connect.Error) []string {
 	switch err.Code() {
 	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
 		hints = append(hints, "check that "+envPlatformKey+" (or --platform-key) is the server's QUARTERS_PLATFORM_KEY")
+	case connect.CodeDeadlineExceeded:
+		hints = append(hints, "no answer within --timeout from the server at "+envURL+" (or --url)")
 	case connect.CodeUnavailable:
 		hints = append(hints, "check that the server runs at "+envURL+" (or --url)")
 	}
