@@ -185,7 +185,7 @@ func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 	return pos, nil
 }
 
-func runHelp(_ context.Context, c *cli, args []string) error {
+func runHelp(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, ok := findCommand(args[0])
 		if !ok {
@@ -195,7 +195,7 @@ func runHelp(_ context.Context, c *cli, args []string) error {
 			args = nil
 		} else {
 			// Every command answers -h with its own help.
-			return cmd.run(context.Background(), c, []string{"-h"})
+			return cmd.run(ctx, c, []string{"-h"})
 		}
 	}
 	w := c.stdout
