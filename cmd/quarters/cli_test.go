@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -427,4 +428,29 @@ func TestOperatorTimeout(t *testing.T) {
 	require.Equal(t, exitError, code)
 	require.Contains(t, errOut, "quarters: deadline_exceeded: ")
 	require.Contains(t, errOut, "no answer within --timeout")
+}
+
+// TestParse: flags anywhere among the arguments; after "--" everything is
+// an argument.
+func TestParse(t *testing.T) {
+	t.Parallel()
+	c := &cli{env: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}
+	for _, tc := range []struct {
+		args []string
+		pos  []string
+		json bool
+	}{
+		{[]string{"acme", "pro"}, []string{"acme", "pro"}, false},
+		{[]string{"--json", "acme", "pro"}, []string{"acme", "pro"}, true},
+		{[]string{"acme", "--json", "pro"}, []string{"acme", "pro"}, true},
+		{[]string{"acme", "pro", "-json"}, []string{"acme", "pro"}, true},
+		{[]string{"acme", "--", "--json"}, []string{"acme", "--json"}, false},
+	} {
+		fs := c.flagSet("t", "", "")
+		j := fs.Bool("json", false, "")
+		pos, err := parse(fs, tc.args, 2)
+		require.NoError(t, err, tc.args)
+		require.Equal(t, tc.pos, pos, tc.args)
+		require.Equal(t, tc.json, *j, tc.args)
+	}
 }
