@@ -55,26 +55,202 @@ type config struct {
 	IDP idp.Params
 }
 
+// setting is one environment variable the server reads: its default as
+// help shows it, what it means, and how its value (or the default, when
+// unset) goes into the config. The settings table is the only place
+// variables are read, so help lists exactly what is read.
+type setting struct {
+	env  string
+	def  string // applied when the variable is unset or empty; "" for none
+	help string
+	set  func(c *config, v string) error // v is never empty
+}
+
+// settings is every variable loadConfig reads, in the order help lists
+// them.
+var settings = []setting{
+	{"QUARTERS_ADDR", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks one)",
+		func(c *config, v string) error { c.Addr = v; return nil }},
+	{"DATABASE_URL", "", "PostgreSQL URL of the app role; unset starts an embedded PostgreSQL in QUARTERS_DATA_DIR",
+		func(c *config, v string) error { c.DatabaseURL = v; return nil }},
+	{"QUARTERS_OWNER_DATABASE_URL", "", "PostgreSQL URL of the schema owner, for `quarters migrate`",
+		func(c *config, v string) error { c.OwnerDatabaseURL = v; return nil }},
+	{"QUARTERS_DATA_DIR", ".quarters", "the embedded PostgreSQL's data directory (without DATABASE_URL)",
+		func(c *config, v string) error { c.DataDir = v; return nil }},
+	{"REDIS_URL", "", "Redis URL: rate limits, tenant cache and revocations shared by replicas; unset: per process",
+		func(c *config, v string) error { c.RedisURL = v; return nil }},
+	{"QUARTERS_BASE_DOMAIN", "localhost", "<slug>.<domain> in the Host header selects a tenant",
+		func(c *config, v string) error { c.BaseDomain = v; return nil }},
+	{"QUARTERS_PLATFORM_KEY", "", fmt.Sprintf("the operator's credential (at least %d characters); unset disables PlatformService", minPlatformKeyLen),
+		func(c *config, v string) error {
+			// The key is a bearer secret with no lookup behind it, so it
+			// must be long enough not to be guessed; it is never echoed.
+			if n := len(v); n < minPlatformKeyLen {
+				return fmt.Errorf("QUARTERS_PLATFORM_KEY is %d characters: want at least %d (e.g. openssl rand -hex 32), or unset it to disable the platform RPCs", n, minPlatformKeyLen)
+			}
+			c.PlatformKey = v
+			return nil
+		}},
+	{"QUARTERS_LOG_LEVEL", "info", "debug, info, warn or error",
+		func(c *config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("QUARTERS_LOG_LEVEL=%q: want debug, info, warn or error", v)
+			}
+			return nil
+		}},
+	{"QUARTERS_MAX_BODY_BYTES", strconv.FormatInt(router.DefaultMaxBodyBytes, 10), "largest request body, in bytes (at least 1024)",
+		func(c *config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 {
+				return fmt.Errorf("QUARTERS_MAX_BODY_BYTES=%q: want a byte count of at least 1024", v)
+			}
+			c.MaxBodyBytes = n
+			return nil
+		}},
+	{"QUARTERS_BODY_TIMEOUT", guard.DefaultBodyTimeout.String(), "how long an RPC's body may take to arrive, plus its size allowance",
+		duration(func(c *config) *time.Duration { return &c.BodyTimeout }, 100*time.Millisecond, 0, want("a duration of at least 100ms, such as 10s"))},
+	{"QUARTERS_MAX_CONNS_PER_IP", strconv.Itoa(guard.DefaultMaxConnsPerIP), "open connections per client address; 0: no cap",
+		func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("QUARTERS_MAX_CONNS_PER_IP=%q: want a number of connections, or 0 for no cap", v)
+			}
+			c.MaxConnsPerIP = n
+			return nil
+		}},
+	{"QUARTERS_DB_MAX_CONNS", "", "PostgreSQL pool size; empty: the URL's pool_max_conns, else 8 per core (db.DefaultMaxConns)",
+		func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10000 {
+				return fmt.Errorf("QUARTERS_DB_MAX_CONNS=%q: want a number of database connections (1-10000)", v)
+			}
+			c.DBMaxConns = n
+			return nil
+		}},
+	{"QUARTERS_TRUSTED_PROXIES", "", "comma-separated IPs and CIDRs whose X-Forwarded-For names the client",
+		func(c *config, v string) error {
+			p, err := observe.ParseTrustedProxies(v)
+			if err != nil {
+				return fmt.Errorf("QUARTERS_TRUSTED_PROXIES: %w", err)
+			}
+			c.TrustedProxies = p
+			return nil
+		}},
+	{"QUARTERS_CORS_ORIGINS", "", "comma-separated origins browsers may call from; unset allows any",
+		func(c *config, v string) error {
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.CORSOrigins = append(c.CORSOrigins, o)
+				}
+			}
+			return nil
+		}},
+	{"QUARTERS_UPGRADE_URL", router.DefaultUpgradeURL, "the upgrade page named in plan-limit errors",
+		func(c *config, v string) error { c.UpgradeURL = v; return nil }},
+	{"QUARTERS_RATE_LIMIT", "on", "off disables rate limiting (benchmarks only)",
+		func(c *config, v string) error {
+			switch v {
+			case "on":
+			case "off":
+				c.RateLimitOff = true
+			default:
+				return fmt.Errorf("QUARTERS_RATE_LIMIT=%q: want on or off", v)
+			}
+			return nil
+		}},
+	{"QUARTERS_RATE_LIMIT_TIMEOUT", ratelimit.DefaultFailoverTimeout.String(), "how long one rate-limit decision waits for Redis before deciding in process",
+		duration(func(c *config) *time.Duration { return &c.RateLimitTimeout }, time.Millisecond, 10*time.Second, want("a duration between 1ms and 10s, such as 150ms"))},
+	{"QUARTERS_SIGNUP_RATE", fmt.Sprintf("%d", router.DefaultAnonymousLimit.Rate), "public calls (sign-up, sign-in) per minute per client address and procedure",
+		count(func(c *config) *int { return &c.SignupRate }, want("a number of requests per minute, at least 1"))},
+	{"QUARTERS_SIGNIN_ACCOUNT_RATE", fmt.Sprintf("%d", router.DefaultAccountLimit.Rate), "sign-in attempts per hour per account from unfamiliar addresses",
+		count(func(c *config) *int { return &c.AccountRate }, want("a number of sign-in attempts per hour, at least 1"))},
+	{"QUARTERS_TOKEN_ROTATION", shortDuration(session.DefaultRotateEvery), "how long an access-token signing key signs before the next takes over",
+		duration(func(c *config) *time.Duration { return &c.TokenRotation }, time.Minute, 0, want("a duration of at least 1m, such as 24h"))},
+	{"QUARTERS_SHUTDOWN_TIMEOUT", "30s", "how long in-flight calls may finish after SIGTERM",
+		duration(func(c *config) *time.Duration { return &c.ShutdownTimeout }, time.Nanosecond, 0, want("a positive duration such as 30s"))},
+	{"QUARTERS_SMTP_URL", "", "smtp(s)://user:pass@host:port to send mail; unset: the development mailbox",
+		func(c *config, v string) error { c.SMTPURL = v; return nil }},
+	{"QUARTERS_MAIL_FROM", "", "the sender address of mails (with QUARTERS_SMTP_URL)",
+		func(c *config, v string) error { c.MailFrom = v; return nil }},
+	{"QUARTERS_MAILBOX_DIR", ".quarters-mailbox", "where the development mailbox writes mails (without QUARTERS_SMTP_URL)",
+		func(c *config, v string) error { c.MailboxDir = v; return nil }},
+	{"QUARTERS_APP_URL", "", "base of the links in mails (http(s)://…); unset: this server's address",
+		func(c *config, v string) error {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("QUARTERS_APP_URL=%q: want an http(s) URL such as https://app.example.com", v)
+			}
+			c.AppURL = v
+			return nil
+		}},
+	{"QUARTERS_IDP_ISSUER", "", "an identity provider's issuer whose tokens are accepted (with _AUDIENCE and _JWKS_URL)",
+		func(c *config, v string) error { c.IDP.Issuer = v; return nil }},
+	{"QUARTERS_IDP_AUDIENCE", "", "the audience the identity provider's tokens must name",
+		func(c *config, v string) error { c.IDP.Audience = v; return nil }},
+	{"QUARTERS_IDP_JWKS_URL", "", "https URL of the identity provider's signing keys (JWKS)",
+		func(c *config, v string) error { c.IDP.JWKSURL = v; return nil }},
+	{"QUARTERS_IDP_TENANT_CLAIM", idp.DefaultTenantClaim, "the token claim that names the tenant (id or slug)",
+		func(c *config, v string) error { c.IDP.TenantClaim = v; return nil }},
+	{"QUARTERS_IDP_EMAIL_CLAIM", idp.DefaultEmailClaim, "the token claim that holds the user's email",
+		func(c *config, v string) error { c.IDP.EmailClaim = v; return nil }},
+}
+
+// want is a setter's complaint about a value: loadConfig makes it
+// "NAME=value: want <want>".
+type want string
+
+func (w want) Error() string { return "want " + string(w) }
+
+// duration sets a duration field, checked against lo and (unless 0) hi.
+func duration(field func(*config) *time.Duration, lo, hi time.Duration, w want) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || (hi > 0 && d > hi) {
+			return w
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// count sets a positive int field.
+func count(field func(*config) *int, w want) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return w
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// shortDuration prints d as help shows defaults: 24h, not 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// loadConfig reads every setting from getenv (unset or empty: the
+// default), then checks the ones that only make sense together.
 func loadConfig(getenv func(string) string) (config, error) {
-	c := config{
-		Addr:             or(getenv("QUARTERS_ADDR"), "127.0.0.1:8080"),
-		DatabaseURL:      getenv("DATABASE_URL"),
-		OwnerDatabaseURL: getenv("QUARTERS_OWNER_DATABASE_URL"),
-		DataDir:          or(getenv("QUARTERS_DATA_DIR"), ".quarters"),
-		BaseDomain:       or(getenv("QUARTERS_BASE_DOMAIN"), "localhost"),
-		MaxBodyBytes:     router.DefaultMaxBodyBytes,
-		BodyTimeout:      guard.DefaultBodyTimeout,
-		RateLimitTimeout: ratelimit.DefaultFailoverTimeout,
-		MaxConnsPerIP:    guard.DefaultMaxConnsPerIP,
-		ShutdownTimeout:  30 * time.Second,
-		RedisURL:         getenv("REDIS_URL"),
-		UpgradeURL:       or(getenv("QUARTERS_UPGRADE_URL"), router.DefaultUpgradeURL),
-		PlatformKey:      getenv("QUARTERS_PLATFORM_KEY"),
-		TokenRotation:    session.DefaultRotateEvery,
-		SMTPURL:          getenv("QUARTERS_SMTP_URL"),
-		MailFrom:         getenv("QUARTERS_MAIL_FROM"),
-		MailboxDir:       or(getenv("QUARTERS_MAILBOX_DIR"), ".quarters-mailbox"),
-		AppURL:           getenv("QUARTERS_APP_URL"),
+	var c config
+	for _, s := range settings {
+		v := or(getenv(s.env), s.def)
+		if v == "" {
+			continue
+		}
+		if err := s.set(&c, v); err != nil {
+			if w, ok := err.(want); ok {
+				return c, fmt.Errorf("%s=%q: %s", s.env, v, w)
+			}
+			return c, err
+		}
 	}
 	if c.SMTPURL != "" {
 		// Checked here, so a bad URL stops the server at start.
@@ -82,117 +258,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, err
 		}
 	}
-	if c.AppURL != "" {
-		if u, err := url.Parse(c.AppURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return c, fmt.Errorf("QUARTERS_APP_URL=%q: want an http(s) URL such as https://app.example.com", c.AppURL)
-		}
-	}
-	if v := getenv("QUARTERS_SIGNUP_RATE"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return c, fmt.Errorf("QUARTERS_SIGNUP_RATE=%q: want a number of requests per minute, at least 1", v)
-		}
-		c.SignupRate = n
-	}
-	if v := getenv("QUARTERS_SIGNIN_ACCOUNT_RATE"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return c, fmt.Errorf("QUARTERS_SIGNIN_ACCOUNT_RATE=%q: want a number of sign-in attempts per hour, at least 1", v)
-		}
-		c.AccountRate = n
-	}
-	if v := getenv("QUARTERS_TRUSTED_PROXIES"); v != "" {
-		p, err := observe.ParseTrustedProxies(v)
-		if err != nil {
-			return c, fmt.Errorf("QUARTERS_TRUSTED_PROXIES: %w", err)
-		}
-		c.TrustedProxies = p
-	}
-	switch v := getenv("QUARTERS_RATE_LIMIT"); v {
-	case "", "on":
-	case "off":
-		c.RateLimitOff = true
-	default:
-		return c, fmt.Errorf("QUARTERS_RATE_LIMIT=%q: want on or off", v)
-	}
-	for _, o := range strings.Split(getenv("QUARTERS_CORS_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.CORSOrigins = append(c.CORSOrigins, o)
-		}
-	}
-	if v := getenv("QUARTERS_MAX_BODY_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1024 {
-			return c, fmt.Errorf("QUARTERS_MAX_BODY_BYTES=%q: want a byte count of at least 1024", v)
-		}
-		c.MaxBodyBytes = n
-	}
-	if v := getenv("QUARTERS_RATE_LIMIT_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Millisecond || d > 10*time.Second {
-			return c, fmt.Errorf("QUARTERS_RATE_LIMIT_TIMEOUT=%q: want a duration between 1ms and 10s, such as 150ms", v)
-		}
-		c.RateLimitTimeout = d
-	}
-	if v := getenv("QUARTERS_BODY_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 100*time.Millisecond {
-			return c, fmt.Errorf("QUARTERS_BODY_TIMEOUT=%q: want a duration of at least 100ms, such as 10s", v)
-		}
-		c.BodyTimeout = d
-	}
-	if v := getenv("QUARTERS_MAX_CONNS_PER_IP"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return c, fmt.Errorf("QUARTERS_MAX_CONNS_PER_IP=%q: want a number of connections, or 0 for no cap", v)
-		}
-		c.MaxConnsPerIP = n
-	}
-	if v := getenv("QUARTERS_DB_MAX_CONNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return c, fmt.Errorf("QUARTERS_DB_MAX_CONNS=%q: want a number of database connections (1-10000)", v)
-		}
-		c.DBMaxConns = n
-	}
-	if v := getenv("QUARTERS_SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return c, fmt.Errorf("QUARTERS_SHUTDOWN_TIMEOUT=%q: want a positive duration such as 30s", v)
-		}
-		c.ShutdownTimeout = d
-	}
-	if v := getenv("QUARTERS_TOKEN_ROTATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Minute {
-			return c, fmt.Errorf("QUARTERS_TOKEN_ROTATION=%q: want a duration of at least 1m, such as 24h", v)
-		}
-		c.TokenRotation = d
-	}
-	// The key is a bearer secret with no lookup behind it, so it must be
-	// long enough not to be guessed; it is never echoed in the error.
-	if n := len(c.PlatformKey); n > 0 && n < minPlatformKeyLen {
-		return c, fmt.Errorf("QUARTERS_PLATFORM_KEY is %d characters: want at least %d (e.g. openssl rand -hex 32), or unset it to disable the platform RPCs", n, minPlatformKeyLen)
-	}
-	if err := loadIDP(getenv, &c.IDP); err != nil {
+	if err := checkIDP(c.IDP); err != nil {
 		return c, err
-	}
-	if v := getenv("QUARTERS_LOG_LEVEL"); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			return c, fmt.Errorf("QUARTERS_LOG_LEVEL=%q: want debug, info, warn or error", v)
-		}
 	}
 	return c, nil
 }
 
-// loadIDP reads the identity provider's settings: issuer, audience and
+// checkIDP checks the identity provider's settings: issuer, audience and
 // JWKS URL together or not at all.
-func loadIDP(getenv func(string) string, p *idp.Params) error {
-	p.Issuer = getenv("QUARTERS_IDP_ISSUER")
-	p.Audience = getenv("QUARTERS_IDP_AUDIENCE")
-	p.JWKSURL = getenv("QUARTERS_IDP_JWKS_URL")
-	p.TenantClaim = or(getenv("QUARTERS_IDP_TENANT_CLAIM"), idp.DefaultTenantClaim)
-	p.EmailClaim = or(getenv("QUARTERS_IDP_EMAIL_CLAIM"), idp.DefaultEmailClaim)
+func checkIDP(p idp.Params) error {
 	set := 0
 	for _, v := range []string{p.Issuer, p.Audience, p.JWKSURL} {
 		if v != "" {

@@ -1,7 +1,11 @@
-// Command quarters runs the Quarters API server.
+// Command quarters runs the Quarters API server, and administers it.
 //
-//	quarters            serve (see config.go for the environment it reads)
+//	quarters [serve]    run the server (config.go lists the environment it reads)
 //	quarters migrate    apply database migrations as the schema owner
+//	quarters version    print the version, commit and Go version
+//	quarters tenants …  list, show, set-plan, suspend, resume (PlatformService)
+//	quarters audit      list the audit records of platform changes
+//	quarters help       all of the above, and every environment variable
 //
 // With no DATABASE_URL the server starts a private PostgreSQL from the
 // locally installed binaries in QUARTERS_DATA_DIR, so one command gives a
@@ -13,7 +17,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,41 +42,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := loadConfig(os.Getenv)
-	if err == nil {
-		logger := newLogger(os.Stderr, cfg.LogLevel)
-		slog.SetDefault(logger)
-		if len(os.Args) > 1 && os.Args[1] == "migrate" {
-			err = migrateCmd(ctx, os.Args[2:], cfg)
-		} else if len(os.Args) > 1 {
-			err = fmt.Errorf("unknown command %q (commands: migrate; no command serves)", os.Args[1])
-		} else {
-			err = serve(ctx, cfg, logger, os.Stdout)
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "quarters:", err)
-		os.Exit(1)
-	}
-}
-
-// migrateCmd applies migrations with an owner URL from -database-url or
-// QUARTERS_OWNER_DATABASE_URL.
-func migrateCmd(ctx context.Context, args []string, cfg config) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	url := fs.String("database-url", cfg.OwnerDatabaseURL, "owner role's database URL (default $QUARTERS_OWNER_DATABASE_URL)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *url == "" {
-		return errors.New("migrate needs the schema owner's database URL: -database-url or QUARTERS_OWNER_DATABASE_URL")
-	}
-	if err := db.Migrate(ctx, *url); err != nil {
-		return err
-	}
-	fmt.Println("migrations applied")
-	return nil
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) error {

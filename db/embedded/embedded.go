@@ -364,8 +364,20 @@ func (e *Cluster) checkNotRunning(ctx context.Context) error {
 		pid, _, _ = strings.Cut(string(b), "\n")
 	}
 	return fmt.Errorf("embedded postgres: another PostgreSQL server (pid %s) is already running on data directory %s: "+
-		"stop it (%s stop -D %s) or, if pid %s is not a PostgreSQL server, delete %s",
-		pid, e.dir, filepath.Join(e.binDir, "pg_ctl"), e.dir, pid, pidFile)
+		"stop it with `%s` or, if pid %s is not a PostgreSQL server, delete %s",
+		pid, e.dir, e.stopCommand(), pid, pidFile)
+}
+
+// stopCommand is a shell command that stops the server on the cluster
+// directory, for error messages. As root it runs pg_ctl as the postgres
+// account: pg_ctl refuses to run as root, and the files are that
+// account's.
+func (e *Cluster) stopCommand() string {
+	cmd := pgShellWord(filepath.Join(e.binDir, "pg_ctl")) + " stop -D " + pgShellWord(e.dir)
+	if e.runAs != nil {
+		return "runuser -u " + pgOSUser + " -- " + cmd
+	}
+	return cmd
 }
 
 // chooseDir returns the directory the cluster lives in: dataDir, unless we
@@ -612,6 +624,16 @@ func pgServerEnv() []string {
 // pgShellQuote quotes s for /bin/sh.
 func pgShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// pgShellWord is s as one /bin/sh word: as it is when it holds nothing
+// the shell would interpret (the usual path), else quoted, so a command
+// in a message reads plainly and still works when pasted.
+func pgShellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:,=@%") == "" {
+		return s
+	}
+	return pgShellQuote(s)
 }
 
 // pgTail returns the last n lines of a file, for error messages; a server

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,8 +99,21 @@ func TestEmbeddedReuse(t *testing.T) {
 
 	_, err = Start(ctx, Opts{DataDir: dir})
 	require.ErrorContains(t, err, "already running")
+	// The message's command works as pasted, as root too (where pg_ctl
+	// must run as the postgres account): it stops the first server.
+	stop := regexp.MustCompile("stop it with `([^`]+)`").FindStringSubmatch(err.Error())
+	require.NotNil(t, stop, err.Error())
+	require.Contains(t, stop[1], filepath.Join(e.binDir, "pg_ctl")+" stop -D "+dir)
+	if os.Geteuid() == 0 {
+		require.True(t, strings.HasPrefix(stop[1], "runuser -u postgres -- "), stop[1])
+	}
+	out, err := exec.CommandContext(ctx, "sh", "-c", stop[1]).CombinedOutput()
+	require.NoError(t, err, string(out))
+	running, err := e.running(ctx)
+	require.NoError(t, err)
+	require.False(t, running, "the suggested command did not stop the server")
 
-	require.NoError(t, e.Stop(ctx))
+	require.NoError(t, e.Stop(ctx), "Stop after someone else stopped the server")
 	_, err = os.Stat(filepath.Join(dir, "PG_VERSION"))
 	require.NoError(t, err, "Stop must keep a durable cluster")
 
