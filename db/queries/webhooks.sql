@@ -42,11 +42,16 @@ RETURNING *;
 
 -- WebhookEventInsert writes an event and a pending delivery to each of
 -- the tenant's enabled endpoints that subscribed to its type, in one
--- statement, and returns the deliveries' ids (none: nobody listens).
+-- statement, and returns the deliveries' ids. When nobody listens it
+-- writes nothing: the outbox holds only events someone will receive.
 -- name: WebhookEventInsert :many
 WITH ev AS (
   INSERT INTO webhook_events (tenant_id, type, payload)
-  VALUES (@tenant_id, @type, @payload)
+  SELECT @tenant_id, @type, @payload
+  WHERE EXISTS (
+    SELECT 1 FROM webhook_endpoints l
+    WHERE l.tenant_id = @tenant_id AND l.enabled AND @type = ANY (l.event_types)
+  )
   RETURNING tenant_id, id, type
 )
 INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id)

@@ -458,7 +458,11 @@ func (q *Queries) WebhookEndpointUpdate(ctx context.Context, arg WebhookEndpoint
 const webhookEventInsert = `-- name: WebhookEventInsert :many
 WITH ev AS (
   INSERT INTO webhook_events (tenant_id, type, payload)
-  VALUES ($1, $2, $3)
+  SELECT $1, $2, $3
+  WHERE EXISTS (
+    SELECT 1 FROM webhook_endpoints l
+    WHERE l.tenant_id = $1 AND l.enabled AND $2 = ANY (l.event_types)
+  )
   RETURNING tenant_id, id, type
 )
 INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id)
@@ -476,7 +480,8 @@ type WebhookEventInsertParams struct {
 
 // WebhookEventInsert writes an event and a pending delivery to each of
 // the tenant's enabled endpoints that subscribed to its type, in one
-// statement, and returns the deliveries' ids (none: nobody listens).
+// statement, and returns the deliveries' ids. When nobody listens it
+// writes nothing: the outbox holds only events someone will receive.
 func (q *Queries) WebhookEventInsert(ctx context.Context, arg WebhookEventInsertParams) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, webhookEventInsert, arg.TenantID, arg.Type, arg.Payload)
 	if err != nil {
