@@ -9,6 +9,9 @@ CREATE TABLE webhook_endpoints (
   url text NOT NULL CHECK (url ~ '^https?://'),
   event_types text [] NOT NULL CHECK (cardinality(event_types) > 0),
   enabled boolean NOT NULL DEFAULT true,
+  -- disabled_reason says why Quarters disabled the endpoint (a delivery
+  -- failed for a day); empty when enabled, or disabled by the tenant.
+  disabled_reason text NOT NULL DEFAULT '',
   -- secret (whsec_…) is kept as is, not hashed: signing a delivery needs
   -- the key itself (HMAC), unlike an API key, which is only compared.
   secret text NOT NULL,

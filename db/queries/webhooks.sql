@@ -20,6 +20,7 @@ UPDATE webhook_endpoints SET
   url = CASE WHEN @set_url::bool THEN @url::text ELSE url END,
   event_types = CASE WHEN @set_event_types::bool THEN @event_types::text [] ELSE event_types END,
   enabled = CASE WHEN @set_enabled::bool THEN @enabled::bool ELSE enabled END,
+  disabled_reason = CASE WHEN @set_enabled::bool THEN '' ELSE disabled_reason END,
   update_time = now()
 WHERE tenant_id = @tenant_id AND id = @id
 RETURNING *;
@@ -63,7 +64,7 @@ RETURNING id;
 -- WebhookDeliveryForSend is what a delivery job needs: the delivery, its
 -- event and its endpoint (with the secrets still valid).
 -- name: WebhookDeliveryForSend :one
-SELECT d.id, d.status, d.attempts, ev.id AS event_id, ev.type AS event_type, ev.payload, ev.create_time AS event_time,
+SELECT d.id, d.endpoint_id, d.status, d.attempts, ev.id AS event_id, ev.type AS event_type, ev.payload, ev.create_time AS event_time,
   e.url, e.enabled, e.secret,
   coalesce(CASE WHEN e.previous_secret_expire_time > now() THEN e.previous_secret END, '')::text AS previous_secret
 FROM webhook_deliveries d
@@ -105,3 +106,21 @@ INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id)
 SELECT o.tenant_id, o.endpoint_id, o.event_id FROM webhook_deliveries o
 WHERE o.tenant_id = @tenant_id AND o.id = @id
 RETURNING id;
+
+-- WebhookEndpointDisableFailing disables an endpoint whose delivery has
+-- just failed for good (every attempt over about a day), unless another
+-- delivery to it succeeded meanwhile: a receiver that is down for a day,
+-- not one that refuses one message. It returns the rows disabled (0 or 1).
+-- name: WebhookEndpointDisableFailing :execrows
+UPDATE webhook_endpoints e SET enabled = false, disabled_reason = @reason, update_time = now()
+WHERE e.tenant_id = @tenant_id AND e.id = (
+    SELECT d.endpoint_id FROM webhook_deliveries d WHERE d.tenant_id = @tenant_id AND d.id = @delivery_id
+  )
+  AND e.enabled
+  AND NOT EXISTS (
+    SELECT 1 FROM webhook_deliveries s
+    WHERE s.tenant_id = e.tenant_id AND s.endpoint_id = e.id AND s.status = 'succeeded'
+      AND s.last_attempt_time > (
+        SELECT d.create_time FROM webhook_deliveries d WHERE d.tenant_id = @tenant_id AND d.id = @delivery_id
+      )
+  );

@@ -175,6 +175,7 @@ type WebhookEndpoint struct {
 	Url                      string
 	EventTypes               []string
 	Enabled                  bool
+	DisabledReason           string
 	Secret                   string
 	PreviousSecret           *string
 	PreviousSecretExpireTime *time.Time

@@ -30,7 +30,7 @@ func (q *Queries) WebhookDeliveryFail(ctx context.Context, arg WebhookDeliveryFa
 }
 
 const webhookDeliveryForSend = `-- name: WebhookDeliveryForSend :one
-SELECT d.id, d.status, d.attempts, ev.id AS event_id, ev.type AS event_type, ev.payload, ev.create_time AS event_time,
+SELECT d.id, d.endpoint_id, d.status, d.attempts, ev.id AS event_id, ev.type AS event_type, ev.payload, ev.create_time AS event_time,
   e.url, e.enabled, e.secret,
   coalesce(CASE WHEN e.previous_secret_expire_time > now() THEN e.previous_secret END, '')::text AS previous_secret
 FROM webhook_deliveries d
@@ -46,6 +46,7 @@ type WebhookDeliveryForSendParams struct {
 
 type WebhookDeliveryForSendRow struct {
 	ID             uuid.UUID
+	EndpointID     uuid.UUID
 	Status         string
 	Attempts       int32
 	EventID        uuid.UUID
@@ -65,6 +66,7 @@ func (q *Queries) WebhookDeliveryForSend(ctx context.Context, arg WebhookDeliver
 	var i WebhookDeliveryForSendRow
 	err := row.Scan(
 		&i.ID,
+		&i.EndpointID,
 		&i.Status,
 		&i.Attempts,
 		&i.EventID,
@@ -253,8 +255,41 @@ func (q *Queries) WebhookEndpointDelete(ctx context.Context, arg WebhookEndpoint
 	return result.RowsAffected(), nil
 }
 
+const webhookEndpointDisableFailing = `-- name: WebhookEndpointDisableFailing :execrows
+UPDATE webhook_endpoints e SET enabled = false, disabled_reason = $1, update_time = now()
+WHERE e.tenant_id = $2 AND e.id = (
+    SELECT d.endpoint_id FROM webhook_deliveries d WHERE d.tenant_id = $2 AND d.id = $3
+  )
+  AND e.enabled
+  AND NOT EXISTS (
+    SELECT 1 FROM webhook_deliveries s
+    WHERE s.tenant_id = e.tenant_id AND s.endpoint_id = e.id AND s.status = 'succeeded'
+      AND s.last_attempt_time > (
+        SELECT d.create_time FROM webhook_deliveries d WHERE d.tenant_id = $2 AND d.id = $3
+      )
+  )
+`
+
+type WebhookEndpointDisableFailingParams struct {
+	Reason     string
+	TenantID   uuid.UUID
+	DeliveryID uuid.UUID
+}
+
+// WebhookEndpointDisableFailing disables an endpoint whose delivery has
+// just failed for good (every attempt over about a day), unless another
+// delivery to it succeeded meanwhile: a receiver that is down for a day,
+// not one that refuses one message. It returns the rows disabled (0 or 1).
+func (q *Queries) WebhookEndpointDisableFailing(ctx context.Context, arg WebhookEndpointDisableFailingParams) (int64, error) {
+	result, err := q.db.Exec(ctx, webhookEndpointDisableFailing, arg.Reason, arg.TenantID, arg.DeliveryID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const webhookEndpointGet = `-- name: WebhookEndpointGet :one
-SELECT tenant_id, id, url, event_types, enabled, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time FROM webhook_endpoints
+SELECT tenant_id, id, url, event_types, enabled, disabled_reason, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time FROM webhook_endpoints
 WHERE tenant_id = $1 AND id = $2
 `
 
@@ -272,6 +307,7 @@ func (q *Queries) WebhookEndpointGet(ctx context.Context, arg WebhookEndpointGet
 		&i.Url,
 		&i.EventTypes,
 		&i.Enabled,
+		&i.DisabledReason,
 		&i.Secret,
 		&i.PreviousSecret,
 		&i.PreviousSecretExpireTime,
@@ -285,7 +321,7 @@ func (q *Queries) WebhookEndpointGet(ctx context.Context, arg WebhookEndpointGet
 const webhookEndpointInsert = `-- name: WebhookEndpointInsert :one
 INSERT INTO webhook_endpoints (tenant_id, url, event_types, enabled, secret)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING tenant_id, id, url, event_types, enabled, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time
+RETURNING tenant_id, id, url, event_types, enabled, disabled_reason, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time
 `
 
 type WebhookEndpointInsertParams struct {
@@ -311,6 +347,7 @@ func (q *Queries) WebhookEndpointInsert(ctx context.Context, arg WebhookEndpoint
 		&i.Url,
 		&i.EventTypes,
 		&i.Enabled,
+		&i.DisabledReason,
 		&i.Secret,
 		&i.PreviousSecret,
 		&i.PreviousSecretExpireTime,
@@ -322,7 +359,7 @@ func (q *Queries) WebhookEndpointInsert(ctx context.Context, arg WebhookEndpoint
 }
 
 const webhookEndpointList = `-- name: WebhookEndpointList :many
-SELECT tenant_id, id, url, event_types, enabled, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time FROM webhook_endpoints
+SELECT tenant_id, id, url, event_types, enabled, disabled_reason, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time FROM webhook_endpoints
 WHERE tenant_id = $1
 ORDER BY create_time DESC, id DESC
 LIMIT 1000
@@ -345,6 +382,7 @@ func (q *Queries) WebhookEndpointList(ctx context.Context, tenantID uuid.UUID) (
 			&i.Url,
 			&i.EventTypes,
 			&i.Enabled,
+			&i.DisabledReason,
 			&i.Secret,
 			&i.PreviousSecret,
 			&i.PreviousSecretExpireTime,
@@ -370,7 +408,7 @@ UPDATE webhook_endpoints SET
   secret_rotate_time = now(),
   update_time = now()
 WHERE tenant_id = $3 AND id = $4
-RETURNING tenant_id, id, url, event_types, enabled, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time
+RETURNING tenant_id, id, url, event_types, enabled, disabled_reason, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time
 `
 
 type WebhookEndpointRotateSecretParams struct {
@@ -396,6 +434,7 @@ func (q *Queries) WebhookEndpointRotateSecret(ctx context.Context, arg WebhookEn
 		&i.Url,
 		&i.EventTypes,
 		&i.Enabled,
+		&i.DisabledReason,
 		&i.Secret,
 		&i.PreviousSecret,
 		&i.PreviousSecretExpireTime,
@@ -411,9 +450,10 @@ UPDATE webhook_endpoints SET
   url = CASE WHEN $1::bool THEN $2::text ELSE url END,
   event_types = CASE WHEN $3::bool THEN $4::text [] ELSE event_types END,
   enabled = CASE WHEN $5::bool THEN $6::bool ELSE enabled END,
+  disabled_reason = CASE WHEN $5::bool THEN '' ELSE disabled_reason END,
   update_time = now()
 WHERE tenant_id = $7 AND id = $8
-RETURNING tenant_id, id, url, event_types, enabled, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time
+RETURNING tenant_id, id, url, event_types, enabled, disabled_reason, secret, previous_secret, previous_secret_expire_time, secret_rotate_time, create_time, update_time
 `
 
 type WebhookEndpointUpdateParams struct {
@@ -445,6 +485,7 @@ func (q *Queries) WebhookEndpointUpdate(ctx context.Context, arg WebhookEndpoint
 		&i.Url,
 		&i.EventTypes,
 		&i.Enabled,
+		&i.DisabledReason,
 		&i.Secret,
 		&i.PreviousSecret,
 		&i.PreviousSecretExpireTime,

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
 	"github.com/quarters-dev/quarters/db"
@@ -171,11 +173,37 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	// to record retries the job, and the receiver may see the message
 	// twice (at least once; it deduplicates on webhook-id).
 	rctx := context.WithoutCancel(ctx)
-	if err := w.db.InTenant(rctx, func(q *dbsqlc.Queries) error { return q.WebhookDeliveryRecord(rctx, rec) }); err != nil {
+	if err := w.db.InTenant(rctx, func(q *dbsqlc.Queries) error {
+		if err := q.WebhookDeliveryRecord(rctx, rec); err != nil {
+			return err
+		}
+		if rec.Status != StatusFailed {
+			return nil
+		}
+		return disableFailing(rctx, q, t.ID, d, rec.Error)
+	}); err != nil {
 		return err
 	}
 	if failure != nil {
 		return fmt.Errorf("webhook delivery %s: %w", d.ID, failure)
 	}
 	return nil
+}
+
+// disableFailing disables the endpoint of a delivery that failed for good
+// unless another delivery to it succeeded meanwhile, and records that in
+// the tenant's audit log, so neither a dead receiver keeps costing a day
+// of retries per event nor does the endpoint go quiet unexplained.
+func disableFailing(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID, d dbsqlc.WebhookDeliveryForSendRow, lastError string) error {
+	reason := fmt.Sprintf("every delivery attempt failed for %d attempts (last: %s)", MaxAttempts, lastError)
+	n, err := q.WebhookEndpointDisableFailing(ctx, dbsqlc.WebhookEndpointDisableFailingParams{TenantID: tenantID, DeliveryID: d.ID, Reason: reason})
+	if err != nil || n == 0 {
+		return err
+	}
+	before, _ := json.Marshal(map[string]any{"endpoint_id": d.EndpointID, "enabled": true})
+	after, _ := json.Marshal(map[string]any{"endpoint_id": d.EndpointID, "enabled": false, "reason": reason})
+	_, err = q.AuditEventInsert(ctx, dbsqlc.AuditEventInsertParams{
+		TenantID: tenantID, Actor: "webhooks", Action: "DisableWebhookEndpoint", Before: before, After: after,
+	})
+	return err
 }

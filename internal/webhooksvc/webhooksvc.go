@@ -211,6 +211,7 @@ func endpointToProto(r dbsqlc.WebhookEndpoint) *quartersv1.WebhookEndpoint {
 		CreateTime:       timestamppb.New(r.CreateTime),
 		UpdateTime:       timestamppb.New(r.UpdateTime),
 		SecretRotateTime: timestamppb.New(r.SecretRotateTime),
+		DisabledReason:   r.DisabledReason,
 	}
 }
 

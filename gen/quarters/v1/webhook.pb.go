@@ -94,8 +94,13 @@ type WebhookEndpoint struct {
 	// secret_rotate_time is when the secret last changed (creation or
 	// RotateSecret).
 	SecretRotateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=secret_rotate_time,json=secretRotateTime,proto3" json:"secret_rotate_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// disabled_reason says why Quarters disabled the endpoint: a delivery
+	// failed at every attempt for about a day, and none succeeded
+	// meanwhile (the tenant's audit log records it too). Empty when enabled
+	// or disabled by a caller; enabling it again clears it.
+	DisabledReason string `protobuf:"bytes,8,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WebhookEndpoint) Reset() {
@@ -175,6 +180,13 @@ func (x *WebhookEndpoint) GetSecretRotateTime() *timestamppb.Timestamp {
 		return x.SecretRotateTime
 	}
 	return nil
+}
+
+func (x *WebhookEndpoint) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
 }
 
 // WebhookDelivery is one event's delivery to one endpoint.
@@ -958,7 +970,7 @@ var File_quarters_v1_webhook_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_webhook_proto_rawDesc = "" +
 	"\n" +
-	"\x19quarters/v1/webhook.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\"\xd0\x02\n" +
+	"\x19quarters/v1/webhook.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\"\xf9\x02\n" +
 	"\x0fWebhookEndpoint\x12\x18\n" +
 	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id\x12\x1a\n" +
 	"\x03url\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\x03url\x12)\n" +
@@ -969,7 +981,8 @@ const file_quarters_v1_webhook_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12H\n" +
-	"\x12secret_rotate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10secretRotateTime\"\x8d\x03\n" +
+	"\x12secret_rotate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10secretRotateTime\x12'\n" +
+	"\x0fdisabled_reason\x18\b \x01(\tR\x0edisabledReason\"\x8d\x03\n" +
 	"\x0fWebhookDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
