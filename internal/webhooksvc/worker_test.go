@@ -133,3 +133,51 @@ func TestSuspendedTenantDropped(t *testing.T) {
 	default:
 	}
 }
+
+// TestWorkerRefusesLoopbackInProduction: the endpoint was registered on a
+// development server (loopback allowed); a worker configured for
+// production refuses it without connecting, and drops the delivery.
+func TestWorkerRefusesLoopbackInProduction(t *testing.T) {
+	t.Parallel()
+	s, a, r, endpointID := failingSetup(t)
+	wh := webhooks(s, a)
+	d := failOnce(t, a, r, func() *quartersv1.WebhookDelivery {
+		return waitDelivery(t, wh, endpointID, func(d *quartersv1.WebhookDelivery) bool { return d.GetAttempts() == 1 })
+	})
+	w := webhook.NewWorker(webhook.WorkerParams{DB: s.DB}) // production: no loopback
+	require.NoError(t, w.Work(ctx, &river.Job[webhook.DeliverArgs]{
+		JobRow: &rivertype.JobRow{ID: 1, Attempt: 2, MaxAttempts: webhook.MaxAttempts},
+		Args:   webhook.DeliverArgs{TenantID: mustUUID(t, a.ID), DeliveryID: mustUUID(t, d.GetId())},
+	}), "dropped, not retried")
+	var status, reason string
+	require.NoError(t, ownerRow(t, s, "select status, error from webhook_deliveries where id = $1", d.GetId()).Scan(&status, &reason))
+	require.Equal(t, webhook.StatusFailed, status)
+	require.Contains(t, reason, "url must be https")
+	select {
+	case m := <-r.got:
+		t.Fatalf("sent to loopback: %s", m.body)
+	default:
+	}
+}
+
+// TestDeletedEndpointDropped: deleting an endpoint drops its pending
+// deliveries; their jobs then send nothing and finish.
+func TestDeletedEndpointDropped(t *testing.T) {
+	t.Parallel()
+	s, a, r, endpointID := failingSetup(t)
+	wh := webhooks(s, a)
+	d := failOnce(t, a, r, func() *quartersv1.WebhookDelivery {
+		return waitDelivery(t, wh, endpointID, func(d *quartersv1.WebhookDelivery) bool { return d.GetAttempts() == 1 })
+	})
+	_, err := wh.DeleteEndpoint(ctx, req(&quartersv1.DeleteEndpointRequest{Id: endpointID}))
+	require.NoError(t, err)
+	require.NoError(t, attempt(t, s, a.ID, d.GetId(), 2))
+	var n int
+	require.NoError(t, ownerRow(t, s, "select count(*) from webhook_deliveries where tenant_id = $1", a.ID).Scan(&n))
+	require.Zero(t, n)
+	select {
+	case m := <-r.got:
+		t.Fatalf("sent for a deleted endpoint: %s", m.body)
+	default:
+	}
+}
