@@ -217,7 +217,7 @@ func New(p Params) (http.Handler, error) {
 	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
-	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants), opts...))
+	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants, p.Jobs), opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
 
 	names := make([]string, 0, len(Services()))
