@@ -15,6 +15,10 @@ CREATE TABLE tenant_exports (
   manifest jsonb,
   create_time timestamptz NOT NULL DEFAULT now(),
   finish_time timestamptz,
+  -- The SHA-256 of the download link's token (GetTenantExport mints a
+  -- fresh one each call), and when the link stops working.
+  download_token_hash bytea,
+  download_expire_time timestamptz,
   PRIMARY KEY (tenant_id, id),
   CHECK ((state = 'done') = (archive IS NOT NULL AND sha256 IS NOT NULL AND manifest IS NOT NULL AND finish_time IS NOT NULL))
 );

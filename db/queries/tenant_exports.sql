@@ -26,3 +26,14 @@ WHERE tenant_id = @tenant_id AND id = @id;
 -- name: TenantExportArchive :one
 SELECT archive, sha256 FROM tenant_exports
 WHERE tenant_id = @tenant_id AND id = @id AND state = 'done';
+
+-- TenantExportSetDownload arms a finished export's download link.
+-- name: TenantExportSetDownload :exec
+UPDATE tenant_exports
+SET download_token_hash = @download_token_hash, download_expire_time = @download_expire_time
+WHERE tenant_id = @tenant_id AND id = @id AND state = 'done';
+
+-- TenantExportDownload reads a finished export's archive with its link.
+-- name: TenantExportDownload :one
+SELECT archive, download_token_hash, download_expire_time FROM tenant_exports
+WHERE tenant_id = @tenant_id AND id = @id AND state = 'done';

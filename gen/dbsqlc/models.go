@@ -122,14 +122,16 @@ type Tenant struct {
 }
 
 type TenantExport struct {
-	TenantID   uuid.UUID
-	ID         uuid.UUID
-	State      string
-	Archive    []byte
-	Sha256     []byte
-	Manifest   []byte
-	CreateTime time.Time
-	FinishTime *time.Time
+	TenantID           uuid.UUID
+	ID                 uuid.UUID
+	State              string
+	Archive            []byte
+	Sha256             []byte
+	Manifest           []byte
+	CreateTime         time.Time
+	FinishTime         *time.Time
+	DownloadTokenHash  []byte
+	DownloadExpireTime *time.Time
 }
 
 type TenantOverride struct {

@@ -35,6 +35,30 @@ func (q *Queries) TenantExportArchive(ctx context.Context, arg TenantExportArchi
 	return i, err
 }
 
+const tenantExportDownload = `-- name: TenantExportDownload :one
+SELECT archive, download_token_hash, download_expire_time FROM tenant_exports
+WHERE tenant_id = $1 AND id = $2 AND state = 'done'
+`
+
+type TenantExportDownloadParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+type TenantExportDownloadRow struct {
+	Archive            []byte
+	DownloadTokenHash  []byte
+	DownloadExpireTime *time.Time
+}
+
+// TenantExportDownload reads a finished export's archive with its link.
+func (q *Queries) TenantExportDownload(ctx context.Context, arg TenantExportDownloadParams) (TenantExportDownloadRow, error) {
+	row := q.db.QueryRow(ctx, tenantExportDownload, arg.TenantID, arg.ID)
+	var i TenantExportDownloadRow
+	err := row.Scan(&i.Archive, &i.DownloadTokenHash, &i.DownloadExpireTime)
+	return i, err
+}
+
 const tenantExportFinish = `-- name: TenantExportFinish :exec
 UPDATE tenant_exports
 SET state = 'done', archive = $1, sha256 = $2, manifest = $3, finish_time = now()
@@ -147,4 +171,28 @@ func (q *Queries) TenantExportLock(ctx context.Context, arg TenantExportLockPara
 	var id uuid.UUID
 	err := row.Scan(&id)
 	return id, err
+}
+
+const tenantExportSetDownload = `-- name: TenantExportSetDownload :exec
+UPDATE tenant_exports
+SET download_token_hash = $1, download_expire_time = $2
+WHERE tenant_id = $3 AND id = $4 AND state = 'done'
+`
+
+type TenantExportSetDownloadParams struct {
+	DownloadTokenHash  []byte
+	DownloadExpireTime *time.Time
+	TenantID           uuid.UUID
+	ID                 uuid.UUID
+}
+
+// TenantExportSetDownload arms a finished export's download link.
+func (q *Queries) TenantExportSetDownload(ctx context.Context, arg TenantExportSetDownloadParams) error {
+	_, err := q.db.Exec(ctx, tenantExportSetDownload,
+		arg.DownloadTokenHash,
+		arg.DownloadExpireTime,
+		arg.TenantID,
+		arg.ID,
+	)
+	return err
 }

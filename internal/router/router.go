@@ -35,6 +35,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/codec"
 	"github.com/quarters-dev/quarters/internal/console"
 	"github.com/quarters-dev/quarters/internal/document"
+	"github.com/quarters-dev/quarters/internal/export"
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/httperr"
 	"github.com/quarters-dev/quarters/internal/idp"
@@ -231,6 +232,9 @@ func New(p Params) (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
+	// An export's archive: the link from GetTenantExport is its own
+	// credential, so it is served outside the authentication middleware.
+	mux.Handle(export.DownloadPattern, export.DownloadHandler(p.DB, p.Logger))
 	mux.Handle("GET /openapi.yaml", openapi.Handler())
 	// The tenant console signs in through the API like any client: it
 	// needs no credential to load.
