@@ -121,6 +121,19 @@ type Tenant struct {
 	UpdateTime time.Time
 }
 
+type TenantExport struct {
+	TenantID           uuid.UUID
+	ID                 uuid.UUID
+	State              string
+	Archive            []byte
+	Sha256             []byte
+	Manifest           []byte
+	CreateTime         time.Time
+	FinishTime         *time.Time
+	DownloadTokenHash  []byte
+	DownloadExpireTime *time.Time
+}
+
 type TenantOverride struct {
 	TenantID            uuid.UUID
 	RequestsPerMinute   *int32

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/internal/export"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/mail"
@@ -157,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	river.AddWorker(workers, webhook.NewWorker(webhook.WorkerParams{
 		DB: cfg.DB, Logger: logger, Client: &webhook.ClientOpts{AllowLoopback: cfg.Router.WebhookAllowLoopback},
 	}))
+	river.AddWorker(workers, export.NewWorker(cfg.DB, a.Tenants.Get, logger))
 	if a.Jobs, err = jobs.New(jobs.Params{
 		Pool: cmp.Or(cfg.JobPool, cfg.DB.Pool()), Workers: workers, Logger: logger,
 		RetryPolicy: cfg.JobRetryPolicy, StopTimeout: cfg.JobStopTimeout,

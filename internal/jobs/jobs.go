@@ -12,15 +12,22 @@ package jobs
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/quarters-dev/quarters/db"
 )
 
 // DefaultMaxWorkers is how many jobs one replica works at once.
@@ -133,4 +140,84 @@ func (c *Client) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.stopTimeout)
 	defer cancel()
 	return c.Stop(sctx)
+}
+
+// Subscribe returns a channel of the events of the given kinds (jobs
+// completed, failed, cancelled) of the jobs this client works, and the
+// function that ends the subscription. Events beyond the channel's buffer
+// are dropped. It panics before New's client could work jobs.
+func (c *Client) Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func()) {
+	return c.river.Subscribe(kinds...)
+}
+
+// FailedStates are the states of the dead letters: jobs River gave up on,
+// after their last attempt (discarded) or because a worker said another
+// attempt could not help (cancelled, as TenantWorker does for a tenant
+// that is gone or suspended).
+var FailedStates = []rivertype.JobState{rivertype.JobStateDiscarded, rivertype.JobStateCancelled}
+
+// ListFailedParams select a page of ListFailed.
+type ListFailedParams struct {
+	// TenantID, when set, keeps the jobs whose arguments name that tenant
+	// (the "tenant_id" field of TenantArgs).
+	TenantID uuid.UUID
+	// BeforeTime and BeforeID are the position of the previous page's
+	// last job; zero is the first page.
+	BeforeTime time.Time
+	BeforeID   int64
+	// Limit bounds the jobs returned.
+	Limit int
+}
+
+// ListFailed lists failed jobs (FailedStates), the last to fail first:
+// by finalized_at, then id, both descending.
+func (c *Client) ListFailed(ctx context.Context, p ListFailedParams) ([]*rivertype.JobRow, error) {
+	lp := river.NewJobListParams().States(FailedStates...).
+		OrderBy(river.JobListOrderByFinalizedAt, river.SortOrderDesc).First(max(p.Limit, 1))
+	if !p.BeforeTime.IsZero() {
+		lp = lp.Where("(finalized_at, id) < (@before_time, @before_id)",
+			river.NamedArgs{"before_time": p.BeforeTime, "before_id": p.BeforeID})
+	}
+	if p.TenantID != uuid.Nil {
+		lp = lp.Where("args->>'tenant_id' = @tenant_id", river.NamedArgs{"tenant_id": p.TenantID.String()})
+	}
+	res, err := c.river.JobList(ctx, lp)
+	if err != nil {
+		return nil, fmt.Errorf("list failed jobs: %w", err)
+	}
+	return res.Jobs, nil
+}
+
+// ErrNotFailed is Retry's error for a job that has not failed: retrying a
+// completed job would do its work twice, a pending one is retried anyway.
+var ErrNotFailed = errors.New("the job has not failed")
+
+// Retry makes a failed job available again, with its attempts so far kept
+// (River adds one more). It returns db.ErrNotFound for an unknown job and
+// ErrNotFailed for one that is not in FailedStates.
+func (c *Client) Retry(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	j, err := c.river.JobGet(ctx, id)
+	if errors.Is(err, rivertype.ErrNotFound) {
+		return nil, db.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get job %d: %w", id, err)
+	}
+	if !slices.Contains(FailedStates, j.State) {
+		return nil, fmt.Errorf("job %d is %s: %w", id, j.State, ErrNotFailed)
+	}
+	if j, err = c.river.JobRetry(ctx, id); err != nil {
+		return nil, fmt.Errorf("retry job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// TenantOf is the tenant a job's arguments name ("tenant_id"), or
+// uuid.Nil for a job that acts for none.
+func TenantOf(j *rivertype.JobRow) uuid.UUID {
+	var a struct {
+		TenantID uuid.UUID `json:"tenant_id"`
+	}
+	_ = json.Unmarshal(j.EncodedArgs, &a) // not a tenant job: uuid.Nil
+	return a.TenantID
 }

@@ -122,6 +122,9 @@ func (w *Worker) signUp(ctx context.Context, jobID int64, a MailArgs) (*mail.Mes
 	if err != nil {
 		return nil, fmt.Errorf("load sign-up: %w", err)
 	}
+	if err := w.active(ctx, t, "sign_up"); err != nil {
+		return nil, err
+	}
 	name := quoteName(t.Name, t.Slug)
 	switch {
 	case a.UserCreated && a.WithPassword:
@@ -154,6 +157,9 @@ func (w *Worker) invitation(ctx context.Context, a MailArgs) (*mail.Message, err
 		if t, err = q.TenantGet(ctx, a.TenantID); err != nil {
 			return err
 		}
+		if t.Status != "active" {
+			return nil // dropped below, the invitation's live link left as it is
+		}
 		inv, err = q.InvitationArm(ctx, dbsqlc.InvitationArmParams{TenantID: a.TenantID, ID: a.InvitationID, TokenHash: hash[:]})
 		if err != nil {
 			return err
@@ -173,9 +179,22 @@ func (w *Worker) invitation(ctx context.Context, a MailArgs) (*mail.Message, err
 	if err != nil {
 		return nil, fmt.Errorf("arm invitation: %w", err)
 	}
+	if err := w.active(ctx, t, TemplateInvitation); err != nil {
+		return nil, err
+	}
 	m := invitationMail(quoteName(t.Name, t.Slug), by, inv.Role)(w.link("accept-invitation", token), token, inv.ExpireTime)
 	m.To = inv.Email
 	return &m, nil
+}
+
+// active drops the mail of a suspended tenant, as jobs.TenantWorker drops
+// every tenant job of one: cancelled with a log line, not retried.
+func (w *Worker) active(ctx context.Context, t dbsqlc.Tenant, template string) error {
+	if t.Status == "active" {
+		return nil
+	}
+	w.p.Logger.InfoContext(ctx, "mail dropped: its tenant is suspended", "template", template, "tenant_id", t.ID)
+	return river.JobCancel(fmt.Errorf("tenant %s is %s", t.ID, t.Status))
 }
 
 func (w *Worker) link(page, token string) string {

@@ -33,6 +33,7 @@ import (
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/protoconv"
 	"github.com/quarters-dev/quarters/internal/tenant"
@@ -48,6 +49,7 @@ const Actor = "platform"
 type Service struct {
 	db    *db.DB
 	cache *tenant.Cache
+	jobs  *jobs.Client
 	// Logger receives failures the caller only learns about in brief
 	// (a failed cache invalidation); New sets slog.Default().
 	Logger *slog.Logger
@@ -56,9 +58,10 @@ type Service struct {
 var _ quartersv1connect.PlatformServiceHandler = (*Service)(nil)
 
 // New returns the service. cache must be the cache the tenant interceptor
-// reads, so a change is seen by the tenant's next call.
-func New(d *db.DB, cache *tenant.Cache) *Service {
-	return &Service{db: d, cache: cache, Logger: slog.Default()}
+// reads, so a change is seen by the tenant's next call; jc is the job
+// client whose failed jobs the operator lists and retries.
+func New(d *db.DB, cache *tenant.Cache, jc *jobs.Client) *Service {
+	return &Service{db: d, cache: cache, jobs: jc, Logger: slog.Default()}
 }
 
 // ListTenants lists tenants, newest first, optionally by status and plan.

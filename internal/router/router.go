@@ -35,6 +35,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/codec"
 	"github.com/quarters-dev/quarters/internal/console"
 	"github.com/quarters-dev/quarters/internal/document"
+	"github.com/quarters-dev/quarters/internal/export"
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/httperr"
 	"github.com/quarters-dev/quarters/internal/idp"
@@ -224,7 +225,7 @@ func New(p Params) (http.Handler, error) {
 	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
-	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants), opts...))
+	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants, p.Jobs), opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
 	mount(quartersv1connect.NewWebhookServiceHandler(webhooksvc.New(webhooksvc.Params{DB: p.DB, Jobs: p.Jobs, AllowLoopback: p.WebhookAllowLoopback}), opts...))
 
@@ -239,6 +240,9 @@ func New(p Params) (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
+	// An export's archive: the link from GetTenantExport is its own
+	// credential, so it is served outside the authentication middleware.
+	mux.Handle(export.DownloadPattern, export.DownloadHandler(p.DB, p.Logger))
 	mux.Handle("GET /openapi.yaml", openapi.Handler())
 	// The tenant console signs in through the API like any client: it
 	// needs no credential to load.

@@ -25,6 +25,82 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// JobState is where a background job is in its life.
+type JobState int32
+
+const (
+	JobState_JOB_STATE_UNSPECIFIED JobState = 0
+	// AVAILABLE: waiting for a worker.
+	JobState_JOB_STATE_AVAILABLE JobState = 1
+	// SCHEDULED: waiting for its time.
+	JobState_JOB_STATE_SCHEDULED JobState = 2
+	// RUNNING: a worker has it.
+	JobState_JOB_STATE_RUNNING JobState = 3
+	// RETRYABLE: an attempt failed; another is scheduled.
+	JobState_JOB_STATE_RETRYABLE JobState = 4
+	// COMPLETED: done.
+	JobState_JOB_STATE_COMPLETED JobState = 5
+	// CANCELLED: dropped by its worker; no attempt follows.
+	JobState_JOB_STATE_CANCELLED JobState = 6
+	// DISCARDED: its last attempt failed; no attempt follows.
+	JobState_JOB_STATE_DISCARDED JobState = 7
+	// PENDING: held back, not yet available.
+	JobState_JOB_STATE_PENDING JobState = 8
+)
+
+// Enum value maps for JobState.
+var (
+	JobState_name = map[int32]string{
+		0: "JOB_STATE_UNSPECIFIED",
+		1: "JOB_STATE_AVAILABLE",
+		2: "JOB_STATE_SCHEDULED",
+		3: "JOB_STATE_RUNNING",
+		4: "JOB_STATE_RETRYABLE",
+		5: "JOB_STATE_COMPLETED",
+		6: "JOB_STATE_CANCELLED",
+		7: "JOB_STATE_DISCARDED",
+		8: "JOB_STATE_PENDING",
+	}
+	JobState_value = map[string]int32{
+		"JOB_STATE_UNSPECIFIED": 0,
+		"JOB_STATE_AVAILABLE":   1,
+		"JOB_STATE_SCHEDULED":   2,
+		"JOB_STATE_RUNNING":     3,
+		"JOB_STATE_RETRYABLE":   4,
+		"JOB_STATE_COMPLETED":   5,
+		"JOB_STATE_CANCELLED":   6,
+		"JOB_STATE_DISCARDED":   7,
+		"JOB_STATE_PENDING":     8,
+	}
+)
+
+func (x JobState) Enum() *JobState {
+	p := new(JobState)
+	*p = x
+	return p
+}
+
+func (x JobState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobState) Descriptor() protoreflect.EnumDescriptor {
+	return file_quarters_v1_platform_proto_enumTypes[0].Descriptor()
+}
+
+func (JobState) Type() protoreflect.EnumType {
+	return &file_quarters_v1_platform_proto_enumTypes[0]
+}
+
+func (x JobState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobState.Descriptor instead.
+func (JobState) EnumDescriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{0}
+}
+
 // TenantOverrides are one tenant's exceptions to its plan. An unset limit
 // means the plan's value.
 type TenantOverrides struct {
@@ -1041,6 +1117,406 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Job is one background job.
+type Job struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// kind names what the job does, e.g. "mail".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// tenant_id is the tenant the job acts for; empty for a job that acts
+	// for none (the mail answering a password reset request).
+	TenantId string   `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	State    JobState `protobuf:"varint,4,opt,name=state,proto3,enum=quarters.v1.JobState" json:"state,omitempty"`
+	// attempt is how many attempts were made, max_attempts how many may be.
+	Attempt     int32 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	MaxAttempts int32 `protobuf:"varint,6,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// errors are the failed attempts' errors, oldest first.
+	Errors     []*JobError            `protobuf:"bytes,7,rep,name=errors,proto3" json:"errors,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// attempt_time is when the last attempt started.
+	AttemptTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=attempt_time,json=attemptTime,proto3" json:"attempt_time,omitempty"`
+	// finalize_time is when the job ended (completed, cancelled, discarded).
+	FinalizeTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=finalize_time,json=finalizeTime,proto3" json:"finalize_time,omitempty"`
+	// schedule_time is when the job is, or was, next due.
+	ScheduleTime  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=schedule_time,json=scheduleTime,proto3" json:"schedule_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Job) Reset() {
+	*x = Job{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Job) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Job) ProtoMessage() {}
+
+func (x *Job) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Job.ProtoReflect.Descriptor instead.
+func (*Job) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Job) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Job) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Job) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Job) GetState() JobState {
+	if x != nil {
+		return x.State
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
+}
+
+func (x *Job) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Job) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *Job) GetErrors() []*JobError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *Job) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Job) GetAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AttemptTime
+	}
+	return nil
+}
+
+func (x *Job) GetFinalizeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinalizeTime
+	}
+	return nil
+}
+
+func (x *Job) GetScheduleTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduleTime
+	}
+	return nil
+}
+
+// JobError is the error of one failed attempt.
+type JobError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempt       int32                  `protobuf:"varint,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobError) Reset() {
+	*x = JobError{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobError) ProtoMessage() {}
+
+func (x *JobError) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobError.ProtoReflect.Descriptor instead.
+func (*JobError) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *JobError) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *JobError) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *JobError) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+type ListFailedJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tenant_id, when set, lists only the jobs acting for that tenant.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// page_size is at most 100; 0 means 50.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is next_page_token from the previous response, sent with the
+	// same tenant_id.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFailedJobsRequest) Reset() {
+	*x = ListFailedJobsRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFailedJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFailedJobsRequest) ProtoMessage() {}
+
+func (x *ListFailedJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFailedJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListFailedJobsRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListFailedJobsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListFailedJobsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFailedJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListFailedJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Jobs  []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// next_page_token is empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFailedJobsResponse) Reset() {
+	*x = ListFailedJobsResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFailedJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFailedJobsResponse) ProtoMessage() {}
+
+func (x *ListFailedJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFailedJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListFailedJobsResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListFailedJobsResponse) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListFailedJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RetryJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         int64                  `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryJobRequest) Reset() {
+	*x = RetryJobRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryJobRequest) ProtoMessage() {}
+
+func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
+func (*RetryJobRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RetryJobRequest) GetJobId() int64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+type RetryJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job as retried: available again.
+	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryJobResponse) Reset() {
+	*x = RetryJobResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryJobResponse) ProtoMessage() {}
+
+func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
+func (*RetryJobResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RetryJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 var File_quarters_v1_platform_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_platform_proto_rawDesc = "" +
@@ -1128,7 +1604,47 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"}\n" +
 	"\x17ListAuditEventsResponse\x12:\n" +
 	"\faudit_events\x18\x01 \x03(\v2\x17.quarters.v1.AuditEventR\vauditEvents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb4\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdd\x03\n" +
+	"\x03Job\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
+	"\ttenant_id\x18\x03 \x01(\tR\btenantId\x12+\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x15.quarters.v1.JobStateR\x05state\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x05R\aattempt\x12!\n" +
+	"\fmax_attempts\x18\x06 \x01(\x05R\vmaxAttempts\x12-\n" +
+	"\x06errors\x18\a \x03(\v2\x15.quarters.v1.JobErrorR\x06errors\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12=\n" +
+	"\fattempt_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vattemptTime\x12?\n" +
+	"\rfinalize_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\ffinalizeTime\x12?\n" +
+	"\rschedule_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fscheduleTime\"j\n" +
+	"\bJobError\x12\x18\n" +
+	"\aattempt\x18\x01 \x01(\x05R\aattempt\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x92\x01\n" +
+	"\x15ListFailedJobsRequest\x12(\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\btenantId\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"f\n" +
+	"\x16ListFailedJobsResponse\x12$\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x10.quarters.v1.JobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
+	"\x0fRetryJobRequest\x12\x1e\n" +
+	"\x06job_id\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x05jobId\"6\n" +
+	"\x10RetryJobResponse\x12\"\n" +
+	"\x03job\x18\x01 \x01(\v2\x10.quarters.v1.JobR\x03job*\xe9\x01\n" +
+	"\bJobState\x12\x19\n" +
+	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13JOB_STATE_AVAILABLE\x10\x01\x12\x17\n" +
+	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
+	"\x11JOB_STATE_RUNNING\x10\x03\x12\x17\n" +
+	"\x13JOB_STATE_RETRYABLE\x10\x04\x12\x17\n" +
+	"\x13JOB_STATE_COMPLETED\x10\x05\x12\x17\n" +
+	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x17\n" +
+	"\x13JOB_STATE_DISCARDED\x10\a\x12\x15\n" +
+	"\x11JOB_STATE_PENDING\x10\b2\xeb\x06\n" +
 	"\x0fPlatformService\x12[\n" +
 	"\vListTenants\x12\x1f.quarters.v1.ListTenantsRequest\x1a .quarters.v1.ListTenantsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12s\n" +
 	"\tGetTenant\x12,.quarters.v1.PlatformServiceGetTenantRequest\x1a-.quarters.v1.PlatformServiceGetTenantResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12L\n" +
@@ -1136,7 +1652,9 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\fSetOverrides\x12 .quarters.v1.SetOverridesRequest\x1a!.quarters.v1.SetOverridesResponse\"\x06\x8a\xb5\x18\x02(\x01\x12^\n" +
 	"\rSuspendTenant\x12!.quarters.v1.SuspendTenantRequest\x1a\".quarters.v1.SuspendTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12[\n" +
 	"\fResumeTenant\x12 .quarters.v1.ResumeTenantRequest\x1a!.quarters.v1.ResumeTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12g\n" +
-	"\x0fListAuditEvents\x12#.quarters.v1.ListAuditEventsRequest\x1a$.quarters.v1.ListAuditEventsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01B\xaa\x01\n" +
+	"\x0fListAuditEvents\x12#.quarters.v1.ListAuditEventsRequest\x1a$.quarters.v1.ListAuditEventsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12d\n" +
+	"\x0eListFailedJobs\x12\".quarters.v1.ListFailedJobsRequest\x1a#.quarters.v1.ListFailedJobsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12O\n" +
+	"\bRetryJob\x12\x1c.quarters.v1.RetryJobRequest\x1a\x1d.quarters.v1.RetryJobResponse\"\x06\x8a\xb5\x18\x02(\x01B\xaa\x01\n" +
 	"\x0fcom.quarters.v1B\rPlatformProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
 var (
@@ -1151,74 +1669,95 @@ func file_quarters_v1_platform_proto_rawDescGZIP() []byte {
 	return file_quarters_v1_platform_proto_rawDescData
 }
 
-var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_quarters_v1_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_quarters_v1_platform_proto_goTypes = []any{
-	(*TenantOverrides)(nil),                  // 0: quarters.v1.TenantOverrides
-	(*TenantDetails)(nil),                    // 1: quarters.v1.TenantDetails
-	(*AuditEvent)(nil),                       // 2: quarters.v1.AuditEvent
-	(*ListTenantsRequest)(nil),               // 3: quarters.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),              // 4: quarters.v1.ListTenantsResponse
-	(*PlatformServiceGetTenantRequest)(nil),  // 5: quarters.v1.PlatformServiceGetTenantRequest
-	(*PlatformServiceGetTenantResponse)(nil), // 6: quarters.v1.PlatformServiceGetTenantResponse
-	(*SetPlanRequest)(nil),                   // 7: quarters.v1.SetPlanRequest
-	(*SetPlanResponse)(nil),                  // 8: quarters.v1.SetPlanResponse
-	(*SetOverridesRequest)(nil),              // 9: quarters.v1.SetOverridesRequest
-	(*SetOverridesResponse)(nil),             // 10: quarters.v1.SetOverridesResponse
-	(*SuspendTenantRequest)(nil),             // 11: quarters.v1.SuspendTenantRequest
-	(*SuspendTenantResponse)(nil),            // 12: quarters.v1.SuspendTenantResponse
-	(*ResumeTenantRequest)(nil),              // 13: quarters.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),             // 14: quarters.v1.ResumeTenantResponse
-	(*ListAuditEventsRequest)(nil),           // 15: quarters.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),          // 16: quarters.v1.ListAuditEventsResponse
-	nil,                                      // 17: quarters.v1.TenantOverrides.FeaturesEntry
-	(*Tenant)(nil),                           // 18: quarters.v1.Tenant
-	(*Limits)(nil),                           // 19: quarters.v1.Limits
-	(*structpb.Struct)(nil),                  // 20: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),            // 21: google.protobuf.Timestamp
-	(TenantStatus)(0),                        // 22: quarters.v1.TenantStatus
-	(*fieldmaskpb.FieldMask)(nil),            // 23: google.protobuf.FieldMask
+	(JobState)(0),                            // 0: quarters.v1.JobState
+	(*TenantOverrides)(nil),                  // 1: quarters.v1.TenantOverrides
+	(*TenantDetails)(nil),                    // 2: quarters.v1.TenantDetails
+	(*AuditEvent)(nil),                       // 3: quarters.v1.AuditEvent
+	(*ListTenantsRequest)(nil),               // 4: quarters.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),              // 5: quarters.v1.ListTenantsResponse
+	(*PlatformServiceGetTenantRequest)(nil),  // 6: quarters.v1.PlatformServiceGetTenantRequest
+	(*PlatformServiceGetTenantResponse)(nil), // 7: quarters.v1.PlatformServiceGetTenantResponse
+	(*SetPlanRequest)(nil),                   // 8: quarters.v1.SetPlanRequest
+	(*SetPlanResponse)(nil),                  // 9: quarters.v1.SetPlanResponse
+	(*SetOverridesRequest)(nil),              // 10: quarters.v1.SetOverridesRequest
+	(*SetOverridesResponse)(nil),             // 11: quarters.v1.SetOverridesResponse
+	(*SuspendTenantRequest)(nil),             // 12: quarters.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),            // 13: quarters.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),              // 14: quarters.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),             // 15: quarters.v1.ResumeTenantResponse
+	(*ListAuditEventsRequest)(nil),           // 16: quarters.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),          // 17: quarters.v1.ListAuditEventsResponse
+	(*Job)(nil),                              // 18: quarters.v1.Job
+	(*JobError)(nil),                         // 19: quarters.v1.JobError
+	(*ListFailedJobsRequest)(nil),            // 20: quarters.v1.ListFailedJobsRequest
+	(*ListFailedJobsResponse)(nil),           // 21: quarters.v1.ListFailedJobsResponse
+	(*RetryJobRequest)(nil),                  // 22: quarters.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),                 // 23: quarters.v1.RetryJobResponse
+	nil,                                      // 24: quarters.v1.TenantOverrides.FeaturesEntry
+	(*Tenant)(nil),                           // 25: quarters.v1.Tenant
+	(*Limits)(nil),                           // 26: quarters.v1.Limits
+	(*structpb.Struct)(nil),                  // 27: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),            // 28: google.protobuf.Timestamp
+	(TenantStatus)(0),                        // 29: quarters.v1.TenantStatus
+	(*fieldmaskpb.FieldMask)(nil),            // 30: google.protobuf.FieldMask
 }
 var file_quarters_v1_platform_proto_depIdxs = []int32{
-	17, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
-	18, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
-	19, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
-	0,  // 3: quarters.v1.TenantDetails.overrides:type_name -> quarters.v1.TenantOverrides
-	20, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	20, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	21, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	22, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
-	18, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
-	1,  // 9: quarters.v1.PlatformServiceGetTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	1,  // 10: quarters.v1.SetPlanResponse.details:type_name -> quarters.v1.TenantDetails
-	2,  // 11: quarters.v1.SetPlanResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	0,  // 12: quarters.v1.SetOverridesRequest.overrides:type_name -> quarters.v1.TenantOverrides
-	23, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 14: quarters.v1.SetOverridesResponse.details:type_name -> quarters.v1.TenantDetails
-	2,  // 15: quarters.v1.SetOverridesResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	1,  // 16: quarters.v1.SuspendTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	2,  // 17: quarters.v1.SuspendTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	1,  // 18: quarters.v1.ResumeTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	2,  // 19: quarters.v1.ResumeTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	2,  // 20: quarters.v1.ListAuditEventsResponse.audit_events:type_name -> quarters.v1.AuditEvent
-	3,  // 21: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
-	5,  // 22: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
-	7,  // 23: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
-	9,  // 24: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
-	11, // 25: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
-	13, // 26: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
-	15, // 27: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
-	4,  // 28: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
-	6,  // 29: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
-	8,  // 30: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
-	10, // 31: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
-	12, // 32: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
-	14, // 33: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
-	16, // 34: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	24, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
+	25, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
+	26, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
+	1,  // 3: quarters.v1.TenantDetails.overrides:type_name -> quarters.v1.TenantOverrides
+	27, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	27, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	28, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	29, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
+	25, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
+	2,  // 9: quarters.v1.PlatformServiceGetTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	2,  // 10: quarters.v1.SetPlanResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 11: quarters.v1.SetPlanResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	1,  // 12: quarters.v1.SetOverridesRequest.overrides:type_name -> quarters.v1.TenantOverrides
+	30, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 14: quarters.v1.SetOverridesResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 15: quarters.v1.SetOverridesResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	2,  // 16: quarters.v1.SuspendTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 17: quarters.v1.SuspendTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	2,  // 18: quarters.v1.ResumeTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 19: quarters.v1.ResumeTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	3,  // 20: quarters.v1.ListAuditEventsResponse.audit_events:type_name -> quarters.v1.AuditEvent
+	0,  // 21: quarters.v1.Job.state:type_name -> quarters.v1.JobState
+	19, // 22: quarters.v1.Job.errors:type_name -> quarters.v1.JobError
+	28, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	28, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
+	28, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
+	28, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	28, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	18, // 28: quarters.v1.ListFailedJobsResponse.jobs:type_name -> quarters.v1.Job
+	18, // 29: quarters.v1.RetryJobResponse.job:type_name -> quarters.v1.Job
+	4,  // 30: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
+	6,  // 31: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
+	8,  // 32: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
+	10, // 33: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
+	12, // 34: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
+	14, // 35: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
+	16, // 36: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
+	20, // 37: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
+	22, // 38: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
+	5,  // 39: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
+	7,  // 40: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
+	9,  // 41: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
+	11, // 42: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
+	13, // 43: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
+	15, // 44: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
+	17, // 45: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
+	21, // 46: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
+	23, // 47: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
+	39, // [39:48] is the sub-list for method output_type
+	30, // [30:39] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_platform_proto_init() }
@@ -1235,13 +1774,14 @@ func file_quarters_v1_platform_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_platform_proto_rawDesc), len(file_quarters_v1_platform_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   18,
+			NumEnums:      1,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_quarters_v1_platform_proto_goTypes,
 		DependencyIndexes: file_quarters_v1_platform_proto_depIdxs,
+		EnumInfos:         file_quarters_v1_platform_proto_enumTypes,
 		MessageInfos:      file_quarters_v1_platform_proto_msgTypes,
 	}.Build()
 	File_quarters_v1_platform_proto = out.File

@@ -524,6 +524,351 @@ func (x *GetTenantResponse) GetTenant() *Tenant {
 	return nil
 }
 
+// TenantExport is one export of a tenant's rows.
+type TenantExport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// done is false until the archive is written.
+	Done       bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	FinishTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	// sha256 is the archive's SHA-256, hex.
+	Sha256 string `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// tables are the archive's files, as its manifest lists them.
+	Tables []*TenantExportTable `protobuf:"bytes,6,rep,name=tables,proto3" json:"tables,omitempty"`
+	// download_path is the path, on this API's host, that serves the archive
+	// (GET, no credential: the path is the credential) until
+	// download_expire_time.
+	DownloadPath       string                 `protobuf:"bytes,7,opt,name=download_path,json=downloadPath,proto3" json:"download_path,omitempty"`
+	DownloadExpireTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=download_expire_time,json=downloadExpireTime,proto3" json:"download_expire_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *TenantExport) Reset() {
+	*x = TenantExport{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantExport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantExport) ProtoMessage() {}
+
+func (x *TenantExport) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantExport.ProtoReflect.Descriptor instead.
+func (*TenantExport) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TenantExport) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TenantExport) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *TenantExport) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *TenantExport) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+func (x *TenantExport) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *TenantExport) GetTables() []*TenantExportTable {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
+}
+
+func (x *TenantExport) GetDownloadPath() string {
+	if x != nil {
+		return x.DownloadPath
+	}
+	return ""
+}
+
+func (x *TenantExport) GetDownloadExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DownloadExpireTime
+	}
+	return nil
+}
+
+// TenantExportTable is one table's file in an export.
+type TenantExportTable struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	File  string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	Rows  int64                  `protobuf:"varint,3,opt,name=rows,proto3" json:"rows,omitempty"`
+	// sha256 is the file's SHA-256, hex.
+	Sha256        string `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantExportTable) Reset() {
+	*x = TenantExportTable{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantExportTable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantExportTable) ProtoMessage() {}
+
+func (x *TenantExportTable) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantExportTable.ProtoReflect.Descriptor instead.
+func (*TenantExportTable) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TenantExportTable) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TenantExportTable) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *TenantExportTable) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *TenantExportTable) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type ExportTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportTenantRequest) Reset() {
+	*x = ExportTenantRequest{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportTenantRequest) ProtoMessage() {}
+
+func (x *ExportTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportTenantRequest.ProtoReflect.Descriptor instead.
+func (*ExportTenantRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{8}
+}
+
+type ExportTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Export        *TenantExport          `protobuf:"bytes,1,opt,name=export,proto3" json:"export,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportTenantResponse) Reset() {
+	*x = ExportTenantResponse{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportTenantResponse) ProtoMessage() {}
+
+func (x *ExportTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportTenantResponse.ProtoReflect.Descriptor instead.
+func (*ExportTenantResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExportTenantResponse) GetExport() *TenantExport {
+	if x != nil {
+		return x.Export
+	}
+	return nil
+}
+
+type GetTenantExportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExportId      string                 `protobuf:"bytes,1,opt,name=export_id,json=exportId,proto3" json:"export_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantExportRequest) Reset() {
+	*x = GetTenantExportRequest{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantExportRequest) ProtoMessage() {}
+
+func (x *GetTenantExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantExportRequest.ProtoReflect.Descriptor instead.
+func (*GetTenantExportRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetTenantExportRequest) GetExportId() string {
+	if x != nil {
+		return x.ExportId
+	}
+	return ""
+}
+
+type GetTenantExportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Export        *TenantExport          `protobuf:"bytes,1,opt,name=export,proto3" json:"export,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantExportResponse) Reset() {
+	*x = GetTenantExportResponse{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantExportResponse) ProtoMessage() {}
+
+func (x *GetTenantExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantExportResponse.ProtoReflect.Descriptor instead.
+func (*GetTenantExportResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetTenantExportResponse) GetExport() *TenantExport {
+	if x != nil {
+		return x.Export
+	}
+	return nil
+}
+
 var File_quarters_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_tenant_proto_rawDesc = "" +
@@ -571,14 +916,39 @@ const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"\x16owner_invitation_token\x18\x05 \x01(\tR\x14ownerInvitationToken\"\x12\n" +
 	"\x10GetTenantRequest\"@\n" +
 	"\x11GetTenantResponse\x12+\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x13.quarters.v1.TenantR\x06tenant*d\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x13.quarters.v1.TenantR\x06tenant\"\xef\x02\n" +
+	"\fTenantExport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vfinish_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x126\n" +
+	"\x06tables\x18\x06 \x03(\v2\x1e.quarters.v1.TenantExportTableR\x06tables\x12#\n" +
+	"\rdownload_path\x18\a \x01(\tR\fdownloadPath\x12L\n" +
+	"\x14download_expire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x12downloadExpireTime\"g\n" +
+	"\x11TenantExportTable\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x12\x12\n" +
+	"\x04rows\x18\x03 \x01(\x03R\x04rows\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"\x15\n" +
+	"\x13ExportTenantRequest\"I\n" +
+	"\x14ExportTenantResponse\x121\n" +
+	"\x06export\x18\x01 \x01(\v2\x19.quarters.v1.TenantExportR\x06export\"?\n" +
+	"\x16GetTenantExportRequest\x12%\n" +
+	"\texport_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bexportId\"L\n" +
+	"\x17GetTenantExportResponse\x121\n" +
+	"\x06export\x18\x01 \x01(\v2\x19.quarters.v1.TenantExportR\x06export*d\n" +
 	"\fTenantStatus\x12\x1d\n" +
 	"\x19TENANT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TENANT_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
-	"\x17TENANT_STATUS_SUSPENDED\x10\x022\xc3\x01\n" +
+	"\x17TENANT_STATUS_SUSPENDED\x10\x022\x86\x03\n" +
 	"\rTenantService\x12[\n" +
 	"\fCreateTenant\x12 .quarters.v1.CreateTenantRequest\x1a!.quarters.v1.CreateTenantResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12U\n" +
-	"\tGetTenant\x12\x1d.quarters.v1.GetTenantRequest\x1a\x1e.quarters.v1.GetTenantResponse\"\t\x8a\xb5\x18\x02\x10\x01\x90\x02\x01B\xa8\x01\n" +
+	"\tGetTenant\x12\x1d.quarters.v1.GetTenantRequest\x1a\x1e.quarters.v1.GetTenantResponse\"\t\x8a\xb5\x18\x02\x10\x01\x90\x02\x01\x12[\n" +
+	"\fExportTenant\x12 .quarters.v1.ExportTenantRequest\x1a!.quarters.v1.ExportTenantResponse\"\x06\x8a\xb5\x18\x02\x10\x03\x12d\n" +
+	"\x0fGetTenantExport\x12#.quarters.v1.GetTenantExportRequest\x1a$.quarters.v1.GetTenantExportResponse\"\x06\x8a\xb5\x18\x02\x10\x03B\xa8\x01\n" +
 	"\x0fcom.quarters.v1B\vTenantProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
 var (
@@ -594,40 +964,56 @@ func file_quarters_v1_tenant_proto_rawDescGZIP() []byte {
 }
 
 var file_quarters_v1_tenant_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_quarters_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_quarters_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_quarters_v1_tenant_proto_goTypes = []any{
-	(TenantStatus)(0),             // 0: quarters.v1.TenantStatus
-	(*Tenant)(nil),                // 1: quarters.v1.Tenant
-	(*ApiKey)(nil),                // 2: quarters.v1.ApiKey
-	(*CreateTenantRequest)(nil),   // 3: quarters.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),  // 4: quarters.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),      // 5: quarters.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),     // 6: quarters.v1.GetTenantResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(Role)(0),                     // 8: quarters.v1.Role
-	(*Session)(nil),               // 9: quarters.v1.Session
+	(TenantStatus)(0),               // 0: quarters.v1.TenantStatus
+	(*Tenant)(nil),                  // 1: quarters.v1.Tenant
+	(*ApiKey)(nil),                  // 2: quarters.v1.ApiKey
+	(*CreateTenantRequest)(nil),     // 3: quarters.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),    // 4: quarters.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),        // 5: quarters.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),       // 6: quarters.v1.GetTenantResponse
+	(*TenantExport)(nil),            // 7: quarters.v1.TenantExport
+	(*TenantExportTable)(nil),       // 8: quarters.v1.TenantExportTable
+	(*ExportTenantRequest)(nil),     // 9: quarters.v1.ExportTenantRequest
+	(*ExportTenantResponse)(nil),    // 10: quarters.v1.ExportTenantResponse
+	(*GetTenantExportRequest)(nil),  // 11: quarters.v1.GetTenantExportRequest
+	(*GetTenantExportResponse)(nil), // 12: quarters.v1.GetTenantExportResponse
+	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
+	(Role)(0),                       // 14: quarters.v1.Role
+	(*Session)(nil),                 // 15: quarters.v1.Session
 }
 var file_quarters_v1_tenant_proto_depIdxs = []int32{
 	0,  // 0: quarters.v1.Tenant.status:type_name -> quarters.v1.TenantStatus
-	7,  // 1: quarters.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	8,  // 2: quarters.v1.ApiKey.role:type_name -> quarters.v1.Role
-	7,  // 3: quarters.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 4: quarters.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 5: quarters.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
-	7,  // 6: quarters.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	13, // 1: quarters.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	14, // 2: quarters.v1.ApiKey.role:type_name -> quarters.v1.Role
+	13, // 3: quarters.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	13, // 4: quarters.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 5: quarters.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	13, // 6: quarters.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: quarters.v1.CreateTenantResponse.tenant:type_name -> quarters.v1.Tenant
 	2,  // 8: quarters.v1.CreateTenantResponse.api_key:type_name -> quarters.v1.ApiKey
-	9,  // 9: quarters.v1.CreateTenantResponse.session:type_name -> quarters.v1.Session
+	15, // 9: quarters.v1.CreateTenantResponse.session:type_name -> quarters.v1.Session
 	1,  // 10: quarters.v1.GetTenantResponse.tenant:type_name -> quarters.v1.Tenant
-	3,  // 11: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
-	5,  // 12: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
-	4,  // 13: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
-	6,  // 14: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 11: quarters.v1.TenantExport.create_time:type_name -> google.protobuf.Timestamp
+	13, // 12: quarters.v1.TenantExport.finish_time:type_name -> google.protobuf.Timestamp
+	8,  // 13: quarters.v1.TenantExport.tables:type_name -> quarters.v1.TenantExportTable
+	13, // 14: quarters.v1.TenantExport.download_expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 15: quarters.v1.ExportTenantResponse.export:type_name -> quarters.v1.TenantExport
+	7,  // 16: quarters.v1.GetTenantExportResponse.export:type_name -> quarters.v1.TenantExport
+	3,  // 17: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
+	5,  // 18: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
+	9,  // 19: quarters.v1.TenantService.ExportTenant:input_type -> quarters.v1.ExportTenantRequest
+	11, // 20: quarters.v1.TenantService.GetTenantExport:input_type -> quarters.v1.GetTenantExportRequest
+	4,  // 21: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
+	6,  // 22: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
+	10, // 23: quarters.v1.TenantService.ExportTenant:output_type -> quarters.v1.ExportTenantResponse
+	12, // 24: quarters.v1.TenantService.GetTenantExport:output_type -> quarters.v1.GetTenantExportResponse
+	21, // [21:25] is the sub-list for method output_type
+	17, // [17:21] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_tenant_proto_init() }
@@ -643,7 +1029,7 @@ func file_quarters_v1_tenant_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_tenant_proto_rawDesc), len(file_quarters_v1_tenant_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -53,6 +53,12 @@ const (
 	// PlatformServiceListAuditEventsProcedure is the fully-qualified name of the PlatformService's
 	// ListAuditEvents RPC.
 	PlatformServiceListAuditEventsProcedure = "/quarters.v1.PlatformService/ListAuditEvents"
+	// PlatformServiceListFailedJobsProcedure is the fully-qualified name of the PlatformService's
+	// ListFailedJobs RPC.
+	PlatformServiceListFailedJobsProcedure = "/quarters.v1.PlatformService/ListFailedJobs"
+	// PlatformServiceRetryJobProcedure is the fully-qualified name of the PlatformService's RetryJob
+	// RPC.
+	PlatformServiceRetryJobProcedure = "/quarters.v1.PlatformService/RetryJob"
 )
 
 // PlatformServiceClient is a client for the quarters.v1.PlatformService service.
@@ -78,6 +84,18 @@ type PlatformServiceClient interface {
 	// ListAuditEvents lists the audit records of platform changes, newest
 	// first, optionally of one tenant.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
+	// ListFailedJobs lists the background jobs that failed for good (the
+	// dead letters), the last to fail first, optionally only one tenant's:
+	// those discarded after their last attempt, and those cancelled because
+	// another attempt could not help (the job of a suspended or deleted
+	// tenant is dropped so).
+	ListFailedJobs(context.Context, *connect.Request[v1.ListFailedJobsRequest]) (*connect.Response[v1.ListFailedJobsResponse], error)
+	// RetryJob makes a failed job available again: it is worked once more,
+	// as soon as a worker is free, with its attempts so far counted. An
+	// unknown job is NOT_FOUND; a job that has not failed (still pending, or
+	// completed) is FAILED_PRECONDITION, since retrying a completed job would
+	// do its work twice.
+	RetryJob(context.Context, *connect.Request[v1.RetryJobRequest]) (*connect.Response[v1.RetryJobResponse], error)
 }
 
 // NewPlatformServiceClient constructs a client for the quarters.v1.PlatformService service. By
@@ -136,6 +154,19 @@ func NewPlatformServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listFailedJobs: connect.NewClient[v1.ListFailedJobsRequest, v1.ListFailedJobsResponse](
+			httpClient,
+			baseURL+PlatformServiceListFailedJobsProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("ListFailedJobs")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		retryJob: connect.NewClient[v1.RetryJobRequest, v1.RetryJobResponse](
+			httpClient,
+			baseURL+PlatformServiceRetryJobProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("RetryJob")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -148,6 +179,8 @@ type platformServiceClient struct {
 	suspendTenant   *connect.Client[v1.SuspendTenantRequest, v1.SuspendTenantResponse]
 	resumeTenant    *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
 	listAuditEvents *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
+	listFailedJobs  *connect.Client[v1.ListFailedJobsRequest, v1.ListFailedJobsResponse]
+	retryJob        *connect.Client[v1.RetryJobRequest, v1.RetryJobResponse]
 }
 
 // ListTenants calls quarters.v1.PlatformService.ListTenants.
@@ -185,6 +218,16 @@ func (c *platformServiceClient) ListAuditEvents(ctx context.Context, req *connec
 	return c.listAuditEvents.CallUnary(ctx, req)
 }
 
+// ListFailedJobs calls quarters.v1.PlatformService.ListFailedJobs.
+func (c *platformServiceClient) ListFailedJobs(ctx context.Context, req *connect.Request[v1.ListFailedJobsRequest]) (*connect.Response[v1.ListFailedJobsResponse], error) {
+	return c.listFailedJobs.CallUnary(ctx, req)
+}
+
+// RetryJob calls quarters.v1.PlatformService.RetryJob.
+func (c *platformServiceClient) RetryJob(ctx context.Context, req *connect.Request[v1.RetryJobRequest]) (*connect.Response[v1.RetryJobResponse], error) {
+	return c.retryJob.CallUnary(ctx, req)
+}
+
 // PlatformServiceHandler is an implementation of the quarters.v1.PlatformService service.
 type PlatformServiceHandler interface {
 	// ListTenants lists tenants, newest first, optionally only those with a
@@ -208,6 +251,18 @@ type PlatformServiceHandler interface {
 	// ListAuditEvents lists the audit records of platform changes, newest
 	// first, optionally of one tenant.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
+	// ListFailedJobs lists the background jobs that failed for good (the
+	// dead letters), the last to fail first, optionally only one tenant's:
+	// those discarded after their last attempt, and those cancelled because
+	// another attempt could not help (the job of a suspended or deleted
+	// tenant is dropped so).
+	ListFailedJobs(context.Context, *connect.Request[v1.ListFailedJobsRequest]) (*connect.Response[v1.ListFailedJobsResponse], error)
+	// RetryJob makes a failed job available again: it is worked once more,
+	// as soon as a worker is free, with its attempts so far counted. An
+	// unknown job is NOT_FOUND; a job that has not failed (still pending, or
+	// completed) is FAILED_PRECONDITION, since retrying a completed job would
+	// do its work twice.
+	RetryJob(context.Context, *connect.Request[v1.RetryJobRequest]) (*connect.Response[v1.RetryJobResponse], error)
 }
 
 // NewPlatformServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -262,6 +317,19 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	platformServiceListFailedJobsHandler := connect.NewUnaryHandler(
+		PlatformServiceListFailedJobsProcedure,
+		svc.ListFailedJobs,
+		connect.WithSchema(platformServiceMethods.ByName("ListFailedJobs")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	platformServiceRetryJobHandler := connect.NewUnaryHandler(
+		PlatformServiceRetryJobProcedure,
+		svc.RetryJob,
+		connect.WithSchema(platformServiceMethods.ByName("RetryJob")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quarters.v1.PlatformService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PlatformServiceListTenantsProcedure:
@@ -278,6 +346,10 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 			platformServiceResumeTenantHandler.ServeHTTP(w, r)
 		case PlatformServiceListAuditEventsProcedure:
 			platformServiceListAuditEventsHandler.ServeHTTP(w, r)
+		case PlatformServiceListFailedJobsProcedure:
+			platformServiceListFailedJobsHandler.ServeHTTP(w, r)
+		case PlatformServiceRetryJobProcedure:
+			platformServiceRetryJobHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -313,4 +385,12 @@ func (UnimplementedPlatformServiceHandler) ResumeTenant(context.Context, *connec
 
 func (UnimplementedPlatformServiceHandler) ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.ListAuditEvents is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) ListFailedJobs(context.Context, *connect.Request[v1.ListFailedJobsRequest]) (*connect.Response[v1.ListFailedJobsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.ListFailedJobs is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) RetryJob(context.Context, *connect.Request[v1.RetryJobRequest]) (*connect.Response[v1.RetryJobResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.RetryJob is not implemented"))
 }

@@ -38,6 +38,12 @@ const (
 	TenantServiceCreateTenantProcedure = "/quarters.v1.TenantService/CreateTenant"
 	// TenantServiceGetTenantProcedure is the fully-qualified name of the TenantService's GetTenant RPC.
 	TenantServiceGetTenantProcedure = "/quarters.v1.TenantService/GetTenant"
+	// TenantServiceExportTenantProcedure is the fully-qualified name of the TenantService's
+	// ExportTenant RPC.
+	TenantServiceExportTenantProcedure = "/quarters.v1.TenantService/ExportTenant"
+	// TenantServiceGetTenantExportProcedure is the fully-qualified name of the TenantService's
+	// GetTenantExport RPC.
+	TenantServiceGetTenantExportProcedure = "/quarters.v1.TenantService/GetTenantExport"
 )
 
 // TenantServiceClient is a client for the quarters.v1.TenantService service.
@@ -57,6 +63,16 @@ type TenantServiceClient interface {
 	CreateTenant(context.Context, *connect.Request[v1.CreateTenantRequest]) (*connect.Response[v1.CreateTenantResponse], error)
 	// GetTenant returns the tenant the caller's credential belongs to.
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)
+	// ExportTenant starts an export of every row of the tenant: a job writes
+	// them, from every table holding tenant rows, into one tar.gz archive
+	// (an NDJSON file per table and manifest.json with each file's row count
+	// and SHA-256). Poll GetTenantExport until it is done. Members' password
+	// hashes are left out.
+	ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest]) (*connect.Response[v1.ExportTenantResponse], error)
+	// GetTenantExport returns an export; once it is done, with a download
+	// link that works for 15 minutes (each call gives a fresh one). Another
+	// tenant's export, or an unknown one, is NOT_FOUND.
+	GetTenantExport(context.Context, *connect.Request[v1.GetTenantExportRequest]) (*connect.Response[v1.GetTenantExportResponse], error)
 }
 
 // NewTenantServiceClient constructs a client for the quarters.v1.TenantService service. By default,
@@ -83,13 +99,27 @@ func NewTenantServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		exportTenant: connect.NewClient[v1.ExportTenantRequest, v1.ExportTenantResponse](
+			httpClient,
+			baseURL+TenantServiceExportTenantProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("ExportTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		getTenantExport: connect.NewClient[v1.GetTenantExportRequest, v1.GetTenantExportResponse](
+			httpClient,
+			baseURL+TenantServiceGetTenantExportProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("GetTenantExport")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // tenantServiceClient implements TenantServiceClient.
 type tenantServiceClient struct {
-	createTenant *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
-	getTenant    *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
+	createTenant    *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
+	getTenant       *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
+	exportTenant    *connect.Client[v1.ExportTenantRequest, v1.ExportTenantResponse]
+	getTenantExport *connect.Client[v1.GetTenantExportRequest, v1.GetTenantExportResponse]
 }
 
 // CreateTenant calls quarters.v1.TenantService.CreateTenant.
@@ -100,6 +130,16 @@ func (c *tenantServiceClient) CreateTenant(ctx context.Context, req *connect.Req
 // GetTenant calls quarters.v1.TenantService.GetTenant.
 func (c *tenantServiceClient) GetTenant(ctx context.Context, req *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error) {
 	return c.getTenant.CallUnary(ctx, req)
+}
+
+// ExportTenant calls quarters.v1.TenantService.ExportTenant.
+func (c *tenantServiceClient) ExportTenant(ctx context.Context, req *connect.Request[v1.ExportTenantRequest]) (*connect.Response[v1.ExportTenantResponse], error) {
+	return c.exportTenant.CallUnary(ctx, req)
+}
+
+// GetTenantExport calls quarters.v1.TenantService.GetTenantExport.
+func (c *tenantServiceClient) GetTenantExport(ctx context.Context, req *connect.Request[v1.GetTenantExportRequest]) (*connect.Response[v1.GetTenantExportResponse], error) {
+	return c.getTenantExport.CallUnary(ctx, req)
 }
 
 // TenantServiceHandler is an implementation of the quarters.v1.TenantService service.
@@ -119,6 +159,16 @@ type TenantServiceHandler interface {
 	CreateTenant(context.Context, *connect.Request[v1.CreateTenantRequest]) (*connect.Response[v1.CreateTenantResponse], error)
 	// GetTenant returns the tenant the caller's credential belongs to.
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)
+	// ExportTenant starts an export of every row of the tenant: a job writes
+	// them, from every table holding tenant rows, into one tar.gz archive
+	// (an NDJSON file per table and manifest.json with each file's row count
+	// and SHA-256). Poll GetTenantExport until it is done. Members' password
+	// hashes are left out.
+	ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest]) (*connect.Response[v1.ExportTenantResponse], error)
+	// GetTenantExport returns an export; once it is done, with a download
+	// link that works for 15 minutes (each call gives a fresh one). Another
+	// tenant's export, or an unknown one, is NOT_FOUND.
+	GetTenantExport(context.Context, *connect.Request[v1.GetTenantExportRequest]) (*connect.Response[v1.GetTenantExportResponse], error)
 }
 
 // NewTenantServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -141,12 +191,28 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	tenantServiceExportTenantHandler := connect.NewUnaryHandler(
+		TenantServiceExportTenantProcedure,
+		svc.ExportTenant,
+		connect.WithSchema(tenantServiceMethods.ByName("ExportTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceGetTenantExportHandler := connect.NewUnaryHandler(
+		TenantServiceGetTenantExportProcedure,
+		svc.GetTenantExport,
+		connect.WithSchema(tenantServiceMethods.ByName("GetTenantExport")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quarters.v1.TenantService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TenantServiceCreateTenantProcedure:
 			tenantServiceCreateTenantHandler.ServeHTTP(w, r)
 		case TenantServiceGetTenantProcedure:
 			tenantServiceGetTenantHandler.ServeHTTP(w, r)
+		case TenantServiceExportTenantProcedure:
+			tenantServiceExportTenantHandler.ServeHTTP(w, r)
+		case TenantServiceGetTenantExportProcedure:
+			tenantServiceGetTenantExportHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -162,4 +228,12 @@ func (UnimplementedTenantServiceHandler) CreateTenant(context.Context, *connect.
 
 func (UnimplementedTenantServiceHandler) GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.TenantService.GetTenant is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest]) (*connect.Response[v1.ExportTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.TenantService.ExportTenant is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) GetTenantExport(context.Context, *connect.Request[v1.GetTenantExportRequest]) (*connect.Response[v1.GetTenantExportResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.TenantService.GetTenantExport is not implemented"))
 }

@@ -2,8 +2,8 @@
 // @generated from file quarters/v1/platform.proto (package quarters.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/platform.proto.
  */
 export const file_quarters_v1_platform: GenFile = /*@__PURE__*/
-  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiogQKD1RlbmFudE92ZXJyaWRlcxItChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDQgu6SAgiBhjAhD0oAUgAiAEBEh8KBWJ1cnN0GAIgASgDQgu6SAgiBhjAhD0oAUgBiAEBEiYKDG1heF9wcm9qZWN0cxgDIAEoA0ILukgIIgYYwIQ9KABIAogBARIlCgttYXhfbWVtYmVycxgEIAEoA0ILukgIIgYYwIQ9KAFIA4gBARI0ChdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBgFIAEoA0IOukgLIgkYgKCUpY0dKABIBIgBARIuChRzdGF0ZW1lbnRfdGltZW91dF9tcxgGIAEoA0ILukgIIgYY4KcSKGRIBYgBARJhCghmZWF0dXJlcxgHIAMoCzIqLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcy5GZWF0dXJlc0VudHJ5QiO6SCCaAR0QMiIZchcQARhAMhFeW2Etel1bYS16MC05X10qJBovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCDoCOAFCFgoUX3JlcXVlc3RzX3Blcl9taW51dGVCCAoGX2J1cnN0Qg8KDV9tYXhfcHJvamVjdHNCDgoMX21heF9tZW1iZXJzQhoKGF9tYXhfYXBpX2NhbGxzX3Blcl9tb250aEIXChVfc3RhdGVtZW50X3RpbWVvdXRfbXMinAEKDVRlbmFudERldGFpbHMSIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50EiMKBmxpbWl0cxgCIAEoCzITLnF1YXJ0ZXJzLnYxLkxpbWl0cxIQCghmZWF0dXJlcxgDIAMoCRIvCglvdmVycmlkZXMYBCABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMizAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRInCgZiZWZvcmUYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABBIzCgZzdGF0dXMYAyABKA4yGS5xdWFydGVycy52MS5UZW5hbnRTdGF0dXNCCLpIBYIBAhABEiwKBHBsYW4YBCABKAlCHrpIG9gBAXIWGEAyEl5bYS16XVthLXowLTlfLV0qJCJUChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5xdWFydGVycy52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj4KH1BsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASJPCiBQbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscyJaCg5TZXRQbGFuUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEisKBHBsYW4YAiABKAlCHbpIGnIYEAEYQDISXlthLXpdW2EtejAtOV8tXSokImwKD1NldFBsYW5SZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQi7AIKE1NldE92ZXJyaWRlc1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIvCglvdmVycmlkZXMYAiABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMShgIKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0LUAbpI0AG6AVcKFXVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAXASE3JlcXVlc3RzX3Blcl9taW51dGUSBWJ1cnN0EgxtYXhfcHJvamVjdHMSC21heF9tZW1iZXJzEhdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBIUc3RhdGVtZW50X3RpbWVvdXRfbXMSCGZlYXR1cmVzInEKFFNldE92ZXJyaWRlc1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIzChRTdXNwZW5kVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInIKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQiMgoTUmVzdW1lVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInEKFFJlc3VtZVRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCJ0ChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiYQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLQoMYXVkaXRfZXZlbnRzGAEgAygLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkytAUKD1BsYXRmb3JtU2VydmljZRJbCgtMaXN0VGVuYW50cxIfLnF1YXJ0ZXJzLnYxLkxpc3RUZW5hbnRzUmVxdWVzdBogLnF1YXJ0ZXJzLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2UiCZACAYq1GAIoARJzCglHZXRUZW5hbnQSLC5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXF1ZXN0Gi0ucXVhcnRlcnMudjEuUGxhdGZvcm1TZXJ2aWNlR2V0VGVuYW50UmVzcG9uc2UiCZACAYq1GAIoARJMCgdTZXRQbGFuEhsucXVhcnRlcnMudjEuU2V0UGxhblJlcXVlc3QaHC5xdWFydGVycy52MS5TZXRQbGFuUmVzcG9uc2UiBoq1GAIoARJbCgxTZXRPdmVycmlkZXMSIC5xdWFydGVycy52MS5TZXRPdmVycmlkZXNSZXF1ZXN0GiEucXVhcnRlcnMudjEuU2V0T3ZlcnJpZGVzUmVzcG9uc2UiBoq1GAIoARJeCg1TdXNwZW5kVGVuYW50EiEucXVhcnRlcnMudjEuU3VzcGVuZFRlbmFudFJlcXVlc3QaIi5xdWFydGVycy52MS5TdXNwZW5kVGVuYW50UmVzcG9uc2UiBoq1GAIoARJbCgxSZXN1bWVUZW5hbnQSIC5xdWFydGVycy52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuUmVzdW1lVGVuYW50UmVzcG9uc2UiBoq1GAIoARJnCg9MaXN0QXVkaXRFdmVudHMSIy5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCZACAYq1GAIoAUKqAQoPY29tLnF1YXJ0ZXJzLnYxQg1QbGF0Zm9ybVByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
+  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiogQKD1RlbmFudE92ZXJyaWRlcxItChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDQgu6SAgiBhjAhD0oAUgAiAEBEh8KBWJ1cnN0GAIgASgDQgu6SAgiBhjAhD0oAUgBiAEBEiYKDG1heF9wcm9qZWN0cxgDIAEoA0ILukgIIgYYwIQ9KABIAogBARIlCgttYXhfbWVtYmVycxgEIAEoA0ILukgIIgYYwIQ9KAFIA4gBARI0ChdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBgFIAEoA0IOukgLIgkYgKCUpY0dKABIBIgBARIuChRzdGF0ZW1lbnRfdGltZW91dF9tcxgGIAEoA0ILukgIIgYY4KcSKGRIBYgBARJhCghmZWF0dXJlcxgHIAMoCzIqLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcy5GZWF0dXJlc0VudHJ5QiO6SCCaAR0QMiIZchcQARhAMhFeW2Etel1bYS16MC05X10qJBovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCDoCOAFCFgoUX3JlcXVlc3RzX3Blcl9taW51dGVCCAoGX2J1cnN0Qg8KDV9tYXhfcHJvamVjdHNCDgoMX21heF9tZW1iZXJzQhoKGF9tYXhfYXBpX2NhbGxzX3Blcl9tb250aEIXChVfc3RhdGVtZW50X3RpbWVvdXRfbXMinAEKDVRlbmFudERldGFpbHMSIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50EiMKBmxpbWl0cxgCIAEoCzITLnF1YXJ0ZXJzLnYxLkxpbWl0cxIQCghmZWF0dXJlcxgDIAMoCRIvCglvdmVycmlkZXMYBCABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMizAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRInCgZiZWZvcmUYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABBIzCgZzdGF0dXMYAyABKA4yGS5xdWFydGVycy52MS5UZW5hbnRTdGF0dXNCCLpIBYIBAhABEiwKBHBsYW4YBCABKAlCHrpIG9gBAXIWGEAyEl5bYS16XVthLXowLTlfLV0qJCJUChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5xdWFydGVycy52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj4KH1BsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASJPCiBQbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscyJaCg5TZXRQbGFuUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEisKBHBsYW4YAiABKAlCHbpIGnIYEAEYQDISXlthLXpdW2EtejAtOV8tXSokImwKD1NldFBsYW5SZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQi7AIKE1NldE92ZXJyaWRlc1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIvCglvdmVycmlkZXMYAiABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMShgIKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0LUAbpI0AG6AVcKFXVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAXASE3JlcXVlc3RzX3Blcl9taW51dGUSBWJ1cnN0EgxtYXhfcHJvamVjdHMSC21heF9tZW1iZXJzEhdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBIUc3RhdGVtZW50X3RpbWVvdXRfbXMSCGZlYXR1cmVzInEKFFNldE92ZXJyaWRlc1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIzChRTdXNwZW5kVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInIKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQiMgoTUmVzdW1lVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInEKFFJlc3VtZVRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCJ0ChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiYQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLQoMYXVkaXRfZXZlbnRzGAEgAygLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wIKA0pvYhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIkCgVzdGF0ZRgEIAEoDjIVLnF1YXJ0ZXJzLnYxLkpvYlN0YXRlEg8KB2F0dGVtcHQYBSABKAUSFAoMbWF4X2F0dGVtcHRzGAYgASgFEiUKBmVycm9ycxgHIAMoCzIVLnF1YXJ0ZXJzLnYxLkpvYkVycm9yEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhdHRlbXB0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWZpbmFsaXplX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNjaGVkdWxlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKCEpvYkVycm9yEg8KB2F0dGVtcHQYASABKAUSDQoFZXJyb3IYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoVTGlzdEZhaWxlZEpvYnNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiUQoWTGlzdEZhaWxlZEpvYnNSZXNwb25zZRIeCgRqb2JzGAEgAygLMhAucXVhcnRlcnMudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIqCg9SZXRyeUpvYlJlcXVlc3QSFwoGam9iX2lkGAEgASgDQge6SAQiAiAAIjEKEFJldHJ5Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucXVhcnRlcnMudjEuSm9iKukBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNKT0JfU1RBVEVfQVZBSUxBQkxFEAESFwoTSk9CX1NUQVRFX1NDSEVEVUxFRBACEhUKEUpPQl9TVEFURV9SVU5OSU5HEAMSFwoTSk9CX1NUQVRFX1JFVFJZQUJMRRAEEhcKE0pPQl9TVEFURV9DT01QTEVURUQQBRIXChNKT0JfU1RBVEVfQ0FOQ0VMTEVEEAYSFwoTSk9CX1NUQVRFX0RJU0NBUkRFRBAHEhUKEUpPQl9TVEFURV9QRU5ESU5HEAgy6wYKD1BsYXRmb3JtU2VydmljZRJbCgtMaXN0VGVuYW50cxIfLnF1YXJ0ZXJzLnYxLkxpc3RUZW5hbnRzUmVxdWVzdBogLnF1YXJ0ZXJzLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2UiCZACAYq1GAIoARJzCglHZXRUZW5hbnQSLC5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXF1ZXN0Gi0ucXVhcnRlcnMudjEuUGxhdGZvcm1TZXJ2aWNlR2V0VGVuYW50UmVzcG9uc2UiCZACAYq1GAIoARJMCgdTZXRQbGFuEhsucXVhcnRlcnMudjEuU2V0UGxhblJlcXVlc3QaHC5xdWFydGVycy52MS5TZXRQbGFuUmVzcG9uc2UiBoq1GAIoARJbCgxTZXRPdmVycmlkZXMSIC5xdWFydGVycy52MS5TZXRPdmVycmlkZXNSZXF1ZXN0GiEucXVhcnRlcnMudjEuU2V0T3ZlcnJpZGVzUmVzcG9uc2UiBoq1GAIoARJeCg1TdXNwZW5kVGVuYW50EiEucXVhcnRlcnMudjEuU3VzcGVuZFRlbmFudFJlcXVlc3QaIi5xdWFydGVycy52MS5TdXNwZW5kVGVuYW50UmVzcG9uc2UiBoq1GAIoARJbCgxSZXN1bWVUZW5hbnQSIC5xdWFydGVycy52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuUmVzdW1lVGVuYW50UmVzcG9uc2UiBoq1GAIoARJnCg9MaXN0QXVkaXRFdmVudHMSIy5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCZACAYq1GAIoARJkCg5MaXN0RmFpbGVkSm9icxIiLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVxdWVzdBojLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVzcG9uc2UiCZACAYq1GAIoARJPCghSZXRyeUpvYhIcLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVxdWVzdBodLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVzcG9uc2UiBoq1GAIoAUKqAQoPY29tLnF1YXJ0ZXJzLnYxQg1QbGF0Zm9ybVByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
 
 /**
  * TenantOverrides are one tenant's exceptions to its plan. An unset limit
@@ -518,6 +518,287 @@ export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> 
   messageDesc(file_quarters_v1_platform, 16);
 
 /**
+ * Job is one background job.
+ *
+ * @generated from message quarters.v1.Job
+ */
+export type Job = Message<"quarters.v1.Job"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * kind names what the job does, e.g. "mail".
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * tenant_id is the tenant the job acts for; empty for a job that acts
+   * for none (the mail answering a password reset request).
+   *
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: quarters.v1.JobState state = 4;
+   */
+  state: JobState;
+
+  /**
+   * attempt is how many attempts were made, max_attempts how many may be.
+   *
+   * @generated from field: int32 attempt = 5;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: int32 max_attempts = 6;
+   */
+  maxAttempts: number;
+
+  /**
+   * errors are the failed attempts' errors, oldest first.
+   *
+   * @generated from field: repeated quarters.v1.JobError errors = 7;
+   */
+  errors: JobError[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * attempt_time is when the last attempt started.
+   *
+   * @generated from field: google.protobuf.Timestamp attempt_time = 9;
+   */
+  attemptTime?: Timestamp | undefined;
+
+  /**
+   * finalize_time is when the job ended (completed, cancelled, discarded).
+   *
+   * @generated from field: google.protobuf.Timestamp finalize_time = 10;
+   */
+  finalizeTime?: Timestamp | undefined;
+
+  /**
+   * schedule_time is when the job is, or was, next due.
+   *
+   * @generated from field: google.protobuf.Timestamp schedule_time = 11;
+   */
+  scheduleTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.Job.
+ * Use `create(JobSchema)` to create a new message.
+ */
+export const JobSchema: GenMessage<Job> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 17);
+
+/**
+ * JobError is the error of one failed attempt.
+ *
+ * @generated from message quarters.v1.JobError
+ */
+export type JobError = Message<"quarters.v1.JobError"> & {
+  /**
+   * @generated from field: int32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: string error = 2;
+   */
+  error: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 3;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.JobError.
+ * Use `create(JobErrorSchema)` to create a new message.
+ */
+export const JobErrorSchema: GenMessage<JobError> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 18);
+
+/**
+ * @generated from message quarters.v1.ListFailedJobsRequest
+ */
+export type ListFailedJobsRequest = Message<"quarters.v1.ListFailedJobsRequest"> & {
+  /**
+   * tenant_id, when set, lists only the jobs acting for that tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * page_size is at most 100; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * page_token is next_page_token from the previous response, sent with the
+   * same tenant_id.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message quarters.v1.ListFailedJobsRequest.
+ * Use `create(ListFailedJobsRequestSchema)` to create a new message.
+ */
+export const ListFailedJobsRequestSchema: GenMessage<ListFailedJobsRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 19);
+
+/**
+ * @generated from message quarters.v1.ListFailedJobsResponse
+ */
+export type ListFailedJobsResponse = Message<"quarters.v1.ListFailedJobsResponse"> & {
+  /**
+   * @generated from field: repeated quarters.v1.Job jobs = 1;
+   */
+  jobs: Job[];
+
+  /**
+   * next_page_token is empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message quarters.v1.ListFailedJobsResponse.
+ * Use `create(ListFailedJobsResponseSchema)` to create a new message.
+ */
+export const ListFailedJobsResponseSchema: GenMessage<ListFailedJobsResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 20);
+
+/**
+ * @generated from message quarters.v1.RetryJobRequest
+ */
+export type RetryJobRequest = Message<"quarters.v1.RetryJobRequest"> & {
+  /**
+   * @generated from field: int64 job_id = 1;
+   */
+  jobId: bigint;
+};
+
+/**
+ * Describes the message quarters.v1.RetryJobRequest.
+ * Use `create(RetryJobRequestSchema)` to create a new message.
+ */
+export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 21);
+
+/**
+ * @generated from message quarters.v1.RetryJobResponse
+ */
+export type RetryJobResponse = Message<"quarters.v1.RetryJobResponse"> & {
+  /**
+   * job is the job as retried: available again.
+   *
+   * @generated from field: quarters.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.RetryJobResponse.
+ * Use `create(RetryJobResponseSchema)` to create a new message.
+ */
+export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 22);
+
+/**
+ * JobState is where a background job is in its life.
+ *
+ * @generated from enum quarters.v1.JobState
+ */
+export enum JobState {
+  /**
+   * @generated from enum value: JOB_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * AVAILABLE: waiting for a worker.
+   *
+   * @generated from enum value: JOB_STATE_AVAILABLE = 1;
+   */
+  AVAILABLE = 1,
+
+  /**
+   * SCHEDULED: waiting for its time.
+   *
+   * @generated from enum value: JOB_STATE_SCHEDULED = 2;
+   */
+  SCHEDULED = 2,
+
+  /**
+   * RUNNING: a worker has it.
+   *
+   * @generated from enum value: JOB_STATE_RUNNING = 3;
+   */
+  RUNNING = 3,
+
+  /**
+   * RETRYABLE: an attempt failed; another is scheduled.
+   *
+   * @generated from enum value: JOB_STATE_RETRYABLE = 4;
+   */
+  RETRYABLE = 4,
+
+  /**
+   * COMPLETED: done.
+   *
+   * @generated from enum value: JOB_STATE_COMPLETED = 5;
+   */
+  COMPLETED = 5,
+
+  /**
+   * CANCELLED: dropped by its worker; no attempt follows.
+   *
+   * @generated from enum value: JOB_STATE_CANCELLED = 6;
+   */
+  CANCELLED = 6,
+
+  /**
+   * DISCARDED: its last attempt failed; no attempt follows.
+   *
+   * @generated from enum value: JOB_STATE_DISCARDED = 7;
+   */
+  DISCARDED = 7,
+
+  /**
+   * PENDING: held back, not yet available.
+   *
+   * @generated from enum value: JOB_STATE_PENDING = 8;
+   */
+  PENDING = 8,
+}
+
+/**
+ * Describes the enum quarters.v1.JobState.
+ */
+export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
+  enumDesc(file_quarters_v1_platform, 0);
+
+/**
  * PlatformService is the operator's administration of tenants. It accepts
  * only the platform credential (QUARTERS_PLATFORM_KEY; unset disables it):
  * a tenant's API key is PERMISSION_DENIED, no credential UNAUTHENTICATED.
@@ -607,6 +888,34 @@ export const PlatformService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * ListFailedJobs lists the background jobs that failed for good (the
+   * dead letters), the last to fail first, optionally only one tenant's:
+   * those discarded after their last attempt, and those cancelled because
+   * another attempt could not help (the job of a suspended or deleted
+   * tenant is dropped so).
+   *
+   * @generated from rpc quarters.v1.PlatformService.ListFailedJobs
+   */
+  listFailedJobs: {
+    methodKind: "unary";
+    input: typeof ListFailedJobsRequestSchema;
+    output: typeof ListFailedJobsResponseSchema;
+  },
+  /**
+   * RetryJob makes a failed job available again: it is worked once more,
+   * as soon as a worker is free, with its attempts so far counted. An
+   * unknown job is NOT_FOUND; a job that has not failed (still pending, or
+   * completed) is FAILED_PRECONDITION, since retrying a completed job would
+   * do its work twice.
+   *
+   * @generated from rpc quarters.v1.PlatformService.RetryJob
+   */
+  retryJob: {
+    methodKind: "unary";
+    input: typeof RetryJobRequestSchema;
+    output: typeof RetryJobResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_quarters_v1_platform, 0);

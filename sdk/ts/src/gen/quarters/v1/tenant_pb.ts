@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/tenant.proto.
  */
 export const file_quarters_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIq8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKuAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAkgASgJIqsCChNDcmVhdGVUZW5hbnRSZXF1ZXN0ErEBCgRzbHVnGAEgASgJQqIBukieAXKbARADGCgyHF5bYS16XShbYS16MC05LV0qW2EtejAtOV0pPyRaBWFkbWluWgNhcGlaA2FwcFoEYXV0aFoJZGFzaGJvYXJkWgRkb2NzWgRoZWxwWgVsb2dpbloEbWFpbFoIcXVhcnRlcnNaBHJvb3RaBnNpZ251cFoGc3RhdGljWgZzdGF0dXNaB3N1cHBvcnRaBnN5c3RlbVoDd3d3EhgKBG5hbWUYAiABKAlCCrpIB3IFEAEYyAESHwoLb3duZXJfZW1haWwYAyABKAlCCrpIB3IFGP4BYAESJQoOb3duZXJfcGFzc3dvcmQYBCABKAlCDbpICtgBAXIFEAoYgAEiwAEKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIkCgdhcGlfa2V5GAIgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5EhYKDmFwaV9rZXlfc2VjcmV0GAMgASgJEiUKB3Nlc3Npb24YBCABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uEh4KFm93bmVyX2ludml0YXRpb25fdG9rZW4YBSABKAkiEgoQR2V0VGVuYW50UmVxdWVzdCI4ChFHZXRUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQqZAoMVGVuYW50U3RhdHVzEh0KGVRFTkFOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRURU5BTlRfU1RBVFVTX0FDVElWRRABEhsKF1RFTkFOVF9TVEFUVVNfU1VTUEVOREVEEAIywwEKDVRlbmFudFNlcnZpY2USWwoMQ3JlYXRlVGVuYW50EiAucXVhcnRlcnMudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBohLnF1YXJ0ZXJzLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlIgaKtRgCCAESVQoJR2V0VGVuYW50Eh0ucXVhcnRlcnMudjEuR2V0VGVuYW50UmVxdWVzdBoeLnF1YXJ0ZXJzLnYxLkdldFRlbmFudFJlc3BvbnNlIgmQAgGKtRgCEAFCqAEKD2NvbS5xdWFydGVycy52MUILVGVuYW50UHJvdG9QAVo7Z2l0aHViLmNvbS9xdWFydGVycy1kZXYvcXVhcnRlcnMvZ2VuL3F1YXJ0ZXJzL3YxO3F1YXJ0ZXJzdjGiAgNRWFiqAgtRdWFydGVycy5WMcoCC1F1YXJ0ZXJzXFYx4gIXUXVhcnRlcnNcVjFcR1BCTWV0YWRhdGHqAgxRdWFydGVyczo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
+  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIq8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKuAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAkgASgJIqsCChNDcmVhdGVUZW5hbnRSZXF1ZXN0ErEBCgRzbHVnGAEgASgJQqIBukieAXKbARADGCgyHF5bYS16XShbYS16MC05LV0qW2EtejAtOV0pPyRaBWFkbWluWgNhcGlaA2FwcFoEYXV0aFoJZGFzaGJvYXJkWgRkb2NzWgRoZWxwWgVsb2dpbloEbWFpbFoIcXVhcnRlcnNaBHJvb3RaBnNpZ251cFoGc3RhdGljWgZzdGF0dXNaB3N1cHBvcnRaBnN5c3RlbVoDd3d3EhgKBG5hbWUYAiABKAlCCrpIB3IFEAEYyAESHwoLb3duZXJfZW1haWwYAyABKAlCCrpIB3IFGP4BYAESJQoOb3duZXJfcGFzc3dvcmQYBCABKAlCDbpICtgBAXIFEAoYgAEiwAEKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIkCgdhcGlfa2V5GAIgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5EhYKDmFwaV9rZXlfc2VjcmV0GAMgASgJEiUKB3Nlc3Npb24YBCABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uEh4KFm93bmVyX2ludml0YXRpb25fdG9rZW4YBSABKAkiEgoQR2V0VGVuYW50UmVxdWVzdCI4ChFHZXRUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQimwIKDFRlbmFudEV4cG9ydBIKCgJpZBgBIAEoCRIMCgRkb25lGAIgASgIEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2hhMjU2GAUgASgJEi4KBnRhYmxlcxgGIAMoCzIeLnF1YXJ0ZXJzLnYxLlRlbmFudEV4cG9ydFRhYmxlEhUKDWRvd25sb2FkX3BhdGgYByABKAkSOAoUZG93bmxvYWRfZXhwaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KEVRlbmFudEV4cG9ydFRhYmxlEgwKBG5hbWUYASABKAkSDAoEZmlsZRgCIAEoCRIMCgRyb3dzGAMgASgDEg4KBnNoYTI1NhgEIAEoCSIVChNFeHBvcnRUZW5hbnRSZXF1ZXN0IkEKFEV4cG9ydFRlbmFudFJlc3BvbnNlEikKBmV4cG9ydBgBIAEoCzIZLnF1YXJ0ZXJzLnYxLlRlbmFudEV4cG9ydCI1ChZHZXRUZW5hbnRFeHBvcnRSZXF1ZXN0EhsKCWV4cG9ydF9pZBgBIAEoCUIIukgFcgOwAQEiRAoXR2V0VGVuYW50RXhwb3J0UmVzcG9uc2USKQoGZXhwb3J0GAEgASgLMhkucXVhcnRlcnMudjEuVGVuYW50RXhwb3J0KmQKDFRlbmFudFN0YXR1cxIdChlURU5BTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUVEVOQU5UX1NUQVRVU19BQ1RJVkUQARIbChdURU5BTlRfU1RBVFVTX1NVU1BFTkRFRBACMoYDCg1UZW5hbnRTZXJ2aWNlElsKDENyZWF0ZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVUZW5hbnRSZXNwb25zZSIGirUYAggBElUKCUdldFRlbmFudBIdLnF1YXJ0ZXJzLnYxLkdldFRlbmFudFJlcXVlc3QaHi5xdWFydGVycy52MS5HZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAhABElsKDEV4cG9ydFRlbmFudBIgLnF1YXJ0ZXJzLnYxLkV4cG9ydFRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5FeHBvcnRUZW5hbnRSZXNwb25zZSIGirUYAhADEmQKD0dldFRlbmFudEV4cG9ydBIjLnF1YXJ0ZXJzLnYxLkdldFRlbmFudEV4cG9ydFJlcXVlc3QaJC5xdWFydGVycy52MS5HZXRUZW5hbnRFeHBvcnRSZXNwb25zZSIGirUYAhADQqgBCg9jb20ucXVhcnRlcnMudjFCC1RlbmFudFByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
 
 /**
  * Tenant is one customer organisation.
@@ -263,6 +263,170 @@ export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE_
   messageDesc(file_quarters_v1_tenant, 5);
 
 /**
+ * TenantExport is one export of a tenant's rows.
+ *
+ * @generated from message quarters.v1.TenantExport
+ */
+export type TenantExport = Message<"quarters.v1.TenantExport"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * done is false until the archive is written.
+   *
+   * @generated from field: bool done = 2;
+   */
+  done: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finish_time = 4;
+   */
+  finishTime?: Timestamp | undefined;
+
+  /**
+   * sha256 is the archive's SHA-256, hex.
+   *
+   * @generated from field: string sha256 = 5;
+   */
+  sha256: string;
+
+  /**
+   * tables are the archive's files, as its manifest lists them.
+   *
+   * @generated from field: repeated quarters.v1.TenantExportTable tables = 6;
+   */
+  tables: TenantExportTable[];
+
+  /**
+   * download_path is the path, on this API's host, that serves the archive
+   * (GET, no credential: the path is the credential) until
+   * download_expire_time.
+   *
+   * @generated from field: string download_path = 7;
+   */
+  downloadPath: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp download_expire_time = 8;
+   */
+  downloadExpireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.TenantExport.
+ * Use `create(TenantExportSchema)` to create a new message.
+ */
+export const TenantExportSchema: GenMessage<TenantExport> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 6);
+
+/**
+ * TenantExportTable is one table's file in an export.
+ *
+ * @generated from message quarters.v1.TenantExportTable
+ */
+export type TenantExportTable = Message<"quarters.v1.TenantExportTable"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string file = 2;
+   */
+  file: string;
+
+  /**
+   * @generated from field: int64 rows = 3;
+   */
+  rows: bigint;
+
+  /**
+   * sha256 is the file's SHA-256, hex.
+   *
+   * @generated from field: string sha256 = 4;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message quarters.v1.TenantExportTable.
+ * Use `create(TenantExportTableSchema)` to create a new message.
+ */
+export const TenantExportTableSchema: GenMessage<TenantExportTable> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 7);
+
+/**
+ * @generated from message quarters.v1.ExportTenantRequest
+ */
+export type ExportTenantRequest = Message<"quarters.v1.ExportTenantRequest"> & {
+};
+
+/**
+ * Describes the message quarters.v1.ExportTenantRequest.
+ * Use `create(ExportTenantRequestSchema)` to create a new message.
+ */
+export const ExportTenantRequestSchema: GenMessage<ExportTenantRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 8);
+
+/**
+ * @generated from message quarters.v1.ExportTenantResponse
+ */
+export type ExportTenantResponse = Message<"quarters.v1.ExportTenantResponse"> & {
+  /**
+   * @generated from field: quarters.v1.TenantExport export = 1;
+   */
+  export?: TenantExport | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.ExportTenantResponse.
+ * Use `create(ExportTenantResponseSchema)` to create a new message.
+ */
+export const ExportTenantResponseSchema: GenMessage<ExportTenantResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 9);
+
+/**
+ * @generated from message quarters.v1.GetTenantExportRequest
+ */
+export type GetTenantExportRequest = Message<"quarters.v1.GetTenantExportRequest"> & {
+  /**
+   * @generated from field: string export_id = 1;
+   */
+  exportId: string;
+};
+
+/**
+ * Describes the message quarters.v1.GetTenantExportRequest.
+ * Use `create(GetTenantExportRequestSchema)` to create a new message.
+ */
+export const GetTenantExportRequestSchema: GenMessage<GetTenantExportRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 10);
+
+/**
+ * @generated from message quarters.v1.GetTenantExportResponse
+ */
+export type GetTenantExportResponse = Message<"quarters.v1.GetTenantExportResponse"> & {
+  /**
+   * @generated from field: quarters.v1.TenantExport export = 1;
+   */
+  export?: TenantExport | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.GetTenantExportResponse.
+ * Use `create(GetTenantExportResponseSchema)` to create a new message.
+ */
+export const GetTenantExportResponseSchema: GenMessage<GetTenantExportResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 11);
+
+/**
  * TenantStatus is whether a tenant may use the API.
  *
  * @generated from enum quarters.v1.TenantStatus
@@ -328,6 +492,32 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof GetTenantRequestSchema;
     output: typeof GetTenantResponseSchema;
+  },
+  /**
+   * ExportTenant starts an export of every row of the tenant: a job writes
+   * them, from every table holding tenant rows, into one tar.gz archive
+   * (an NDJSON file per table and manifest.json with each file's row count
+   * and SHA-256). Poll GetTenantExport until it is done. Members' password
+   * hashes are left out.
+   *
+   * @generated from rpc quarters.v1.TenantService.ExportTenant
+   */
+  exportTenant: {
+    methodKind: "unary";
+    input: typeof ExportTenantRequestSchema;
+    output: typeof ExportTenantResponseSchema;
+  },
+  /**
+   * GetTenantExport returns an export; once it is done, with a download
+   * link that works for 15 minutes (each call gives a fresh one). Another
+   * tenant's export, or an unknown one, is NOT_FOUND.
+   *
+   * @generated from rpc quarters.v1.TenantService.GetTenantExport
+   */
+  getTenantExport: {
+    methodKind: "unary";
+    input: typeof GetTenantExportRequestSchema;
+    output: typeof GetTenantExportResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_quarters_v1_tenant, 0);
