@@ -14,6 +14,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/mail"
+	"github.com/quarters-dev/quarters/internal/metrics"
 	"github.com/quarters-dev/quarters/internal/observe"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
@@ -41,6 +42,7 @@ type config struct {
 	RateLimitTimeout time.Duration // QUARTERS_RATE_LIMIT_TIMEOUT: how long one decision waits for Redis
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: public calls per minute per client address and procedure
 	AccountRate      int           // QUARTERS_SIGNIN_ACCOUNT_RATE: sign-in attempts per hour per account from unfamiliar addresses
+	TopTenants       int           // QUARTERS_METRICS_TOP_TENANTS: tenants with /metrics series of their own
 	// TrustedProxies: QUARTERS_TRUSTED_PROXIES, comma-separated IPs and
 	// CIDRs whose X-Forwarded-For names the client.
 	TrustedProxies observe.TrustedProxies
@@ -125,6 +127,15 @@ var settings = []setting{
 				return fmt.Errorf("QUARTERS_DB_MAX_CONNS=%q: want a number of database connections (1-10000)", v)
 			}
 			c.DBMaxConns = n
+			return nil
+		}},
+	{"QUARTERS_METRICS_TOP_TENANTS", strconv.Itoa(metrics.DefaultTopTenants), "tenants with /metrics series of their own (the busiest); the rest share one \"other\" series",
+		func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return fmt.Errorf("QUARTERS_METRICS_TOP_TENANTS=%q: want a number of tenants (1-1000)", v)
+			}
+			c.TopTenants = n
 			return nil
 		}},
 	{"QUARTERS_TRUSTED_PROXIES", "", "comma-separated IPs and CIDRs whose X-Forwarded-For names the client",

@@ -140,6 +140,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		DB: d, Logger: logger, Redis: rdb, RateLimitTimeout: cfg.RateLimitTimeout,
 		Mail: sender, LinkURL: linkURL, IDP: provider,
 		TokenRotation: cfg.TokenRotation, JobStopTimeout: cfg.ShutdownTimeout,
+		MetricsTopTenants: cfg.TopTenants,
 		Router: router.Settings{
 			BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout,
 			UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,

@@ -28,6 +28,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/mail"
 	"github.com/quarters-dev/quarters/internal/metering"
+	"github.com/quarters-dev/quarters/internal/metrics"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
@@ -74,6 +75,9 @@ type Config struct {
 	// OnTenantLoad, when set, is called each time the tenant cache reads
 	// a tenant from the database (tests count them).
 	OnTenantLoad func()
+	// MetricsTopTenants is how many tenants get /metrics series of their
+	// own (default metrics.DefaultTopTenants); the rest share "other".
+	MetricsTopTenants int
 	// Router is the HTTP surface's configuration.
 	Router router.Settings
 }
@@ -88,6 +92,7 @@ type App struct {
 	Sessions *session.Manager
 	Keys     *session.KeyStore
 	Jobs     *jobs.Client
+	Metrics  *metrics.Metrics
 
 	handler http.Handler
 	logger  *slog.Logger
@@ -160,10 +165,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 
+	a.Metrics = metrics.New(metrics.Params{Pool: cfg.DB.Pool(), Tenants: a.Tenants, TopTenants: cfg.MetricsTopTenants})
 	if a.handler, err = router.New(router.Params{
 		DB: cfg.DB, Logger: logger, Tenants: a.Tenants, Limiter: a.Limiter,
 		Usage: a.Usage, KeyUse: a.KeyUse, Sessions: a.Sessions, Jobs: a.Jobs, IDP: cfg.IDP,
-		Settings: cfg.Router,
+		Metrics: a.Metrics, Settings: cfg.Router,
 	}); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/member"
 	"github.com/quarters-dev/quarters/internal/metering"
+	"github.com/quarters-dev/quarters/internal/metrics"
 	"github.com/quarters-dev/quarters/internal/observe"
 	"github.com/quarters-dev/quarters/internal/openapi"
 	"github.com/quarters-dev/quarters/internal/password"
@@ -81,6 +82,9 @@ type Params struct {
 	// provider: tokens whose iss is its issuer go to it, the rest to
 	// Sessions. Nil accepts only Quarters' own tokens.
 	IDP *idp.Verifier
+	// Metrics, when set, counts every call and is served at GET /metrics
+	// (behind the platform credential when one is set).
+	Metrics *metrics.Metrics
 	Settings
 }
 
@@ -244,6 +248,12 @@ func New(p Params) (http.Handler, error) {
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		p.Sessions.Keys().JWKSHandler().ServeHTTP(w, r)
 	})
+	if p.Metrics != nil {
+		// The series name the busiest tenants, so a configured platform
+		// credential guards them like PlatformService; without one the
+		// operator has chosen an open server (development).
+		mux.Handle("GET "+metrics.Path, p.Metrics.Handler(p.PlatformKey))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
@@ -321,9 +331,17 @@ func verifyFunc(p Params) auth.VerifyTokenFunc {
 // anything needs its plan; the rate limit and the monthly quota come before
 // any real work; only calls that may proceed have their messages validated.
 func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.Interceptor {
-	chain := []connect.Interceptor{
+	var chain []connect.Interceptor
+	if p.Metrics != nil {
+		// Outside observe, so it counts the codes clients receive.
+		chain = append(chain, p.Metrics.Interceptor())
+	}
+	chain = append(chain,
 		observe.NewInterceptor(errs),
 		tenant.NewInterceptor(p.Tenants),
+	)
+	if p.Metrics != nil {
+		chain = append(chain, p.Metrics.TenantInterceptor())
 	}
 	if !p.DisableRateLimit {
 		chain = append(chain, ratelimit.NewInterceptor(ratelimit.InterceptorParams{

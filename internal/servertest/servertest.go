@@ -135,6 +135,9 @@ type Opts struct {
 	// RetryPolicy, when set, schedules the retries of failed jobs instead
 	// of River's default.
 	RetryPolicy river.ClientRetryPolicy
+	// MetricsTopTenants is how many tenants get /metrics series of their
+	// own (app.Config.MetricsTopTenants).
+	MetricsTopTenants int
 }
 
 // DefaultPlatformKey is the platform credential of test servers whose Opts
@@ -220,7 +223,8 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		RateLimitTimeout: 250 * time.Millisecond,
 		Mail:             sender, LinkURL: LinkURL, IDP: opts.IDP,
 		JobPool: jobPool, JobRetryPolicy: opts.RetryPolicy, JobStopTimeout: 30 * time.Second,
-		OnTenantLoad: func() { srv.tenantLoads.Add(1) },
+		OnTenantLoad:      func() { srv.tenantLoads.Add(1) },
+		MetricsTopTenants: opts.MetricsTopTenants,
 		Router: router.Settings{
 			BaseDomain: BaseDomain, PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
 			TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,
