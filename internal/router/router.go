@@ -23,6 +23,7 @@ import (
 	"connectrpc.com/validate"
 	"github.com/google/uuid"
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/quarters-dev/quarters/db"
@@ -54,6 +55,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/tenantsvc"
+	"github.com/quarters-dev/quarters/internal/tracing"
 )
 
 // DefaultMaxBodyBytes caps a request body: a document's content is at most
@@ -85,6 +87,9 @@ type Params struct {
 	// Metrics, when set, counts every call and is served at GET /metrics
 	// (behind the platform credential when one is set).
 	Metrics *metrics.Metrics
+	// TracerProvider, when set, gives every RPC a server span with the
+	// caller's tenant as tenant.id (package tracing).
+	TracerProvider trace.TracerProvider
 	Settings
 }
 
@@ -186,8 +191,14 @@ func New(p Params) (http.Handler, error) {
 		return nil, err
 	}
 	errs := observe.NewErrors(p.Logger)
+	var spans tracingInterceptors
+	if p.TracerProvider != nil {
+		if spans.outer, spans.tenant, err = tracing.Interceptors(p.TracerProvider); err != nil {
+			return nil, err
+		}
+	}
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptors(p, rules, errs)...),
+		connect.WithInterceptors(interceptors(p, rules, errs, spans)...),
 		// Not WithReadMaxBytes: its refusal is RESOURCE_EXHAUSTED (HTTP
 		// 429), which clients retry; guard's is INVALID_ARGUMENT (413).
 		guard.Gzip(p.MaxBodyBytes),
@@ -330,8 +341,12 @@ func verifyFunc(p Params) auth.VerifyTokenFunc {
 // outermost: errors and logging see everything; the tenant is bound before
 // anything needs its plan; the rate limit and the monthly quota come before
 // any real work; only calls that may proceed have their messages validated.
-func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.Interceptor {
+func interceptors(p Params, rules access.Rules, errs *observe.Errors, spans tracingInterceptors) []connect.Interceptor {
 	var chain []connect.Interceptor
+	if spans.outer != nil {
+		// Outermost, so the span covers the whole chain.
+		chain = append(chain, spans.outer)
+	}
 	if p.Metrics != nil {
 		// Outside observe, so it counts the codes clients receive.
 		chain = append(chain, p.Metrics.Interceptor())
@@ -340,6 +355,9 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.
 		observe.NewInterceptor(errs),
 		tenant.NewInterceptor(p.Tenants),
 	)
+	if spans.tenant != nil {
+		chain = append(chain, spans.tenant)
+	}
 	if p.Metrics != nil {
 		chain = append(chain, p.Metrics.TenantInterceptor())
 	}
@@ -371,6 +389,10 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.
 		validate.NewInterceptor(),
 	)
 }
+
+// tracingInterceptors are the tracing parts of the chain, nil without a
+// tracer provider.
+type tracingInterceptors struct{ outer, tenant connect.Interceptor }
 
 // ratePolicy limits each tenant by its plan's effective rate, and public
 // RPCs by client address, one bucket per procedure, whatever credential

@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/db/dbtest"
@@ -44,6 +45,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/session"
 	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tracing"
 )
 
 // BaseDomain is the tenant subdomain suffix test servers use.
@@ -138,6 +140,9 @@ type Opts struct {
 	// MetricsTopTenants is how many tenants get /metrics series of their
 	// own (app.Config.MetricsTopTenants).
 	MetricsTopTenants int
+	// TracerProvider, when set, traces the server's RPCs and statements
+	// (tests capture the spans with tracetest).
+	TracerProvider *sdktrace.TracerProvider
 }
 
 // DefaultPlatformKey is the platform credential of test servers whose Opts
@@ -162,7 +167,16 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	default:
 		appURL, ownerURL = dbtest.NewURLs(t)
 	}
-	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: opts.DBConfigFunc})
+	configFunc := opts.DBConfigFunc
+	if tp := opts.TracerProvider; tp != nil {
+		configFunc = func(cfg *pgxpool.Config) {
+			tracing.TracePool(cfg, tp)
+			if opts.DBConfigFunc != nil {
+				opts.DBConfigFunc(cfg)
+			}
+		}
+	}
+	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: configFunc})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -225,6 +239,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		JobPool: jobPool, JobRetryPolicy: opts.RetryPolicy, JobStopTimeout: 30 * time.Second,
 		OnTenantLoad:      func() { srv.tenantLoads.Add(1) },
 		MetricsTopTenants: opts.MetricsTopTenants,
+		TracerProvider:    opts.TracerProvider,
 		Router: router.Settings{
 			BaseDomain: BaseDomain, PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
 			TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,
