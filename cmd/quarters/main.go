@@ -87,9 +87,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	if err != nil {
 		return err
 	}
-	dbOpts := &db.OpenOpts{MaxConns: int32(cfg.DBMaxConns)}
+	dbOpts := &db.OpenOpts{MaxConns: int32(cfg.DBMaxConns), ConfigFunc: func(pc *pgxpool.Config) {
+		if tp != nil {
+			tracing.ConfigurePool(pc, tp)
+		} else {
+			tracing.ConfigurePool(pc, nil) // a nil *TracerProvider must not become a non-nil interface
+		}
+	}}
 	if tp != nil {
-		dbOpts.ConfigFunc = func(pc *pgxpool.Config) { tracing.TracePool(pc, tp) }
 		logger.Info("tracing: exporting spans over OTLP", "endpoint", cfg.OTLPEndpoint)
 	}
 	d, err := db.Open(ctx, appURL, dbOpts)

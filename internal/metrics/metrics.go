@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
-	"github.com/quarters-dev/quarters/internal/intercept"
+	"github.com/quarters-dev/quarters/internal/cost"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
@@ -135,15 +135,44 @@ func (m *Metrics) Handler(token string) http.Handler {
 // mapping (observe), so it sees the codes clients see.
 func (m *Metrics) Interceptor() connect.Interceptor { return interceptor{m} }
 
-// TenantInterceptor counts each call under its tenant. Put it after the
-// tenant is bound; calls without a tenant (sign-up) are not counted.
-func (m *Metrics) TenantInterceptor() connect.Interceptor {
-	return intercept.Before(func(ctx context.Context, _ connect.Spec) (context.Context, error) {
-		if t, ok := tenancy.FromContext(ctx); ok {
-			m.tenants.Add(t.ID.String())
+// TenantInterceptor counts each call under its tenant, with the database
+// time and rows its statements took (package cost; the pool needs
+// cost.Tracer). Put it after the tenant is bound; calls without a tenant
+// (sign-up) are not counted.
+func (m *Metrics) TenantInterceptor() connect.Interceptor { return tenantInterceptor{m} }
+
+type tenantInterceptor struct{ m *Metrics }
+
+func (i tenantInterceptor) record(ctx context.Context, meter *cost.Meter) {
+	if t, ok := tenancy.FromContext(ctx); ok {
+		d, rows := meter.Totals()
+		i.m.tenants.Add(t.ID.String(), Counts{DBSeconds: d.Seconds(), DBRows: float64(rows)})
+	}
+}
+
+func (i tenantInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
 		}
-		return ctx, nil
-	})
+		ctx, meter := cost.WithMeter(ctx)
+		res, err := next(ctx, req)
+		i.record(ctx, meter)
+		return res, err
+	}
+}
+
+func (i tenantInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i tenantInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, meter := cost.WithMeter(ctx)
+		err := next(ctx, conn)
+		i.record(ctx, meter)
+		return err
+	}
 }
 
 func (m *Metrics) observe(procedure string, start time.Time, err error) {
@@ -214,18 +243,32 @@ func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 // tenantCollector exports TopK's counts when scraped.
 type tenantCollector struct{ t *TopK }
 
-var tenantRequests = prometheus.NewDesc("quarters_tenant_requests_total",
-	"RPCs per tenant: the busiest tenants (QUARTERS_METRICS_TOP_TENANTS) under their id, every other tenant under \"other\".",
-	[]string{"tenant"}, nil)
+var (
+	tenantRequests = prometheus.NewDesc("quarters_tenant_requests_total",
+		"RPCs per tenant: the busiest tenants (QUARTERS_METRICS_TOP_TENANTS) under their id, every other tenant under \"other\".",
+		[]string{"tenant"}, nil)
+	tenantDBSeconds = prometheus.NewDesc("quarters_tenant_db_seconds_total",
+		"Database time of the tenant's RPCs' statements (same tenants as quarters_tenant_requests_total).",
+		[]string{"tenant"}, nil)
+	tenantDBRows = prometheus.NewDesc("quarters_tenant_db_rows_total",
+		"Rows returned or changed by the tenant's RPCs' statements (same tenants as quarters_tenant_requests_total).",
+		[]string{"tenant"}, nil)
+)
 
-func (c tenantCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tenantRequests }
+func (c tenantCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tenantRequests
+	ch <- tenantDBSeconds
+	ch <- tenantDBRows
+}
 
 func (c tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	tenants, other := c.t.Snapshot()
+	tenants[Other] = other
 	for id, n := range tenants {
-		ch <- prometheus.MustNewConstMetric(tenantRequests, prometheus.CounterValue, n, id)
+		ch <- prometheus.MustNewConstMetric(tenantRequests, prometheus.CounterValue, n.Calls, id)
+		ch <- prometheus.MustNewConstMetric(tenantDBSeconds, prometheus.CounterValue, n.DBSeconds, id)
+		ch <- prometheus.MustNewConstMetric(tenantDBRows, prometheus.CounterValue, n.DBRows, id)
 	}
-	ch <- prometheus.MustNewConstMetric(tenantRequests, prometheus.CounterValue, other, Other)
 }
 
 // poolCollector exports the database pool's statistics when scraped.

@@ -89,6 +89,14 @@ func TestMetricsCountCallsPerProcedure(t *testing.T) {
 	require.Equal(t, 4.0, value(after, "quarters_tenant_requests_total", "tenant", a.ID)-
 		value(before, "quarters_tenant_requests_total", "tenant", a.ID))
 
+	// The calls' database cost is the tenant's: each insert returns its
+	// row, each quota check counts one.
+	delta := func(name string) float64 {
+		return value(after, name, "tenant", a.ID) - value(before, name, "tenant", a.ID)
+	}
+	require.GreaterOrEqual(t, delta("quarters_tenant_db_rows_total"), 6.0)
+	require.Positive(t, delta("quarters_tenant_db_seconds_total"))
+
 	// Pool and cache figures are read from the live parts.
 	require.Positive(t, value(after, "quarters_db_pool_total_conns"))
 	require.Equal(t, 8.0, value(after, "quarters_db_pool_max_conns"), "servertest's pool size")

@@ -5,7 +5,7 @@ import "sync"
 // Other is the tenant label of every tenant outside the top K.
 const Other = "other"
 
-// TopK counts calls per tenant with bounded memory and bounded label
+// TopK counts calls (and their database cost) per tenant with bounded memory and bounded label
 // cardinality: it keeps the K tenants with the most traffic (the
 // space-saving algorithm of Metwally, Agrawal and El Abbadi, 2005) and
 // folds everyone else into Other.
@@ -24,12 +24,26 @@ type TopK struct {
 	k     int
 	mu    sync.Mutex
 	slots map[string]*slot
-	other float64
+	other Counts
+}
+
+// Counts are what is counted per tenant: calls, and what they cost the
+// database.
+type Counts struct {
+	Calls     float64
+	DBSeconds float64
+	DBRows    float64
+}
+
+func (c *Counts) add(o Counts) {
+	c.Calls += o.Calls
+	c.DBSeconds += o.DBSeconds
+	c.DBRows += o.DBRows
 }
 
 type slot struct {
-	estimate uint64 // space-saving count: seen + inherited
-	seen     float64
+	estimate uint64 // space-saving count of calls: seen + inherited
+	seen     Counts
 }
 
 // NewTopK tracks up to k tenants (at least 1).
@@ -38,17 +52,18 @@ func NewTopK(k int) *TopK {
 	return &TopK{k: k, slots: make(map[string]*slot, k)}
 }
 
-// Add counts one call of tenant.
-func (t *TopK) Add(tenant string) {
+// Add counts one call of tenant (c.Calls is taken as 1) and its cost.
+func (t *TopK) Add(tenant string, c Counts) {
+	c.Calls = 1
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s, ok := t.slots[tenant]; ok {
 		s.estimate++
-		s.seen++
+		s.seen.add(c)
 		return
 	}
 	if len(t.slots) < t.k {
-		t.slots[tenant] = &slot{estimate: 1, seen: 1}
+		t.slots[tenant] = &slot{estimate: 1, seen: c}
 		return
 	}
 	// Replace the tenant with the smallest estimate; K is small (tens),
@@ -61,15 +76,15 @@ func (t *TopK) Add(tenant string) {
 		}
 	}
 	delete(t.slots, minKey)
-	t.other += minSlot.seen
-	t.slots[tenant] = &slot{estimate: minSlot.estimate + 1, seen: 1}
+	t.other.add(minSlot.seen)
+	t.slots[tenant] = &slot{estimate: minSlot.estimate + 1, seen: c}
 }
 
-// Snapshot returns each tracked tenant's calls and the Other count.
-func (t *TopK) Snapshot() (tenants map[string]float64, other float64) {
+// Snapshot returns each tracked tenant's counts and Other's.
+func (t *TopK) Snapshot() (tenants map[string]Counts, other Counts) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tenants = make(map[string]float64, len(t.slots))
+	tenants = make(map[string]Counts, len(t.slots))
 	for key, s := range t.slots {
 		tenants[key] = s.seen
 	}

@@ -9,11 +9,12 @@ import (
 
 // sum is the tracked tenants' calls plus other: every call is exported
 // exactly once.
-func sum(tenants map[string]float64, other float64) float64 {
+func sum(tenants map[string]Counts, other Counts) float64 {
+	total := other.Calls
 	for _, n := range tenants {
-		other += n
+		total += n.Calls
 	}
-	return other
+	return total
 }
 
 // TestTopKBoundsLabels: however many tenants call, at most K are tracked,
@@ -24,13 +25,25 @@ func TestTopKBoundsLabels(t *testing.T) {
 	calls := 0
 	for round := range 20 {
 		for i := range 1000 {
-			top.Add(fmt.Sprintf("t%d-%d", round, i))
+			top.Add(fmt.Sprintf("t%d-%d", round, i), Counts{})
 			calls++
 		}
 	}
 	tenants, other := top.Snapshot()
 	require.Len(t, tenants, 5)
 	require.Equal(t, float64(calls), sum(tenants, other))
+}
+
+// TestTopKMovesCostWithTenant: an evicted tenant's database cost moves
+// into other with its calls.
+func TestTopKMovesCostWithTenant(t *testing.T) {
+	t.Parallel()
+	top := NewTopK(1)
+	top.Add("a", Counts{DBSeconds: 0.5, DBRows: 3})
+	top.Add("b", Counts{DBSeconds: 0.25, DBRows: 1})
+	tenants, other := top.Snapshot()
+	require.Equal(t, map[string]Counts{"b": {Calls: 1, DBSeconds: 0.25, DBRows: 1}}, tenants)
+	require.Equal(t, Counts{Calls: 1, DBSeconds: 0.5, DBRows: 3}, other)
 }
 
 // TestTopKKeepsHeavyHitters: tenants with more than 1/K of the traffic
@@ -41,22 +54,22 @@ func TestTopKKeepsHeavyHitters(t *testing.T) {
 	top := NewTopK(8)
 	calls := 0
 	for i := range 5000 {
-		top.Add("heavy-a")
-		top.Add("heavy-b")
+		top.Add("heavy-a", Counts{})
+		top.Add("heavy-b", Counts{})
 		calls += 2
 		if i%2 == 0 {
-			top.Add("medium")
+			top.Add("medium", Counts{})
 			calls++
 		}
-		top.Add(fmt.Sprintf("once-%d", i))
+		top.Add(fmt.Sprintf("once-%d", i), Counts{})
 		calls++
 	}
 	tenants, other := top.Snapshot()
 	require.Len(t, tenants, 8)
 	require.Greater(t, 2500.0, float64(calls)/8, "medium is above 1/K of the traffic")
-	require.Equal(t, float64(5000), tenants["heavy-a"])
-	require.Equal(t, float64(5000), tenants["heavy-b"])
-	require.Equal(t, float64(2500), tenants["medium"])
+	require.Equal(t, float64(5000), tenants["heavy-a"].Calls)
+	require.Equal(t, float64(5000), tenants["heavy-b"].Calls)
+	require.Equal(t, float64(2500), tenants["medium"].Calls)
 	require.Equal(t, float64(calls), sum(tenants, other))
 }
 
@@ -67,13 +80,13 @@ func TestTopKOtherOnlyGrows(t *testing.T) {
 	top := NewTopK(2)
 	last := 0.0
 	for i := range 500 {
-		top.Add(fmt.Sprintf("t%d", i%7))
+		top.Add(fmt.Sprintf("t%d", i%7), Counts{})
 		if i%3 == 0 {
-			top.Add("steady")
+			top.Add("steady", Counts{})
 		}
 		_, other := top.Snapshot()
-		require.GreaterOrEqual(t, other, last, "after call %d", i)
-		last = other
+		require.GreaterOrEqual(t, other.Calls, last, "after call %d", i)
+		last = other.Calls
 	}
 	require.Positive(t, last)
 }

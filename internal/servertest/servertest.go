@@ -167,13 +167,16 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	default:
 		appURL, ownerURL = dbtest.NewURLs(t)
 	}
-	configFunc := opts.DBConfigFunc
-	if tp := opts.TracerProvider; tp != nil {
-		configFunc = func(cfg *pgxpool.Config) {
-			tracing.TracePool(cfg, tp)
-			if opts.DBConfigFunc != nil {
-				opts.DBConfigFunc(cfg)
-			}
+	// The statement tracers as the command sets them (cost always, spans
+	// with a tracer provider).
+	configFunc := func(cfg *pgxpool.Config) {
+		if opts.TracerProvider != nil {
+			tracing.ConfigurePool(cfg, opts.TracerProvider)
+		} else {
+			tracing.ConfigurePool(cfg, nil)
+		}
+		if opts.DBConfigFunc != nil {
+			opts.DBConfigFunc(cfg)
 		}
 	}
 	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: configFunc})

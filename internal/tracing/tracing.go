@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/otelconnect"
 	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -22,6 +23,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/quarters-dev/quarters/internal/cost"
 	"github.com/quarters-dev/quarters/internal/intercept"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 )
@@ -72,14 +74,20 @@ func Interceptors(tp trace.TracerProvider) (outer, tenant connect.Interceptor, e
 	}), nil
 }
 
-// TracePool makes every statement run for a traced call a span, a child
-// of the call's span. Statements outside any span (the job queue's
-// polling, the periodic flushes) are not traced, or they would be a root
-// trace every second: otelpgx starts spans only under a recording one
-// (TestTraceHasTenantAndStatements checks it). Query parameters are not recorded (they hold tenant
-// data); statements are.
-func TracePool(cfg *pgxpool.Config, tp trace.TracerProvider) {
-	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))
+// ConfigurePool sets the pool's statement tracers: cost.Tracer always
+// (the per-tenant database time and rows of /metrics), and, with tp, a
+// span per statement run for a traced call, a child of the call's span.
+// Statements outside any span (the job queue's polling, the periodic
+// flushes) start no traces, or they would be a root trace every second:
+// otelpgx starts spans only under a recording one
+// (TestTraceHasTenantAndStatements checks it). Query parameters are not
+// recorded (they hold tenant data); statements are.
+func ConfigurePool(cfg *pgxpool.Config, tp trace.TracerProvider) {
+	if tp == nil {
+		cfg.ConnConfig.Tracer = cost.Tracer{}
+		return
+	}
+	cfg.ConnConfig.Tracer = multitracer.New(cost.Tracer{}, otelpgx.NewTracer(otelpgx.WithTracerProvider(tp)))
 }
 
 // Shutdown sends the spans still buffered, waiting at most timeout.
