@@ -31,7 +31,8 @@ func pool(t *testing.T) *pgxpool.Pool {
 func TestMeterAddsStatementsAndBatches(t *testing.T) {
 	t.Parallel()
 	p := pool(t)
-	ctx, meter := cost.WithMeter(context.Background())
+	meter := cost.WithMeter(context.Background())
+	ctx := context.Context(meter)
 
 	rows, err := p.Query(ctx, "select generate_series(1, 5)")
 	require.NoError(t, err)

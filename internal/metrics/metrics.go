@@ -13,6 +13,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -52,6 +53,32 @@ type Metrics struct {
 	rateLimit *prometheus.CounterVec
 	quota     *prometheus.CounterVec
 	tenants   *TopK
+
+	// procs caches each procedure's children of requests and duration:
+	// WithLabelValues hashes and allocates on every call.
+	procsMu sync.RWMutex
+	procs   map[string]procMetrics
+}
+
+type procMetrics struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *Metrics) proc(procedure string) procMetrics {
+	m.procsMu.RLock()
+	p, ok := m.procs[procedure]
+	m.procsMu.RUnlock()
+	if ok {
+		return p
+	}
+	// Procedures are the served RPCs only (Connect routes nothing else
+	// here), so the map stays small.
+	p = procMetrics{requests: m.requests.WithLabelValues(procedure), duration: m.duration.WithLabelValues(procedure)}
+	m.procsMu.Lock()
+	m.procs[procedure] = p
+	m.procsMu.Unlock()
+	return p
 }
 
 // New registers every metric on a fresh registry.
@@ -83,6 +110,7 @@ func New(p Params) *Metrics {
 			Help: "RPCs refused by a plan quota, by quota (max_projects, max_api_calls_per_month, ...).",
 		}, []string{"quota"}),
 		tenants: NewTopK(p.TopTenants),
+		procs:   map[string]procMetrics{},
 	}
 	m.registry.MustRegister(m.requests, m.errors, m.duration, m.rateLimit, m.quota,
 		tenantCollector{m.tenants},
@@ -146,7 +174,7 @@ type tenantInterceptor struct{ m *Metrics }
 func (i tenantInterceptor) record(ctx context.Context, meter *cost.Meter) {
 	if t, ok := tenancy.FromContext(ctx); ok {
 		d, rows := meter.Totals()
-		i.m.tenants.Add(t.ID.String(), Counts{DBSeconds: d.Seconds(), DBRows: float64(rows)})
+		i.m.tenants.Add(t.ID, Counts{DBSeconds: d.Seconds(), DBRows: float64(rows)})
 	}
 }
 
@@ -155,8 +183,8 @@ func (i tenantInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		ctx, meter := cost.WithMeter(ctx)
-		res, err := next(ctx, req)
+		meter := cost.WithMeter(ctx)
+		res, err := next(meter, req)
 		i.record(ctx, meter)
 		return res, err
 	}
@@ -168,16 +196,17 @@ func (i tenantInterceptor) WrapStreamingClient(next connect.StreamingClientFunc)
 
 func (i tenantInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, meter := cost.WithMeter(ctx)
-		err := next(ctx, conn)
+		meter := cost.WithMeter(ctx)
+		err := next(meter, conn)
 		i.record(ctx, meter)
 		return err
 	}
 }
 
 func (m *Metrics) observe(procedure string, start time.Time, err error) {
-	m.requests.WithLabelValues(procedure).Inc()
-	m.duration.WithLabelValues(procedure).Observe(time.Since(start).Seconds())
+	pm := m.proc(procedure)
+	pm.requests.Inc()
+	pm.duration.Observe(time.Since(start).Seconds())
 	if err == nil {
 		return
 	}
@@ -263,12 +292,15 @@ func (c tenantCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	tenants, other := c.t.Snapshot()
-	tenants[Other] = other
-	for id, n := range tenants {
-		ch <- prometheus.MustNewConstMetric(tenantRequests, prometheus.CounterValue, n.Calls, id)
-		ch <- prometheus.MustNewConstMetric(tenantDBSeconds, prometheus.CounterValue, n.DBSeconds, id)
-		ch <- prometheus.MustNewConstMetric(tenantDBRows, prometheus.CounterValue, n.DBRows, id)
+	emit := func(label string, n Counts) {
+		ch <- prometheus.MustNewConstMetric(tenantRequests, prometheus.CounterValue, n.Calls, label)
+		ch <- prometheus.MustNewConstMetric(tenantDBSeconds, prometheus.CounterValue, n.DBSeconds, label)
+		ch <- prometheus.MustNewConstMetric(tenantDBRows, prometheus.CounterValue, n.DBRows, label)
 	}
+	for id, n := range tenants {
+		emit(id.String(), n)
+	}
+	emit(Other, other)
 }
 
 // poolCollector exports the database pool's statistics when scraped.

@@ -1,6 +1,10 @@
 package metrics
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/google/uuid"
+)
 
 // Other is the tenant label of every tenant outside the top K.
 const Other = "other"
@@ -23,7 +27,7 @@ const Other = "other"
 type TopK struct {
 	k     int
 	mu    sync.Mutex
-	slots map[string]*slot
+	slots map[uuid.UUID]*slot
 	other Counts
 }
 
@@ -49,11 +53,11 @@ type slot struct {
 // NewTopK tracks up to k tenants (at least 1).
 func NewTopK(k int) *TopK {
 	k = max(k, 1)
-	return &TopK{k: k, slots: make(map[string]*slot, k)}
+	return &TopK{k: k, slots: make(map[uuid.UUID]*slot, k)}
 }
 
 // Add counts one call of tenant (c.Calls is taken as 1) and its cost.
-func (t *TopK) Add(tenant string, c Counts) {
+func (t *TopK) Add(tenant uuid.UUID, c Counts) {
 	c.Calls = 1
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -68,7 +72,7 @@ func (t *TopK) Add(tenant string, c Counts) {
 	}
 	// Replace the tenant with the smallest estimate; K is small (tens),
 	// so a scan costs less than keeping a heap in step.
-	var minKey string
+	var minKey uuid.UUID
 	var minSlot *slot
 	for key, s := range t.slots {
 		if minSlot == nil || s.estimate < minSlot.estimate {
@@ -81,10 +85,10 @@ func (t *TopK) Add(tenant string, c Counts) {
 }
 
 // Snapshot returns each tracked tenant's counts and Other's.
-func (t *TopK) Snapshot() (tenants map[string]Counts, other Counts) {
+func (t *TopK) Snapshot() (tenants map[uuid.UUID]Counts, other Counts) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tenants = make(map[string]Counts, len(t.slots))
+	tenants = make(map[uuid.UUID]Counts, len(t.slots))
 	for key, s := range t.slots {
 		tenants[key] = s.seen
 	}

@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
+// id is a stable tenant id per name.
+func id(name string) uuid.UUID { return uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)) }
+
 // sum is the tracked tenants' calls plus other: every call is exported
 // exactly once.
-func sum(tenants map[string]Counts, other Counts) float64 {
+func sum(tenants map[uuid.UUID]Counts, other Counts) float64 {
 	total := other.Calls
 	for _, n := range tenants {
 		total += n.Calls
@@ -25,7 +29,7 @@ func TestTopKBoundsLabels(t *testing.T) {
 	calls := 0
 	for round := range 20 {
 		for i := range 1000 {
-			top.Add(fmt.Sprintf("t%d-%d", round, i), Counts{})
+			top.Add(id(fmt.Sprintf("t%d-%d", round, i)), Counts{})
 			calls++
 		}
 	}
@@ -39,10 +43,10 @@ func TestTopKBoundsLabels(t *testing.T) {
 func TestTopKMovesCostWithTenant(t *testing.T) {
 	t.Parallel()
 	top := NewTopK(1)
-	top.Add("a", Counts{DBSeconds: 0.5, DBRows: 3})
-	top.Add("b", Counts{DBSeconds: 0.25, DBRows: 1})
+	top.Add(id("a"), Counts{DBSeconds: 0.5, DBRows: 3})
+	top.Add(id("b"), Counts{DBSeconds: 0.25, DBRows: 1})
 	tenants, other := top.Snapshot()
-	require.Equal(t, map[string]Counts{"b": {Calls: 1, DBSeconds: 0.25, DBRows: 1}}, tenants)
+	require.Equal(t, map[uuid.UUID]Counts{id("b"): {Calls: 1, DBSeconds: 0.25, DBRows: 1}}, tenants)
 	require.Equal(t, Counts{Calls: 1, DBSeconds: 0.5, DBRows: 3}, other)
 }
 
@@ -54,22 +58,22 @@ func TestTopKKeepsHeavyHitters(t *testing.T) {
 	top := NewTopK(8)
 	calls := 0
 	for i := range 5000 {
-		top.Add("heavy-a", Counts{})
-		top.Add("heavy-b", Counts{})
+		top.Add(id("heavy-a"), Counts{})
+		top.Add(id("heavy-b"), Counts{})
 		calls += 2
 		if i%2 == 0 {
-			top.Add("medium", Counts{})
+			top.Add(id("medium"), Counts{})
 			calls++
 		}
-		top.Add(fmt.Sprintf("once-%d", i), Counts{})
+		top.Add(id(fmt.Sprintf("once-%d", i)), Counts{})
 		calls++
 	}
 	tenants, other := top.Snapshot()
 	require.Len(t, tenants, 8)
 	require.Greater(t, 2500.0, float64(calls)/8, "medium is above 1/K of the traffic")
-	require.Equal(t, float64(5000), tenants["heavy-a"].Calls)
-	require.Equal(t, float64(5000), tenants["heavy-b"].Calls)
-	require.Equal(t, float64(2500), tenants["medium"].Calls)
+	require.Equal(t, float64(5000), tenants[id("heavy-a")].Calls)
+	require.Equal(t, float64(5000), tenants[id("heavy-b")].Calls)
+	require.Equal(t, float64(2500), tenants[id("medium")].Calls)
 	require.Equal(t, float64(calls), sum(tenants, other))
 }
 
@@ -80,9 +84,9 @@ func TestTopKOtherOnlyGrows(t *testing.T) {
 	top := NewTopK(2)
 	last := 0.0
 	for i := range 500 {
-		top.Add(fmt.Sprintf("t%d", i%7), Counts{})
+		top.Add(id(fmt.Sprintf("t%d", i%7)), Counts{})
 		if i%3 == 0 {
-			top.Add("steady", Counts{})
+			top.Add(id("steady"), Counts{})
 		}
 		_, other := top.Snapshot()
 		require.GreaterOrEqual(t, other.Calls, last, "after call %d", i)
