@@ -40,6 +40,7 @@ type config struct {
 	CORSOrigins      []string      // QUARTERS_CORS_ORIGINS: comma-separated; empty allows any
 	PlatformKey      string        // QUARTERS_PLATFORM_KEY: the operator's credential; empty disables PlatformService
 	RateLimitOff     bool          // QUARTERS_RATE_LIMIT=off: benchmarking only
+	WebhookLoopback  bool          // QUARTERS_WEBHOOK_LOOPBACK=on: webhook endpoints on this machine, development only
 	RateLimitTimeout time.Duration // QUARTERS_RATE_LIMIT_TIMEOUT: how long one decision waits for Redis
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: public calls per minute per client address and procedure
 	AccountRate      int           // QUARTERS_SIGNIN_ACCOUNT_RATE: sign-in attempts per hour per account from unfamiliar addresses
@@ -168,6 +169,17 @@ var settings = []setting{
 				c.RateLimitOff = true
 			default:
 				return fmt.Errorf("QUARTERS_RATE_LIMIT=%q: want on or off", v)
+			}
+			return nil
+		}},
+	{"QUARTERS_WEBHOOK_LOOPBACK", "off", "on lets webhook endpoints be on loopback, over plain http too (development only)",
+		func(c *config, v string) error {
+			switch v {
+			case "off":
+			case "on":
+				c.WebhookLoopback = true
+			default:
+				return fmt.Errorf("QUARTERS_WEBHOOK_LOOPBACK=%q: want on or off", v)
 			}
 			return nil
 		}},

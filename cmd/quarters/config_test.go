@@ -126,3 +126,16 @@ func TestLoadConfig(t *testing.T) {
 		require.ErrorContains(t, err, k)
 	}
 }
+
+func TestWebhookLoopbackSetting(t *testing.T) {
+	t.Parallel()
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.False(t, c.WebhookLoopback, "production default: public https endpoints only")
+	c, err = loadConfig(env(map[string]string{"QUARTERS_WEBHOOK_LOOPBACK": "on"}))
+	require.NoError(t, err)
+	require.True(t, c.WebhookLoopback)
+	_, err = loadConfig(env(map[string]string{"QUARTERS_WEBHOOK_LOOPBACK": "yes"}))
+	require.ErrorContains(t, err, "QUARTERS_WEBHOOK_LOOPBACK")
+}

@@ -151,6 +151,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		}
 		logger.Info("accepting identity provider tokens", "issuer", cfg.IDP.Issuer, "jwks_url", cfg.IDP.JWKSURL)
 	}
+	if cfg.WebhookLoopback {
+		logger.Warn("webhooks may be delivered to loopback (QUARTERS_WEBHOOK_LOOPBACK=on): for development only")
+	}
 	if cfg.RateLimitOff {
 		logger.Warn("rate limiting is OFF (QUARTERS_RATE_LIMIT=off): for benchmarks only")
 	}
@@ -164,7 +167,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 			UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,
 			PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
 			AnonymousLimit: anonymousLimit(cfg.SignupRate), AccountLimit: accountLimit(cfg.AccountRate),
-			TrustedProxies: cfg.TrustedProxies,
+			TrustedProxies: cfg.TrustedProxies, WebhookAllowLoopback: cfg.WebhookLoopback,
 		},
 	})
 	if err != nil {

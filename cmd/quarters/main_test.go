@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +70,8 @@ func TestReadmeCommands(t *testing.T) {
 
 	// Read the welcome text up to the second curl command.
 	welcome := readUntil(t, stdout, "-d '{}'")
+	// The first start says it migrated the database it created.
+	require.Contains(t, stderr.String(), "migrations applied")
 	addr := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(welcome)
 	require.NotNil(t, addr, welcome)
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
@@ -222,4 +226,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestBusyPortFailsBeforeDatabase: a port already in use fails at once,
+// before a PostgreSQL is initialised or migrated for nothing.
+func TestBusyPortFailsBeforeDatabase(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg, err := loadConfig(func(k string) string {
+		return map[string]string{"QUARTERS_ADDR": busy.Addr().String(), "QUARTERS_DATA_DIR": dataDir}[k]
+	})
+	require.NoError(t, err)
+	err = serve(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	require.ErrorContains(t, err, "address already in use")
+	_, statErr := os.Stat(dataDir)
+	require.True(t, os.IsNotExist(statErr), "no data directory was created: %v", statErr)
 }

@@ -155,3 +155,39 @@ type User struct {
 	UpdateTime      time.Time
 	EmailVerifyTime *time.Time
 }
+
+type WebhookDelivery struct {
+	TenantID        uuid.UUID
+	ID              uuid.UUID
+	EndpointID      uuid.UUID
+	EventID         uuid.UUID
+	Status          string
+	Attempts        int32
+	ResponseCode    *int32
+	Error           string
+	CreateTime      time.Time
+	LastAttemptTime *time.Time
+}
+
+type WebhookEndpoint struct {
+	TenantID                 uuid.UUID
+	ID                       uuid.UUID
+	Url                      string
+	EventTypes               []string
+	Enabled                  bool
+	DisabledReason           string
+	Secret                   string
+	PreviousSecret           *string
+	PreviousSecretExpireTime *time.Time
+	SecretRotateTime         time.Time
+	CreateTime               time.Time
+	UpdateTime               time.Time
+}
+
+type WebhookEvent struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	Type       string
+	Payload    []byte
+	CreateTime time.Time
+}

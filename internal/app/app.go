@@ -37,6 +37,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/tracing"
+	"github.com/quarters-dev/quarters/internal/webhook"
 )
 
 // Config is everything New needs. DB, Mail and LinkURL are required; the
@@ -165,6 +166,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, notify.NewWorker(notify.WorkerParams{DB: cfg.DB, Sender: cfg.Mail, LinkURL: cfg.LinkURL, Logger: logger}))
+	river.AddWorker(workers, webhook.NewWorker(webhook.WorkerParams{
+		DB: cfg.DB, Logger: logger, Client: &webhook.ClientOpts{AllowLoopback: cfg.Router.WebhookAllowLoopback},
+	}))
 	if a.Jobs, err = jobs.New(jobs.Params{
 		Pool: cmp.Or(cfg.JobPool, cfg.DB.Pool()), Workers: workers, Logger: logger,
 		RetryPolicy: cfg.JobRetryPolicy, StopTimeout: cfg.JobStopTimeout,

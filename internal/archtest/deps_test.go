@@ -58,7 +58,7 @@ func own(imports []string) []string {
 // each other (shared logic moves down a level).
 var services = []string{
 	"internal/analytics", "internal/authsvc", "internal/document", "internal/member",
-	"internal/plan", "internal/platform", "internal/project", "internal/tenantsvc",
+	"internal/plan", "internal/platform", "internal/project", "internal/tenantsvc", "internal/webhooksvc",
 }
 
 func TestDependencyDirection(t *testing.T) {

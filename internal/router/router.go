@@ -56,6 +56,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/tenantsvc"
 	"github.com/quarters-dev/quarters/internal/tracing"
+	"github.com/quarters-dev/quarters/internal/webhooksvc"
 )
 
 // DefaultMaxBodyBytes caps a request body: a document's content is at most
@@ -129,6 +130,11 @@ type Settings struct {
 	// Password is the argon2id cost of new password hashes; zero means
 	// password.Default.
 	Password password.Params
+	// WebhookAllowLoopback admits webhook endpoints on loopback hosts,
+	// over plain http too: for development, where the receiver runs on
+	// the same machine; never in production. internal/app gives the
+	// delivery worker the same setting.
+	WebhookAllowLoopback bool
 }
 
 // DefaultAnonymousLimit is how fast one client address may call public
@@ -157,6 +163,7 @@ func Services() []protoreflect.ServiceDescriptor {
 		quartersv1.File_quarters_v1_plan_proto.Services().ByName("PlanService"),
 		quartersv1.File_quarters_v1_analytics_proto.Services().ByName("AnalyticsService"),
 		quartersv1.File_quarters_v1_platform_proto.Services().ByName("PlatformService"),
+		quartersv1.File_quarters_v1_webhook_proto.Services().ByName("WebhookService"),
 	}
 }
 
@@ -227,13 +234,14 @@ func New(p Params) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mount := func(path string, h http.Handler) { mux.Handle(path, authMW.Wrap(h)) }
 	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{DB: p.DB, Jobs: p.Jobs, Password: p.Password}), opts...))
-	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB), opts...))
+	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB, p.Jobs), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
 	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
 	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants), opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
+	mount(quartersv1connect.NewWebhookServiceHandler(webhooksvc.New(webhooksvc.Params{DB: p.DB, Jobs: p.Jobs, AllowLoopback: p.WebhookAllowLoopback}), opts...))
 
 	names := make([]string, 0, len(Services()))
 	for _, s := range Services() {

@@ -247,6 +247,8 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 			BaseDomain: BaseDomain, PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
 			TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,
 			Password: cmp.Or(opts.Password, Password),
+			// Tests' webhook receivers are httptest servers on loopback.
+			WebhookAllowLoopback: true,
 		},
 	})
 	require.NoError(t, err)

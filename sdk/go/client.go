@@ -56,6 +56,9 @@ type Client struct {
 	Plans quartersv1connect.PlanServiceClient
 	// Analytics reports the caller's API usage (feature "analytics").
 	Analytics quartersv1connect.AnalyticsServiceClient
+	// Webhooks manages the tenant's webhook endpoints, their signing
+	// secrets and deliveries (admins; feature "custom_webhooks").
+	Webhooks quartersv1connect.WebhookServiceClient
 	// Auth signs people in and out (see SignIn and SessionTokenSource,
 	// which call it for you) and manages the tenant's API keys (admins).
 	Auth quartersv1connect.AuthServiceClient
@@ -227,6 +230,7 @@ func NewClient(baseURL string, opts ...Option) *Client {
 		Auth:      quartersv1connect.NewAuthServiceClient(hc, baseURL, copts...),
 		Members:   quartersv1connect.NewMemberServiceClient(hc, baseURL, copts...),
 		Platform:  quartersv1connect.NewPlatformServiceClient(hc, baseURL, copts...),
+		Webhooks:  quartersv1connect.NewWebhookServiceClient(hc, baseURL, copts...),
 	}
 }
 

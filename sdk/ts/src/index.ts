@@ -12,6 +12,7 @@ import { PlanService } from "./gen/quarters/v1/plan_pb.js";
 import { PlatformService } from "./gen/quarters/v1/platform_pb.js";
 import { ProjectService } from "./gen/quarters/v1/project_pb.js";
 import { TenantService } from "./gen/quarters/v1/tenant_pb.js";
+import { WebhookService } from "./gen/quarters/v1/webhook_pb.js";
 import { retryInterceptor, withRetryDefaults, type RetryPolicy } from "./retry.js";
 import { tokenRefused, type QuartersSession } from "./session.js";
 import { buildTransport, type ConnectionOptions } from "./transport.js";
@@ -70,6 +71,8 @@ export interface QuartersClient {
   documents: Client<typeof DocumentService>;
   plans: Client<typeof PlanService>;
   analytics: Client<typeof AnalyticsService>;
+  /** Webhook endpoints, signing secrets and deliveries (admins; feature custom_webhooks). */
+  webhooks: Client<typeof WebhookService>;
   /** Sign-in and sessions (see signIn and createSession, which call it for you), and API keys (admins). */
   auth: Client<typeof AuthService>;
   /** Invitations, members and roles; getCurrentUser. acceptInvitation needs no credential. */
@@ -125,6 +128,7 @@ export function createQuartersClient(options: QuartersClientOptions): QuartersCl
     auth: createClient(AuthService, transport),
     members: createClient(MemberService, transport),
     platform: createClient(PlatformService, transport),
+    webhooks: createClient(WebhookService, transport),
     transport,
   };
 }
