@@ -300,6 +300,15 @@ func runVersion(_ context.Context, c *cli, args []string) error {
 	return nil
 }
 
+// buildVersion is the module version the binary was built as, for the
+// traces' service.version.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
+}
+
 // writeVersion prints what bi (nil when the binary carries none) says of
 // the build.
 func writeVersion(w io.Writer, bi *debug.BuildInfo) {

@@ -14,10 +14,12 @@ import (
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/mail"
+	"github.com/quarters-dev/quarters/internal/metrics"
 	"github.com/quarters-dev/quarters/internal/observe"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/session"
+	"github.com/quarters-dev/quarters/internal/tracing"
 )
 
 // config is the server's configuration, read from the environment only.
@@ -42,6 +44,8 @@ type config struct {
 	RateLimitTimeout time.Duration // QUARTERS_RATE_LIMIT_TIMEOUT: how long one decision waits for Redis
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: public calls per minute per client address and procedure
 	AccountRate      int           // QUARTERS_SIGNIN_ACCOUNT_RATE: sign-in attempts per hour per account from unfamiliar addresses
+	TopTenants       int           // QUARTERS_METRICS_TOP_TENANTS: tenants with /metrics series of their own
+	OTLPEndpoint     string        // OTEL_EXPORTER_OTLP_ENDPOINT: where traces go; empty: not traced
 	// TrustedProxies: QUARTERS_TRUSTED_PROXIES, comma-separated IPs and
 	// CIDRs whose X-Forwarded-For names the client.
 	TrustedProxies observe.TrustedProxies
@@ -128,6 +132,15 @@ var settings = []setting{
 			c.DBMaxConns = n
 			return nil
 		}},
+	{"QUARTERS_METRICS_TOP_TENANTS", strconv.Itoa(metrics.DefaultTopTenants), "tenants with /metrics series of their own (the busiest); the rest share one \"other\" series",
+		func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return fmt.Errorf("QUARTERS_METRICS_TOP_TENANTS=%q: want a number of tenants (1-1000)", v)
+			}
+			c.TopTenants = n
+			return nil
+		}},
 	{"QUARTERS_TRUSTED_PROXIES", "", "comma-separated IPs and CIDRs whose X-Forwarded-For names the client",
 		func(c *config, v string) error {
 			p, err := observe.ParseTrustedProxies(v)
@@ -204,6 +217,15 @@ var settings = []setting{
 		func(c *config, v string) error { c.IDP.TenantClaim = v; return nil }},
 	{"QUARTERS_IDP_EMAIL_CLAIM", idp.DefaultEmailClaim, "the token claim that holds the user's email",
 		func(c *config, v string) error { c.IDP.EmailClaim = v; return nil }},
+	{tracing.EndpointEnv, "", "OTLP/HTTP collector URL (http://host:4318): traces every RPC and statement; unset: no tracing",
+		func(c *config, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%s=%q: want the collector's http(s) URL, such as http://localhost:4318", tracing.EndpointEnv, v)
+			}
+			c.OTLPEndpoint = v
+			return nil
+		}},
 }
 
 // want is a setter's complaint about a value: loadConfig makes it

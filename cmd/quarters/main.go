@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quarters-dev/quarters/db"
@@ -38,6 +39,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tracing"
 )
 
 func main() {
@@ -79,7 +81,23 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		appURL = emb.AppURL("quarters")
 		logger.Info("embedded postgres ready; migrations applied", "data_dir", cfg.DataDir)
 	}
-	d, err := db.Open(ctx, appURL, &db.OpenOpts{MaxConns: int32(cfg.DBMaxConns)})
+	// The tracer provider exists before the pool, whose statements it
+	// traces; the app's last loop shuts it down (sending the last spans).
+	tp, err := tracing.New(ctx, cfg.OTLPEndpoint, buildVersion())
+	if err != nil {
+		return err
+	}
+	dbOpts := &db.OpenOpts{MaxConns: int32(cfg.DBMaxConns), ConfigFunc: func(pc *pgxpool.Config) {
+		if tp != nil {
+			tracing.ConfigurePool(pc, tp)
+		} else {
+			tracing.ConfigurePool(pc, nil) // a nil *TracerProvider must not become a non-nil interface
+		}
+	}}
+	if tp != nil {
+		logger.Info("tracing: exporting spans over OTLP", "endpoint", cfg.OTLPEndpoint)
+	}
+	d, err := db.Open(ctx, appURL, dbOpts)
 	if err != nil {
 		return err
 	}
@@ -143,6 +161,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 		DB: d, Logger: logger, Redis: rdb, RateLimitTimeout: cfg.RateLimitTimeout,
 		Mail: sender, LinkURL: linkURL, IDP: provider,
 		TokenRotation: cfg.TokenRotation, JobStopTimeout: cfg.ShutdownTimeout,
+		MetricsTopTenants: cfg.TopTenants, TracerProvider: tp,
 		Router: router.Settings{
 			BaseDomain: cfg.BaseDomain, MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout,
 			UpgradeURL: cfg.UpgradeURL, CORSOrigins: cfg.CORSOrigins,

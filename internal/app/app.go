@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quarters-dev/quarters/db"
@@ -29,12 +30,14 @@ import (
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/mail"
 	"github.com/quarters-dev/quarters/internal/metering"
+	"github.com/quarters-dev/quarters/internal/metrics"
 	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/ratelimit"
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/session"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tracing"
 	"github.com/quarters-dev/quarters/internal/webhook"
 )
 
@@ -76,6 +79,14 @@ type Config struct {
 	// OnTenantLoad, when set, is called each time the tenant cache reads
 	// a tenant from the database (tests count them).
 	OnTenantLoad func()
+	// MetricsTopTenants is how many tenants get /metrics series of their
+	// own (default metrics.DefaultTopTenants); the rest share "other".
+	MetricsTopTenants int
+	// TracerProvider, when set, traces every RPC (tracing.New builds
+	// the OTLP one); Run shuts it down when it stops, sending the last spans. The
+	// caller sets the same provider on DB's pool (tracing.TracePool) for
+	// the statements' spans.
+	TracerProvider *sdktrace.TracerProvider
 	// Router is the HTTP surface's configuration.
 	Router router.Settings
 }
@@ -90,6 +101,7 @@ type App struct {
 	Sessions *session.Manager
 	Keys     *session.KeyStore
 	Jobs     *jobs.Client
+	Metrics  *metrics.Metrics
 
 	handler http.Handler
 	logger  *slog.Logger
@@ -166,11 +178,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 
-	if a.handler, err = router.New(router.Params{
+	a.Metrics = metrics.New(metrics.Params{Pool: cfg.DB.Pool(), Tenants: a.Tenants, TopTenants: cfg.MetricsTopTenants})
+	rp := router.Params{
 		DB: cfg.DB, Logger: logger, Tenants: a.Tenants, Limiter: a.Limiter,
 		Usage: a.Usage, KeyUse: a.KeyUse, Sessions: a.Sessions, Jobs: a.Jobs, IDP: cfg.IDP,
-		Settings: cfg.Router,
-	}); err != nil {
+		Metrics: a.Metrics, Settings: cfg.Router,
+	}
+	if cfg.TracerProvider != nil { // a nil *TracerProvider must not become a non-nil interface
+		rp.TracerProvider = cfg.TracerProvider
+	}
+	if a.handler, err = router.New(rp); err != nil {
 		return nil, err
 	}
 	// The order is the shutdown story: every loop ends when Run's context
@@ -182,6 +199,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		{"key use flush", a.KeyUse.Run},
 		{"access token keys", a.Keys.Run},
 		{"job workers", a.Jobs.Run},
+	}
+	if tp := cfg.TracerProvider; tp != nil {
+		a.loops = append(a.loops, loop{"trace export", func(ctx context.Context) error {
+			<-ctx.Done()
+			// The other loops' last work may still trace; a short grace
+			// is all an exporter gets at shutdown anyway.
+			return tracing.Shutdown(tp, 5*time.Second)
+		}})
 	}
 	return a, nil
 }

@@ -13,5 +13,5 @@ func Interceptors(p Params) []connect.Interceptor {
 	if err != nil {
 		panic(err)
 	}
-	return interceptors(p, rules, observe.NewErrors(p.Logger))
+	return interceptors(p, rules, observe.NewErrors(p.Logger), tracingInterceptors{})
 }

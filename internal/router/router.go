@@ -23,6 +23,7 @@ import (
 	"connectrpc.com/validate"
 	"github.com/google/uuid"
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/quarters-dev/quarters/db"
@@ -43,6 +44,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/member"
 	"github.com/quarters-dev/quarters/internal/metering"
+	"github.com/quarters-dev/quarters/internal/metrics"
 	"github.com/quarters-dev/quarters/internal/observe"
 	"github.com/quarters-dev/quarters/internal/openapi"
 	"github.com/quarters-dev/quarters/internal/password"
@@ -54,6 +56,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
 	"github.com/quarters-dev/quarters/internal/tenantsvc"
+	"github.com/quarters-dev/quarters/internal/tracing"
 	"github.com/quarters-dev/quarters/internal/webhooksvc"
 )
 
@@ -83,6 +86,12 @@ type Params struct {
 	// provider: tokens whose iss is its issuer go to it, the rest to
 	// Sessions. Nil accepts only Quarters' own tokens.
 	IDP *idp.Verifier
+	// Metrics, when set, counts every call and is served at GET /metrics
+	// (behind the platform credential when one is set).
+	Metrics *metrics.Metrics
+	// TracerProvider, when set, gives every RPC a server span with the
+	// caller's tenant as tenant.id (package tracing).
+	TracerProvider trace.TracerProvider
 	Settings
 }
 
@@ -190,8 +199,14 @@ func New(p Params) (http.Handler, error) {
 		return nil, err
 	}
 	errs := observe.NewErrors(p.Logger)
+	var spans tracingInterceptors
+	if p.TracerProvider != nil {
+		if spans.outer, spans.tenant, err = tracing.Interceptors(p.TracerProvider); err != nil {
+			return nil, err
+		}
+	}
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptors(p, rules, errs)...),
+		connect.WithInterceptors(interceptors(p, rules, errs, spans)...),
 		// Not WithReadMaxBytes: its refusal is RESOURCE_EXHAUSTED (HTTP
 		// 429), which clients retry; guard's is INVALID_ARGUMENT (413).
 		guard.Gzip(p.MaxBodyBytes),
@@ -256,6 +271,12 @@ func New(p Params) (http.Handler, error) {
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		p.Sessions.Keys().JWKSHandler().ServeHTTP(w, r)
 	})
+	if p.Metrics != nil {
+		// The series name the busiest tenants, so a configured platform
+		// credential guards them like PlatformService; without one the
+		// operator has chosen an open server (development).
+		mux.Handle("GET "+metrics.Path, p.Metrics.Handler(p.PlatformKey))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
@@ -332,10 +353,25 @@ func verifyFunc(p Params) auth.VerifyTokenFunc {
 // outermost: errors and logging see everything; the tenant is bound before
 // anything needs its plan; the rate limit and the monthly quota come before
 // any real work; only calls that may proceed have their messages validated.
-func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.Interceptor {
-	chain := []connect.Interceptor{
+func interceptors(p Params, rules access.Rules, errs *observe.Errors, spans tracingInterceptors) []connect.Interceptor {
+	var chain []connect.Interceptor
+	if spans.outer != nil {
+		// Outermost, so the span covers the whole chain.
+		chain = append(chain, spans.outer)
+	}
+	if p.Metrics != nil {
+		// Outside observe, so it counts the codes clients receive.
+		chain = append(chain, p.Metrics.Interceptor())
+	}
+	chain = append(chain,
 		observe.NewInterceptor(errs),
 		tenant.NewInterceptor(p.Tenants),
+	)
+	if spans.tenant != nil {
+		chain = append(chain, spans.tenant)
+	}
+	if p.Metrics != nil {
+		chain = append(chain, p.Metrics.TenantInterceptor())
 	}
 	if !p.DisableRateLimit {
 		chain = append(chain, ratelimit.NewInterceptor(ratelimit.InterceptorParams{
@@ -365,6 +401,10 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors) []connect.
 		validate.NewInterceptor(),
 	)
 }
+
+// tracingInterceptors are the tracing parts of the chain, nil without a
+// tracer provider.
+type tracingInterceptors struct{ outer, tenant connect.Interceptor }
 
 // ratePolicy limits each tenant by its plan's effective rate, and public
 // RPCs by client address, one bucket per procedure, whatever credential

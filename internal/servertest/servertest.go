@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/db/dbtest"
@@ -44,6 +45,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/router"
 	"github.com/quarters-dev/quarters/internal/session"
 	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/tracing"
 )
 
 // BaseDomain is the tenant subdomain suffix test servers use.
@@ -135,6 +137,12 @@ type Opts struct {
 	// RetryPolicy, when set, schedules the retries of failed jobs instead
 	// of River's default.
 	RetryPolicy river.ClientRetryPolicy
+	// MetricsTopTenants is how many tenants get /metrics series of their
+	// own (app.Config.MetricsTopTenants).
+	MetricsTopTenants int
+	// TracerProvider, when set, traces the server's RPCs and statements
+	// (tests capture the spans with tracetest).
+	TracerProvider *sdktrace.TracerProvider
 }
 
 // DefaultPlatformKey is the platform credential of test servers whose Opts
@@ -159,7 +167,19 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	default:
 		appURL, ownerURL = dbtest.NewURLs(t)
 	}
-	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: opts.DBConfigFunc})
+	// The statement tracers as the command sets them (cost always, spans
+	// with a tracer provider).
+	configFunc := func(cfg *pgxpool.Config) {
+		if opts.TracerProvider != nil {
+			tracing.ConfigurePool(cfg, opts.TracerProvider)
+		} else {
+			tracing.ConfigurePool(cfg, nil)
+		}
+		if opts.DBConfigFunc != nil {
+			opts.DBConfigFunc(cfg)
+		}
+	}
+	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: configFunc})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -220,7 +240,9 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		RateLimitTimeout: 250 * time.Millisecond,
 		Mail:             sender, LinkURL: LinkURL, IDP: opts.IDP,
 		JobPool: jobPool, JobRetryPolicy: opts.RetryPolicy, JobStopTimeout: 30 * time.Second,
-		OnTenantLoad: func() { srv.tenantLoads.Add(1) },
+		OnTenantLoad:      func() { srv.tenantLoads.Add(1) },
+		MetricsTopTenants: opts.MetricsTopTenants,
+		TracerProvider:    opts.TracerProvider,
 		Router: router.Settings{
 			BaseDomain: BaseDomain, PlatformKey: platformKey, AnonymousLimit: anonymous, AccountLimit: account,
 			TrustedProxies: opts.TrustedProxies, BodyTimeout: opts.BodyTimeout,

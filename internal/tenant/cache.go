@@ -69,6 +69,29 @@ type Cache struct {
 	down atomic.Bool
 	// subscribed is set once Run's subscription is confirmed.
 	subscribed atomic.Bool
+
+	// hits, misses and dbLoads are Stats' counts.
+	hits, misses, dbLoads atomic.Int64
+}
+
+// CacheStats are a cache's counts since it was made, for /metrics.
+type CacheStats struct {
+	// Hits were answered from this process's memory; Misses were not
+	// (they joined or started a load, from Redis or the database).
+	Hits, Misses int64
+	// Loads read the database (a Redis hit is a miss but not a load).
+	Loads int64
+}
+
+// Stats returns the cache's counts so far.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Loads: c.dbLoads.Load()}
+}
+
+// loadDB reads the database, counting it.
+func (c *Cache) loadDB(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
+	c.dbLoads.Add(1)
+	return c.p.Load(ctx, id)
 }
 
 type entry struct {
@@ -125,8 +148,10 @@ func (c *Cache) Get(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
 	c.mu.Lock()
 	if e, ok := c.local[id]; ok && time.Now().Before(e.expires) {
 		c.mu.Unlock()
+		c.hits.Add(1)
 		return e.t, nil
 	}
+	c.misses.Add(1)
 	l, ok := c.loads[id]
 	if !ok {
 		l = &load{done: make(chan struct{})}
@@ -181,14 +206,14 @@ func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() err
 
 func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {
 	if c.p.Redis == nil || c.down.Load() {
-		return c.p.Load(ctx, id)
+		return c.loadDB(ctx, id)
 	}
 	gen, err := c.p.Redis.Get(ctx, genKey(id)).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		// Redis trouble must not take the API down: read the database.
 		// Run logs the outage once; this is one of its calls.
 		c.p.Logger.DebugContext(ctx, "tenant cache: redis unavailable; reading the database", "error", err)
-		return c.p.Load(ctx, id)
+		return c.loadDB(ctx, id)
 	}
 	key := recordKey(id, gen)
 	if raw, err := c.p.Redis.Get(ctx, key).Bytes(); err == nil {
@@ -197,7 +222,7 @@ func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error)
 			return t, nil
 		}
 	}
-	t, err := c.p.Load(ctx, id)
+	t, err := c.loadDB(ctx, id)
 	if err != nil {
 		return t, err
 	}
