@@ -40,7 +40,7 @@ func New(d *db.DB, j *jobs.Client) *Service { return &Service{db: d, jobs: j} }
 func (s *Service) CreateProject(ctx context.Context, req *connect.Request[quartersv1.CreateProjectRequest]) (*connect.Response[quartersv1.CreateProjectResponse], error) {
 	t := tenancy.MustFromContext(ctx)
 	var p *quartersv1.Project
-	err := s.db.InTenantTx(ctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+	err := webhook.InTx(ctx, s.db, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		// Count under a per-tenant lock: parallel creates cannot all see
 		// room for one more.
 		if err := q.ProjectLockQuota(ctx, t.ID.String()); err != nil {
@@ -108,7 +108,7 @@ func (s *Service) UpdateProject(ctx context.Context, req *connect.Request[quarte
 	p, paths := req.Msg.GetProject(), req.Msg.GetUpdateMask().GetPaths()
 	t := tenancy.MustFromContext(ctx)
 	var out *quartersv1.Project
-	err := s.db.InTenantTx(ctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+	err := webhook.InTx(ctx, s.db, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		row, err := q.ProjectUpdate(ctx, dbsqlc.ProjectUpdateParams{
 			TenantID:       t.ID,
 			ID:             uuid.MustParse(p.GetId()),
@@ -132,7 +132,7 @@ func (s *Service) UpdateProject(ctx context.Context, req *connect.Request[quarte
 // DeleteProject deletes a project and its documents.
 func (s *Service) DeleteProject(ctx context.Context, req *connect.Request[quartersv1.DeleteProjectRequest]) (*connect.Response[quartersv1.DeleteProjectResponse], error) {
 	t := tenancy.MustFromContext(ctx)
-	err := s.db.InTenantTx(ctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+	err := webhook.InTx(ctx, s.db, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		n, err := q.ProjectDelete(ctx, dbsqlc.ProjectDeleteParams{TenantID: t.ID, ID: uuid.MustParse(req.Msg.GetId())})
 		if err != nil {
 			return err

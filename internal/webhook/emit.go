@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/tenancy"
@@ -37,6 +38,19 @@ type payload struct {
 	Type      string          `json:"type"`
 	Timestamp time.Time       `json:"timestamp"`
 	Data      json.RawMessage `json:"data"`
+}
+
+// InTx runs fn in the request's tenant transaction for a change that may
+// Emit. Only a tenant with the feature can have subscribers, and only then
+// is the pgx.Tx needed (the delivery jobs are enqueued in it), so only
+// then does it take db.InTenantTx's eager transaction; every other tenant
+// gets db.InTenant's, one round trip shorter, and fn a nil tx, which Emit
+// never touches for them.
+func InTx(ctx context.Context, d *db.DB, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) error {
+	if !tenancy.MustFromContext(ctx).Has(Feature) {
+		return d.InTenant(ctx, func(q *dbsqlc.Queries) error { return fn(q, nil) })
+	}
+	return d.InTenantTx(ctx, fn)
 }
 
 // Emit records an event of eventType about data (a resource as the API
