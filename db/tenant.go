@@ -50,7 +50,8 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenancy.Tenant, erro
 	return tenancy.Tenant{
 		ID:     row.ID,
 		Slug:   row.Slug,
-		Active: row.Status == "active",
+		Active:   row.Status == "active" && row.PurgeTime == nil,
+		Deleting: row.Status == "active" && row.PurgeTime != nil,
 		Plan:   row.Plan,
 		Limits: tenancy.Limits{
 			RequestsPerMinute:   int64(row.RequestsPerMinute),
@@ -62,7 +63,15 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenancy.Tenant, erro
 		},
 		Features: features,
 		Members:  memberMap(members),
+		PurgeTime: purgeTime(row.PurgeTime),
 	}, nil
+}
+
+func purgeTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 func memberMap(rows []dbsqlc.MembershipVersionsRow) map[uuid.UUID]tenancy.Member {

@@ -1517,6 +1517,460 @@ func (x *RetryJobResponse) GetJob() *Job {
 	return nil
 }
 
+// PlatformServiceDeleteTenantRequest is DeleteTenant's request
+// (DeleteTenantRequest is TenantService's).
+type PlatformServiceDeleteTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceDeleteTenantRequest) Reset() {
+	*x = PlatformServiceDeleteTenantRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceDeleteTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceDeleteTenantRequest) ProtoMessage() {}
+
+func (x *PlatformServiceDeleteTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceDeleteTenantRequest.ProtoReflect.Descriptor instead.
+func (*PlatformServiceDeleteTenantRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PlatformServiceDeleteTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type PlatformServiceDeleteTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// details is the tenant after the change, with purge_time.
+	Details       *TenantDetails `protobuf:"bytes,1,opt,name=details,proto3" json:"details,omitempty"`
+	AuditEvent    *AuditEvent    `protobuf:"bytes,2,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceDeleteTenantResponse) Reset() {
+	*x = PlatformServiceDeleteTenantResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceDeleteTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceDeleteTenantResponse) ProtoMessage() {}
+
+func (x *PlatformServiceDeleteTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceDeleteTenantResponse.ProtoReflect.Descriptor instead.
+func (*PlatformServiceDeleteTenantResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PlatformServiceDeleteTenantResponse) GetDetails() *TenantDetails {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *PlatformServiceDeleteTenantResponse) GetAuditEvent() *AuditEvent {
+	if x != nil {
+		return x.AuditEvent
+	}
+	return nil
+}
+
+type PlatformServiceCancelTenantDeletionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) Reset() {
+	*x = PlatformServiceCancelTenantDeletionRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceCancelTenantDeletionRequest) ProtoMessage() {}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceCancelTenantDeletionRequest.ProtoReflect.Descriptor instead.
+func (*PlatformServiceCancelTenantDeletionRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type PlatformServiceCancelTenantDeletionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Details       *TenantDetails         `protobuf:"bytes,1,opt,name=details,proto3" json:"details,omitempty"`
+	AuditEvent    *AuditEvent            `protobuf:"bytes,2,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) Reset() {
+	*x = PlatformServiceCancelTenantDeletionResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceCancelTenantDeletionResponse) ProtoMessage() {}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceCancelTenantDeletionResponse.ProtoReflect.Descriptor instead.
+func (*PlatformServiceCancelTenantDeletionResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) GetDetails() *TenantDetails {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) GetAuditEvent() *AuditEvent {
+	if x != nil {
+		return x.AuditEvent
+	}
+	return nil
+}
+
+type GetDeletionCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeletionCertificateRequest) Reset() {
+	*x = GetDeletionCertificateRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeletionCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeletionCertificateRequest) ProtoMessage() {}
+
+func (x *GetDeletionCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeletionCertificateRequest.ProtoReflect.Descriptor instead.
+func (*GetDeletionCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetDeletionCertificateRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type GetDeletionCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   *DeletionCertificate   `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeletionCertificateResponse) Reset() {
+	*x = GetDeletionCertificateResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeletionCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeletionCertificateResponse) ProtoMessage() {}
+
+func (x *GetDeletionCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeletionCertificateResponse.ProtoReflect.Descriptor instead.
+func (*GetDeletionCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetDeletionCertificateResponse) GetCertificate() *DeletionCertificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+// DeletionCertificate records one tenant's purge.
+type DeletionCertificate struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// slug was the tenant's; it is free for new sign-ups since the purge.
+	Slug string `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
+	// requested_by is who asked: "owner:<user id>" or "platform".
+	RequestedBy string                 `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	RequestTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=request_time,json=requestTime,proto3" json:"request_time,omitempty"`
+	// scheduled_time is when the purge was due, purge_time when it ran.
+	ScheduledTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=scheduled_time,json=scheduledTime,proto3" json:"scheduled_time,omitempty"`
+	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	// export_sha256 is the SHA-256 (hex) of the tenant's last finished
+	// export; empty if it never took one.
+	ExportSha256 string `protobuf:"bytes,7,opt,name=export_sha256,json=exportSha256,proto3" json:"export_sha256,omitempty"`
+	// tables are the rows of the tenant each table held before the purge
+	// and after it (always 0), sorted by name: every table with a tenant_id
+	// column, "public.tenants", "river_job" (its background jobs) and
+	// "public.users" (members who belonged to no other tenant).
+	Tables        []*DeletionCertificateTable `protobuf:"bytes,8,rep,name=tables,proto3" json:"tables,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletionCertificate) Reset() {
+	*x = DeletionCertificate{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletionCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletionCertificate) ProtoMessage() {}
+
+func (x *DeletionCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletionCertificate.ProtoReflect.Descriptor instead.
+func (*DeletionCertificate) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DeletionCertificate) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetRequestTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestTime
+	}
+	return nil
+}
+
+func (x *DeletionCertificate) GetScheduledTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduledTime
+	}
+	return nil
+}
+
+func (x *DeletionCertificate) GetPurgeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurgeTime
+	}
+	return nil
+}
+
+func (x *DeletionCertificate) GetExportSha256() string {
+	if x != nil {
+		return x.ExportSha256
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetTables() []*DeletionCertificateTable {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
+}
+
+// DeletionCertificateTable is one table's count in a DeletionCertificate.
+type DeletionCertificateTable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RowsBefore    int64                  `protobuf:"varint,2,opt,name=rows_before,json=rowsBefore,proto3" json:"rows_before,omitempty"`
+	RowsAfter     int64                  `protobuf:"varint,3,opt,name=rows_after,json=rowsAfter,proto3" json:"rows_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletionCertificateTable) Reset() {
+	*x = DeletionCertificateTable{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletionCertificateTable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletionCertificateTable) ProtoMessage() {}
+
+func (x *DeletionCertificateTable) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletionCertificateTable.ProtoReflect.Descriptor instead.
+func (*DeletionCertificateTable) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeletionCertificateTable) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeletionCertificateTable) GetRowsBefore() int64 {
+	if x != nil {
+		return x.RowsBefore
+	}
+	return 0
+}
+
+func (x *DeletionCertificateTable) GetRowsAfter() int64 {
+	if x != nil {
+		return x.RowsAfter
+	}
+	return 0
+}
+
 var File_quarters_v1_platform_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_platform_proto_rawDesc = "" +
@@ -1634,7 +2088,39 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x0fRetryJobRequest\x12\x1e\n" +
 	"\x06job_id\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x05jobId\"6\n" +
 	"\x10RetryJobResponse\x12\"\n" +
-	"\x03job\x18\x01 \x01(\v2\x10.quarters.v1.JobR\x03job*\xe9\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x10.quarters.v1.JobR\x03job\"K\n" +
+	"\"PlatformServiceDeleteTenantRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"\x95\x01\n" +
+	"#PlatformServiceDeleteTenantResponse\x124\n" +
+	"\adetails\x18\x01 \x01(\v2\x1a.quarters.v1.TenantDetailsR\adetails\x128\n" +
+	"\vaudit_event\x18\x02 \x01(\v2\x17.quarters.v1.AuditEventR\n" +
+	"auditEvent\"S\n" +
+	"*PlatformServiceCancelTenantDeletionRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"\x9d\x01\n" +
+	"+PlatformServiceCancelTenantDeletionResponse\x124\n" +
+	"\adetails\x18\x01 \x01(\v2\x1a.quarters.v1.TenantDetailsR\adetails\x128\n" +
+	"\vaudit_event\x18\x02 \x01(\v2\x17.quarters.v1.AuditEventR\n" +
+	"auditEvent\"F\n" +
+	"\x1dGetDeletionCertificateRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"d\n" +
+	"\x1eGetDeletionCertificateResponse\x12B\n" +
+	"\vcertificate\x18\x01 \x01(\v2 .quarters.v1.DeletionCertificateR\vcertificate\"\x8a\x03\n" +
+	"\x13DeletionCertificate\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04slug\x18\x02 \x01(\tR\x04slug\x12!\n" +
+	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\x12=\n" +
+	"\frequest_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\x12A\n" +
+	"\x0escheduled_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\x129\n" +
+	"\n" +
+	"purge_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12#\n" +
+	"\rexport_sha256\x18\a \x01(\tR\fexportSha256\x12=\n" +
+	"\x06tables\x18\b \x03(\v2%.quarters.v1.DeletionCertificateTableR\x06tables\"n\n" +
+	"\x18DeletionCertificateTable\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vrows_before\x18\x02 \x01(\x03R\n" +
+	"rowsBefore\x12\x1d\n" +
+	"\n" +
+	"rows_after\x18\x03 \x01(\x03R\trowsAfter*\xe9\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13JOB_STATE_AVAILABLE\x10\x01\x12\x17\n" +
@@ -1644,14 +2130,17 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x13JOB_STATE_COMPLETED\x10\x05\x12\x17\n" +
 	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x17\n" +
 	"\x13JOB_STATE_DISCARDED\x10\a\x12\x15\n" +
-	"\x11JOB_STATE_PENDING\x10\b2\xeb\x06\n" +
+	"\x11JOB_STATE_PENDING\x10\b2\xf8\t\n" +
 	"\x0fPlatformService\x12[\n" +
 	"\vListTenants\x12\x1f.quarters.v1.ListTenantsRequest\x1a .quarters.v1.ListTenantsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12s\n" +
 	"\tGetTenant\x12,.quarters.v1.PlatformServiceGetTenantRequest\x1a-.quarters.v1.PlatformServiceGetTenantResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12L\n" +
 	"\aSetPlan\x12\x1b.quarters.v1.SetPlanRequest\x1a\x1c.quarters.v1.SetPlanResponse\"\x06\x8a\xb5\x18\x02(\x01\x12[\n" +
 	"\fSetOverrides\x12 .quarters.v1.SetOverridesRequest\x1a!.quarters.v1.SetOverridesResponse\"\x06\x8a\xb5\x18\x02(\x01\x12^\n" +
 	"\rSuspendTenant\x12!.quarters.v1.SuspendTenantRequest\x1a\".quarters.v1.SuspendTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12[\n" +
-	"\fResumeTenant\x12 .quarters.v1.ResumeTenantRequest\x1a!.quarters.v1.ResumeTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12g\n" +
+	"\fResumeTenant\x12 .quarters.v1.ResumeTenantRequest\x1a!.quarters.v1.ResumeTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12y\n" +
+	"\fDeleteTenant\x12/.quarters.v1.PlatformServiceDeleteTenantRequest\x1a0.quarters.v1.PlatformServiceDeleteTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12\x91\x01\n" +
+	"\x14CancelTenantDeletion\x127.quarters.v1.PlatformServiceCancelTenantDeletionRequest\x1a8.quarters.v1.PlatformServiceCancelTenantDeletionResponse\"\x06\x8a\xb5\x18\x02(\x01\x12|\n" +
+	"\x16GetDeletionCertificate\x12*.quarters.v1.GetDeletionCertificateRequest\x1a+.quarters.v1.GetDeletionCertificateResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12g\n" +
 	"\x0fListAuditEvents\x12#.quarters.v1.ListAuditEventsRequest\x1a$.quarters.v1.ListAuditEventsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12d\n" +
 	"\x0eListFailedJobs\x12\".quarters.v1.ListFailedJobsRequest\x1a#.quarters.v1.ListFailedJobsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12O\n" +
 	"\bRetryJob\x12\x1c.quarters.v1.RetryJobRequest\x1a\x1d.quarters.v1.RetryJobResponse\"\x06\x8a\xb5\x18\x02(\x01B\xaa\x01\n" +
@@ -1670,55 +2159,63 @@ func file_quarters_v1_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_quarters_v1_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_quarters_v1_platform_proto_goTypes = []any{
-	(JobState)(0),                            // 0: quarters.v1.JobState
-	(*TenantOverrides)(nil),                  // 1: quarters.v1.TenantOverrides
-	(*TenantDetails)(nil),                    // 2: quarters.v1.TenantDetails
-	(*AuditEvent)(nil),                       // 3: quarters.v1.AuditEvent
-	(*ListTenantsRequest)(nil),               // 4: quarters.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),              // 5: quarters.v1.ListTenantsResponse
-	(*PlatformServiceGetTenantRequest)(nil),  // 6: quarters.v1.PlatformServiceGetTenantRequest
-	(*PlatformServiceGetTenantResponse)(nil), // 7: quarters.v1.PlatformServiceGetTenantResponse
-	(*SetPlanRequest)(nil),                   // 8: quarters.v1.SetPlanRequest
-	(*SetPlanResponse)(nil),                  // 9: quarters.v1.SetPlanResponse
-	(*SetOverridesRequest)(nil),              // 10: quarters.v1.SetOverridesRequest
-	(*SetOverridesResponse)(nil),             // 11: quarters.v1.SetOverridesResponse
-	(*SuspendTenantRequest)(nil),             // 12: quarters.v1.SuspendTenantRequest
-	(*SuspendTenantResponse)(nil),            // 13: quarters.v1.SuspendTenantResponse
-	(*ResumeTenantRequest)(nil),              // 14: quarters.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),             // 15: quarters.v1.ResumeTenantResponse
-	(*ListAuditEventsRequest)(nil),           // 16: quarters.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),          // 17: quarters.v1.ListAuditEventsResponse
-	(*Job)(nil),                              // 18: quarters.v1.Job
-	(*JobError)(nil),                         // 19: quarters.v1.JobError
-	(*ListFailedJobsRequest)(nil),            // 20: quarters.v1.ListFailedJobsRequest
-	(*ListFailedJobsResponse)(nil),           // 21: quarters.v1.ListFailedJobsResponse
-	(*RetryJobRequest)(nil),                  // 22: quarters.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),                 // 23: quarters.v1.RetryJobResponse
-	nil,                                      // 24: quarters.v1.TenantOverrides.FeaturesEntry
-	(*Tenant)(nil),                           // 25: quarters.v1.Tenant
-	(*Limits)(nil),                           // 26: quarters.v1.Limits
-	(*structpb.Struct)(nil),                  // 27: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),            // 28: google.protobuf.Timestamp
-	(TenantStatus)(0),                        // 29: quarters.v1.TenantStatus
-	(*fieldmaskpb.FieldMask)(nil),            // 30: google.protobuf.FieldMask
+	(JobState)(0),                                       // 0: quarters.v1.JobState
+	(*TenantOverrides)(nil),                             // 1: quarters.v1.TenantOverrides
+	(*TenantDetails)(nil),                               // 2: quarters.v1.TenantDetails
+	(*AuditEvent)(nil),                                  // 3: quarters.v1.AuditEvent
+	(*ListTenantsRequest)(nil),                          // 4: quarters.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),                         // 5: quarters.v1.ListTenantsResponse
+	(*PlatformServiceGetTenantRequest)(nil),             // 6: quarters.v1.PlatformServiceGetTenantRequest
+	(*PlatformServiceGetTenantResponse)(nil),            // 7: quarters.v1.PlatformServiceGetTenantResponse
+	(*SetPlanRequest)(nil),                              // 8: quarters.v1.SetPlanRequest
+	(*SetPlanResponse)(nil),                             // 9: quarters.v1.SetPlanResponse
+	(*SetOverridesRequest)(nil),                         // 10: quarters.v1.SetOverridesRequest
+	(*SetOverridesResponse)(nil),                        // 11: quarters.v1.SetOverridesResponse
+	(*SuspendTenantRequest)(nil),                        // 12: quarters.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),                       // 13: quarters.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),                         // 14: quarters.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),                        // 15: quarters.v1.ResumeTenantResponse
+	(*ListAuditEventsRequest)(nil),                      // 16: quarters.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),                     // 17: quarters.v1.ListAuditEventsResponse
+	(*Job)(nil),                                         // 18: quarters.v1.Job
+	(*JobError)(nil),                                    // 19: quarters.v1.JobError
+	(*ListFailedJobsRequest)(nil),                       // 20: quarters.v1.ListFailedJobsRequest
+	(*ListFailedJobsResponse)(nil),                      // 21: quarters.v1.ListFailedJobsResponse
+	(*RetryJobRequest)(nil),                             // 22: quarters.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),                            // 23: quarters.v1.RetryJobResponse
+	(*PlatformServiceDeleteTenantRequest)(nil),          // 24: quarters.v1.PlatformServiceDeleteTenantRequest
+	(*PlatformServiceDeleteTenantResponse)(nil),         // 25: quarters.v1.PlatformServiceDeleteTenantResponse
+	(*PlatformServiceCancelTenantDeletionRequest)(nil),  // 26: quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	(*PlatformServiceCancelTenantDeletionResponse)(nil), // 27: quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	(*GetDeletionCertificateRequest)(nil),               // 28: quarters.v1.GetDeletionCertificateRequest
+	(*GetDeletionCertificateResponse)(nil),              // 29: quarters.v1.GetDeletionCertificateResponse
+	(*DeletionCertificate)(nil),                         // 30: quarters.v1.DeletionCertificate
+	(*DeletionCertificateTable)(nil),                    // 31: quarters.v1.DeletionCertificateTable
+	nil,                                                 // 32: quarters.v1.TenantOverrides.FeaturesEntry
+	(*Tenant)(nil),                                      // 33: quarters.v1.Tenant
+	(*Limits)(nil),                                      // 34: quarters.v1.Limits
+	(*structpb.Struct)(nil),                             // 35: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),                       // 36: google.protobuf.Timestamp
+	(TenantStatus)(0),                                   // 37: quarters.v1.TenantStatus
+	(*fieldmaskpb.FieldMask)(nil),                       // 38: google.protobuf.FieldMask
 }
 var file_quarters_v1_platform_proto_depIdxs = []int32{
-	24, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
-	25, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
-	26, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
+	32, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
+	33, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
+	34, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
 	1,  // 3: quarters.v1.TenantDetails.overrides:type_name -> quarters.v1.TenantOverrides
-	27, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	27, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	28, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	29, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
-	25, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
+	35, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	35, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	36, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	37, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
+	33, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
 	2,  // 9: quarters.v1.PlatformServiceGetTenantResponse.details:type_name -> quarters.v1.TenantDetails
 	2,  // 10: quarters.v1.SetPlanResponse.details:type_name -> quarters.v1.TenantDetails
 	3,  // 11: quarters.v1.SetPlanResponse.audit_event:type_name -> quarters.v1.AuditEvent
 	1,  // 12: quarters.v1.SetOverridesRequest.overrides:type_name -> quarters.v1.TenantOverrides
-	30, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
+	38, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 14: quarters.v1.SetOverridesResponse.details:type_name -> quarters.v1.TenantDetails
 	3,  // 15: quarters.v1.SetOverridesResponse.audit_event:type_name -> quarters.v1.AuditEvent
 	2,  // 16: quarters.v1.SuspendTenantResponse.details:type_name -> quarters.v1.TenantDetails
@@ -1728,36 +2225,51 @@ var file_quarters_v1_platform_proto_depIdxs = []int32{
 	3,  // 20: quarters.v1.ListAuditEventsResponse.audit_events:type_name -> quarters.v1.AuditEvent
 	0,  // 21: quarters.v1.Job.state:type_name -> quarters.v1.JobState
 	19, // 22: quarters.v1.Job.errors:type_name -> quarters.v1.JobError
-	28, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	28, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
-	28, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
-	28, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	28, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	36, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	36, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
+	36, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
+	36, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	36, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
 	18, // 28: quarters.v1.ListFailedJobsResponse.jobs:type_name -> quarters.v1.Job
 	18, // 29: quarters.v1.RetryJobResponse.job:type_name -> quarters.v1.Job
-	4,  // 30: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
-	6,  // 31: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
-	8,  // 32: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
-	10, // 33: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
-	12, // 34: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
-	14, // 35: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
-	16, // 36: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
-	20, // 37: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
-	22, // 38: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
-	5,  // 39: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
-	7,  // 40: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
-	9,  // 41: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
-	11, // 42: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
-	13, // 43: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
-	15, // 44: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
-	17, // 45: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
-	21, // 46: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
-	23, // 47: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
-	39, // [39:48] is the sub-list for method output_type
-	30, // [30:39] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	2,  // 30: quarters.v1.PlatformServiceDeleteTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 31: quarters.v1.PlatformServiceDeleteTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	2,  // 32: quarters.v1.PlatformServiceCancelTenantDeletionResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 33: quarters.v1.PlatformServiceCancelTenantDeletionResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	30, // 34: quarters.v1.GetDeletionCertificateResponse.certificate:type_name -> quarters.v1.DeletionCertificate
+	36, // 35: quarters.v1.DeletionCertificate.request_time:type_name -> google.protobuf.Timestamp
+	36, // 36: quarters.v1.DeletionCertificate.scheduled_time:type_name -> google.protobuf.Timestamp
+	36, // 37: quarters.v1.DeletionCertificate.purge_time:type_name -> google.protobuf.Timestamp
+	31, // 38: quarters.v1.DeletionCertificate.tables:type_name -> quarters.v1.DeletionCertificateTable
+	4,  // 39: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
+	6,  // 40: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
+	8,  // 41: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
+	10, // 42: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
+	12, // 43: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
+	14, // 44: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
+	24, // 45: quarters.v1.PlatformService.DeleteTenant:input_type -> quarters.v1.PlatformServiceDeleteTenantRequest
+	26, // 46: quarters.v1.PlatformService.CancelTenantDeletion:input_type -> quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	28, // 47: quarters.v1.PlatformService.GetDeletionCertificate:input_type -> quarters.v1.GetDeletionCertificateRequest
+	16, // 48: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
+	20, // 49: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
+	22, // 50: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
+	5,  // 51: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
+	7,  // 52: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
+	9,  // 53: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
+	11, // 54: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
+	13, // 55: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
+	15, // 56: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
+	25, // 57: quarters.v1.PlatformService.DeleteTenant:output_type -> quarters.v1.PlatformServiceDeleteTenantResponse
+	27, // 58: quarters.v1.PlatformService.CancelTenantDeletion:output_type -> quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	29, // 59: quarters.v1.PlatformService.GetDeletionCertificate:output_type -> quarters.v1.GetDeletionCertificateResponse
+	17, // 60: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
+	21, // 61: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
+	23, // 62: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
+	51, // [51:63] is the sub-list for method output_type
+	39, // [39:51] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_platform_proto_init() }
@@ -1775,7 +2287,7 @@ func file_quarters_v1_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_platform_proto_rawDesc), len(file_quarters_v1_platform_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
