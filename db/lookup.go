@@ -169,9 +169,9 @@ func (d *DB) PurgeTenant(ctx context.Context, id uuid.UUID, keepJob int64) (Purg
 
 // DeletionCertificate is the record a tenant's purge leaves.
 type DeletionCertificate struct {
-	TenantID    uuid.UUID
-	Slug        string
-	RequestedBy string
+	TenantID                              uuid.UUID
+	Slug                                  string
+	RequestedBy                           string
 	RequestTime, ScheduledTime, PurgeTime time.Time
 	// ExportSHA256 is the digest of the tenant's last finished export; nil
 	// if none.

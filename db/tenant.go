@@ -48,11 +48,11 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenancy.Tenant, erro
 		}
 	}
 	return tenancy.Tenant{
-		ID:     row.ID,
-		Slug:   row.Slug,
+		ID:       row.ID,
+		Slug:     row.Slug,
 		Active:   row.Status == "active" && row.PurgeTime == nil,
 		Deleting: row.Status == "active" && row.PurgeTime != nil,
-		Plan:   row.Plan,
+		Plan:     row.Plan,
 		Limits: tenancy.Limits{
 			RequestsPerMinute:   int64(row.RequestsPerMinute),
 			Burst:               int64(row.Burst),
@@ -61,8 +61,8 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenancy.Tenant, erro
 			MaxAPICallsPerMonth: row.MaxApiCallsPerMonth,
 			StatementTimeout:    time.Duration(row.StatementTimeoutMs) * time.Millisecond,
 		},
-		Features: features,
-		Members:  memberMap(members),
+		Features:  features,
+		Members:   memberMap(members),
 		PurgeTime: purgeTime(row.PurgeTime),
 	}, nil
 }

@@ -270,9 +270,9 @@ func cancelDeletion(ctx context.Context, qc *quarters.Client, id string) (proto.
 
 // changeAbout is each tenant change command's help.
 var changeAbout = map[string]string{
-	"suspend": "Suspends a tenant: every call with its credentials is then refused (PERMISSION_DENIED,\nreason TENANT_SUSPENDED). Its data stays. The change is audited.",
-	"resume":  "Resumes a suspended tenant: its credentials work again. The change is audited.",
-	"delete": "Schedules a tenant's deletion: its credentials are refused at once (reason\nTENANT_DELETION_PENDING) but for exporting and cancelling; after the server's grace\nperiod (QUARTERS_TENANT_DELETION_GRACE) every row of it is purged and a deletion\ncertificate kept. A pending deletion is left as it is. The change is audited.",
+	"suspend":         "Suspends a tenant: every call with its credentials is then refused (PERMISSION_DENIED,\nreason TENANT_SUSPENDED). Its data stays. The change is audited.",
+	"resume":          "Resumes a suspended tenant: its credentials work again. The change is audited.",
+	"delete":          "Schedules a tenant's deletion: its credentials are refused at once (reason\nTENANT_DELETION_PENDING) but for exporting and cancelling; after the server's grace\nperiod (QUARTERS_TENANT_DELETION_GRACE) every row of it is purged and a deletion\ncertificate kept. A pending deletion is left as it is. The change is audited.",
 	"cancel-deletion": "Cancels a tenant's pending deletion: it is as it was. The change is audited.",
 }
 

@@ -54,12 +54,12 @@ type Tenant struct {
 // token says, the role is the membership's current one.
 func (t Tenant) Principal(userID uuid.UUID, m Member) *Principal {
 	return &Principal{
-		TenantID:     t.ID,
-		TenantSlug:   t.Slug,
-		TenantActive: t.Active,
+		TenantID:       t.ID,
+		TenantSlug:     t.Slug,
+		TenantActive:   t.Active,
 		TenantDeleting: t.Deleting,
-		Role:         ParseRole(m.Role),
-		UserID:       userID,
+		Role:           ParseRole(m.Role),
+		UserID:         userID,
 	}
 }
 
