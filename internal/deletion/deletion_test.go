@@ -25,6 +25,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 	"github.com/quarters-dev/quarters/internal/tenant"
+	quarters "github.com/quarters-dev/quarters/sdk/go"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -161,6 +162,9 @@ func TestDeletionPendingAndCancel(t *testing.T) {
 	}
 	_, err = owner.Tenants.DeleteTenant(ctx, req(&quartersv1.DeleteTenantRequest{ConfirmSlug: a.Slug}))
 	requireReason(t, err, quartersv1.ErrorReason_ERROR_REASON_TENANT_DELETION_PENDING)
+	at, ok := quarters.TenantDeletionPending(err)
+	require.True(t, ok)
+	require.True(t, at.Equal(purge.Truncate(time.Second)), "the SDK reads purge_time: %v, want %v", at, purge)
 	_, err = b.Projects.ListProjects(ctx, req(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err, "another tenant is untouched")
 
