@@ -54,10 +54,11 @@ type TenantWorkerParams[T TenantArgs] struct {
 // TenantWorker works a job kind that acts for a tenant: before each
 // attempt it reads the tenant again (its plan, limits and status may have
 // changed since the job was enqueued) and binds it to the attempt's
-// context. A job whose tenant is gone, or suspended, is cancelled with a
-// log line (river.JobCancel) instead of retried until its attempts run
-// out: neither state is one another attempt would change soon, and a
-// resumed tenant's next action enqueues anew.
+// context. A job whose tenant is gone, suspended, or awaiting deletion
+// (unless TenantWorkerParams.Deleting), is cancelled with a log line (river.JobCancel)
+// instead of retried until its attempts run out: no such state is one
+// another attempt would change soon, and a resumed tenant's next action
+// enqueues anew.
 //
 // Retries keep the tenant: it comes from the job's arguments, stored with
 // the job, never from whatever context the worker runs in.

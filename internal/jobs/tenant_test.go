@@ -188,28 +188,34 @@ func TestTenantJobRolledBack(t *testing.T) {
 	require.Equal(t, 1, n, "the committed job is there, with its tenant in its arguments")
 }
 
-// TestTenantJobDropped: the job of a suspended tenant, or of one that does
-// not exist (deleted), is cancelled at its first attempt without running,
-// not retried; the active tenant's job next to it runs.
+// TestTenantJobDropped: the job of a suspended tenant, of one whose
+// deletion is pending, or of one that does not exist (deleted), is
+// cancelled at its first attempt without running, not retried; the active
+// tenant's job next to it runs.
 func TestTenantJobDropped(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, false)
 	ctx := context.Background()
-	active, suspended, gone := f.tenant(t, "ta", 1), f.tenant(t, "tb", 1), uuid.New()
+	active, suspended, deleting, gone := f.tenant(t, "ta", 1), f.tenant(t, "tb", 1), f.tenant(t, "tc", 1), uuid.New()
 	require.NoError(t, f.d.ActAs(ctx, suspended, func(q *dbsqlc.Queries) error {
 		_, err := q.TenantSetStatus(ctx, dbsqlc.TenantSetStatusParams{ID: suspended, Status: "suspended"})
+		return err
+	}))
+	require.NoError(t, f.d.ActAs(ctx, deleting, func(q *dbsqlc.Queries) error {
+		_, err := q.TenantDeletionRequest(ctx, dbsqlc.TenantDeletionRequestParams{ID: deleting, GraceSeconds: 3600, RequestedBy: "platform"})
 		return err
 	}))
 	events, cancel := f.c.Subscribe(river.EventKindJobCancelled, river.EventKindJobFailed)
 	defer cancel()
 	f.enqueue(t, suspended)
+	f.enqueue(t, deleting)
 	// A tenant that is gone cannot act, so its job is enqueued as the
 	// job of a deleted tenant would have been: before the deletion.
 	require.NoError(t, f.c.Insert(ctx, countArgs{TenantID: gone}))
 	f.start(t)
 
 	cancelled := map[uuid.UUID]*rivertype.JobRow{}
-	for len(cancelled) < 2 {
+	for len(cancelled) < 3 {
 		select {
 		case e := <-events:
 			require.Equal(t, river.EventKindJobCancelled, e.Kind, "dropped, not failed for a retry")
@@ -218,7 +224,7 @@ func TestTenantJobDropped(t *testing.T) {
 			t.Fatal("the jobs were not cancelled")
 		}
 	}
-	for _, id := range []uuid.UUID{suspended, gone} {
+	for _, id := range []uuid.UUID{suspended, deleting, gone} {
 		j := cancelled[id]
 		require.NotNil(t, j, "tenant %s's job", id)
 		require.Equal(t, rivertype.JobStateCancelled, j.State)
@@ -227,6 +233,7 @@ func TestTenantJobDropped(t *testing.T) {
 		require.Contains(t, j.Errors[0].Error, id.String())
 	}
 	require.Contains(t, cancelled[suspended].Errors[0].Error, "suspended")
+	require.Contains(t, cancelled[deleting].Errors[0].Error, "being deleted")
 	require.Contains(t, cancelled[gone].Errors[0].Error, "gone")
 
 	f.enqueue(t, active)
