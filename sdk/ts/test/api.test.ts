@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import {
   Code,
@@ -9,6 +9,7 @@ import {
   isNotFound,
   quotaExceeded,
   rateLimited,
+  tenantDeletionPending,
   tenantMismatch,
   validate,
   violations,
@@ -93,6 +94,26 @@ describe("error helpers", () => {
     // The matching selector is fine.
     const ok = createQuartersClient({ baseUrl: apiUrl(), apiKey: b.apiKey, tenant: b.slug });
     expect((await ok.tenants.getTenant({})).tenant?.slug).toBe(b.slug);
+  });
+
+  it("tenantDeletionPending while the tenant's deletion is pending", async () => {
+    const a = await signUp();
+    const q = createQuartersClient({ baseUrl: apiUrl(), apiKey: a.apiKey });
+    const { tenant } = await q.tenants.getTenant({});
+    const operator = createQuartersClient({ baseUrl: apiUrl(), apiKey: inject("platformKey") });
+    const deleted = await operator.platform.deleteTenant({ tenantId: tenant!.id });
+    const purge = deleted.details?.tenant?.purgeTime;
+    expect(purge).toBeDefined();
+    const err = await q.projects.listProjects({}).catch((e: unknown) => e);
+    expect(ConnectError.from(err).code).toBe(Code.PermissionDenied);
+    const at = tenantDeletionPending(err);
+    expect(at).toBeInstanceOf(Date);
+    expect(at!.getTime()).toBe(Math.floor(Number(purge!.seconds)) * 1000);
+    expect(tenantDeletionPending(new Error("x"))).toBeUndefined();
+    // GetTenant is one of the RPCs a tenant awaiting deletion may call.
+    expect((await q.tenants.getTenant({})).tenant?.purgeTime).toBeDefined();
+    await operator.platform.cancelTenantDeletion({ tenantId: tenant!.id });
+    expect((await q.projects.listProjects({})).projects).toEqual([]);
   });
 
   it("featureNotAvailable for analytics on the free plan", async () => {
