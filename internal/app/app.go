@@ -76,6 +76,10 @@ type Config struct {
 	JobRetryPolicy river.ClientRetryPolicy
 	// JobStopTimeout bounds the wait for running jobs at shutdown.
 	JobStopTimeout time.Duration
+	// JobPollInterval is how often the job workers look for new jobs
+	// when they are not notified (behind a transaction pooler, where
+	// they poll; default River's, 1s).
+	JobPollInterval time.Duration
 	// OnTenantLoad, when set, is called each time the tenant cache reads
 	// a tenant from the database (tests count them).
 	OnTenantLoad func()
@@ -174,6 +178,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if a.Jobs, err = jobs.New(jobs.Params{
 		Pool: cmp.Or(cfg.JobPool, cfg.DB.Pool()), Workers: workers, Logger: logger,
 		RetryPolicy: cfg.JobRetryPolicy, StopTimeout: cfg.JobStopTimeout,
+		// LISTEN needs a session of its own, which a transaction pooler
+		// does not give.
+		PollOnly: cfg.DB.TransactionPooling(), FetchPollInterval: cfg.JobPollInterval,
 	}); err != nil {
 		return nil, err
 	}
