@@ -54,7 +54,18 @@ func newBouncedFixture(t testing.TB, poolSize, tenants, projects int) *bouncedFi
 // parameters) appended.
 func (f *bouncedFixture) open(t testing.TB, query string) *db.DB {
 	t.Helper()
-	d, err := db.Open(ctx, f.bouncer.URL(f.appURL)+query, &db.OpenOpts{MaxConns: 8, TransactionPooling: true})
+	return f.openCounted(t, query, nil)
+}
+
+// openCounted is open with the pool's traffic counted by w (nil: not
+// counted).
+func (f *bouncedFixture) openCounted(t testing.TB, query string, w *dbtest.Wire) *db.DB {
+	t.Helper()
+	opts := &db.OpenOpts{MaxConns: 8, TransactionPooling: true}
+	if w != nil {
+		opts.ConfigFunc = w.Count
+	}
+	d, err := db.Open(ctx, f.bouncer.URL(f.appURL)+query, opts)
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	return d
@@ -239,31 +250,39 @@ func TestPgBouncerNoSessionLeak(t *testing.T) {
 
 // BenchmarkPgBouncerQueryMode: one InTenant read of a page of projects
 // (ProjectList) through PgBouncer in transaction mode, per query mode
-// that works there, from parallel goroutines.
+// that works there, from parallel goroutines; with the round trips per
+// read after the first (warm descriptions).
 func BenchmarkPgBouncerQueryMode(b *testing.B) {
 	f := newBouncedFixture(b, 4, 4, 10)
 	for _, mode := range []string{"cache_describe", "describe_exec", "exec", "simple_protocol"} {
 		b.Run(mode, func(b *testing.B) {
-			d := f.open(b, "&default_query_exec_mode="+mode)
+			var w dbtest.Wire
+			d := f.openCounted(b, "&default_query_exec_mode="+mode, &w)
+			read := func(id uuid.UUID) error {
+				tctx := as(id)
+				return d.InTenant(tctx, func(q *dbsqlc.Queries) error {
+					ps, err := q.ProjectList(tctx, dbsqlc.ProjectListParams{TenantID: id, BeforeTime: maxTime, BeforeID: uuid.Max, PageLimit: 100})
+					if err == nil && len(ps) != f.projects {
+						err = fmt.Errorf("%d projects, want %d", len(ps), f.projects)
+					}
+					return err
+				})
+			}
+			require.NoError(b, read(f.tenants[0])) // warm the description cache
+			w.Reset()
+			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
 				for pb.Next() {
-					id := f.tenants[i%len(f.tenants)]
+					err := read(f.tenants[i%len(f.tenants)])
 					i++
-					tctx := as(id)
-					err := d.InTenant(tctx, func(q *dbsqlc.Queries) error {
-						ps, err := q.ProjectList(tctx, dbsqlc.ProjectListParams{TenantID: id, BeforeTime: maxTime, BeforeID: uuid.Max, PageLimit: 100})
-						if err == nil && len(ps) != f.projects {
-							err = fmt.Errorf("%d projects, want %d", len(ps), f.projects)
-						}
-						return err
-					})
 					if err != nil {
 						b.Error(err)
 						return
 					}
 				}
 			})
+			b.ReportMetric(float64(w.Counts().RoundTrips)/float64(b.N), "roundtrips/op")
 		})
 	}
 }
