@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/quarters-dev/quarters/db/dbtest"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/servertest"
@@ -345,5 +346,46 @@ func TestEveryEventTypeSubscribable(t *testing.T) {
 			Endpoint: &quartersv1.WebhookEndpoint{Id: id, EventTypes: []string{bad}}, UpdateMask: apitest.Mask("event_types"),
 		}))
 		require.Contains(t, apitest.RequireCode(t, err, connect.CodeInvalidArgument).Message(), "event_types", bad)
+	}
+}
+
+// TestWritesWithoutFeatureStayLazy: a document write of a tenant without
+// custom_webhooks is InTenant's lazy transaction (the write batched with
+// BEGIN and the tenant setting, then COMMIT: two round trips); only a
+// tenant with the feature pays for the eager transaction the delivery
+// jobs are enqueued in.
+func TestWritesWithoutFeatureStayLazy(t *testing.T) {
+	t.Parallel()
+	wire := &dbtest.Wire{}
+	s := servertest.NewWith(t, &servertest.Opts{DBConfigFunc: wire.Count})
+	free, ent := s.SignUp(t), enterprise(t, s)
+	// A disabled endpoint: the enterprise tenant's writes take the eager
+	// transaction, and no delivery job runs on the counted pool meanwhile.
+	_, err := webhooks(s, ent).CreateEndpoint(ctx, req(&quartersv1.CreateEndpointRequest{
+		Url: "https://hooks.example.com/", EventTypes: webhook.EventTypes, Enabled: false,
+	}))
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name               string
+		tn                 *servertest.Tenant
+		minTrips, maxTrips int64
+	}{{"free", free, 2, 2}, {"enterprise", ent, 3, 10}} {
+		p := apitest.CreateProject(t, c.tn, "p")
+		d := apitest.CreateDocument(t, c.tn, p.GetId(), "d") // keys and tenant cached from here on
+		// The pool also serves background work (flushes, River), which
+		// can only add to a count: the least of a few calls is the call's.
+		least := dbtest.WireCounts{RoundTrips: 1 << 30, Transactions: 1 << 30}
+		for range 5 {
+			wire.Reset()
+			_, err := c.tn.Documents.UpdateDocument(ctx, req(&quartersv1.UpdateDocumentRequest{
+				Document: &quartersv1.Document{Id: d.GetId(), Title: "d2"}, UpdateMask: apitest.Mask("title"),
+			}))
+			require.NoError(t, err)
+			got := wire.Counts()
+			least.RoundTrips, least.Transactions = min(least.RoundTrips, got.RoundTrips), min(least.Transactions, got.Transactions)
+		}
+		require.Equal(t, int64(1), least.Transactions, c.name)
+		require.GreaterOrEqual(t, least.RoundTrips, c.minTrips, c.name)
+		require.LessOrEqual(t, least.RoundTrips, c.maxTrips, c.name)
 	}
 }
