@@ -236,7 +236,7 @@ func New(p Params) (http.Handler, error) {
 	mount := func(path string, h http.Handler) { mux.Handle(path, authMW.Wrap(h)) }
 	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{DB: p.DB, Jobs: p.Jobs, Password: p.Password}), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB, p.Jobs), opts...))
-	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
+	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB, p.Jobs), opts...))
 	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
