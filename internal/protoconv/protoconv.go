@@ -5,8 +5,10 @@
 package protoconv
 
 import (
+	"fmt"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
@@ -77,4 +79,40 @@ func Limits(l tenancy.Limits) *quartersv1.Limits {
 		MaxApiCallsPerMonth: l.MaxAPICallsPerMonth,
 		StatementTimeoutMs:  l.StatementTimeout.Milliseconds(),
 	}
+}
+
+// DateLayout is the contract's date format ("YYYY-MM-DD", UTC).
+const DateLayout = "2006-01-02"
+
+// DateRange parses a request's inclusive date range. The pattern and
+// the order passed validation, so an error here is a date like
+// 2026-02-30: INVALID_ARGUMENT.
+func DateRange(start, end string) (first, last time.Time, err error) {
+	first, err1 := time.Parse(DateLayout, start)
+	last, err2 := time.Parse(DateLayout, end)
+	if err1 != nil || err2 != nil {
+		return first, last, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("start_date and end_date must be real calendar dates (YYYY-MM-DD)"))
+	}
+	return first, last, nil
+}
+
+// CostDays turns a tenant's stored days into one entry per day from
+// first to last, zeros included, and their total: AnalyticsService's
+// GetCost and PlatformService's GetTenantCost answer in this shape.
+func CostDays(first, last time.Time, rows []dbsqlc.CostByDayRow) ([]*quartersv1.DailyCost, *quartersv1.Cost) {
+	byDay := make(map[string]dbsqlc.CostByDayRow, len(rows))
+	for _, r := range rows {
+		byDay[r.Day.Format(DateLayout)] = r
+	}
+	total := &quartersv1.Cost{}
+	var days []*quartersv1.DailyCost
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		key := d.Format(DateLayout)
+		r := byDay[key]
+		days = append(days, &quartersv1.DailyCost{Date: key, Cost: &quartersv1.Cost{Calls: r.Calls, DbTimeMicros: r.DbTimeUs, Rows: r.Rows}})
+		total.Calls += r.Calls
+		total.DbTimeMicros += r.DbTimeUs
+		total.Rows += r.Rows
+	}
+	return days, total
 }
