@@ -68,10 +68,12 @@ type TenantCost struct {
 type PlatformTenantCostListParams struct {
 	// FirstDay and LastDay bound the range, inclusive (UTC dates).
 	FirstDay, LastDay time.Time
-	// BeforeDBTime and BeforeID are the keyset cursor: only tenants whose
-	// (database time, id) is strictly below it are listed.
-	BeforeDBTime time.Duration
-	BeforeID     uuid.UUID
+	// BeforeDBTimeMicros and BeforeID are the keyset cursor: only tenants
+	// whose (database time in microseconds, id) is strictly below it are
+	// listed. (Microseconds, not a Duration: the first page's cursor is
+	// beyond any Duration.)
+	BeforeDBTimeMicros int64
+	BeforeID           uuid.UUID
 	// Limit caps the rows returned (at most 1001).
 	Limit int32
 }
@@ -83,7 +85,7 @@ type PlatformTenantCostListParams struct {
 func (d *DB) PlatformTenantCostList(ctx context.Context, p PlatformTenantCostListParams) ([]TenantCost, error) {
 	rows, err := d.pool.Query(ctx, `SELECT tenant_id, calls, db_time_us, rows
 FROM app.platform_tenant_cost_list($1::date, $2::date, $3, $4, $5)`,
-		p.FirstDay, p.LastDay, p.BeforeDBTime.Microseconds(), p.BeforeID, p.Limit)
+		p.FirstDay, p.LastDay, p.BeforeDBTimeMicros, p.BeforeID, p.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list tenant costs: %w", err)
 	}

@@ -169,7 +169,8 @@ func TestGetCostValidation(t *testing.T) {
 	for _, bad := range []struct{ start, end, msg string }{
 		{"2026-02-02", "2026-01-30", "on or after start_date"},
 		{"2026-01-01", "2026-04-03", "at most 92 days"},
-		{"2026-02-30", "2026-03-01", "real calendar dates"},
+		{"2026-02-30", "2026-03-01", "start_date must be a real calendar date"},
+		{"2026-02-27", "2026-02-29", "end_date must be a real calendar date"},
 		{"yesterday", "today", "start_date"},
 	} {
 		_, err := a.Analytics.GetCost(ctx, req(&quartersv1.GetCostRequest{StartDate: bad.start, EndDate: bad.end}))

@@ -84,7 +84,7 @@ func TestCostFlushDatabaseDown(t *testing.T) {
 	owner, err := pgx.Connect(ctx, pg.OwnerURL)
 	require.NoError(t, err)
 	var id uuid.UUID
-	require.NoError(t, owner.QueryRow(ctx, `insert into tenants (slug, name, owner_email) values ('down', 'Down', 'o@down.example') returning id`).Scan(&id))
+	require.NoError(t, owner.QueryRow(ctx, `insert into tenants (id, slug, name, owner_email) values (gen_random_uuid(), 'down', 'Down', 'o@down.example') returning id`).Scan(&id))
 	require.NoError(t, owner.Close(ctx))
 	d, err := db.Open(ctx, pg.AppURL, &db.OpenOpts{MaxConns: 2})
 	require.NoError(t, err)
@@ -175,7 +175,7 @@ func TestCostFlushIsNoTenantsCost(t *testing.T) {
 	require.NoError(t, err)
 	defer owner.Close(ctx)
 	var id uuid.UUID
-	require.NoError(t, owner.QueryRow(ctx, `insert into tenants (slug, name, owner_email) values ('m', 'M', 'o@m.example') returning id`).Scan(&id))
+	require.NoError(t, owner.QueryRow(ctx, `insert into tenants (id, slug, name, owner_email) values (gen_random_uuid(), 'm', 'M', 'o@m.example') returning id`).Scan(&id))
 	d, err := db.Open(ctx, appURL, &db.OpenOpts{MaxConns: 2, ConfigFunc: func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = cost.Tracer{} }})
 	require.NoError(t, err)
 	defer d.Close()

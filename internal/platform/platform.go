@@ -514,7 +514,7 @@ func (s *Service) ListTenantCosts(ctx context.Context, req *connect.Request[quar
 	rows, next, err := page.Load(req.Msg, filter, func(c page.Cursor, limit int32) ([]db.TenantCost, error) {
 		return s.db.PlatformTenantCostList(ctx, db.PlatformTenantCostListParams{
 			FirstDay: first, LastDay: last,
-			BeforeDBTime: time.Duration(c.Time.UnixMicro()) * time.Microsecond, BeforeID: c.ID, Limit: limit,
+			BeforeDBTimeMicros: c.Time.UnixMicro(), BeforeID: c.ID, Limit: limit,
 		})
 	}, func(c db.TenantCost) page.Cursor {
 		return page.Cursor{Time: time.UnixMicro(c.DBTime.Microseconds()).UTC(), ID: c.TenantID}

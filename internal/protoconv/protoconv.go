@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"time"
 
-	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
@@ -84,14 +84,26 @@ func Limits(l tenancy.Limits) *quartersv1.Limits {
 // DateLayout is the contract's date format ("YYYY-MM-DD", UTC).
 const DateLayout = "2006-01-02"
 
-// DateRange parses a request's inclusive date range. The pattern and
-// the order passed validation, so an error here is a date like
-// 2026-02-30: INVALID_ARGUMENT.
+// MaxRangeDays is the longest date range a report covers, both ends
+// included.
+const MaxRangeDays = 92
+
+// DateRange parses a request's inclusive date range of real calendar
+// dates (the pattern passed validation; 2026-02-30 did too), with last on
+// or after first and at most MaxRangeDays days in all. Its errors are
+// INVALID_ARGUMENT with a BadRequest detail naming the field.
 func DateRange(start, end string) (first, last time.Time, err error) {
-	first, err1 := time.Parse(DateLayout, start)
-	last, err2 := time.Parse(DateLayout, end)
-	if err1 != nil || err2 != nil {
-		return first, last, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("start_date and end_date must be real calendar dates (YYYY-MM-DD)"))
+	if first, err = time.Parse(DateLayout, start); err != nil {
+		return first, last, apierr.InvalidField("start_date", "start_date must be a real calendar date (YYYY-MM-DD)")
+	}
+	if last, err = time.Parse(DateLayout, end); err != nil {
+		return first, last, apierr.InvalidField("end_date", "end_date must be a real calendar date (YYYY-MM-DD)")
+	}
+	if last.Before(first) {
+		return first, last, apierr.InvalidField("end_date", "end_date must be on or after start_date")
+	}
+	if last.After(first.AddDate(0, 0, MaxRangeDays-1)) {
+		return first, last, apierr.InvalidField("end_date", fmt.Sprintf("a range is at most %d days: end_date at most %d days after start_date", MaxRangeDays, MaxRangeDays-1))
 	}
 	return first, last, nil
 }

@@ -276,7 +276,9 @@ type GetCostRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// start_date is the first day, "YYYY-MM-DD" (UTC).
 	StartDate string `protobuf:"bytes,1,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
-	// end_date is the last day, inclusive.
+	// end_date is the last day, inclusive: on or after start_date, at most
+	// 91 days later (92 days). The server checks the range, and that both
+	// are real dates, with a BadRequest detail naming the field.
 	EndDate       string `protobuf:"bytes,2,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -525,13 +527,11 @@ const file_quarters_v1_analytics_proto_rawDesc = "" +
 	"procedures\x18\x02 \x03(\v2\x1b.quarters.v1.ProcedureUsageR\n" +
 	"procedures\x12%\n" +
 	"\x0etotal_requests\x18\x03 \x01(\x03R\rtotalRequests\x12,\n" +
-	"\x12total_rate_limited\x18\x04 \x01(\x03R\x10totalRateLimited\"\xb2\x04\n" +
+	"\x12total_rate_limited\x18\x04 \x01(\x03R\x10totalRateLimited\"\x94\x01\n" +
 	"\x0eGetCostRequest\x12B\n" +
 	"\n" +
 	"start_date\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\tstartDate\x12>\n" +
-	"\bend_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate:\x9b\x03\xbaH\x97\x03\x1a\x94\x03\n" +
-	"\n" +
-	"date_range\x12Kend_date must be a valid date on or after start_date, at most 92 days later\x1a\xb8\x02!this.start_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || !this.end_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || (timestamp(this.end_date + 'T00:00:00Z') >= timestamp(this.start_date + 'T00:00:00Z') && timestamp(this.end_date + 'T00:00:00Z') - timestamp(this.start_date + 'T00:00:00Z') <= duration('2184h'))\"V\n" +
+	"\bend_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\"V\n" +
 	"\x04Cost\x12\x14\n" +
 	"\x05calls\x18\x01 \x01(\x03R\x05calls\x12$\n" +
 	"\x0edb_time_micros\x18\x02 \x01(\x03R\fdbTimeMicros\x12\x12\n" +

@@ -1521,7 +1521,9 @@ type ListTenantCostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// start_date is the first day, "YYYY-MM-DD" (UTC).
 	StartDate string `protobuf:"bytes,1,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
-	// end_date is the last day, inclusive.
+	// end_date is the last day, inclusive: on or after start_date, at most
+	// 91 days later (92 days). The server checks the range, and that both
+	// are real dates, with a BadRequest detail naming the field.
 	EndDate string `protobuf:"bytes,2,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	// page_size is at most 100; 0 means 50.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1701,7 +1703,9 @@ type GetTenantCostRequest struct {
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// start_date is the first day, "YYYY-MM-DD" (UTC).
 	StartDate string `protobuf:"bytes,2,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
-	// end_date is the last day, inclusive.
+	// end_date is the last day, inclusive: on or after start_date, at most
+	// 91 days later (92 days). The server checks the range, and that both
+	// are real dates, with a BadRequest detail naming the field.
 	EndDate       string `protobuf:"bytes,3,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1929,30 +1933,26 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x0fRetryJobRequest\x12\x1e\n" +
 	"\x06job_id\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x05jobId\"6\n" +
 	"\x10RetryJobResponse\x12\"\n" +
-	"\x03job\x18\x01 \x01(\v2\x10.quarters.v1.JobR\x03job\"\x8b\x05\n" +
+	"\x03job\x18\x01 \x01(\v2\x10.quarters.v1.JobR\x03job\"\xed\x01\n" +
 	"\x16ListTenantCostsRequest\x12B\n" +
 	"\n" +
 	"start_date\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\tstartDate\x12>\n" +
 	"\bend_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\x12&\n" +
 	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken:\x9b\x03\xbaH\x97\x03\x1a\x94\x03\n" +
-	"\n" +
-	"date_range\x12Kend_date must be a valid date on or after start_date, at most 92 days later\x1a\xb8\x02!this.start_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || !this.end_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || (timestamp(this.end_date + 'T00:00:00Z') >= timestamp(this.start_date + 'T00:00:00Z') && timestamp(this.end_date + 'T00:00:00Z') - timestamp(this.start_date + 'T00:00:00Z') <= duration('2184h'))\"P\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"P\n" +
 	"\n" +
 	"TenantCost\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
 	"\x04cost\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x04cost\"}\n" +
 	"\x17ListTenantCostsResponse\x12:\n" +
 	"\ftenant_costs\x18\x01 \x03(\v2\x17.quarters.v1.TenantCostR\vtenantCosts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdf\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x01\n" +
 	"\x14GetTenantCostRequest\x12%\n" +
 	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\x12B\n" +
 	"\n" +
 	"start_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\tstartDate\x12>\n" +
-	"\bend_date\x18\x03 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate:\x9b\x03\xbaH\x97\x03\x1a\x94\x03\n" +
-	"\n" +
-	"date_range\x12Kend_date must be a valid date on or after start_date, at most 92 days later\x1a\xb8\x02!this.start_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || !this.end_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || (timestamp(this.end_date + 'T00:00:00Z') >= timestamp(this.start_date + 'T00:00:00Z') && timestamp(this.end_date + 'T00:00:00Z') - timestamp(this.start_date + 'T00:00:00Z') <= duration('2184h'))\"l\n" +
+	"\bend_date\x18\x03 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\"l\n" +
 	"\x15GetTenantCostResponse\x12*\n" +
 	"\x04days\x18\x01 \x03(\v2\x16.quarters.v1.DailyCostR\x04days\x12'\n" +
 	"\x05total\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x05total*\xe9\x01\n" +
