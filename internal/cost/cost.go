@@ -2,8 +2,9 @@
 // statements were running (from sending the first to reading the last
 // row) and the rows they returned or changed. A Meter rides in the call's
 // context; the pool's Tracer adds every statement run under that context
-// to it. The caller (package metrics) attributes the total to the call's
-// tenant. Nothing is allocated per statement: the request path is
+// to it. The callers attribute the total to the call's tenant: package
+// metering stores it per tenant and day (tenant_costs_daily), package
+// metrics exports it on /metrics; both share one Meter per call. Nothing is allocated per statement: the request path is
 // measured in allocations (router's BenchmarkListDocuments).
 package cost
 

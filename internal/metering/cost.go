@@ -104,10 +104,11 @@ func (c *Cost) flush(ctx context.Context, tenant uuid.UUID) error {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	c.mu.Lock()
-	batch := make(map[costKey]costCounts)
+	var batch map[costKey]costCounts
 	if tenant == uuid.Nil {
 		batch, c.pending = c.pending, make(map[costKey]costCounts, len(c.pending))
 	} else {
+		batch = map[costKey]costCounts{}
 		for k, v := range c.pending {
 			if k.tenant == tenant {
 				batch[k] = v
