@@ -152,12 +152,16 @@ func TestGetCostAccess(t *testing.T) {
 	s.SetPlan(t, a.ID, "pro")
 	require.NoError(t, call(a), "the sign-up key is an admin key")
 	member := s.AsUser(apitest.Join(t, s, a, "member@"+a.Slug+".example", quartersv1.Role_ROLE_MEMBER))
-	apitest.RequireCode(t, call(member), connect.CodePermissionDenied)
 	_, memberKey := apitest.CreateKey(t, s.AsUser(a.Owner), "member key", quartersv1.Role_ROLE_MEMBER)
-	apitest.RequireCode(t, call(s.As(a.ID, a.Slug, memberKey)), connect.CodePermissionDenied)
 	admin := s.AsUser(apitest.Join(t, s, a, "admin@"+a.Slug+".example", quartersv1.Role_ROLE_ADMIN))
-	require.NoError(t, call(admin))
+
+	before := getCost(t, admin).GetTotal().GetCalls()
+	apitest.RequireCode(t, call(member), connect.CodePermissionDenied)
+	apitest.RequireCode(t, call(s.As(a.ID, a.Slug, memberKey)), connect.CodePermissionDenied)
 	apitest.RequireCode(t, call(s.As("", "", "")), connect.CodeUnauthenticated)
+	// The two refused calls were the tenant's, and are counted (with the
+	// GetCost before them); the anonymous one bound no tenant.
+	require.Equal(t, before+1+2, getCost(t, admin).GetTotal().GetCalls())
 }
 
 // TestGetCostValidation: ranges backwards, longer than 92 days, or of
