@@ -121,6 +121,14 @@ type Tenant struct {
 	UpdateTime time.Time
 }
 
+type TenantCostsDaily struct {
+	TenantID uuid.UUID
+	Day      time.Time
+	Calls    int64
+	DbTimeUs int64
+	Rows     int64
+}
+
 type TenantExport struct {
 	TenantID           uuid.UUID
 	ID                 uuid.UUID

@@ -1,7 +1,7 @@
 // Package app assembles the Quarters server once, for the command and the
 // tests alike: New builds every dependency from a Config and the HTTP
 // handler on them; Run supervises every background loop (the tenant
-// cache's invalidation subscription, usage and key-use flushes, access
+// cache's invalidation subscription, usage, key-use and cost flushes, access
 // token key rotation, the job workers) with one shape, Run(ctx) error,
 // under one errgroup; Close waits for them. Model: wtf's cmd/wtfd Main,
 // reused by its tests.
@@ -68,6 +68,9 @@ type Config struct {
 	// UsageInterval and KeyUseInterval are how often the counts are
 	// flushed (defaults metering's).
 	UsageInterval, KeyUseInterval time.Duration
+	// CostInterval is how often the per-tenant cost counts are flushed
+	// (default metering.DefaultCostInterval).
+	CostInterval time.Duration
 	// JobPool, when set, is the pool River uses instead of DB's (tests
 	// that count the server's own database traffic).
 	JobPool *pgxpool.Pool
@@ -102,6 +105,7 @@ type App struct {
 	Limiter  ratelimit.Limiter
 	Usage    *metering.Usage
 	KeyUse   *metering.KeyUse
+	Cost     *metering.Cost
 	Sessions *session.Manager
 	Keys     *session.KeyStore
 	Jobs     *jobs.Client
@@ -157,6 +161,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Tenants = tenant.NewCache(cacheParams)
 	a.Usage = metering.NewUsage(cfg.DB, logger, cfg.UsageInterval)
 	a.KeyUse = metering.NewKeyUse(cfg.DB, logger, cfg.KeyUseInterval)
+	a.Cost = metering.NewCost(cfg.DB, logger, &metering.CostOpts{Interval: cfg.CostInterval})
 
 	// Every replica signs with the key set stored in the database, so each
 	// verifies the others' access tokens.
@@ -188,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Metrics = metrics.New(metrics.Params{Pool: cfg.DB.Pool(), Tenants: a.Tenants, TopTenants: cfg.MetricsTopTenants})
 	rp := router.Params{
 		DB: cfg.DB, Logger: logger, Tenants: a.Tenants, Limiter: a.Limiter,
-		Usage: a.Usage, KeyUse: a.KeyUse, Sessions: a.Sessions, Jobs: a.Jobs, IDP: cfg.IDP,
+		Usage: a.Usage, KeyUse: a.KeyUse, Cost: a.Cost, Sessions: a.Sessions, Jobs: a.Jobs, IDP: cfg.IDP,
 		Metrics: a.Metrics, Settings: cfg.Router,
 	}
 	if cfg.TracerProvider != nil { // a nil *TracerProvider must not become a non-nil interface
@@ -204,6 +209,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		{"tenant cache subscription", a.Tenants.Run},
 		{"usage flush", a.Usage.Run},
 		{"key use flush", a.KeyUse.Run},
+		{"cost flush", a.Cost.Run},
 		{"access token keys", a.Keys.Run},
 		{"job workers", a.Jobs.Run},
 	}

@@ -62,6 +62,8 @@ type Server struct {
 	Tenants  *tenant.Cache
 	Usage    *metering.Usage
 	KeyUse   *metering.KeyUse
+	// Cost holds the calls' per-tenant cost until its flush.
+	Cost *metering.Cost
 	// Limiter is the server's rate limiter: a *ratelimit.Failover over
 	// Redis when Opts.Redis is set, else a *ratelimit.Local.
 	Limiter ratelimit.Limiter
@@ -316,7 +318,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(transport.CloseIdleConnections)
 	t.Cleanup(h2c.CloseIdleConnections)
 	srv.URL, srv.DB, srv.OwnerURL, srv.appURL = ts.URL, d, ownerURL, appURL
-	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse = a.Tenants, a.Usage, a.Limiter, a.KeyUse
+	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse, srv.Cost = a.Tenants, a.Usage, a.Limiter, a.KeyUse, a.Cost
 	srv.PlatformKey, srv.Sessions, srv.Keys = platformKey, a.Sessions, a.Keys
 	srv.Mailbox, srv.Jobs, srv.LinkURL = box, a.Jobs, LinkURL
 	srv.HTTP = &http.Client{Transport: transport}
