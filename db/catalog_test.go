@@ -15,7 +15,8 @@ import (
 // forced and a policy; every view must be
 // security_invoker; the app role must not bypass RLS or own anything; and
 // the only SECURITY DEFINER functions are the named lookups of lookup.go
-// and identity.go.
+// and identity.go (and the purge of a deleted tenant, whose certificate
+// no tenant may read).
 func TestCatalog(t *testing.T) {
 	t.Parallel()
 	appURL, ownerURL := dbtest.NewURLs(t)
@@ -89,6 +90,8 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 		"app.platform_tenant_cost_list",
 		"app.platform_tenant_list",
 		"app.refresh_token_tenant",
+		"app.tenant_deletion_certificate",
+		"app.tenant_purge",
 		"app.tenant_resolve",
 		"app.usage_flush",
 		"app.user_credentials",
@@ -100,15 +103,18 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 		"app.user_verify_email",
 	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go and db/identity.go, and db/usageflush.go and db/costflush.go")
 
-	// email_tokens belongs to no tenant and the app role reaches it only
-	// through the functions above: RLS forced, and no privilege at all.
-	var emailRLS, emailForced, appPrivileged bool
-	require.NoError(t, conn.QueryRow(ctx, `
+	// email_tokens and tenant_deletion_certificates belong to no tenant
+	// and the app role reaches them only through the functions above: RLS
+	// forced, and no privilege at all.
+	for _, table := range []string{"email_tokens", "tenant_deletion_certificates"} {
+		var rls, forced, appPrivileged bool
+		require.NoError(t, conn.QueryRow(ctx, `
 SELECT c.relrowsecurity, c.relforcerowsecurity,
   has_table_privilege('quarters_app', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-FROM pg_class c WHERE c.relname = 'email_tokens'`).Scan(&emailRLS, &emailForced, &appPrivileged))
-	require.True(t, emailRLS && emailForced, "email_tokens: row level security not enabled and forced")
-	require.False(t, appPrivileged, "email_tokens: the app role must not touch it directly")
+FROM pg_class c WHERE c.relname = $1`, table).Scan(&rls, &forced, &appPrivileged))
+		require.True(t, rls && forced, "%s: row level security not enabled and forced", table)
+		require.False(t, appPrivileged, "%s: the app role must not touch it directly", table)
+	}
 
 	app, err := pgx.Connect(ctx, appURL)
 	require.NoError(t, err)

@@ -18,7 +18,7 @@ type CostCount struct {
 }
 
 // CostFlush adds counts to tenant_costs_daily for any number of tenants,
-// one statement (app.cost_flush, 013_tenant_costs.sql) per usageFlushChunk
+// one statement (app.cost_flush, 012_tenant_costs.sql) per usageFlushChunk
 // rows, all in one transaction: it either adds everything or nothing, so a
 // caller that keeps what failed never counts twice. Keys must be unique.
 // Counts of tenants that no longer exist are dropped. It runs as a

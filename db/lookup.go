@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 )
 
 // This file holds the privileged lookups: the pre-tenant lookups, the only
-// reads that happen before a request's tenant is known, and the platform
-// operator's reads across tenants. Each calls a SECURITY DEFINER function
-// from db/migrations (see 001_init.sql, 003_platform.sql), and each is
+// reads that happen before a request's tenant is known, the platform
+// operator's reads across tenants, and the purge of a deleted tenant. Each calls a SECURITY DEFINER function
+// from db/migrations (see 001_init.sql, 003_platform.sql, 011_tenant_deletion.sql), and each is
 // covered by tests. They are
 // written here rather than in db/queries because sqlc cannot type the
 // columns of a function returning TABLE. Add to them sparingly.
@@ -130,4 +131,78 @@ func nullIfEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// PurgeOutcome is what PurgeTenant did.
+type PurgeOutcome string
+
+// PurgeTenant's outcomes, as app.tenant_purge returns them.
+const (
+	// PurgePurged: every row of the tenant is deleted and its certificate
+	// written.
+	PurgePurged PurgeOutcome = "purged"
+	// PurgeGone: there is no such tenant (purged already).
+	PurgeGone PurgeOutcome = "gone"
+	// PurgeNotPending: the tenant's deletion is not pending (cancelled).
+	PurgeNotPending PurgeOutcome = "not_pending"
+	// PurgeNotDue: the tenant's purge_time is still to come.
+	PurgeNotDue PurgeOutcome = "not_due"
+)
+
+// PurgeTenant deletes every row of tenant id, from every table with a
+// tenant_id column, its River jobs (but keepJob, the purge job calling
+// it) and the users of it who belong to no other tenant, and writes its
+// deletion certificate, all in one transaction (app.tenant_purge of
+// 011_tenant_deletion.sql): a failure anywhere rolls all of it back. Only
+// a tenant whose deletion is pending and due is purged; the outcome says
+// what happened. For the purge job only (internal/deletion).
+func (d *DB) PurgeTenant(ctx context.Context, id uuid.UUID, keepJob int64) (PurgeOutcome, error) {
+	var out string
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT app.tenant_purge($1, $2)", id, keepJob).Scan(&out)
+	})
+	if err != nil {
+		return "", fmt.Errorf("purge tenant %s: %w", id, err)
+	}
+	return PurgeOutcome(out), nil
+}
+
+// DeletionCertificate is the record a tenant's purge leaves.
+type DeletionCertificate struct {
+	TenantID                              uuid.UUID
+	Slug                                  string
+	RequestedBy                           string
+	RequestTime, ScheduledTime, PurgeTime time.Time
+	// ExportSHA256 is the digest of the tenant's last finished export; nil
+	// if none.
+	ExportSHA256 []byte
+	// Tables maps each table to its rows before and after the purge.
+	Tables map[string]DeletionCount
+}
+
+// DeletionCount is one table's rows of the tenant before and after its
+// purge.
+type DeletionCount struct {
+	Before int64 `json:"before"`
+	After  int64 `json:"after"`
+}
+
+// PlatformDeletionCertificate returns the certificate of purged tenant id
+// (app.tenant_deletion_certificate), for the operator; ErrNotFound if the
+// tenant was never purged.
+func (d *DB) PlatformDeletionCertificate(ctx context.Context, id uuid.UUID) (DeletionCertificate, error) {
+	const q = `SELECT deleted_tenant_id, slug, requested_by, request_time, scheduled_time, purge_time, export_sha256, tables
+FROM app.tenant_deletion_certificate($1)`
+	var (
+		c      DeletionCertificate
+		tables []byte
+	)
+	err := d.pool.QueryRow(ctx, q, id).Scan(&c.TenantID, &c.Slug, &c.RequestedBy, &c.RequestTime, &c.ScheduledTime, &c.PurgeTime, &c.ExportSHA256, &tables)
+	if err != nil {
+		return c, notFoundOr(err, "get deletion certificate")
+	}
+	if err := json.Unmarshal(tables, &c.Tables); err != nil {
+		return c, fmt.Errorf("deletion certificate %s: %w", id, err)
+	}
+	return c, nil
 }

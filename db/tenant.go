@@ -48,10 +48,11 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenancy.Tenant, erro
 		}
 	}
 	return tenancy.Tenant{
-		ID:     row.ID,
-		Slug:   row.Slug,
-		Active: row.Status == "active",
-		Plan:   row.Plan,
+		ID:       row.ID,
+		Slug:     row.Slug,
+		Active:   row.Status == "active" && row.PurgeTime == nil,
+		Deleting: row.Status == "active" && row.PurgeTime != nil,
+		Plan:     row.Plan,
 		Limits: tenancy.Limits{
 			RequestsPerMinute:   int64(row.RequestsPerMinute),
 			Burst:               int64(row.Burst),
@@ -60,9 +61,17 @@ func (d *DB) LoadTenant(ctx context.Context, id uuid.UUID) (tenancy.Tenant, erro
 			MaxAPICallsPerMonth: row.MaxApiCallsPerMonth,
 			StatementTimeout:    time.Duration(row.StatementTimeoutMs) * time.Millisecond,
 		},
-		Features: features,
-		Members:  memberMap(members),
+		Features:  features,
+		Members:   memberMap(members),
+		PurgeTime: purgeTime(row.PurgeTime),
 	}, nil
+}
+
+func purgeTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 func memberMap(rows []dbsqlc.MembershipVersionsRow) map[uuid.UUID]tenancy.Member {

@@ -53,13 +53,15 @@ func TestHelp(t *testing.T) {
 	code, out, _ := runCLI(t, nil, "-h")
 	require.Equal(t, exitOK, code)
 	for _, want := range []string{"tenants list", "tenants show <id|slug>", "tenants set-plan <id|slug> <plan>",
-		"tenants suspend", "tenants resume", "audit [--tenant <id|slug>]", "version", "migrate", "QUARTERS_URL", "http://127.0.0.1:8080"} {
+		"tenants suspend", "tenants resume", "tenants delete <id|slug>", "tenants cancel-deletion <id|slug>",
+		"audit [--tenant <id|slug>]", "version", "migrate", "QUARTERS_URL", "http://127.0.0.1:8080"} {
 		require.Contains(t, out, want)
 	}
 	// Commands without the server's environment still explain their flags.
 	for _, args := range [][]string{
 		{"version", "-h"}, {"tenants", "-h"}, {"tenants", "list", "-h"}, {"tenants", "show", "--help"},
 		{"tenants", "set-plan", "-h"}, {"tenants", "suspend", "-h"}, {"tenants", "resume", "-h"}, {"audit", "-h"}, {"help", "audit"},
+		{"tenants", "delete", "-h"}, {"tenants", "cancel-deletion", "-h"},
 	} {
 		code, out, errOut := runCLI(t, nil, args...)
 		require.Equal(t, exitOK, code, "%v: %s", args, errOut)
@@ -267,7 +269,24 @@ func TestOperatorCommands(t *testing.T) {
 	_, err = a.Projects.ListProjects(ctx, connect.NewRequest(&quartersv1.ListProjectsRequest{}))
 	require.NoError(t, err)
 
-	// audit: a's three changes, newest first; b has none.
+	// delete: a is refused as TENANT_DELETION_PENDING, show names the
+	// purge; cancel-deletion lets it back in.
+	out = ok("tenants", "delete", a.Slug)
+	require.Regexp(t, `(?m)^purge: +20\S+ \(deletion pending\)$`, out)
+	require.Regexp(t, `(?m)^audited: +DeleteTenant \{"purge_time":null\} → \{"purge_time":"20`, out)
+	_, err = a.Projects.ListProjects(ctx, connect.NewRequest(&quartersv1.ListProjectsRequest{}))
+	_, pending := quarters.TenantDeletionPending(err)
+	require.True(t, pending, "%v", err)
+	require.Regexp(t, `(?m)^purge: +20\S+ \(deletion pending\)$`, ok("tenants", "show", a.Slug))
+	out = ok("tenants", "cancel-deletion", a.Slug)
+	require.Regexp(t, `(?m)^purge: +-$`, out)
+	_, err = a.Projects.ListProjects(ctx, connect.NewRequest(&quartersv1.ListProjectsRequest{}))
+	require.NoError(t, err)
+	code, _, errOut := runCLI(t, env, "tenants", "cancel-deletion", a.Slug)
+	require.Equal(t, exitError, code)
+	require.Contains(t, errOut, "failed_precondition: no deletion of this tenant is pending")
+
+	// audit: a's changes, newest first; b has none.
 	var audit quartersv1.ListAuditEventsResponse
 	require.NoError(t, protojson.Unmarshal([]byte(ok("audit", "--tenant", a.Slug, "--json")), &audit))
 	var actions []string
@@ -275,10 +294,10 @@ func TestOperatorCommands(t *testing.T) {
 		require.Equal(t, a.ID, e.GetTenantId())
 		actions = append(actions, e.GetAction())
 	}
-	require.Equal(t, []string{"ResumeTenant", "SuspendTenant", "SetPlan"}, actions)
+	require.Equal(t, []string{"CancelTenantDeletion", "DeleteTenant", "ResumeTenant", "SuspendTenant", "SetPlan"}, actions)
 	out = ok("audit", "--tenant", a.ID)
 	require.Regexp(t, `(?m)^TIME +TENANT +ACTION +ACTOR +BEFORE +AFTER +ID$`, out)
-	require.Regexp(t, `(?m)^20\S+ +`+a.ID+` +SetPlan +platform +\{"plan":"free"\} +\{"plan":"pro"\} +`+audit.GetAuditEvents()[2].GetId()+`$`, out)
+	require.Regexp(t, `(?m)^20\S+ +`+a.ID+` +SetPlan +platform +\{"plan":"free"\} +\{"plan":"pro"\} +`+audit.GetAuditEvents()[4].GetId()+`$`, out)
 	require.Equal(t, 1, strings.Count(ok("audit", "--tenant", a.ID, "--limit", "1"), a.ID))
 	require.NoError(t, protojson.Unmarshal([]byte(ok("audit", "--tenant", b.Slug, "--json")), &audit))
 	require.Empty(t, audit.GetAuditEvents())
@@ -354,7 +373,8 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		require.Contains(t, string(readme), "| `"+s.env+"` |", "README's configuration table lacks %s", s.env)
 	}
 	for _, cmd := range []string{"quarters tenants list", "quarters tenants show", "quarters tenants set-plan",
-		"quarters tenants suspend", "quarters tenants resume", "quarters audit", "quarters version", "quarters help"} {
+		"quarters tenants suspend", "quarters tenants resume", "quarters tenants delete", "quarters tenants cancel-deletion",
+		"quarters audit", "quarters version", "quarters help"} {
 		require.Contains(t, string(readme), cmd)
 	}
 }

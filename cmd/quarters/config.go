@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarters-dev/quarters/internal/deletion"
 	"github.com/quarters-dev/quarters/internal/guard"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/mail"
@@ -46,6 +47,7 @@ type config struct {
 	SignupRate       int           // QUARTERS_SIGNUP_RATE: public calls per minute per client address and procedure
 	AccountRate      int           // QUARTERS_SIGNIN_ACCOUNT_RATE: sign-in attempts per hour per account from unfamiliar addresses
 	TopTenants       int           // QUARTERS_METRICS_TOP_TENANTS: tenants with /metrics series of their own
+	DeletionGrace    time.Duration // QUARTERS_TENANT_DELETION_GRACE: how long a deleted tenant waits for its purge
 	OTLPEndpoint     string        // OTEL_EXPORTER_OTLP_ENDPOINT: where traces go; empty: not traced
 	// TrustedProxies: QUARTERS_TRUSTED_PROXIES, comma-separated IPs and
 	// CIDRs whose X-Forwarded-For names the client.
@@ -205,6 +207,8 @@ var settings = []setting{
 		duration(func(c *config) *time.Duration { return &c.TokenRotation }, time.Minute, 0, want("a duration of at least 1m, such as 24h"))},
 	{"QUARTERS_SHUTDOWN_TIMEOUT", "30s", "how long in-flight calls may finish after SIGTERM",
 		duration(func(c *config) *time.Duration { return &c.ShutdownTimeout }, time.Nanosecond, 0, want("a positive duration such as 30s"))},
+	{"QUARTERS_TENANT_DELETION_GRACE", shortDuration(deletion.DefaultGrace), "how long a deleted tenant waits for its purge (its owner may export or cancel meanwhile)",
+		duration(func(c *config) *time.Duration { return &c.DeletionGrace }, time.Second, 0, want("a duration of at least 1s, such as 168h"))},
 	{"QUARTERS_SMTP_URL", "", "smtp(s)://user:pass@host:port to send mail; unset: the development mailbox",
 		func(c *config, v string) error { c.SMTPURL = v; return nil }},
 	{"QUARTERS_MAIL_FROM", "", "the sender address of mails (with QUARTERS_SMTP_URL)",

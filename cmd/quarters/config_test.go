@@ -130,6 +130,21 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+func TestDeletionGraceSetting(t *testing.T) {
+	t.Parallel()
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, 7*24*time.Hour, c.DeletionGrace)
+	c, err = loadConfig(env(map[string]string{"QUARTERS_TENANT_DELETION_GRACE": "30m"}))
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Minute, c.DeletionGrace)
+	for _, bad := range []string{"0s", "-1h", "soon"} {
+		_, err = loadConfig(env(map[string]string{"QUARTERS_TENANT_DELETION_GRACE": bad}))
+		require.ErrorContains(t, err, "QUARTERS_TENANT_DELETION_GRACE", bad)
+	}
+}
+
 func TestWebhookLoopbackSetting(t *testing.T) {
 	t.Parallel()
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }

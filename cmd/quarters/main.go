@@ -171,6 +171,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 			PlatformKey: cfg.PlatformKey, DisableRateLimit: cfg.RateLimitOff,
 			AnonymousLimit: anonymousLimit(cfg.SignupRate), AccountLimit: accountLimit(cfg.AccountRate),
 			TrustedProxies: cfg.TrustedProxies, WebhookAllowLoopback: cfg.WebhookLoopback,
+			DeletionGrace: cfg.DeletionGrace,
 		},
 	})
 	if err != nil {

@@ -113,6 +113,8 @@ func init() {
 		{"set-plan", "<id|slug> <plan>", "move a tenant to another plan (SetPlan)", runTenantsSetPlan},
 		{"suspend", "<id|slug>", "refuse every call of the tenant's credentials; its data stays (SuspendTenant)", tenantChange("suspend", suspend)},
 		{"resume", "<id|slug>", "let a suspended tenant use the API again (ResumeTenant)", tenantChange("resume", resume)},
+		{"delete", "<id|slug>", "delete a tenant and all its data after the grace period (DeleteTenant)", tenantChange("delete", deleteTenant)},
+		{"cancel-deletion", "<id|slug>", "cancel a tenant's pending deletion (CancelTenantDeletion)", tenantChange("cancel-deletion", cancelDeletion)},
 	}
 }
 
@@ -250,15 +252,35 @@ func resume(ctx context.Context, qc *quarters.Client, id string) (proto.Message,
 	return resp.Msg, resp.Msg.GetDetails(), resp.Msg.GetAuditEvent(), nil
 }
 
-// tenantChange is suspend or resume as a command: they differ only in
-// the RPC.
+func deleteTenant(ctx context.Context, qc *quarters.Client, id string) (proto.Message, *quartersv1.TenantDetails, *quartersv1.AuditEvent, error) {
+	resp, err := qc.Platform.DeleteTenant(ctx, connect.NewRequest(&quartersv1.PlatformServiceDeleteTenantRequest{TenantId: id}))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return resp.Msg, resp.Msg.GetDetails(), resp.Msg.GetAuditEvent(), nil
+}
+
+func cancelDeletion(ctx context.Context, qc *quarters.Client, id string) (proto.Message, *quartersv1.TenantDetails, *quartersv1.AuditEvent, error) {
+	resp, err := qc.Platform.CancelTenantDeletion(ctx, connect.NewRequest(&quartersv1.PlatformServiceCancelTenantDeletionRequest{TenantId: id}))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return resp.Msg, resp.Msg.GetDetails(), resp.Msg.GetAuditEvent(), nil
+}
+
+// changeAbout is each tenant change command's help.
+var changeAbout = map[string]string{
+	"suspend":         "Suspends a tenant: every call with its credentials is then refused (PERMISSION_DENIED,\nreason TENANT_SUSPENDED). Its data stays. The change is audited.",
+	"resume":          "Resumes a suspended tenant: its credentials work again. The change is audited.",
+	"delete":          "Schedules a tenant's deletion: its credentials are refused at once (reason\nTENANT_DELETION_PENDING) but for exporting and cancelling; after the server's grace\nperiod (QUARTERS_TENANT_DELETION_GRACE) every row of it is purged and a deletion\ncertificate kept. A pending deletion is left as it is. The change is audited.",
+	"cancel-deletion": "Cancels a tenant's pending deletion: it is as it was. The change is audited.",
+}
+
+// tenantChange is suspend, resume, delete or cancel-deletion as a
+// command: they differ only in the RPC.
 func tenantChange(name string, call func(context.Context, *quarters.Client, string) (proto.Message, *quartersv1.TenantDetails, *quartersv1.AuditEvent, error)) func(context.Context, *cli, []string) error {
 	return func(ctx context.Context, c *cli, args []string) error {
-		about := "Suspends a tenant: every call with its credentials is then refused (PERMISSION_DENIED,\nreason TENANT_SUSPENDED). Its data stays. The change is audited."
-		if name == "resume" {
-			about = "Resumes a suspended tenant: its credentials work again. The change is audited."
-		}
-		fs := c.flagSet("tenants "+name, "[flags] <id|slug>", about)
+		fs := c.flagSet("tenants "+name, "[flags] <id|slug>", changeAbout[name])
 		o := c.operatorFlags(fs)
 		pos, err := parse(fs, args, 1)
 		if err != nil {
@@ -399,6 +421,7 @@ func writeDetails(w io.Writer, d *quartersv1.TenantDetails) error {
 	for _, kv := range [][2]string{
 		{"id", t.GetId()}, {"slug", t.GetSlug()}, {"name", t.GetName()}, {"plan", t.GetPlan()},
 		{"status", statusName(t.GetStatus())}, {"owner", t.GetOwnerEmail()}, {"created", timeText(t.GetCreateTime())},
+		{"purge", or(purgeText(t), "-")},
 		{"limits", fieldsText(d.GetLimits(), true)},
 		{"features", or(strings.Join(d.GetFeatures(), ", "), "-")},
 		{"overrides", or(fieldsText(d.GetOverrides(), false), "-")},
@@ -406,6 +429,14 @@ func writeDetails(w io.Writer, d *quartersv1.TenantDetails) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
 	return tw.Flush()
+}
+
+// purgeText is when a pending deletion purges t; "" if none is pending.
+func purgeText(t *quartersv1.Tenant) string {
+	if t.GetPurgeTime() == nil {
+		return ""
+	}
+	return timeText(t.GetPurgeTime()) + " (deletion pending)"
 }
 
 // fieldsText prints m's fields as "name=value" pairs: all of them, or

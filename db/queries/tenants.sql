@@ -11,7 +11,7 @@ WHERE id = @id;
 -- else the plan's value. Features are merged in Go.
 -- name: TenantRecordGet :one
 SELECT
-  t.id, t.slug, t.status, t.plan,
+  t.id, t.slug, t.status, t.plan, t.purge_time,
   coalesce(o.requests_per_minute, p.requests_per_minute)::int AS requests_per_minute,
   coalesce(o.burst, p.burst)::int AS burst,
   coalesce(o.max_projects, p.max_projects)::int AS max_projects,
@@ -45,4 +45,26 @@ RETURNING *;
 -- name: TenantSetStatus :one
 UPDATE tenants SET status = @status, update_time = now()
 WHERE id = @id
+RETURNING *;
+
+-- TenantDeletionRequest schedules the tenant's purge grace_seconds from now,
+-- unless one is pending already (then no row: the caller reads the
+-- pending one).
+-- name: TenantDeletionRequest :one
+UPDATE tenants SET delete_request_time = now(),
+  purge_time = now() + make_interval(secs => sqlc.arg(grace_seconds)::float8),
+  delete_requested_by = sqlc.arg(requested_by)::text, update_time = now()
+WHERE id = sqlc.arg(id) AND purge_time IS NULL
+RETURNING *;
+
+-- name: TenantSetPurgeJob :exec
+UPDATE tenants SET purge_job_id = @purge_job_id
+WHERE id = @id;
+
+-- TenantDeletionCancel clears a pending deletion; no row if none is
+-- pending.
+-- name: TenantDeletionCancel :one
+UPDATE tenants SET delete_request_time = NULL, purge_time = NULL,
+  delete_requested_by = NULL, purge_job_id = NULL, update_time = now()
+WHERE id = @id AND purge_time IS NOT NULL
 RETURNING *;

@@ -111,14 +111,18 @@ type RefreshToken struct {
 }
 
 type Tenant struct {
-	ID         uuid.UUID
-	Slug       string
-	Name       string
-	Plan       string
-	Status     string
-	OwnerEmail string
-	CreateTime time.Time
-	UpdateTime time.Time
+	ID                uuid.UUID
+	Slug              string
+	Name              string
+	Plan              string
+	Status            string
+	OwnerEmail        string
+	CreateTime        time.Time
+	UpdateTime        time.Time
+	DeleteRequestTime *time.Time
+	PurgeTime         *time.Time
+	DeleteRequestedBy *string
+	PurgeJobID        *int64
 }
 
 type TenantCostsDaily struct {
@@ -127,6 +131,17 @@ type TenantCostsDaily struct {
 	Calls    int64
 	DbTimeUs int64
 	Rows     int64
+}
+
+type TenantDeletionCertificate struct {
+	DeletedTenantID uuid.UUID
+	Slug            string
+	RequestedBy     string
+	RequestTime     time.Time
+	ScheduledTime   time.Time
+	PurgeTime       time.Time
+	ExportSha256    []byte
+	Tables          []byte
 }
 
 type TenantExport struct {

@@ -7,12 +7,79 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
+const tenantDeletionCancel = `-- name: TenantDeletionCancel :one
+UPDATE tenants SET delete_request_time = NULL, purge_time = NULL,
+  delete_requested_by = NULL, purge_job_id = NULL, update_time = now()
+WHERE id = $1 AND purge_time IS NOT NULL
+RETURNING id, slug, name, plan, status, owner_email, create_time, update_time, delete_request_time, purge_time, delete_requested_by, purge_job_id
+`
+
+// TenantDeletionCancel clears a pending deletion; no row if none is
+// pending.
+func (q *Queries) TenantDeletionCancel(ctx context.Context, id uuid.UUID) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantDeletionCancel, id)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Plan,
+		&i.Status,
+		&i.OwnerEmail,
+		&i.CreateTime,
+		&i.UpdateTime,
+		&i.DeleteRequestTime,
+		&i.PurgeTime,
+		&i.DeleteRequestedBy,
+		&i.PurgeJobID,
+	)
+	return i, err
+}
+
+const tenantDeletionRequest = `-- name: TenantDeletionRequest :one
+UPDATE tenants SET delete_request_time = now(),
+  purge_time = now() + make_interval(secs => $1::float8),
+  delete_requested_by = $2::text, update_time = now()
+WHERE id = $3 AND purge_time IS NULL
+RETURNING id, slug, name, plan, status, owner_email, create_time, update_time, delete_request_time, purge_time, delete_requested_by, purge_job_id
+`
+
+type TenantDeletionRequestParams struct {
+	GraceSeconds float64
+	RequestedBy  string
+	ID           uuid.UUID
+}
+
+// TenantDeletionRequest schedules the tenant's purge grace_seconds from now,
+// unless one is pending already (then no row: the caller reads the
+// pending one).
+func (q *Queries) TenantDeletionRequest(ctx context.Context, arg TenantDeletionRequestParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, tenantDeletionRequest, arg.GraceSeconds, arg.RequestedBy, arg.ID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Plan,
+		&i.Status,
+		&i.OwnerEmail,
+		&i.CreateTime,
+		&i.UpdateTime,
+		&i.DeleteRequestTime,
+		&i.PurgeTime,
+		&i.DeleteRequestedBy,
+		&i.PurgeJobID,
+	)
+	return i, err
+}
+
 const tenantGet = `-- name: TenantGet :one
-SELECT id, slug, name, plan, status, owner_email, create_time, update_time FROM tenants
+SELECT id, slug, name, plan, status, owner_email, create_time, update_time, delete_request_time, purge_time, delete_requested_by, purge_job_id FROM tenants
 WHERE id = $1
 `
 
@@ -28,12 +95,16 @@ func (q *Queries) TenantGet(ctx context.Context, id uuid.UUID) (Tenant, error) {
 		&i.OwnerEmail,
 		&i.CreateTime,
 		&i.UpdateTime,
+		&i.DeleteRequestTime,
+		&i.PurgeTime,
+		&i.DeleteRequestedBy,
+		&i.PurgeJobID,
 	)
 	return i, err
 }
 
 const tenantGetForUpdate = `-- name: TenantGetForUpdate :one
-SELECT id, slug, name, plan, status, owner_email, create_time, update_time FROM tenants
+SELECT id, slug, name, plan, status, owner_email, create_time, update_time, delete_request_time, purge_time, delete_requested_by, purge_job_id FROM tenants
 WHERE id = $1
 FOR NO KEY UPDATE
 `
@@ -55,6 +126,10 @@ func (q *Queries) TenantGetForUpdate(ctx context.Context, id uuid.UUID) (Tenant,
 		&i.OwnerEmail,
 		&i.CreateTime,
 		&i.UpdateTime,
+		&i.DeleteRequestTime,
+		&i.PurgeTime,
+		&i.DeleteRequestedBy,
+		&i.PurgeJobID,
 	)
 	return i, err
 }
@@ -62,7 +137,7 @@ func (q *Queries) TenantGetForUpdate(ctx context.Context, id uuid.UUID) (Tenant,
 const tenantInsert = `-- name: TenantInsert :one
 INSERT INTO tenants (id, slug, name, owner_email)
 VALUES ($1, $2, $3, $4)
-RETURNING id, slug, name, plan, status, owner_email, create_time, update_time
+RETURNING id, slug, name, plan, status, owner_email, create_time, update_time, delete_request_time, purge_time, delete_requested_by, purge_job_id
 `
 
 type TenantInsertParams struct {
@@ -89,13 +164,17 @@ func (q *Queries) TenantInsert(ctx context.Context, arg TenantInsertParams) (Ten
 		&i.OwnerEmail,
 		&i.CreateTime,
 		&i.UpdateTime,
+		&i.DeleteRequestTime,
+		&i.PurgeTime,
+		&i.DeleteRequestedBy,
+		&i.PurgeJobID,
 	)
 	return i, err
 }
 
 const tenantRecordGet = `-- name: TenantRecordGet :one
 SELECT
-  t.id, t.slug, t.status, t.plan,
+  t.id, t.slug, t.status, t.plan, t.purge_time,
   coalesce(o.requests_per_minute, p.requests_per_minute)::int AS requests_per_minute,
   coalesce(o.burst, p.burst)::int AS burst,
   coalesce(o.max_projects, p.max_projects)::int AS max_projects,
@@ -115,6 +194,7 @@ type TenantRecordGetRow struct {
 	Slug                string
 	Status              string
 	Plan                string
+	PurgeTime           *time.Time
 	RequestsPerMinute   int32
 	Burst               int32
 	MaxProjects         int32
@@ -135,6 +215,7 @@ func (q *Queries) TenantRecordGet(ctx context.Context, id uuid.UUID) (TenantReco
 		&i.Slug,
 		&i.Status,
 		&i.Plan,
+		&i.PurgeTime,
 		&i.RequestsPerMinute,
 		&i.Burst,
 		&i.MaxProjects,
@@ -150,7 +231,7 @@ func (q *Queries) TenantRecordGet(ctx context.Context, id uuid.UUID) (TenantReco
 const tenantSetPlan = `-- name: TenantSetPlan :one
 UPDATE tenants SET plan = $1, update_time = now()
 WHERE id = $2
-RETURNING id, slug, name, plan, status, owner_email, create_time, update_time
+RETURNING id, slug, name, plan, status, owner_email, create_time, update_time, delete_request_time, purge_time, delete_requested_by, purge_job_id
 `
 
 type TenantSetPlanParams struct {
@@ -172,14 +253,33 @@ func (q *Queries) TenantSetPlan(ctx context.Context, arg TenantSetPlanParams) (T
 		&i.OwnerEmail,
 		&i.CreateTime,
 		&i.UpdateTime,
+		&i.DeleteRequestTime,
+		&i.PurgeTime,
+		&i.DeleteRequestedBy,
+		&i.PurgeJobID,
 	)
 	return i, err
+}
+
+const tenantSetPurgeJob = `-- name: TenantSetPurgeJob :exec
+UPDATE tenants SET purge_job_id = $1
+WHERE id = $2
+`
+
+type TenantSetPurgeJobParams struct {
+	PurgeJobID *int64
+	ID         uuid.UUID
+}
+
+func (q *Queries) TenantSetPurgeJob(ctx context.Context, arg TenantSetPurgeJobParams) error {
+	_, err := q.db.Exec(ctx, tenantSetPurgeJob, arg.PurgeJobID, arg.ID)
+	return err
 }
 
 const tenantSetStatus = `-- name: TenantSetStatus :one
 UPDATE tenants SET status = $1, update_time = now()
 WHERE id = $2
-RETURNING id, slug, name, plan, status, owner_email, create_time, update_time
+RETURNING id, slug, name, plan, status, owner_email, create_time, update_time, delete_request_time, purge_time, delete_requested_by, purge_job_id
 `
 
 type TenantSetStatusParams struct {
@@ -199,6 +299,10 @@ func (q *Queries) TenantSetStatus(ctx context.Context, arg TenantSetStatusParams
 		&i.OwnerEmail,
 		&i.CreateTime,
 		&i.UpdateTime,
+		&i.DeleteRequestTime,
+		&i.PurgeTime,
+		&i.DeleteRequestedBy,
+		&i.PurgeJobID,
 	)
 	return i, err
 }

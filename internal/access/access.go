@@ -171,6 +171,14 @@ func (i *interceptor) authorize(ctx context.Context, procedure string) error {
 	return nil
 }
 
+// WhileDeleting reports whether procedure's rule admits it for a tenant
+// whose deletion is pending (while_deleting). Unknown procedures are not
+// admitted.
+func (r Rules) WhileDeleting(procedure string) bool {
+	rule, ok := r[procedure]
+	return ok && rule.GetWhileDeleting()
+}
+
 // Cost is the rate-limit cost the procedure declares (at least 1).
 func (r Rules) Cost(procedure string) int {
 	if c := int(r[procedure].GetCost()); c > 1 {

@@ -17,10 +17,11 @@ import (
 func TestReasonsOnTheWire(t *testing.T) {
 	t.Parallel()
 	want := map[quartersv1.ErrorReason]string{
-		quartersv1.ErrorReason_ERROR_REASON_TENANT_MISMATCH:       "TENANT_MISMATCH",
-		quartersv1.ErrorReason_ERROR_REASON_TENANT_SUSPENDED:      "TENANT_SUSPENDED",
-		quartersv1.ErrorReason_ERROR_REASON_FEATURE_NOT_AVAILABLE: "FEATURE_NOT_AVAILABLE",
-		quartersv1.ErrorReason_ERROR_REASON_EMAIL_NOT_VERIFIED:    "EMAIL_NOT_VERIFIED",
+		quartersv1.ErrorReason_ERROR_REASON_TENANT_MISMATCH:         "TENANT_MISMATCH",
+		quartersv1.ErrorReason_ERROR_REASON_TENANT_SUSPENDED:        "TENANT_SUSPENDED",
+		quartersv1.ErrorReason_ERROR_REASON_FEATURE_NOT_AVAILABLE:   "FEATURE_NOT_AVAILABLE",
+		quartersv1.ErrorReason_ERROR_REASON_EMAIL_NOT_VERIFIED:      "EMAIL_NOT_VERIFIED",
+		quartersv1.ErrorReason_ERROR_REASON_TENANT_DELETION_PENDING: "TENANT_DELETION_PENDING",
 	}
 	require.Len(t, quartersv1.ErrorReason_name, len(want)+1, "a reason was added: list its wire string here")
 	for r, s := range want {

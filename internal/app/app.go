@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quarters-dev/quarters/db"
+	"github.com/quarters-dev/quarters/internal/deletion"
 	"github.com/quarters-dev/quarters/internal/export"
 	"github.com/quarters-dev/quarters/internal/idp"
 	"github.com/quarters-dev/quarters/internal/jobs"
@@ -180,6 +181,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		DB: cfg.DB, Logger: logger, Client: &webhook.ClientOpts{AllowLoopback: cfg.Router.WebhookAllowLoopback},
 	}))
 	river.AddWorker(workers, export.NewWorker(cfg.DB, a.Tenants.Get, logger))
+	purge := deletion.WorkerParams{DB: cfg.DB, Tenants: a.Tenants, Logger: logger}
+	if cfg.Redis != nil { // a nil *redis.Client must not become a non-nil interface
+		purge.Redis = cfg.Redis
+	}
+	river.AddWorker(workers, deletion.NewWorker(purge))
 	if a.Jobs, err = jobs.New(jobs.Params{
 		Pool: cmp.Or(cfg.JobPool, cfg.DB.Pool()), Workers: workers, Logger: logger,
 		RetryPolicy: cfg.JobRetryPolicy, StopTimeout: cfg.JobStopTimeout,

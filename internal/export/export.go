@@ -190,10 +190,12 @@ func (a Args) JobTenant() uuid.UUID { return a.TenantID }
 func (Args) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 5} }
 
 // NewWorker returns the export job's worker. load reads the tenant (the
-// tenant cache's Get); a suspended tenant's export is dropped.
+// tenant cache's Get); a suspended tenant's export is dropped, while one
+// whose deletion is pending is exported, so its owner can take the data
+// before the purge.
 func NewWorker(d *db.DB, load jobs.LoadTenantFunc, logger *slog.Logger) *jobs.TenantWorker[Args] {
 	return jobs.NewTenantWorker(jobs.TenantWorkerParams[Args]{
-		Load: load, Logger: logger,
+		Load: load, Logger: logger, Deleting: true,
 		WorkFunc: func(ctx context.Context, j *river.Job[Args]) error { return Run(ctx, d, j.Args.ExportID) },
 	})
 }

@@ -110,6 +110,26 @@ func (c *Client) InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs) er
 	return nil
 }
 
+// ScheduleTx enqueues args in tx, to be worked at at (not before), and
+// returns the job's id, for DeleteTx.
+func (c *Client) ScheduleTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, at time.Time) (int64, error) {
+	res, err := c.river.InsertTx(ctx, tx, args, &river.InsertOpts{ScheduledAt: at})
+	if err != nil {
+		return 0, fmt.Errorf("enqueue %s: %w", args.Kind(), err)
+	}
+	return res.Job.ID, nil
+}
+
+// DeleteTx deletes job id in tx, so it is never worked (a scheduled job
+// whose cause is undone). A job that is gone already is no error; one
+// that is running cannot be deleted (rivertype.ErrJobRunning, wrapped).
+func (c *Client) DeleteTx(ctx context.Context, tx pgx.Tx, id int64) error {
+	if _, err := c.river.JobDeleteTx(ctx, tx, id); err != nil && !errors.Is(err, rivertype.ErrNotFound) {
+		return fmt.Errorf("delete job %d: %w", id, err)
+	}
+	return nil
+}
+
 // Insert enqueues args on its own, for jobs caused by nothing else the
 // database keeps (a password reset request).
 func (c *Client) Insert(ctx context.Context, args river.JobArgs) error {

@@ -42,9 +42,13 @@ type TenantWorkerParams[T TenantArgs] struct {
 	// Logger receives the jobs dropped for a tenant that is gone or
 	// suspended; nil is slog.Default().
 	Logger *slog.Logger
-	// Suspended says the job also runs for a suspended tenant (the purge
-	// of a tenant being deleted); by default such jobs are dropped.
+	// Suspended says the job also runs for a suspended tenant; by default
+	// such jobs are dropped.
 	Suspended bool
+	// Deleting says the job also runs for a tenant whose deletion is
+	// pending (an export its owner takes before the purge); by default
+	// such jobs are dropped, like a suspended tenant's.
+	Deleting bool
 }
 
 // TenantWorker works a job kind that acts for a tenant: before each
@@ -93,7 +97,11 @@ func (w *TenantWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	if err != nil {
 		return fmt.Errorf("load tenant %s: %w", id, err)
 	}
-	if !t.Active && !w.p.Suspended {
+	if t.Deleting && !w.p.Deleting {
+		w.p.Logger.InfoContext(ctx, "job dropped: its tenant's deletion is pending", "kind", job.Kind, "job_id", job.ID, "tenant_id", id)
+		return river.JobCancel(fmt.Errorf("tenant %s is being deleted", id))
+	}
+	if !t.Active && !t.Deleting && !w.p.Suspended {
 		w.p.Logger.InfoContext(ctx, "job dropped: its tenant is suspended", "kind", job.Kind, "job_id", job.ID, "tenant_id", id)
 		return river.JobCancel(fmt.Errorf("tenant %s is suspended", id))
 	}

@@ -3,6 +3,10 @@
 // trail of it. Its RPCs admit only the platform credential; the access
 // interceptor enforces that from the contract.
 //
+// DeleteTenant and CancelTenantDeletion schedule and cancel a tenant's
+// deletion as its owner can (package deletion); GetDeletionCertificate
+// reads what a purge leaves, which outlives the tenant.
+//
 // Every change to a tenant runs in one transaction acting as that tenant
 // (db.ActAs, so row-level security still applies): lock the tenant's row,
 // read the state before, apply, read the state after, append the audit
@@ -56,6 +60,9 @@ type Service struct {
 	// Logger receives failures the caller only learns about in brief
 	// (a failed cache invalidation); New sets slog.Default().
 	Logger *slog.Logger
+	// DeletionGrace is how long a tenant DeleteTenant deletes waits for
+	// its purge; zero is deletion.DefaultGrace.
+	DeletionGrace time.Duration
 }
 
 var _ quartersv1connect.PlatformServiceHandler = (*Service)(nil)
@@ -369,7 +376,9 @@ func errTenantNotFound() error {
 	return connect.NewError(connect.CodeNotFound, errors.New("tenant not found"))
 }
 
-// Tenant statuses as stored.
+// Tenant statuses as stored. A pending deletion is not a status: it is
+// purge_time (package deletion), so cancelling it gives back the status
+// the tenant had.
 const (
 	statusActive    = "active"
 	statusSuspended = "suspended"

@@ -66,7 +66,15 @@ func Tenant(t dbsqlc.Tenant) *quartersv1.Tenant {
 		Status:     status,
 		OwnerEmail: t.OwnerEmail,
 		CreateTime: timestamppb.New(t.CreateTime),
+		PurgeTime:  timestampOrNil(t.PurgeTime),
 	}
+}
+
+func timestampOrNil(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
 }
 
 // Limits converts effective limits for the API.

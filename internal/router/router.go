@@ -138,6 +138,10 @@ type Settings struct {
 	// the same machine; never in production. internal/app gives the
 	// delivery worker the same setting.
 	WebhookAllowLoopback bool
+	// DeletionGrace is how long a deleted tenant waits for its purge (its
+	// owner may export or cancel meanwhile); zero means
+	// deletion.DefaultGrace.
+	DeletionGrace time.Duration
 }
 
 // DefaultAnonymousLimit is how fast one client address may call public
@@ -236,13 +240,17 @@ func New(p Params) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mount := func(path string, h http.Handler) { mux.Handle(path, authMW.Wrap(h)) }
-	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{DB: p.DB, Jobs: p.Jobs, Password: p.Password}), opts...))
+	mount(quartersv1connect.NewTenantServiceHandler(tenantsvc.New(tenantsvc.Params{
+		DB: p.DB, Jobs: p.Jobs, Password: p.Password, Tenants: p.Tenants, DeletionGrace: p.DeletionGrace,
+	}), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB, p.Jobs), opts...))
 	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB, p.Jobs), opts...))
 	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
-	mount(quartersv1connect.NewPlatformServiceHandler(platform.New(p.DB, p.Tenants, p.Jobs, p.Cost), opts...))
+	platformSvc := platform.New(p.DB, p.Tenants, p.Jobs, p.Cost)
+	platformSvc.DeletionGrace = p.DeletionGrace
+	mount(quartersv1connect.NewPlatformServiceHandler(platformSvc, opts...))
 	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage, p.Cost), opts...))
 	mount(quartersv1connect.NewWebhookServiceHandler(webhooksvc.New(webhooksvc.Params{DB: p.DB, Jobs: p.Jobs, AllowLoopback: p.WebhookAllowLoopback}), opts...))
 
@@ -367,7 +375,7 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors, spans trac
 	}
 	chain = append(chain,
 		observe.NewInterceptor(errs),
-		tenant.NewInterceptor(p.Tenants),
+		tenant.NewInterceptor(p.Tenants, rules.WhileDeleting),
 	)
 	if spans.tenant != nil {
 		chain = append(chain, spans.tenant)

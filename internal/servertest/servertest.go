@@ -153,6 +153,9 @@ type Opts struct {
 	// TracerProvider, when set, traces the server's RPCs and statements
 	// (tests capture the spans with tracetest).
 	TracerProvider *sdktrace.TracerProvider
+	// DeletionGrace is how long a deleted tenant waits for its purge
+	// (router.Settings.DeletionGrace; default a week).
+	DeletionGrace time.Duration
 }
 
 // DefaultPlatformKey is the platform credential of test servers whose Opts
@@ -274,6 +277,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 			Password: cmp.Or(opts.Password, Password),
 			// Tests' webhook receivers are httptest servers on loopback.
 			WebhookAllowLoopback: true,
+			DeletionGrace:        opts.DeletionGrace,
 		},
 	})
 	require.NoError(t, err)

@@ -23,9 +23,18 @@ import (
 
 // Tenant is the tenant a request acts for, with what its plan allows.
 type Tenant struct {
-	ID     uuid.UUID
-	Slug   string
+	ID   uuid.UUID
+	Slug string
+	// Active is true for a tenant that may use the API: not suspended, and
+	// no deletion pending.
 	Active bool
+	// Deleting is true for a tenant that is not suspended but whose
+	// deletion is pending: only the RPCs whose access rule says
+	// while_deleting are answered for it, until PurgeTime.
+	Deleting bool
+	// PurgeTime is when a pending deletion purges the tenant's data; zero
+	// if none is pending.
+	PurgeTime time.Time
 	// Plan is the plan's name ("free", "pro", "enterprise").
 	Plan string
 	// Limits are effective: the tenant's overrides, else the plan's.
@@ -45,11 +54,12 @@ type Tenant struct {
 // token says, the role is the membership's current one.
 func (t Tenant) Principal(userID uuid.UUID, m Member) *Principal {
 	return &Principal{
-		TenantID:     t.ID,
-		TenantSlug:   t.Slug,
-		TenantActive: t.Active,
-		Role:         ParseRole(m.Role),
-		UserID:       userID,
+		TenantID:       t.ID,
+		TenantSlug:     t.Slug,
+		TenantActive:   t.Active,
+		TenantDeleting: t.Deleting,
+		Role:           ParseRole(m.Role),
+		UserID:         userID,
 	}
 }
 
@@ -140,7 +150,11 @@ type Principal struct {
 	// TenantActive is false for suspended tenants; they authenticate (so the
 	// caller learns why it is refused) but the tenant interceptor stops them.
 	TenantActive bool
-	Role         Role
+	// TenantDeleting is true for a tenant whose deletion is pending (as
+	// far as the credential's check knows): the tenant interceptor admits
+	// only the RPCs marked while_deleting.
+	TenantDeleting bool
+	Role           Role
 	// KeyID is the API key the caller used; uuid.Nil for an access token.
 	KeyID uuid.UUID
 	// UserID is the signed-in user an access token names; uuid.Nil for an

@@ -189,7 +189,9 @@ func (c *Cache) load(ctx context.Context, id uuid.UUID, l *load) {
 
 // GetActive is Get for calls that act on a tenant before any credential
 // has bound one (sign-in, refresh, invitations): an unknown tenant is
-// notFound(), a suspended one SuspendedError(), other failures wrapped.
+// notFound(), a suspended one SuspendedError(), one whose deletion is
+// pending DeletionPendingError (unless the call's rule says
+// while_deleting: DeletingAllowed), other failures wrapped.
 func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() error) (tenancy.Tenant, error) {
 	t, err := c.Get(ctx, id)
 	if errors.Is(err, db.ErrNotFound) {
@@ -198,8 +200,8 @@ func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() err
 	if err != nil {
 		return t, fmt.Errorf("load tenant %s: %w", id, err)
 	}
-	if !t.Active {
-		return t, SuspendedError()
+	if !t.Active && !(t.Deleting && DeletingAllowed(ctx)) {
+		return t, Refusal(t)
 	}
 	return t, nil
 }
@@ -406,7 +408,7 @@ func genKey(id uuid.UUID) string { return "quarters:tenant:gen:" + id.String() }
 // tenancy.Tenant gains a field that matters, so replicas of a new build never read
 // a record an old build stored without it (during a rolling upgrade, say:
 // an old record has no Members, and every access token would be refused).
-const recordSchema = 2
+const recordSchema = 3
 
 func recordKey(id uuid.UUID, gen int64) string {
 	return fmt.Sprintf("quarters:tenant:rec:v%d:%s:%d", recordSchema, id, gen)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 
@@ -36,7 +37,9 @@ func CheckSelectors(baseDomain string) auth.CheckFunc {
 		if sub, ok := subdomain(r.Host, baseDomain); ok && sub != p.TenantSlug {
 			return mismatch("subdomain", sub)
 		}
-		if !p.TenantActive {
+		// A tenant whose deletion is pending is left to the tenant
+		// interceptor, which knows the RPC's rule (while_deleting).
+		if !p.TenantActive && !p.TenantDeleting {
 			return SuspendedError()
 		}
 		return nil
@@ -94,15 +97,29 @@ func mismatch(selector, value string) error {
 
 // NewInterceptor returns the interceptor that binds an authenticated call
 // to its principal's tenant record, from the cache (public calls pass
-// through without one). Suspended tenants stop here.
-func NewInterceptor(cache *Cache) connect.Interceptor {
-	i := &interceptor{cache: cache}
-	return intercept.Before(func(ctx context.Context, _ connect.Spec) (context.Context, error) { return i.bind(ctx) })
+// through without one). Suspended tenants stop here, and so do tenants
+// whose deletion is pending, unless whileDeleting(procedure) says the
+// procedure's access rule admits them (access.Rules.WhileDeleting, from
+// the contract's while_deleting). For such a procedure the call's context
+// also says so (DeletingAllowed), for the public RPCs that find their
+// tenant themselves (sign-in, refresh) through Cache.GetActive.
+func NewInterceptor(cache *Cache, whileDeleting func(procedure string) bool) connect.Interceptor {
+	i := &interceptor{cache: cache, whileDeleting: whileDeleting}
+	return intercept.Before(func(ctx context.Context, spec connect.Spec) (context.Context, error) {
+		return i.bind(ctx, spec.Procedure)
+	})
 }
 
-type interceptor struct{ cache *Cache }
+type interceptor struct {
+	cache         *Cache
+	whileDeleting func(procedure string) bool
+}
 
-func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
+func (i *interceptor) bind(ctx context.Context, procedure string) (context.Context, error) {
+	deleting := i.whileDeleting != nil && i.whileDeleting(procedure)
+	if deleting {
+		ctx = context.WithValue(ctx, deletingKey{}, true)
+	}
 	p, ok := auth.FromContext(ctx)
 	if !ok || p.Platform {
 		return ctx, nil
@@ -111,10 +128,39 @@ func (i *interceptor) bind(ctx context.Context) (context.Context, error) {
 	if err != nil {
 		return ctx, fmt.Errorf("load tenant %s: %w", p.TenantID, err)
 	}
-	if !t.Active {
-		return ctx, SuspendedError()
+	if !t.Active && !(t.Deleting && deleting) {
+		return ctx, Refusal(t)
 	}
 	return tenancy.NewContext(ctx, t), nil
+}
+
+type deletingKey struct{}
+
+// DeletingAllowed reports whether the call's RPC is admitted for a tenant
+// whose deletion is pending (its rule says while_deleting).
+func DeletingAllowed(ctx context.Context) bool {
+	ok, _ := ctx.Value(deletingKey{}).(bool)
+	return ok
+}
+
+// Refusal is the error every call of a tenant that may not use the API
+// gets: SuspendedError, or DeletionPendingError for a tenant whose
+// deletion is pending.
+func Refusal(t tenancy.Tenant) error {
+	if t.Deleting {
+		return DeletionPendingError(t.PurgeTime)
+	}
+	return SuspendedError()
+}
+
+// DeletionPendingError is the PERMISSION_DENIED (reason
+// TENANT_DELETION_PENDING, metadata purge_time) the calls of a tenant
+// awaiting deletion get, but for the RPCs marked while_deleting.
+func DeletionPendingError(purge time.Time) error {
+	at := purge.UTC().Format(time.RFC3339)
+	return apierr.WithReason(connect.CodePermissionDenied, quartersv1.ErrorReason_ERROR_REASON_TENANT_DELETION_PENDING,
+		"tenant is scheduled for deletion at "+at+"; its owner may still export its data or cancel the deletion (TenantService.CancelTenantDeletion)",
+		map[string]string{"purge_time": at})
 }
 
 // SuspendedError is the PERMISSION_DENIED (reason TENANT_SUSPENDED) every

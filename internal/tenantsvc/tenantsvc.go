@@ -1,11 +1,13 @@
 // Package tenantsvc implements quarters.v1.TenantService: sign-up and the
-// caller's tenant. (The tenant package is the request-scoped tenant itself.)
+// caller's tenant: its export and its deletion. (The tenant package is the
+// request-scoped tenant itself.)
 package tenantsvc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -22,6 +24,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/protoconv"
 	"github.com/quarters-dev/quarters/internal/tenancy"
+	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
 // signupKeyRole is the role of the key CreateTenant returns: enough to run
@@ -35,6 +38,13 @@ type Params struct {
 	Jobs *jobs.Client
 	// Password is the cost of the owner's password hash.
 	Password password.Params
+	// Tenants is the tenant cache, told of a deletion (and its
+	// cancellation) so every replica refuses (or admits) the tenant at
+	// once.
+	Tenants *tenant.Cache
+	// DeletionGrace is how long a deleted tenant waits for its purge
+	// (default deletion.DefaultGrace).
+	DeletionGrace time.Duration
 }
 
 // Service implements quartersv1connect.TenantServiceHandler.

@@ -23,6 +23,7 @@ const errorDomain = "quarters.dev"
 var (
 	reasonTenantMismatch      = wireReason(quartersv1.ErrorReason_ERROR_REASON_TENANT_MISMATCH)
 	reasonTenantSuspended     = wireReason(quartersv1.ErrorReason_ERROR_REASON_TENANT_SUSPENDED)
+	reasonDeletionPending     = wireReason(quartersv1.ErrorReason_ERROR_REASON_TENANT_DELETION_PENDING)
 	reasonFeatureNotAvailable = wireReason(quartersv1.ErrorReason_ERROR_REASON_FEATURE_NOT_AVAILABLE)
 	reasonEmailNotVerified    = wireReason(quartersv1.ErrorReason_ERROR_REASON_EMAIL_NOT_VERIFIED)
 )
@@ -187,6 +188,20 @@ func TenantMismatch(err error) bool {
 // the operator can resume it.
 func TenantSuspended(err error) bool {
 	return errorInfo(err, connect.CodePermissionDenied, reasonTenantSuspended) != nil
+}
+
+// TenantDeletionPending reports whether err refuses a call because the
+// tenant's deletion is pending (PERMISSION_DENIED, reason
+// TENANT_DELETION_PENDING), and returns when its data is purged. Until
+// then its owner may export the data and cancel the deletion
+// (TenantService.CancelTenantDeletion).
+func TenantDeletionPending(err error) (purgeTime time.Time, ok bool) {
+	info := errorInfo(err, connect.CodePermissionDenied, reasonDeletionPending)
+	if info == nil {
+		return time.Time{}, false
+	}
+	t, _ := time.Parse(time.RFC3339, info.GetMetadata()["purge_time"])
+	return t, true
 }
 
 // EmailNotVerified reports whether err refuses a sign-in because the

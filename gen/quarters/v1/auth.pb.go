@@ -1214,10 +1214,10 @@ const file_quarters_v1_auth_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\n" +
 	"\x18\x80\x01R\vnewPassword\"H\n" +
 	"\x16ChangePasswordResponse\x12.\n" +
-	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession2\x95\t\n" +
-	"\vAuthService\x12P\n" +
-	"\x06SignIn\x12\x1a.quarters.v1.SignInRequest\x1a\x1b.quarters.v1.SignInResponse\"\r\x8a\xb5\x18\t\b\x01:\x05email\x12[\n" +
-	"\fRefreshToken\x12 .quarters.v1.RefreshTokenRequest\x1a!.quarters.v1.RefreshTokenResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12L\n" +
+	"\asession\x18\x01 \x01(\v2\x14.quarters.v1.SessionR\asession2\x99\t\n" +
+	"\vAuthService\x12R\n" +
+	"\x06SignIn\x12\x1a.quarters.v1.SignInRequest\x1a\x1b.quarters.v1.SignInResponse\"\x0f\x8a\xb5\x18\v\b\x01:\x05email@\x01\x12]\n" +
+	"\fRefreshToken\x12 .quarters.v1.RefreshTokenRequest\x1a!.quarters.v1.RefreshTokenResponse\"\b\x8a\xb5\x18\x04\b\x01@\x01\x12L\n" +
 	"\aSignOut\x12\x1b.quarters.v1.SignOutRequest\x1a\x1c.quarters.v1.SignOutResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12s\n" +
 	"\x14RequestPasswordReset\x12(.quarters.v1.RequestPasswordResetRequest\x1a).quarters.v1.RequestPasswordResetResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12^\n" +
 	"\rResetPassword\x12!.quarters.v1.ResetPasswordRequest\x1a\".quarters.v1.ResetPasswordResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12X\n" +

@@ -42,6 +42,10 @@ const (
 	// FAILED_PRECONDITION: a sign-in with the right password to an account
 	// whose email is not verified yet.
 	ErrorReason_ERROR_REASON_EMAIL_NOT_VERIFIED ErrorReason = 4
+	// PERMISSION_DENIED: the tenant's deletion is pending; only the RPCs
+	// whose access rule says while_deleting (cancelling it, exporting) are
+	// answered. Metadata: purge_time (RFC 3339), when its data is deleted.
+	ErrorReason_ERROR_REASON_TENANT_DELETION_PENDING ErrorReason = 5
 )
 
 // Enum value maps for ErrorReason.
@@ -52,13 +56,15 @@ var (
 		2: "ERROR_REASON_TENANT_SUSPENDED",
 		3: "ERROR_REASON_FEATURE_NOT_AVAILABLE",
 		4: "ERROR_REASON_EMAIL_NOT_VERIFIED",
+		5: "ERROR_REASON_TENANT_DELETION_PENDING",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":           0,
-		"ERROR_REASON_TENANT_MISMATCH":       1,
-		"ERROR_REASON_TENANT_SUSPENDED":      2,
-		"ERROR_REASON_FEATURE_NOT_AVAILABLE": 3,
-		"ERROR_REASON_EMAIL_NOT_VERIFIED":    4,
+		"ERROR_REASON_UNSPECIFIED":             0,
+		"ERROR_REASON_TENANT_MISMATCH":         1,
+		"ERROR_REASON_TENANT_SUSPENDED":        2,
+		"ERROR_REASON_FEATURE_NOT_AVAILABLE":   3,
+		"ERROR_REASON_EMAIL_NOT_VERIFIED":      4,
+		"ERROR_REASON_TENANT_DELETION_PENDING": 5,
 	}
 )
 
@@ -93,13 +99,14 @@ var File_quarters_v1_errors_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x18quarters/v1/errors.proto\x12\vquarters.v1*\xbd\x01\n" +
+	"\x18quarters/v1/errors.proto\x12\vquarters.v1*\xe7\x01\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_TENANT_MISMATCH\x10\x01\x12!\n" +
 	"\x1dERROR_REASON_TENANT_SUSPENDED\x10\x02\x12&\n" +
 	"\"ERROR_REASON_FEATURE_NOT_AVAILABLE\x10\x03\x12#\n" +
-	"\x1fERROR_REASON_EMAIL_NOT_VERIFIED\x10\x04B\xa8\x01\n" +
+	"\x1fERROR_REASON_EMAIL_NOT_VERIFIED\x10\x04\x12(\n" +
+	"$ERROR_REASON_TENANT_DELETION_PENDING\x10\x05B\xa8\x01\n" +
 	"\x0fcom.quarters.v1B\vErrorsProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
 var (

@@ -105,7 +105,16 @@ type AccessRule struct {
 	// guessing one account's password from many addresses stays slow; an
 	// address that authenticated successfully gets a bucket of its own for
 	// that account, so guesses from elsewhere cannot lock its owner out.
-	AccountField  string `protobuf:"bytes,7,opt,name=account_field,json=accountField,proto3" json:"account_field,omitempty"`
+	AccountField string `protobuf:"bytes,7,opt,name=account_field,json=accountField,proto3" json:"account_field,omitempty"`
+	// while_deleting admits the RPC for a tenant whose deletion is pending
+	// (TenantService.DeleteTenant, PlatformService.DeleteTenant). Every
+	// other RPC of such a tenant is PERMISSION_DENIED (ErrorInfo reason
+	// TENANT_DELETION_PENDING, metadata purge_time), as for a suspended
+	// tenant. The RPCs the owner needs before the purge carry it: cancelling
+	// the deletion, reading the tenant, taking an export; and signing in and
+	// refreshing a session, so an owner whose access token expired can
+	// still reach those. A suspended tenant is refused whatever this says.
+	WhileDeleting bool `protobuf:"varint,8,opt,name=while_deleting,json=whileDeleting,proto3" json:"while_deleting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +198,13 @@ func (x *AccessRule) GetAccountField() string {
 	return ""
 }
 
+func (x *AccessRule) GetWhileDeleting() bool {
+	if x != nil {
+		return x.WhileDeleting
+	}
+	return false
+}
+
 var file_quarters_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -213,7 +229,7 @@ var File_quarters_v1_options_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"\xd5\x01\n" +
+	"\x19quarters/v1/options.proto\x12\vquarters.v1\x1a google/protobuf/descriptor.proto\"\xfc\x01\n" +
 	"\n" +
 	"AccessRule\x12\x16\n" +
 	"\x06public\x18\x01 \x01(\bR\x06public\x12,\n" +
@@ -222,7 +238,8 @@ const file_quarters_v1_options_proto_rawDesc = "" +
 	"\x04cost\x18\x04 \x01(\x05R\x04cost\x12\x1a\n" +
 	"\bplatform\x18\x05 \x01(\bR\bplatform\x12\x12\n" +
 	"\x04user\x18\x06 \x01(\bR\x04user\x12#\n" +
-	"\raccount_field\x18\a \x01(\tR\faccountField*M\n" +
+	"\raccount_field\x18\a \x01(\tR\faccountField\x12%\n" +
+	"\x0ewhile_deleting\x18\b \x01(\bR\rwhileDeleting*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x0e\n" +

@@ -1816,6 +1816,460 @@ func (x *GetTenantCostResponse) GetTotal() *Cost {
 	return nil
 }
 
+// PlatformServiceDeleteTenantRequest is DeleteTenant's request
+// (DeleteTenantRequest is TenantService's).
+type PlatformServiceDeleteTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceDeleteTenantRequest) Reset() {
+	*x = PlatformServiceDeleteTenantRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceDeleteTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceDeleteTenantRequest) ProtoMessage() {}
+
+func (x *PlatformServiceDeleteTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceDeleteTenantRequest.ProtoReflect.Descriptor instead.
+func (*PlatformServiceDeleteTenantRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PlatformServiceDeleteTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type PlatformServiceDeleteTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// details is the tenant after the change, with purge_time.
+	Details       *TenantDetails `protobuf:"bytes,1,opt,name=details,proto3" json:"details,omitempty"`
+	AuditEvent    *AuditEvent    `protobuf:"bytes,2,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceDeleteTenantResponse) Reset() {
+	*x = PlatformServiceDeleteTenantResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceDeleteTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceDeleteTenantResponse) ProtoMessage() {}
+
+func (x *PlatformServiceDeleteTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceDeleteTenantResponse.ProtoReflect.Descriptor instead.
+func (*PlatformServiceDeleteTenantResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PlatformServiceDeleteTenantResponse) GetDetails() *TenantDetails {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *PlatformServiceDeleteTenantResponse) GetAuditEvent() *AuditEvent {
+	if x != nil {
+		return x.AuditEvent
+	}
+	return nil
+}
+
+type PlatformServiceCancelTenantDeletionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) Reset() {
+	*x = PlatformServiceCancelTenantDeletionRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceCancelTenantDeletionRequest) ProtoMessage() {}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceCancelTenantDeletionRequest.ProtoReflect.Descriptor instead.
+func (*PlatformServiceCancelTenantDeletionRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PlatformServiceCancelTenantDeletionRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type PlatformServiceCancelTenantDeletionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Details       *TenantDetails         `protobuf:"bytes,1,opt,name=details,proto3" json:"details,omitempty"`
+	AuditEvent    *AuditEvent            `protobuf:"bytes,2,opt,name=audit_event,json=auditEvent,proto3" json:"audit_event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) Reset() {
+	*x = PlatformServiceCancelTenantDeletionResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformServiceCancelTenantDeletionResponse) ProtoMessage() {}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformServiceCancelTenantDeletionResponse.ProtoReflect.Descriptor instead.
+func (*PlatformServiceCancelTenantDeletionResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) GetDetails() *TenantDetails {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *PlatformServiceCancelTenantDeletionResponse) GetAuditEvent() *AuditEvent {
+	if x != nil {
+		return x.AuditEvent
+	}
+	return nil
+}
+
+type GetDeletionCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeletionCertificateRequest) Reset() {
+	*x = GetDeletionCertificateRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeletionCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeletionCertificateRequest) ProtoMessage() {}
+
+func (x *GetDeletionCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeletionCertificateRequest.ProtoReflect.Descriptor instead.
+func (*GetDeletionCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetDeletionCertificateRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type GetDeletionCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   *DeletionCertificate   `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeletionCertificateResponse) Reset() {
+	*x = GetDeletionCertificateResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeletionCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeletionCertificateResponse) ProtoMessage() {}
+
+func (x *GetDeletionCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeletionCertificateResponse.ProtoReflect.Descriptor instead.
+func (*GetDeletionCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetDeletionCertificateResponse) GetCertificate() *DeletionCertificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+// DeletionCertificate records one tenant's purge.
+type DeletionCertificate struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// slug was the tenant's; it is free for new sign-ups since the purge.
+	Slug string `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
+	// requested_by is who asked: "owner:<user id>" or "platform".
+	RequestedBy string                 `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	RequestTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=request_time,json=requestTime,proto3" json:"request_time,omitempty"`
+	// scheduled_time is when the purge was due, purge_time when it ran.
+	ScheduledTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=scheduled_time,json=scheduledTime,proto3" json:"scheduled_time,omitempty"`
+	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	// export_sha256 is the SHA-256 (hex) of the tenant's last finished
+	// export; empty if it never took one.
+	ExportSha256 string `protobuf:"bytes,7,opt,name=export_sha256,json=exportSha256,proto3" json:"export_sha256,omitempty"`
+	// tables are the rows of the tenant each table held before the purge
+	// and after it (always 0), sorted by name: every table with a tenant_id
+	// column, "public.tenants", "river_job" (its background jobs) and
+	// "public.users" (members who belonged to no other tenant).
+	Tables        []*DeletionCertificateTable `protobuf:"bytes,8,rep,name=tables,proto3" json:"tables,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletionCertificate) Reset() {
+	*x = DeletionCertificate{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletionCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletionCertificate) ProtoMessage() {}
+
+func (x *DeletionCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletionCertificate.ProtoReflect.Descriptor instead.
+func (*DeletionCertificate) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeletionCertificate) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetRequestTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestTime
+	}
+	return nil
+}
+
+func (x *DeletionCertificate) GetScheduledTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduledTime
+	}
+	return nil
+}
+
+func (x *DeletionCertificate) GetPurgeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurgeTime
+	}
+	return nil
+}
+
+func (x *DeletionCertificate) GetExportSha256() string {
+	if x != nil {
+		return x.ExportSha256
+	}
+	return ""
+}
+
+func (x *DeletionCertificate) GetTables() []*DeletionCertificateTable {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
+}
+
+// DeletionCertificateTable is one table's count in a DeletionCertificate.
+type DeletionCertificateTable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RowsBefore    int64                  `protobuf:"varint,2,opt,name=rows_before,json=rowsBefore,proto3" json:"rows_before,omitempty"`
+	RowsAfter     int64                  `protobuf:"varint,3,opt,name=rows_after,json=rowsAfter,proto3" json:"rows_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletionCertificateTable) Reset() {
+	*x = DeletionCertificateTable{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletionCertificateTable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletionCertificateTable) ProtoMessage() {}
+
+func (x *DeletionCertificateTable) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletionCertificateTable.ProtoReflect.Descriptor instead.
+func (*DeletionCertificateTable) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeletionCertificateTable) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeletionCertificateTable) GetRowsBefore() int64 {
+	if x != nil {
+		return x.RowsBefore
+	}
+	return 0
+}
+
+func (x *DeletionCertificateTable) GetRowsAfter() int64 {
+	if x != nil {
+		return x.RowsAfter
+	}
+	return 0
+}
+
 var File_quarters_v1_platform_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_platform_proto_rawDesc = "" +
@@ -1955,7 +2409,39 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\bend_date\x18\x03 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\"l\n" +
 	"\x15GetTenantCostResponse\x12*\n" +
 	"\x04days\x18\x01 \x03(\v2\x16.quarters.v1.DailyCostR\x04days\x12'\n" +
-	"\x05total\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x05total*\xe9\x01\n" +
+	"\x05total\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x05total\"K\n" +
+	"\"PlatformServiceDeleteTenantRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"\x95\x01\n" +
+	"#PlatformServiceDeleteTenantResponse\x124\n" +
+	"\adetails\x18\x01 \x01(\v2\x1a.quarters.v1.TenantDetailsR\adetails\x128\n" +
+	"\vaudit_event\x18\x02 \x01(\v2\x17.quarters.v1.AuditEventR\n" +
+	"auditEvent\"S\n" +
+	"*PlatformServiceCancelTenantDeletionRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"\x9d\x01\n" +
+	"+PlatformServiceCancelTenantDeletionResponse\x124\n" +
+	"\adetails\x18\x01 \x01(\v2\x1a.quarters.v1.TenantDetailsR\adetails\x128\n" +
+	"\vaudit_event\x18\x02 \x01(\v2\x17.quarters.v1.AuditEventR\n" +
+	"auditEvent\"F\n" +
+	"\x1dGetDeletionCertificateRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"d\n" +
+	"\x1eGetDeletionCertificateResponse\x12B\n" +
+	"\vcertificate\x18\x01 \x01(\v2 .quarters.v1.DeletionCertificateR\vcertificate\"\x8a\x03\n" +
+	"\x13DeletionCertificate\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04slug\x18\x02 \x01(\tR\x04slug\x12!\n" +
+	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\x12=\n" +
+	"\frequest_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\x12A\n" +
+	"\x0escheduled_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\x129\n" +
+	"\n" +
+	"purge_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12#\n" +
+	"\rexport_sha256\x18\a \x01(\tR\fexportSha256\x12=\n" +
+	"\x06tables\x18\b \x03(\v2%.quarters.v1.DeletionCertificateTableR\x06tables\"n\n" +
+	"\x18DeletionCertificateTable\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vrows_before\x18\x02 \x01(\x03R\n" +
+	"rowsBefore\x12\x1d\n" +
+	"\n" +
+	"rows_after\x18\x03 \x01(\x03R\trowsAfter*\xe9\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13JOB_STATE_AVAILABLE\x10\x01\x12\x17\n" +
@@ -1965,14 +2451,17 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x13JOB_STATE_COMPLETED\x10\x05\x12\x17\n" +
 	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x17\n" +
 	"\x13JOB_STATE_DISCARDED\x10\a\x12\x15\n" +
-	"\x11JOB_STATE_PENDING\x10\b2\xb7\b\n" +
+	"\x11JOB_STATE_PENDING\x10\b2\xc4\v\n" +
 	"\x0fPlatformService\x12[\n" +
 	"\vListTenants\x12\x1f.quarters.v1.ListTenantsRequest\x1a .quarters.v1.ListTenantsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12s\n" +
 	"\tGetTenant\x12,.quarters.v1.PlatformServiceGetTenantRequest\x1a-.quarters.v1.PlatformServiceGetTenantResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12L\n" +
 	"\aSetPlan\x12\x1b.quarters.v1.SetPlanRequest\x1a\x1c.quarters.v1.SetPlanResponse\"\x06\x8a\xb5\x18\x02(\x01\x12[\n" +
 	"\fSetOverrides\x12 .quarters.v1.SetOverridesRequest\x1a!.quarters.v1.SetOverridesResponse\"\x06\x8a\xb5\x18\x02(\x01\x12^\n" +
 	"\rSuspendTenant\x12!.quarters.v1.SuspendTenantRequest\x1a\".quarters.v1.SuspendTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12[\n" +
-	"\fResumeTenant\x12 .quarters.v1.ResumeTenantRequest\x1a!.quarters.v1.ResumeTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12g\n" +
+	"\fResumeTenant\x12 .quarters.v1.ResumeTenantRequest\x1a!.quarters.v1.ResumeTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12y\n" +
+	"\fDeleteTenant\x12/.quarters.v1.PlatformServiceDeleteTenantRequest\x1a0.quarters.v1.PlatformServiceDeleteTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12\x91\x01\n" +
+	"\x14CancelTenantDeletion\x127.quarters.v1.PlatformServiceCancelTenantDeletionRequest\x1a8.quarters.v1.PlatformServiceCancelTenantDeletionResponse\"\x06\x8a\xb5\x18\x02(\x01\x12|\n" +
+	"\x16GetDeletionCertificate\x12*.quarters.v1.GetDeletionCertificateRequest\x1a+.quarters.v1.GetDeletionCertificateResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12g\n" +
 	"\x0fListAuditEvents\x12#.quarters.v1.ListAuditEventsRequest\x1a$.quarters.v1.ListAuditEventsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12d\n" +
 	"\x0eListFailedJobs\x12\".quarters.v1.ListFailedJobsRequest\x1a#.quarters.v1.ListFailedJobsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12O\n" +
 	"\bRetryJob\x12\x1c.quarters.v1.RetryJobRequest\x1a\x1d.quarters.v1.RetryJobResponse\"\x06\x8a\xb5\x18\x02(\x01\x12g\n" +
@@ -1993,62 +2482,70 @@ func file_quarters_v1_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_quarters_v1_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_quarters_v1_platform_proto_goTypes = []any{
-	(JobState)(0),                            // 0: quarters.v1.JobState
-	(*TenantOverrides)(nil),                  // 1: quarters.v1.TenantOverrides
-	(*TenantDetails)(nil),                    // 2: quarters.v1.TenantDetails
-	(*AuditEvent)(nil),                       // 3: quarters.v1.AuditEvent
-	(*ListTenantsRequest)(nil),               // 4: quarters.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),              // 5: quarters.v1.ListTenantsResponse
-	(*PlatformServiceGetTenantRequest)(nil),  // 6: quarters.v1.PlatformServiceGetTenantRequest
-	(*PlatformServiceGetTenantResponse)(nil), // 7: quarters.v1.PlatformServiceGetTenantResponse
-	(*SetPlanRequest)(nil),                   // 8: quarters.v1.SetPlanRequest
-	(*SetPlanResponse)(nil),                  // 9: quarters.v1.SetPlanResponse
-	(*SetOverridesRequest)(nil),              // 10: quarters.v1.SetOverridesRequest
-	(*SetOverridesResponse)(nil),             // 11: quarters.v1.SetOverridesResponse
-	(*SuspendTenantRequest)(nil),             // 12: quarters.v1.SuspendTenantRequest
-	(*SuspendTenantResponse)(nil),            // 13: quarters.v1.SuspendTenantResponse
-	(*ResumeTenantRequest)(nil),              // 14: quarters.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),             // 15: quarters.v1.ResumeTenantResponse
-	(*ListAuditEventsRequest)(nil),           // 16: quarters.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),          // 17: quarters.v1.ListAuditEventsResponse
-	(*Job)(nil),                              // 18: quarters.v1.Job
-	(*JobError)(nil),                         // 19: quarters.v1.JobError
-	(*ListFailedJobsRequest)(nil),            // 20: quarters.v1.ListFailedJobsRequest
-	(*ListFailedJobsResponse)(nil),           // 21: quarters.v1.ListFailedJobsResponse
-	(*RetryJobRequest)(nil),                  // 22: quarters.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),                 // 23: quarters.v1.RetryJobResponse
-	(*ListTenantCostsRequest)(nil),           // 24: quarters.v1.ListTenantCostsRequest
-	(*TenantCost)(nil),                       // 25: quarters.v1.TenantCost
-	(*ListTenantCostsResponse)(nil),          // 26: quarters.v1.ListTenantCostsResponse
-	(*GetTenantCostRequest)(nil),             // 27: quarters.v1.GetTenantCostRequest
-	(*GetTenantCostResponse)(nil),            // 28: quarters.v1.GetTenantCostResponse
-	nil,                                      // 29: quarters.v1.TenantOverrides.FeaturesEntry
-	(*Tenant)(nil),                           // 30: quarters.v1.Tenant
-	(*Limits)(nil),                           // 31: quarters.v1.Limits
-	(*structpb.Struct)(nil),                  // 32: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),            // 33: google.protobuf.Timestamp
-	(TenantStatus)(0),                        // 34: quarters.v1.TenantStatus
-	(*fieldmaskpb.FieldMask)(nil),            // 35: google.protobuf.FieldMask
-	(*Cost)(nil),                             // 36: quarters.v1.Cost
-	(*DailyCost)(nil),                        // 37: quarters.v1.DailyCost
+	(JobState)(0),                                       // 0: quarters.v1.JobState
+	(*TenantOverrides)(nil),                             // 1: quarters.v1.TenantOverrides
+	(*TenantDetails)(nil),                               // 2: quarters.v1.TenantDetails
+	(*AuditEvent)(nil),                                  // 3: quarters.v1.AuditEvent
+	(*ListTenantsRequest)(nil),                          // 4: quarters.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),                         // 5: quarters.v1.ListTenantsResponse
+	(*PlatformServiceGetTenantRequest)(nil),             // 6: quarters.v1.PlatformServiceGetTenantRequest
+	(*PlatformServiceGetTenantResponse)(nil),            // 7: quarters.v1.PlatformServiceGetTenantResponse
+	(*SetPlanRequest)(nil),                              // 8: quarters.v1.SetPlanRequest
+	(*SetPlanResponse)(nil),                             // 9: quarters.v1.SetPlanResponse
+	(*SetOverridesRequest)(nil),                         // 10: quarters.v1.SetOverridesRequest
+	(*SetOverridesResponse)(nil),                        // 11: quarters.v1.SetOverridesResponse
+	(*SuspendTenantRequest)(nil),                        // 12: quarters.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),                       // 13: quarters.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),                         // 14: quarters.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),                        // 15: quarters.v1.ResumeTenantResponse
+	(*ListAuditEventsRequest)(nil),                      // 16: quarters.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),                     // 17: quarters.v1.ListAuditEventsResponse
+	(*Job)(nil),                                         // 18: quarters.v1.Job
+	(*JobError)(nil),                                    // 19: quarters.v1.JobError
+	(*ListFailedJobsRequest)(nil),                       // 20: quarters.v1.ListFailedJobsRequest
+	(*ListFailedJobsResponse)(nil),                      // 21: quarters.v1.ListFailedJobsResponse
+	(*RetryJobRequest)(nil),                             // 22: quarters.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),                            // 23: quarters.v1.RetryJobResponse
+	(*ListTenantCostsRequest)(nil),                      // 24: quarters.v1.ListTenantCostsRequest
+	(*TenantCost)(nil),                                  // 25: quarters.v1.TenantCost
+	(*ListTenantCostsResponse)(nil),                     // 26: quarters.v1.ListTenantCostsResponse
+	(*GetTenantCostRequest)(nil),                        // 27: quarters.v1.GetTenantCostRequest
+	(*GetTenantCostResponse)(nil),                       // 28: quarters.v1.GetTenantCostResponse
+	(*PlatformServiceDeleteTenantRequest)(nil),          // 29: quarters.v1.PlatformServiceDeleteTenantRequest
+	(*PlatformServiceDeleteTenantResponse)(nil),         // 30: quarters.v1.PlatformServiceDeleteTenantResponse
+	(*PlatformServiceCancelTenantDeletionRequest)(nil),  // 31: quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	(*PlatformServiceCancelTenantDeletionResponse)(nil), // 32: quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	(*GetDeletionCertificateRequest)(nil),               // 33: quarters.v1.GetDeletionCertificateRequest
+	(*GetDeletionCertificateResponse)(nil),              // 34: quarters.v1.GetDeletionCertificateResponse
+	(*DeletionCertificate)(nil),                         // 35: quarters.v1.DeletionCertificate
+	(*DeletionCertificateTable)(nil),                    // 36: quarters.v1.DeletionCertificateTable
+	nil,                                                 // 37: quarters.v1.TenantOverrides.FeaturesEntry
+	(*Tenant)(nil),                                      // 38: quarters.v1.Tenant
+	(*Limits)(nil),                                      // 39: quarters.v1.Limits
+	(*structpb.Struct)(nil),                             // 40: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),                       // 41: google.protobuf.Timestamp
+	(TenantStatus)(0),                                   // 42: quarters.v1.TenantStatus
+	(*fieldmaskpb.FieldMask)(nil),                       // 43: google.protobuf.FieldMask
+	(*Cost)(nil),                                        // 44: quarters.v1.Cost
+	(*DailyCost)(nil),                                   // 45: quarters.v1.DailyCost
 }
 var file_quarters_v1_platform_proto_depIdxs = []int32{
-	29, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
-	30, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
-	31, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
+	37, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
+	38, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
+	39, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
 	1,  // 3: quarters.v1.TenantDetails.overrides:type_name -> quarters.v1.TenantOverrides
-	32, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	32, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	33, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	34, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
-	30, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
+	40, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	40, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	41, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	42, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
+	38, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
 	2,  // 9: quarters.v1.PlatformServiceGetTenantResponse.details:type_name -> quarters.v1.TenantDetails
 	2,  // 10: quarters.v1.SetPlanResponse.details:type_name -> quarters.v1.TenantDetails
 	3,  // 11: quarters.v1.SetPlanResponse.audit_event:type_name -> quarters.v1.AuditEvent
 	1,  // 12: quarters.v1.SetOverridesRequest.overrides:type_name -> quarters.v1.TenantOverrides
-	35, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
+	43, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 14: quarters.v1.SetOverridesResponse.details:type_name -> quarters.v1.TenantDetails
 	3,  // 15: quarters.v1.SetOverridesResponse.audit_event:type_name -> quarters.v1.AuditEvent
 	2,  // 16: quarters.v1.SuspendTenantResponse.details:type_name -> quarters.v1.TenantDetails
@@ -2058,44 +2555,59 @@ var file_quarters_v1_platform_proto_depIdxs = []int32{
 	3,  // 20: quarters.v1.ListAuditEventsResponse.audit_events:type_name -> quarters.v1.AuditEvent
 	0,  // 21: quarters.v1.Job.state:type_name -> quarters.v1.JobState
 	19, // 22: quarters.v1.Job.errors:type_name -> quarters.v1.JobError
-	33, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	33, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
-	33, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
-	33, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	33, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	41, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	41, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
+	41, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
+	41, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	41, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
 	18, // 28: quarters.v1.ListFailedJobsResponse.jobs:type_name -> quarters.v1.Job
 	18, // 29: quarters.v1.RetryJobResponse.job:type_name -> quarters.v1.Job
-	36, // 30: quarters.v1.TenantCost.cost:type_name -> quarters.v1.Cost
+	44, // 30: quarters.v1.TenantCost.cost:type_name -> quarters.v1.Cost
 	25, // 31: quarters.v1.ListTenantCostsResponse.tenant_costs:type_name -> quarters.v1.TenantCost
-	37, // 32: quarters.v1.GetTenantCostResponse.days:type_name -> quarters.v1.DailyCost
-	36, // 33: quarters.v1.GetTenantCostResponse.total:type_name -> quarters.v1.Cost
-	4,  // 34: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
-	6,  // 35: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
-	8,  // 36: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
-	10, // 37: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
-	12, // 38: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
-	14, // 39: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
-	16, // 40: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
-	20, // 41: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
-	22, // 42: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
-	24, // 43: quarters.v1.PlatformService.ListTenantCosts:input_type -> quarters.v1.ListTenantCostsRequest
-	27, // 44: quarters.v1.PlatformService.GetTenantCost:input_type -> quarters.v1.GetTenantCostRequest
-	5,  // 45: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
-	7,  // 46: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
-	9,  // 47: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
-	11, // 48: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
-	13, // 49: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
-	15, // 50: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
-	17, // 51: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
-	21, // 52: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
-	23, // 53: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
-	26, // 54: quarters.v1.PlatformService.ListTenantCosts:output_type -> quarters.v1.ListTenantCostsResponse
-	28, // 55: quarters.v1.PlatformService.GetTenantCost:output_type -> quarters.v1.GetTenantCostResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	45, // 32: quarters.v1.GetTenantCostResponse.days:type_name -> quarters.v1.DailyCost
+	44, // 33: quarters.v1.GetTenantCostResponse.total:type_name -> quarters.v1.Cost
+	2,  // 34: quarters.v1.PlatformServiceDeleteTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 35: quarters.v1.PlatformServiceDeleteTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	2,  // 36: quarters.v1.PlatformServiceCancelTenantDeletionResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 37: quarters.v1.PlatformServiceCancelTenantDeletionResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	35, // 38: quarters.v1.GetDeletionCertificateResponse.certificate:type_name -> quarters.v1.DeletionCertificate
+	41, // 39: quarters.v1.DeletionCertificate.request_time:type_name -> google.protobuf.Timestamp
+	41, // 40: quarters.v1.DeletionCertificate.scheduled_time:type_name -> google.protobuf.Timestamp
+	41, // 41: quarters.v1.DeletionCertificate.purge_time:type_name -> google.protobuf.Timestamp
+	36, // 42: quarters.v1.DeletionCertificate.tables:type_name -> quarters.v1.DeletionCertificateTable
+	4,  // 43: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
+	6,  // 44: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
+	8,  // 45: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
+	10, // 46: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
+	12, // 47: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
+	14, // 48: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
+	29, // 49: quarters.v1.PlatformService.DeleteTenant:input_type -> quarters.v1.PlatformServiceDeleteTenantRequest
+	31, // 50: quarters.v1.PlatformService.CancelTenantDeletion:input_type -> quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	33, // 51: quarters.v1.PlatformService.GetDeletionCertificate:input_type -> quarters.v1.GetDeletionCertificateRequest
+	16, // 52: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
+	20, // 53: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
+	22, // 54: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
+	24, // 55: quarters.v1.PlatformService.ListTenantCosts:input_type -> quarters.v1.ListTenantCostsRequest
+	27, // 56: quarters.v1.PlatformService.GetTenantCost:input_type -> quarters.v1.GetTenantCostRequest
+	5,  // 57: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
+	7,  // 58: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
+	9,  // 59: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
+	11, // 60: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
+	13, // 61: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
+	15, // 62: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
+	30, // 63: quarters.v1.PlatformService.DeleteTenant:output_type -> quarters.v1.PlatformServiceDeleteTenantResponse
+	32, // 64: quarters.v1.PlatformService.CancelTenantDeletion:output_type -> quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	34, // 65: quarters.v1.PlatformService.GetDeletionCertificate:output_type -> quarters.v1.GetDeletionCertificateResponse
+	17, // 66: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
+	21, // 67: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
+	23, // 68: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
+	26, // 69: quarters.v1.PlatformService.ListTenantCosts:output_type -> quarters.v1.ListTenantCostsResponse
+	28, // 70: quarters.v1.PlatformService.GetTenantCost:output_type -> quarters.v1.GetTenantCostResponse
+	57, // [57:71] is the sub-list for method output_type
+	43, // [43:57] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_platform_proto_init() }
@@ -2114,7 +2626,7 @@ func file_quarters_v1_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_platform_proto_rawDesc), len(file_quarters_v1_platform_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -82,10 +82,13 @@ type Tenant struct {
 	Slug string `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// plan is the billing plan's name, e.g. "free".
-	Plan          string                 `protobuf:"bytes,4,opt,name=plan,proto3" json:"plan,omitempty"`
-	Status        TenantStatus           `protobuf:"varint,5,opt,name=status,proto3,enum=quarters.v1.TenantStatus" json:"status,omitempty"`
-	OwnerEmail    string                 `protobuf:"bytes,6,opt,name=owner_email,json=ownerEmail,proto3" json:"owner_email,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Plan       string                 `protobuf:"bytes,4,opt,name=plan,proto3" json:"plan,omitempty"`
+	Status     TenantStatus           `protobuf:"varint,5,opt,name=status,proto3,enum=quarters.v1.TenantStatus" json:"status,omitempty"`
+	OwnerEmail string                 `protobuf:"bytes,6,opt,name=owner_email,json=ownerEmail,proto3" json:"owner_email,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// purge_time is set while the tenant's deletion is pending: when its
+	// data is deleted, unless the deletion is cancelled first.
+	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,6 +168,13 @@ func (x *Tenant) GetOwnerEmail() string {
 func (x *Tenant) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Tenant) GetPurgeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurgeTime
 	}
 	return nil
 }
@@ -869,11 +879,182 @@ func (x *GetTenantExportResponse) GetExport() *TenantExport {
 	return nil
 }
 
+type DeleteTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// confirm_slug is the tenant's slug, typed back by the person deleting
+	// it.
+	ConfirmSlug   string `protobuf:"bytes,1,opt,name=confirm_slug,json=confirmSlug,proto3" json:"confirm_slug,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTenantRequest) Reset() {
+	*x = DeleteTenantRequest{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenantRequest) ProtoMessage() {}
+
+func (x *DeleteTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenantRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTenantRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeleteTenantRequest) GetConfirmSlug() string {
+	if x != nil {
+		return x.ConfirmSlug
+	}
+	return ""
+}
+
+type DeleteTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tenant is the tenant awaiting deletion, with purge_time.
+	Tenant        *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTenantResponse) Reset() {
+	*x = DeleteTenantResponse{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenantResponse) ProtoMessage() {}
+
+func (x *DeleteTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenantResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTenantResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+type CancelTenantDeletionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTenantDeletionRequest) Reset() {
+	*x = CancelTenantDeletionRequest{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTenantDeletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTenantDeletionRequest) ProtoMessage() {}
+
+func (x *CancelTenantDeletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTenantDeletionRequest.ProtoReflect.Descriptor instead.
+func (*CancelTenantDeletionRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{14}
+}
+
+type CancelTenantDeletionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTenantDeletionResponse) Reset() {
+	*x = CancelTenantDeletionResponse{}
+	mi := &file_quarters_v1_tenant_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTenantDeletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTenantDeletionResponse) ProtoMessage() {}
+
+func (x *CancelTenantDeletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_tenant_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTenantDeletionResponse.ProtoReflect.Descriptor instead.
+func (*CancelTenantDeletionResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_tenant_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CancelTenantDeletionResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
 var File_quarters_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"\n" +
-	"\x18quarters/v1/tenant.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x19quarters/v1/session.proto\"\xe5\x01\n" +
+	"\x18quarters/v1/tenant.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x19quarters/v1/session.proto\"\xa0\x02\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
@@ -883,7 +1064,9 @@ const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"\vowner_email\x18\x06 \x01(\tR\n" +
 	"ownerEmail\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x83\x03\n" +
+	"createTime\x129\n" +
+	"\n" +
+	"purge_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\"\x83\x03\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
@@ -939,16 +1122,25 @@ const file_quarters_v1_tenant_proto_rawDesc = "" +
 	"\x16GetTenantExportRequest\x12%\n" +
 	"\texport_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bexportId\"L\n" +
 	"\x17GetTenantExportResponse\x121\n" +
-	"\x06export\x18\x01 \x01(\v2\x19.quarters.v1.TenantExportR\x06export*d\n" +
+	"\x06export\x18\x01 \x01(\v2\x19.quarters.v1.TenantExportR\x06export\"C\n" +
+	"\x13DeleteTenantRequest\x12,\n" +
+	"\fconfirm_slug\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18(R\vconfirmSlug\"C\n" +
+	"\x14DeleteTenantResponse\x12+\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x13.quarters.v1.TenantR\x06tenant\"\x1d\n" +
+	"\x1bCancelTenantDeletionRequest\"K\n" +
+	"\x1cCancelTenantDeletionResponse\x12+\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x13.quarters.v1.TenantR\x06tenant*d\n" +
 	"\fTenantStatus\x12\x1d\n" +
 	"\x19TENANT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TENANT_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
-	"\x17TENANT_STATUS_SUSPENDED\x10\x022\x86\x03\n" +
+	"\x17TENANT_STATUS_SUSPENDED\x10\x022\xe0\x04\n" +
 	"\rTenantService\x12[\n" +
-	"\fCreateTenant\x12 .quarters.v1.CreateTenantRequest\x1a!.quarters.v1.CreateTenantResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12U\n" +
-	"\tGetTenant\x12\x1d.quarters.v1.GetTenantRequest\x1a\x1e.quarters.v1.GetTenantResponse\"\t\x8a\xb5\x18\x02\x10\x01\x90\x02\x01\x12[\n" +
-	"\fExportTenant\x12 .quarters.v1.ExportTenantRequest\x1a!.quarters.v1.ExportTenantResponse\"\x06\x8a\xb5\x18\x02\x10\x03\x12d\n" +
-	"\x0fGetTenantExport\x12#.quarters.v1.GetTenantExportRequest\x1a$.quarters.v1.GetTenantExportResponse\"\x06\x8a\xb5\x18\x02\x10\x03B\xa8\x01\n" +
+	"\fCreateTenant\x12 .quarters.v1.CreateTenantRequest\x1a!.quarters.v1.CreateTenantResponse\"\x06\x8a\xb5\x18\x02\b\x01\x12W\n" +
+	"\tGetTenant\x12\x1d.quarters.v1.GetTenantRequest\x1a\x1e.quarters.v1.GetTenantResponse\"\v\x8a\xb5\x18\x04\x10\x01@\x01\x90\x02\x01\x12]\n" +
+	"\fExportTenant\x12 .quarters.v1.ExportTenantRequest\x1a!.quarters.v1.ExportTenantResponse\"\b\x8a\xb5\x18\x04\x10\x03@\x01\x12f\n" +
+	"\x0fGetTenantExport\x12#.quarters.v1.GetTenantExportRequest\x1a$.quarters.v1.GetTenantExportResponse\"\b\x8a\xb5\x18\x04\x10\x03@\x01\x12[\n" +
+	"\fDeleteTenant\x12 .quarters.v1.DeleteTenantRequest\x1a!.quarters.v1.DeleteTenantResponse\"\x06\x8a\xb5\x18\x02\x10\x03\x12u\n" +
+	"\x14CancelTenantDeletion\x12(.quarters.v1.CancelTenantDeletionRequest\x1a).quarters.v1.CancelTenantDeletionResponse\"\b\x8a\xb5\x18\x04\x10\x03@\x01B\xa8\x01\n" +
 	"\x0fcom.quarters.v1B\vTenantProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
 var (
@@ -964,56 +1156,67 @@ func file_quarters_v1_tenant_proto_rawDescGZIP() []byte {
 }
 
 var file_quarters_v1_tenant_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_quarters_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_quarters_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_quarters_v1_tenant_proto_goTypes = []any{
-	(TenantStatus)(0),               // 0: quarters.v1.TenantStatus
-	(*Tenant)(nil),                  // 1: quarters.v1.Tenant
-	(*ApiKey)(nil),                  // 2: quarters.v1.ApiKey
-	(*CreateTenantRequest)(nil),     // 3: quarters.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),    // 4: quarters.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),        // 5: quarters.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),       // 6: quarters.v1.GetTenantResponse
-	(*TenantExport)(nil),            // 7: quarters.v1.TenantExport
-	(*TenantExportTable)(nil),       // 8: quarters.v1.TenantExportTable
-	(*ExportTenantRequest)(nil),     // 9: quarters.v1.ExportTenantRequest
-	(*ExportTenantResponse)(nil),    // 10: quarters.v1.ExportTenantResponse
-	(*GetTenantExportRequest)(nil),  // 11: quarters.v1.GetTenantExportRequest
-	(*GetTenantExportResponse)(nil), // 12: quarters.v1.GetTenantExportResponse
-	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
-	(Role)(0),                       // 14: quarters.v1.Role
-	(*Session)(nil),                 // 15: quarters.v1.Session
+	(TenantStatus)(0),                    // 0: quarters.v1.TenantStatus
+	(*Tenant)(nil),                       // 1: quarters.v1.Tenant
+	(*ApiKey)(nil),                       // 2: quarters.v1.ApiKey
+	(*CreateTenantRequest)(nil),          // 3: quarters.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),         // 4: quarters.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),             // 5: quarters.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),            // 6: quarters.v1.GetTenantResponse
+	(*TenantExport)(nil),                 // 7: quarters.v1.TenantExport
+	(*TenantExportTable)(nil),            // 8: quarters.v1.TenantExportTable
+	(*ExportTenantRequest)(nil),          // 9: quarters.v1.ExportTenantRequest
+	(*ExportTenantResponse)(nil),         // 10: quarters.v1.ExportTenantResponse
+	(*GetTenantExportRequest)(nil),       // 11: quarters.v1.GetTenantExportRequest
+	(*GetTenantExportResponse)(nil),      // 12: quarters.v1.GetTenantExportResponse
+	(*DeleteTenantRequest)(nil),          // 13: quarters.v1.DeleteTenantRequest
+	(*DeleteTenantResponse)(nil),         // 14: quarters.v1.DeleteTenantResponse
+	(*CancelTenantDeletionRequest)(nil),  // 15: quarters.v1.CancelTenantDeletionRequest
+	(*CancelTenantDeletionResponse)(nil), // 16: quarters.v1.CancelTenantDeletionResponse
+	(*timestamppb.Timestamp)(nil),        // 17: google.protobuf.Timestamp
+	(Role)(0),                            // 18: quarters.v1.Role
+	(*Session)(nil),                      // 19: quarters.v1.Session
 }
 var file_quarters_v1_tenant_proto_depIdxs = []int32{
 	0,  // 0: quarters.v1.Tenant.status:type_name -> quarters.v1.TenantStatus
-	13, // 1: quarters.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	14, // 2: quarters.v1.ApiKey.role:type_name -> quarters.v1.Role
-	13, // 3: quarters.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	13, // 4: quarters.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	13, // 5: quarters.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
-	13, // 6: quarters.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	1,  // 7: quarters.v1.CreateTenantResponse.tenant:type_name -> quarters.v1.Tenant
-	2,  // 8: quarters.v1.CreateTenantResponse.api_key:type_name -> quarters.v1.ApiKey
-	15, // 9: quarters.v1.CreateTenantResponse.session:type_name -> quarters.v1.Session
-	1,  // 10: quarters.v1.GetTenantResponse.tenant:type_name -> quarters.v1.Tenant
-	13, // 11: quarters.v1.TenantExport.create_time:type_name -> google.protobuf.Timestamp
-	13, // 12: quarters.v1.TenantExport.finish_time:type_name -> google.protobuf.Timestamp
-	8,  // 13: quarters.v1.TenantExport.tables:type_name -> quarters.v1.TenantExportTable
-	13, // 14: quarters.v1.TenantExport.download_expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 15: quarters.v1.ExportTenantResponse.export:type_name -> quarters.v1.TenantExport
-	7,  // 16: quarters.v1.GetTenantExportResponse.export:type_name -> quarters.v1.TenantExport
-	3,  // 17: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
-	5,  // 18: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
-	9,  // 19: quarters.v1.TenantService.ExportTenant:input_type -> quarters.v1.ExportTenantRequest
-	11, // 20: quarters.v1.TenantService.GetTenantExport:input_type -> quarters.v1.GetTenantExportRequest
-	4,  // 21: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
-	6,  // 22: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
-	10, // 23: quarters.v1.TenantService.ExportTenant:output_type -> quarters.v1.ExportTenantResponse
-	12, // 24: quarters.v1.TenantService.GetTenantExport:output_type -> quarters.v1.GetTenantExportResponse
-	21, // [21:25] is the sub-list for method output_type
-	17, // [17:21] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 1: quarters.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	17, // 2: quarters.v1.Tenant.purge_time:type_name -> google.protobuf.Timestamp
+	18, // 3: quarters.v1.ApiKey.role:type_name -> quarters.v1.Role
+	17, // 4: quarters.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	17, // 5: quarters.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 6: quarters.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	17, // 7: quarters.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: quarters.v1.CreateTenantResponse.tenant:type_name -> quarters.v1.Tenant
+	2,  // 9: quarters.v1.CreateTenantResponse.api_key:type_name -> quarters.v1.ApiKey
+	19, // 10: quarters.v1.CreateTenantResponse.session:type_name -> quarters.v1.Session
+	1,  // 11: quarters.v1.GetTenantResponse.tenant:type_name -> quarters.v1.Tenant
+	17, // 12: quarters.v1.TenantExport.create_time:type_name -> google.protobuf.Timestamp
+	17, // 13: quarters.v1.TenantExport.finish_time:type_name -> google.protobuf.Timestamp
+	8,  // 14: quarters.v1.TenantExport.tables:type_name -> quarters.v1.TenantExportTable
+	17, // 15: quarters.v1.TenantExport.download_expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 16: quarters.v1.ExportTenantResponse.export:type_name -> quarters.v1.TenantExport
+	7,  // 17: quarters.v1.GetTenantExportResponse.export:type_name -> quarters.v1.TenantExport
+	1,  // 18: quarters.v1.DeleteTenantResponse.tenant:type_name -> quarters.v1.Tenant
+	1,  // 19: quarters.v1.CancelTenantDeletionResponse.tenant:type_name -> quarters.v1.Tenant
+	3,  // 20: quarters.v1.TenantService.CreateTenant:input_type -> quarters.v1.CreateTenantRequest
+	5,  // 21: quarters.v1.TenantService.GetTenant:input_type -> quarters.v1.GetTenantRequest
+	9,  // 22: quarters.v1.TenantService.ExportTenant:input_type -> quarters.v1.ExportTenantRequest
+	11, // 23: quarters.v1.TenantService.GetTenantExport:input_type -> quarters.v1.GetTenantExportRequest
+	13, // 24: quarters.v1.TenantService.DeleteTenant:input_type -> quarters.v1.DeleteTenantRequest
+	15, // 25: quarters.v1.TenantService.CancelTenantDeletion:input_type -> quarters.v1.CancelTenantDeletionRequest
+	4,  // 26: quarters.v1.TenantService.CreateTenant:output_type -> quarters.v1.CreateTenantResponse
+	6,  // 27: quarters.v1.TenantService.GetTenant:output_type -> quarters.v1.GetTenantResponse
+	10, // 28: quarters.v1.TenantService.ExportTenant:output_type -> quarters.v1.ExportTenantResponse
+	12, // 29: quarters.v1.TenantService.GetTenantExport:output_type -> quarters.v1.GetTenantExportResponse
+	14, // 30: quarters.v1.TenantService.DeleteTenant:output_type -> quarters.v1.DeleteTenantResponse
+	16, // 31: quarters.v1.TenantService.CancelTenantDeletion:output_type -> quarters.v1.CancelTenantDeletionResponse
+	26, // [26:32] is the sub-list for method output_type
+	20, // [20:26] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_tenant_proto_init() }
@@ -1029,7 +1232,7 @@ func file_quarters_v1_tenant_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_tenant_proto_rawDesc), len(file_quarters_v1_tenant_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

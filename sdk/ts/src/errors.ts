@@ -21,6 +21,7 @@ export function reasonOf(r: ErrorReason): string {
 export const Reason = {
   TenantMismatch: reasonOf(ErrorReason.TENANT_MISMATCH),
   TenantSuspended: reasonOf(ErrorReason.TENANT_SUSPENDED),
+  TenantDeletionPending: reasonOf(ErrorReason.TENANT_DELETION_PENDING),
   FeatureNotAvailable: reasonOf(ErrorReason.FEATURE_NOT_AVAILABLE),
   EmailNotVerified: reasonOf(ErrorReason.EMAIL_NOT_VERIFIED),
 } as const;
@@ -64,6 +65,17 @@ export function tenantMismatch(err: unknown): boolean {
 /** The caller's tenant is suspended. */
 export function tenantSuspended(err: unknown): boolean {
   return errorInfo(err, Code.PermissionDenied, Reason.TenantSuspended) !== undefined;
+}
+
+/**
+ * The caller's tenant is awaiting deletion: returns when its data is purged
+ * (the ErrorInfo's purge_time), or undefined if err is not that refusal.
+ * Until then its owner may export the data and cancel the deletion.
+ */
+export function tenantDeletionPending(err: unknown): Date | undefined {
+  const info = errorInfo(err, Code.PermissionDenied, Reason.TenantDeletionPending);
+  if (info === undefined) return undefined;
+  return new Date(info.metadata["purge_time"] ?? "");
 }
 
 /**

@@ -50,6 +50,15 @@ const (
 	// PlatformServiceResumeTenantProcedure is the fully-qualified name of the PlatformService's
 	// ResumeTenant RPC.
 	PlatformServiceResumeTenantProcedure = "/quarters.v1.PlatformService/ResumeTenant"
+	// PlatformServiceDeleteTenantProcedure is the fully-qualified name of the PlatformService's
+	// DeleteTenant RPC.
+	PlatformServiceDeleteTenantProcedure = "/quarters.v1.PlatformService/DeleteTenant"
+	// PlatformServiceCancelTenantDeletionProcedure is the fully-qualified name of the PlatformService's
+	// CancelTenantDeletion RPC.
+	PlatformServiceCancelTenantDeletionProcedure = "/quarters.v1.PlatformService/CancelTenantDeletion"
+	// PlatformServiceGetDeletionCertificateProcedure is the fully-qualified name of the
+	// PlatformService's GetDeletionCertificate RPC.
+	PlatformServiceGetDeletionCertificateProcedure = "/quarters.v1.PlatformService/GetDeletionCertificate"
 	// PlatformServiceListAuditEventsProcedure is the fully-qualified name of the PlatformService's
 	// ListAuditEvents RPC.
 	PlatformServiceListAuditEventsProcedure = "/quarters.v1.PlatformService/ListAuditEvents"
@@ -87,6 +96,20 @@ type PlatformServiceClient interface {
 	SuspendTenant(context.Context, *connect.Request[v1.SuspendTenantRequest]) (*connect.Response[v1.SuspendTenantResponse], error)
 	// ResumeTenant lets a suspended tenant use the API again.
 	ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error)
+	// DeleteTenant schedules the tenant's deletion, as
+	// TenantService.DeleteTenant does for its owner: refused at once (but
+	// for RPCs marked while_deleting), purged after the grace period. A
+	// deletion already pending is left as it is (its purge_time returned).
+	DeleteTenant(context.Context, *connect.Request[v1.PlatformServiceDeleteTenantRequest]) (*connect.Response[v1.PlatformServiceDeleteTenantResponse], error)
+	// CancelTenantDeletion cancels a pending deletion; FAILED_PRECONDITION
+	// if none is pending.
+	CancelTenantDeletion(context.Context, *connect.Request[v1.PlatformServiceCancelTenantDeletionRequest]) (*connect.Response[v1.PlatformServiceCancelTenantDeletionResponse], error)
+	// GetDeletionCertificate returns the certificate of a purged tenant:
+	// each table's rows before and after, who asked and when, when it ran,
+	// and the SHA-256 of its last export. It outlives the tenant (and its
+	// audit events, which are the tenant's rows). NOT_FOUND if the tenant
+	// was never purged.
+	GetDeletionCertificate(context.Context, *connect.Request[v1.GetDeletionCertificateRequest]) (*connect.Response[v1.GetDeletionCertificateResponse], error)
 	// ListAuditEvents lists the audit records of platform changes, newest
 	// first, optionally of one tenant.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
@@ -163,6 +186,25 @@ func NewPlatformServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(platformServiceMethods.ByName("ResumeTenant")),
 			connect.WithClientOptions(opts...),
 		),
+		deleteTenant: connect.NewClient[v1.PlatformServiceDeleteTenantRequest, v1.PlatformServiceDeleteTenantResponse](
+			httpClient,
+			baseURL+PlatformServiceDeleteTenantProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("DeleteTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		cancelTenantDeletion: connect.NewClient[v1.PlatformServiceCancelTenantDeletionRequest, v1.PlatformServiceCancelTenantDeletionResponse](
+			httpClient,
+			baseURL+PlatformServiceCancelTenantDeletionProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("CancelTenantDeletion")),
+			connect.WithClientOptions(opts...),
+		),
+		getDeletionCertificate: connect.NewClient[v1.GetDeletionCertificateRequest, v1.GetDeletionCertificateResponse](
+			httpClient,
+			baseURL+PlatformServiceGetDeletionCertificateProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("GetDeletionCertificate")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		listAuditEvents: connect.NewClient[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse](
 			httpClient,
 			baseURL+PlatformServiceListAuditEventsProcedure,
@@ -202,17 +244,20 @@ func NewPlatformServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 
 // platformServiceClient implements PlatformServiceClient.
 type platformServiceClient struct {
-	listTenants     *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
-	getTenant       *connect.Client[v1.PlatformServiceGetTenantRequest, v1.PlatformServiceGetTenantResponse]
-	setPlan         *connect.Client[v1.SetPlanRequest, v1.SetPlanResponse]
-	setOverrides    *connect.Client[v1.SetOverridesRequest, v1.SetOverridesResponse]
-	suspendTenant   *connect.Client[v1.SuspendTenantRequest, v1.SuspendTenantResponse]
-	resumeTenant    *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
-	listAuditEvents *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
-	listFailedJobs  *connect.Client[v1.ListFailedJobsRequest, v1.ListFailedJobsResponse]
-	retryJob        *connect.Client[v1.RetryJobRequest, v1.RetryJobResponse]
-	listTenantCosts *connect.Client[v1.ListTenantCostsRequest, v1.ListTenantCostsResponse]
-	getTenantCost   *connect.Client[v1.GetTenantCostRequest, v1.GetTenantCostResponse]
+	listTenants            *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
+	getTenant              *connect.Client[v1.PlatformServiceGetTenantRequest, v1.PlatformServiceGetTenantResponse]
+	setPlan                *connect.Client[v1.SetPlanRequest, v1.SetPlanResponse]
+	setOverrides           *connect.Client[v1.SetOverridesRequest, v1.SetOverridesResponse]
+	suspendTenant          *connect.Client[v1.SuspendTenantRequest, v1.SuspendTenantResponse]
+	resumeTenant           *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
+	deleteTenant           *connect.Client[v1.PlatformServiceDeleteTenantRequest, v1.PlatformServiceDeleteTenantResponse]
+	cancelTenantDeletion   *connect.Client[v1.PlatformServiceCancelTenantDeletionRequest, v1.PlatformServiceCancelTenantDeletionResponse]
+	getDeletionCertificate *connect.Client[v1.GetDeletionCertificateRequest, v1.GetDeletionCertificateResponse]
+	listAuditEvents        *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
+	listFailedJobs         *connect.Client[v1.ListFailedJobsRequest, v1.ListFailedJobsResponse]
+	retryJob               *connect.Client[v1.RetryJobRequest, v1.RetryJobResponse]
+	listTenantCosts        *connect.Client[v1.ListTenantCostsRequest, v1.ListTenantCostsResponse]
+	getTenantCost          *connect.Client[v1.GetTenantCostRequest, v1.GetTenantCostResponse]
 }
 
 // ListTenants calls quarters.v1.PlatformService.ListTenants.
@@ -243,6 +288,21 @@ func (c *platformServiceClient) SuspendTenant(ctx context.Context, req *connect.
 // ResumeTenant calls quarters.v1.PlatformService.ResumeTenant.
 func (c *platformServiceClient) ResumeTenant(ctx context.Context, req *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error) {
 	return c.resumeTenant.CallUnary(ctx, req)
+}
+
+// DeleteTenant calls quarters.v1.PlatformService.DeleteTenant.
+func (c *platformServiceClient) DeleteTenant(ctx context.Context, req *connect.Request[v1.PlatformServiceDeleteTenantRequest]) (*connect.Response[v1.PlatformServiceDeleteTenantResponse], error) {
+	return c.deleteTenant.CallUnary(ctx, req)
+}
+
+// CancelTenantDeletion calls quarters.v1.PlatformService.CancelTenantDeletion.
+func (c *platformServiceClient) CancelTenantDeletion(ctx context.Context, req *connect.Request[v1.PlatformServiceCancelTenantDeletionRequest]) (*connect.Response[v1.PlatformServiceCancelTenantDeletionResponse], error) {
+	return c.cancelTenantDeletion.CallUnary(ctx, req)
+}
+
+// GetDeletionCertificate calls quarters.v1.PlatformService.GetDeletionCertificate.
+func (c *platformServiceClient) GetDeletionCertificate(ctx context.Context, req *connect.Request[v1.GetDeletionCertificateRequest]) (*connect.Response[v1.GetDeletionCertificateResponse], error) {
+	return c.getDeletionCertificate.CallUnary(ctx, req)
 }
 
 // ListAuditEvents calls quarters.v1.PlatformService.ListAuditEvents.
@@ -290,6 +350,20 @@ type PlatformServiceHandler interface {
 	SuspendTenant(context.Context, *connect.Request[v1.SuspendTenantRequest]) (*connect.Response[v1.SuspendTenantResponse], error)
 	// ResumeTenant lets a suspended tenant use the API again.
 	ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error)
+	// DeleteTenant schedules the tenant's deletion, as
+	// TenantService.DeleteTenant does for its owner: refused at once (but
+	// for RPCs marked while_deleting), purged after the grace period. A
+	// deletion already pending is left as it is (its purge_time returned).
+	DeleteTenant(context.Context, *connect.Request[v1.PlatformServiceDeleteTenantRequest]) (*connect.Response[v1.PlatformServiceDeleteTenantResponse], error)
+	// CancelTenantDeletion cancels a pending deletion; FAILED_PRECONDITION
+	// if none is pending.
+	CancelTenantDeletion(context.Context, *connect.Request[v1.PlatformServiceCancelTenantDeletionRequest]) (*connect.Response[v1.PlatformServiceCancelTenantDeletionResponse], error)
+	// GetDeletionCertificate returns the certificate of a purged tenant:
+	// each table's rows before and after, who asked and when, when it ran,
+	// and the SHA-256 of its last export. It outlives the tenant (and its
+	// audit events, which are the tenant's rows). NOT_FOUND if the tenant
+	// was never purged.
+	GetDeletionCertificate(context.Context, *connect.Request[v1.GetDeletionCertificateRequest]) (*connect.Response[v1.GetDeletionCertificateResponse], error)
 	// ListAuditEvents lists the audit records of platform changes, newest
 	// first, optionally of one tenant.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
@@ -362,6 +436,25 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 		connect.WithSchema(platformServiceMethods.ByName("ResumeTenant")),
 		connect.WithHandlerOptions(opts...),
 	)
+	platformServiceDeleteTenantHandler := connect.NewUnaryHandler(
+		PlatformServiceDeleteTenantProcedure,
+		svc.DeleteTenant,
+		connect.WithSchema(platformServiceMethods.ByName("DeleteTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	platformServiceCancelTenantDeletionHandler := connect.NewUnaryHandler(
+		PlatformServiceCancelTenantDeletionProcedure,
+		svc.CancelTenantDeletion,
+		connect.WithSchema(platformServiceMethods.ByName("CancelTenantDeletion")),
+		connect.WithHandlerOptions(opts...),
+	)
+	platformServiceGetDeletionCertificateHandler := connect.NewUnaryHandler(
+		PlatformServiceGetDeletionCertificateProcedure,
+		svc.GetDeletionCertificate,
+		connect.WithSchema(platformServiceMethods.ByName("GetDeletionCertificate")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	platformServiceListAuditEventsHandler := connect.NewUnaryHandler(
 		PlatformServiceListAuditEventsProcedure,
 		svc.ListAuditEvents,
@@ -410,6 +503,12 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 			platformServiceSuspendTenantHandler.ServeHTTP(w, r)
 		case PlatformServiceResumeTenantProcedure:
 			platformServiceResumeTenantHandler.ServeHTTP(w, r)
+		case PlatformServiceDeleteTenantProcedure:
+			platformServiceDeleteTenantHandler.ServeHTTP(w, r)
+		case PlatformServiceCancelTenantDeletionProcedure:
+			platformServiceCancelTenantDeletionHandler.ServeHTTP(w, r)
+		case PlatformServiceGetDeletionCertificateProcedure:
+			platformServiceGetDeletionCertificateHandler.ServeHTTP(w, r)
 		case PlatformServiceListAuditEventsProcedure:
 			platformServiceListAuditEventsHandler.ServeHTTP(w, r)
 		case PlatformServiceListFailedJobsProcedure:
@@ -451,6 +550,18 @@ func (UnimplementedPlatformServiceHandler) SuspendTenant(context.Context, *conne
 
 func (UnimplementedPlatformServiceHandler) ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.ResumeTenant is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) DeleteTenant(context.Context, *connect.Request[v1.PlatformServiceDeleteTenantRequest]) (*connect.Response[v1.PlatformServiceDeleteTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.DeleteTenant is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) CancelTenantDeletion(context.Context, *connect.Request[v1.PlatformServiceCancelTenantDeletionRequest]) (*connect.Response[v1.PlatformServiceCancelTenantDeletionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.CancelTenantDeletion is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) GetDeletionCertificate(context.Context, *connect.Request[v1.GetDeletionCertificateRequest]) (*connect.Response[v1.GetDeletionCertificateResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.GetDeletionCertificate is not implemented"))
 }
 
 func (UnimplementedPlatformServiceHandler) ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error) {

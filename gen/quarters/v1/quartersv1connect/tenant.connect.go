@@ -44,6 +44,12 @@ const (
 	// TenantServiceGetTenantExportProcedure is the fully-qualified name of the TenantService's
 	// GetTenantExport RPC.
 	TenantServiceGetTenantExportProcedure = "/quarters.v1.TenantService/GetTenantExport"
+	// TenantServiceDeleteTenantProcedure is the fully-qualified name of the TenantService's
+	// DeleteTenant RPC.
+	TenantServiceDeleteTenantProcedure = "/quarters.v1.TenantService/DeleteTenant"
+	// TenantServiceCancelTenantDeletionProcedure is the fully-qualified name of the TenantService's
+	// CancelTenantDeletion RPC.
+	TenantServiceCancelTenantDeletionProcedure = "/quarters.v1.TenantService/CancelTenantDeletion"
 )
 
 // TenantServiceClient is a client for the quarters.v1.TenantService service.
@@ -61,18 +67,36 @@ type TenantServiceClient interface {
 	// The password of an existing account is never set or checked here, and
 	// the answer does not tell whether owner_email had an account.
 	CreateTenant(context.Context, *connect.Request[v1.CreateTenantRequest]) (*connect.Response[v1.CreateTenantResponse], error)
-	// GetTenant returns the tenant the caller's credential belongs to.
+	// GetTenant returns the tenant the caller's credential belongs to; while
+	// its deletion is pending, with purge_time.
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)
 	// ExportTenant starts an export of every row of the tenant: a job writes
 	// them, from every table holding tenant rows, into one tar.gz archive
 	// (an NDJSON file per table and manifest.json with each file's row count
 	// and SHA-256). Poll GetTenantExport until it is done. Members' password
 	// hashes are left out.
+	// It works while the tenant's deletion is pending, so the owner can take
+	// the data before it goes.
 	ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest]) (*connect.Response[v1.ExportTenantResponse], error)
 	// GetTenantExport returns an export; once it is done, with a download
 	// link that works for 15 minutes (each call gives a fresh one). Another
 	// tenant's export, or an unknown one, is NOT_FOUND.
 	GetTenantExport(context.Context, *connect.Request[v1.GetTenantExportRequest]) (*connect.Response[v1.GetTenantExportResponse], error)
+	// DeleteTenant deletes the caller's tenant, everything in it, and the
+	// accounts of members who belong to no other tenant. confirm_slug must
+	// be the tenant's slug, typed back (else INVALID_ARGUMENT naming
+	// confirm_slug). The tenant is refused at once, like a suspended one
+	// (reason TENANT_DELETION_PENDING), but for the RPCs marked
+	// while_deleting: the owner can still export its data and cancel. At
+	// purge_time (the server's grace period from now,
+	// QUARTERS_TENANT_DELETION_GRACE, 7 days by default) every row is
+	// deleted, and the slug is free again; the operator keeps a deletion
+	// certificate (PlatformService.GetDeletionCertificate).
+	DeleteTenant(context.Context, *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error)
+	// CancelTenantDeletion cancels a pending deletion: the tenant, its
+	// credentials and its data are as they were. FAILED_PRECONDITION if no
+	// deletion is pending.
+	CancelTenantDeletion(context.Context, *connect.Request[v1.CancelTenantDeletionRequest]) (*connect.Response[v1.CancelTenantDeletionResponse], error)
 }
 
 // NewTenantServiceClient constructs a client for the quarters.v1.TenantService service. By default,
@@ -111,15 +135,29 @@ func NewTenantServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(tenantServiceMethods.ByName("GetTenantExport")),
 			connect.WithClientOptions(opts...),
 		),
+		deleteTenant: connect.NewClient[v1.DeleteTenantRequest, v1.DeleteTenantResponse](
+			httpClient,
+			baseURL+TenantServiceDeleteTenantProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("DeleteTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		cancelTenantDeletion: connect.NewClient[v1.CancelTenantDeletionRequest, v1.CancelTenantDeletionResponse](
+			httpClient,
+			baseURL+TenantServiceCancelTenantDeletionProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("CancelTenantDeletion")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // tenantServiceClient implements TenantServiceClient.
 type tenantServiceClient struct {
-	createTenant    *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
-	getTenant       *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
-	exportTenant    *connect.Client[v1.ExportTenantRequest, v1.ExportTenantResponse]
-	getTenantExport *connect.Client[v1.GetTenantExportRequest, v1.GetTenantExportResponse]
+	createTenant         *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
+	getTenant            *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
+	exportTenant         *connect.Client[v1.ExportTenantRequest, v1.ExportTenantResponse]
+	getTenantExport      *connect.Client[v1.GetTenantExportRequest, v1.GetTenantExportResponse]
+	deleteTenant         *connect.Client[v1.DeleteTenantRequest, v1.DeleteTenantResponse]
+	cancelTenantDeletion *connect.Client[v1.CancelTenantDeletionRequest, v1.CancelTenantDeletionResponse]
 }
 
 // CreateTenant calls quarters.v1.TenantService.CreateTenant.
@@ -142,6 +180,16 @@ func (c *tenantServiceClient) GetTenantExport(ctx context.Context, req *connect.
 	return c.getTenantExport.CallUnary(ctx, req)
 }
 
+// DeleteTenant calls quarters.v1.TenantService.DeleteTenant.
+func (c *tenantServiceClient) DeleteTenant(ctx context.Context, req *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error) {
+	return c.deleteTenant.CallUnary(ctx, req)
+}
+
+// CancelTenantDeletion calls quarters.v1.TenantService.CancelTenantDeletion.
+func (c *tenantServiceClient) CancelTenantDeletion(ctx context.Context, req *connect.Request[v1.CancelTenantDeletionRequest]) (*connect.Response[v1.CancelTenantDeletionResponse], error) {
+	return c.cancelTenantDeletion.CallUnary(ctx, req)
+}
+
 // TenantServiceHandler is an implementation of the quarters.v1.TenantService service.
 type TenantServiceHandler interface {
 	// CreateTenant signs up a new organisation on the free plan and returns its
@@ -157,18 +205,36 @@ type TenantServiceHandler interface {
 	// The password of an existing account is never set or checked here, and
 	// the answer does not tell whether owner_email had an account.
 	CreateTenant(context.Context, *connect.Request[v1.CreateTenantRequest]) (*connect.Response[v1.CreateTenantResponse], error)
-	// GetTenant returns the tenant the caller's credential belongs to.
+	// GetTenant returns the tenant the caller's credential belongs to; while
+	// its deletion is pending, with purge_time.
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)
 	// ExportTenant starts an export of every row of the tenant: a job writes
 	// them, from every table holding tenant rows, into one tar.gz archive
 	// (an NDJSON file per table and manifest.json with each file's row count
 	// and SHA-256). Poll GetTenantExport until it is done. Members' password
 	// hashes are left out.
+	// It works while the tenant's deletion is pending, so the owner can take
+	// the data before it goes.
 	ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest]) (*connect.Response[v1.ExportTenantResponse], error)
 	// GetTenantExport returns an export; once it is done, with a download
 	// link that works for 15 minutes (each call gives a fresh one). Another
 	// tenant's export, or an unknown one, is NOT_FOUND.
 	GetTenantExport(context.Context, *connect.Request[v1.GetTenantExportRequest]) (*connect.Response[v1.GetTenantExportResponse], error)
+	// DeleteTenant deletes the caller's tenant, everything in it, and the
+	// accounts of members who belong to no other tenant. confirm_slug must
+	// be the tenant's slug, typed back (else INVALID_ARGUMENT naming
+	// confirm_slug). The tenant is refused at once, like a suspended one
+	// (reason TENANT_DELETION_PENDING), but for the RPCs marked
+	// while_deleting: the owner can still export its data and cancel. At
+	// purge_time (the server's grace period from now,
+	// QUARTERS_TENANT_DELETION_GRACE, 7 days by default) every row is
+	// deleted, and the slug is free again; the operator keeps a deletion
+	// certificate (PlatformService.GetDeletionCertificate).
+	DeleteTenant(context.Context, *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error)
+	// CancelTenantDeletion cancels a pending deletion: the tenant, its
+	// credentials and its data are as they were. FAILED_PRECONDITION if no
+	// deletion is pending.
+	CancelTenantDeletion(context.Context, *connect.Request[v1.CancelTenantDeletionRequest]) (*connect.Response[v1.CancelTenantDeletionResponse], error)
 }
 
 // NewTenantServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -203,6 +269,18 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(tenantServiceMethods.ByName("GetTenantExport")),
 		connect.WithHandlerOptions(opts...),
 	)
+	tenantServiceDeleteTenantHandler := connect.NewUnaryHandler(
+		TenantServiceDeleteTenantProcedure,
+		svc.DeleteTenant,
+		connect.WithSchema(tenantServiceMethods.ByName("DeleteTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceCancelTenantDeletionHandler := connect.NewUnaryHandler(
+		TenantServiceCancelTenantDeletionProcedure,
+		svc.CancelTenantDeletion,
+		connect.WithSchema(tenantServiceMethods.ByName("CancelTenantDeletion")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quarters.v1.TenantService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TenantServiceCreateTenantProcedure:
@@ -213,6 +291,10 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 			tenantServiceExportTenantHandler.ServeHTTP(w, r)
 		case TenantServiceGetTenantExportProcedure:
 			tenantServiceGetTenantExportHandler.ServeHTTP(w, r)
+		case TenantServiceDeleteTenantProcedure:
+			tenantServiceDeleteTenantHandler.ServeHTTP(w, r)
+		case TenantServiceCancelTenantDeletionProcedure:
+			tenantServiceCancelTenantDeletionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -236,4 +318,12 @@ func (UnimplementedTenantServiceHandler) ExportTenant(context.Context, *connect.
 
 func (UnimplementedTenantServiceHandler) GetTenantExport(context.Context, *connect.Request[v1.GetTenantExportRequest]) (*connect.Response[v1.GetTenantExportResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.TenantService.GetTenantExport is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) DeleteTenant(context.Context, *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.TenantService.DeleteTenant is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) CancelTenantDeletion(context.Context, *connect.Request[v1.CancelTenantDeletionRequest]) (*connect.Response[v1.CancelTenantDeletionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.TenantService.CancelTenantDeletion is not implemented"))
 }

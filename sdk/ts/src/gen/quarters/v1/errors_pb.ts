@@ -9,7 +9,7 @@ import { enumDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
  * Describes the file quarters/v1/errors.proto.
  */
 export const file_quarters_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("ChhxdWFydGVycy92MS9lcnJvcnMucHJvdG8SC3F1YXJ0ZXJzLnYxKr0BCgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIgChxFUlJPUl9SRUFTT05fVEVOQU5UX01JU01BVENIEAESIQodRVJST1JfUkVBU09OX1RFTkFOVF9TVVNQRU5ERUQQAhImCiJFUlJPUl9SRUFTT05fRkVBVFVSRV9OT1RfQVZBSUxBQkxFEAMSIwofRVJST1JfUkVBU09OX0VNQUlMX05PVF9WRVJJRklFRBAEQqgBCg9jb20ucXVhcnRlcnMudjFCC0Vycm9yc1Byb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM");
+  fileDesc("ChhxdWFydGVycy92MS9lcnJvcnMucHJvdG8SC3F1YXJ0ZXJzLnYxKucBCgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIgChxFUlJPUl9SRUFTT05fVEVOQU5UX01JU01BVENIEAESIQodRVJST1JfUkVBU09OX1RFTkFOVF9TVVNQRU5ERUQQAhImCiJFUlJPUl9SRUFTT05fRkVBVFVSRV9OT1RfQVZBSUxBQkxFEAMSIwofRVJST1JfUkVBU09OX0VNQUlMX05PVF9WRVJJRklFRBAEEigKJEVSUk9SX1JFQVNPTl9URU5BTlRfREVMRVRJT05fUEVORElORxAFQqgBCg9jb20ucXVhcnRlcnMudjFCC0Vycm9yc1Byb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM");
 
 /**
  * ErrorReason is the contract's list of machine-readable error reasons.
@@ -57,6 +57,15 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_EMAIL_NOT_VERIFIED = 4;
    */
   EMAIL_NOT_VERIFIED = 4,
+
+  /**
+   * PERMISSION_DENIED: the tenant's deletion is pending; only the RPCs
+   * whose access rule says while_deleting (cancelling it, exporting) are
+   * answered. Metadata: purge_time (RFC 3339), when its data is deleted.
+   *
+   * @generated from enum value: ERROR_REASON_TENANT_DELETION_PENDING = 5;
+   */
+  TENANT_DELETION_PENDING = 5,
 }
 
 /**

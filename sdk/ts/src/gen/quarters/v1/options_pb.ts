@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/options.proto.
  */
 export const file_quarters_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChlxdWFydGVycy92MS9vcHRpb25zLnByb3RvEgtxdWFydGVycy52MSKXAQoKQWNjZXNzUnVsZRIOCgZwdWJsaWMYASABKAgSIwoIbWluX3JvbGUYAiABKA4yES5xdWFydGVycy52MS5Sb2xlEg8KB2ZlYXR1cmUYAyABKAkSDAoEY29zdBgEIAEoBRIQCghwbGF0Zm9ybRgFIAEoCBIMCgR1c2VyGAYgASgIEhUKDWFjY291bnRfZmllbGQYByABKAkqTQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9NRU1CRVIQARIOCgpST0xFX0FETUlOEAISDgoKUk9MRV9PV05FUhADOlEKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGNGGAyABKAsyFy5xdWFydGVycy52MS5BY2Nlc3NSdWxlUgZhY2Nlc3NCqQEKD2NvbS5xdWFydGVycy52MUIMT3B0aW9uc1Byb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChlxdWFydGVycy92MS9vcHRpb25zLnByb3RvEgtxdWFydGVycy52MSKvAQoKQWNjZXNzUnVsZRIOCgZwdWJsaWMYASABKAgSIwoIbWluX3JvbGUYAiABKA4yES5xdWFydGVycy52MS5Sb2xlEg8KB2ZlYXR1cmUYAyABKAkSDAoEY29zdBgEIAEoBRIQCghwbGF0Zm9ybRgFIAEoCBIMCgR1c2VyGAYgASgIEhUKDWFjY291bnRfZmllbGQYByABKAkSFgoOd2hpbGVfZGVsZXRpbmcYCCABKAgqTQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9NRU1CRVIQARIOCgpST0xFX0FETUlOEAISDgoKUk9MRV9PV05FUhADOlEKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGNGGAyABKAsyFy5xdWFydGVycy52MS5BY2Nlc3NSdWxlUgZhY2Nlc3NCqQEKD2NvbS5xdWFydGVycy52MUIMT3B0aW9uc1Byb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * AccessRule is who may call an RPC. Every RPC declares one with the
@@ -80,6 +80,20 @@ export type AccessRule = Message<"quarters.v1.AccessRule"> & {
    * @generated from field: string account_field = 7;
    */
   accountField: string;
+
+  /**
+   * while_deleting admits the RPC for a tenant whose deletion is pending
+   * (TenantService.DeleteTenant, PlatformService.DeleteTenant). Every
+   * other RPC of such a tenant is PERMISSION_DENIED (ErrorInfo reason
+   * TENANT_DELETION_PENDING, metadata purge_time), as for a suspended
+   * tenant. The RPCs the owner needs before the purge carry it: cancelling
+   * the deletion, reading the tenant, taking an export; and signing in and
+   * refreshing a session, so an owner whose access token expired can
+   * still reach those. A suspended tenant is refused whatever this says.
+   *
+   * @generated from field: bool while_deleting = 8;
+   */
+  whileDeleting: boolean;
 };
 
 /**

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/tenant.proto.
  */
 export const file_quarters_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIq8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKuAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAkgASgJIqsCChNDcmVhdGVUZW5hbnRSZXF1ZXN0ErEBCgRzbHVnGAEgASgJQqIBukieAXKbARADGCgyHF5bYS16XShbYS16MC05LV0qW2EtejAtOV0pPyRaBWFkbWluWgNhcGlaA2FwcFoEYXV0aFoJZGFzaGJvYXJkWgRkb2NzWgRoZWxwWgVsb2dpbloEbWFpbFoIcXVhcnRlcnNaBHJvb3RaBnNpZ251cFoGc3RhdGljWgZzdGF0dXNaB3N1cHBvcnRaBnN5c3RlbVoDd3d3EhgKBG5hbWUYAiABKAlCCrpIB3IFEAEYyAESHwoLb3duZXJfZW1haWwYAyABKAlCCrpIB3IFGP4BYAESJQoOb3duZXJfcGFzc3dvcmQYBCABKAlCDbpICtgBAXIFEAoYgAEiwAEKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIkCgdhcGlfa2V5GAIgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5EhYKDmFwaV9rZXlfc2VjcmV0GAMgASgJEiUKB3Nlc3Npb24YBCABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uEh4KFm93bmVyX2ludml0YXRpb25fdG9rZW4YBSABKAkiEgoQR2V0VGVuYW50UmVxdWVzdCI4ChFHZXRUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQimwIKDFRlbmFudEV4cG9ydBIKCgJpZBgBIAEoCRIMCgRkb25lGAIgASgIEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2hhMjU2GAUgASgJEi4KBnRhYmxlcxgGIAMoCzIeLnF1YXJ0ZXJzLnYxLlRlbmFudEV4cG9ydFRhYmxlEhUKDWRvd25sb2FkX3BhdGgYByABKAkSOAoUZG93bmxvYWRfZXhwaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KEVRlbmFudEV4cG9ydFRhYmxlEgwKBG5hbWUYASABKAkSDAoEZmlsZRgCIAEoCRIMCgRyb3dzGAMgASgDEg4KBnNoYTI1NhgEIAEoCSIVChNFeHBvcnRUZW5hbnRSZXF1ZXN0IkEKFEV4cG9ydFRlbmFudFJlc3BvbnNlEikKBmV4cG9ydBgBIAEoCzIZLnF1YXJ0ZXJzLnYxLlRlbmFudEV4cG9ydCI1ChZHZXRUZW5hbnRFeHBvcnRSZXF1ZXN0EhsKCWV4cG9ydF9pZBgBIAEoCUIIukgFcgOwAQEiRAoXR2V0VGVuYW50RXhwb3J0UmVzcG9uc2USKQoGZXhwb3J0GAEgASgLMhkucXVhcnRlcnMudjEuVGVuYW50RXhwb3J0KmQKDFRlbmFudFN0YXR1cxIdChlURU5BTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUVEVOQU5UX1NUQVRVU19BQ1RJVkUQARIbChdURU5BTlRfU1RBVFVTX1NVU1BFTkRFRBACMoYDCg1UZW5hbnRTZXJ2aWNlElsKDENyZWF0ZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5DcmVhdGVUZW5hbnRSZXNwb25zZSIGirUYAggBElUKCUdldFRlbmFudBIdLnF1YXJ0ZXJzLnYxLkdldFRlbmFudFJlcXVlc3QaHi5xdWFydGVycy52MS5HZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAhABElsKDEV4cG9ydFRlbmFudBIgLnF1YXJ0ZXJzLnYxLkV4cG9ydFRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5FeHBvcnRUZW5hbnRSZXNwb25zZSIGirUYAhADEmQKD0dldFRlbmFudEV4cG9ydBIjLnF1YXJ0ZXJzLnYxLkdldFRlbmFudEV4cG9ydFJlcXVlc3QaJC5xdWFydGVycy52MS5HZXRUZW5hbnRFeHBvcnRSZXNwb25zZSIGirUYAhADQqgBCg9jb20ucXVhcnRlcnMudjFCC1RlbmFudFByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
+  fileDesc("ChhxdWFydGVycy92MS90ZW5hbnQucHJvdG8SC3F1YXJ0ZXJzLnYxIt8BCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSKQoGc3RhdHVzGAUgASgOMhkucXVhcnRlcnMudjEuVGVuYW50U3RhdHVzEhMKC293bmVyX2VtYWlsGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpwdXJnZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKuAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSHwoEcm9sZRgDIAEoDjIRLnF1YXJ0ZXJzLnYxLlJvbGUSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAkgASgJIqsCChNDcmVhdGVUZW5hbnRSZXF1ZXN0ErEBCgRzbHVnGAEgASgJQqIBukieAXKbARADGCgyHF5bYS16XShbYS16MC05LV0qW2EtejAtOV0pPyRaBWFkbWluWgNhcGlaA2FwcFoEYXV0aFoJZGFzaGJvYXJkWgRkb2NzWgRoZWxwWgVsb2dpbloEbWFpbFoIcXVhcnRlcnNaBHJvb3RaBnNpZ251cFoGc3RhdGljWgZzdGF0dXNaB3N1cHBvcnRaBnN5c3RlbVoDd3d3EhgKBG5hbWUYAiABKAlCCrpIB3IFEAEYyAESHwoLb3duZXJfZW1haWwYAyABKAlCCrpIB3IFGP4BYAESJQoOb3duZXJfcGFzc3dvcmQYBCABKAlCDbpICtgBAXIFEAoYgAEiwAEKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIkCgdhcGlfa2V5GAIgASgLMhMucXVhcnRlcnMudjEuQXBpS2V5EhYKDmFwaV9rZXlfc2VjcmV0GAMgASgJEiUKB3Nlc3Npb24YBCABKAsyFC5xdWFydGVycy52MS5TZXNzaW9uEh4KFm93bmVyX2ludml0YXRpb25fdG9rZW4YBSABKAkiEgoQR2V0VGVuYW50UmVxdWVzdCI4ChFHZXRUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQimwIKDFRlbmFudEV4cG9ydBIKCgJpZBgBIAEoCRIMCgRkb25lGAIgASgIEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2hhMjU2GAUgASgJEi4KBnRhYmxlcxgGIAMoCzIeLnF1YXJ0ZXJzLnYxLlRlbmFudEV4cG9ydFRhYmxlEhUKDWRvd25sb2FkX3BhdGgYByABKAkSOAoUZG93bmxvYWRfZXhwaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KEVRlbmFudEV4cG9ydFRhYmxlEgwKBG5hbWUYASABKAkSDAoEZmlsZRgCIAEoCRIMCgRyb3dzGAMgASgDEg4KBnNoYTI1NhgEIAEoCSIVChNFeHBvcnRUZW5hbnRSZXF1ZXN0IkEKFEV4cG9ydFRlbmFudFJlc3BvbnNlEikKBmV4cG9ydBgBIAEoCzIZLnF1YXJ0ZXJzLnYxLlRlbmFudEV4cG9ydCI1ChZHZXRUZW5hbnRFeHBvcnRSZXF1ZXN0EhsKCWV4cG9ydF9pZBgBIAEoCUIIukgFcgOwAQEiRAoXR2V0VGVuYW50RXhwb3J0UmVzcG9uc2USKQoGZXhwb3J0GAEgASgLMhkucXVhcnRlcnMudjEuVGVuYW50RXhwb3J0IjYKE0RlbGV0ZVRlbmFudFJlcXVlc3QSHwoMY29uZmlybV9zbHVnGAEgASgJQgm6SAZyBBABGCgiOwoURGVsZXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50Ih0KG0NhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdCJDChxDYW5jZWxUZW5hbnREZWxldGlvblJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudCpkCgxUZW5hbnRTdGF0dXMSHQoZVEVOQU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFRFTkFOVF9TVEFUVVNfQUNUSVZFEAESGwoXVEVOQU5UX1NUQVRVU19TVVNQRU5ERUQQAjLgBAoNVGVuYW50U2VydmljZRJbCgxDcmVhdGVUZW5hbnQSIC5xdWFydGVycy52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2UiBoq1GAIIARJXCglHZXRUZW5hbnQSHS5xdWFydGVycy52MS5HZXRUZW5hbnRSZXF1ZXN0Gh4ucXVhcnRlcnMudjEuR2V0VGVuYW50UmVzcG9uc2UiC5ACAYq1GAQQAUABEl0KDEV4cG9ydFRlbmFudBIgLnF1YXJ0ZXJzLnYxLkV4cG9ydFRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5FeHBvcnRUZW5hbnRSZXNwb25zZSIIirUYBBADQAESZgoPR2V0VGVuYW50RXhwb3J0EiMucXVhcnRlcnMudjEuR2V0VGVuYW50RXhwb3J0UmVxdWVzdBokLnF1YXJ0ZXJzLnYxLkdldFRlbmFudEV4cG9ydFJlc3BvbnNlIgiKtRgEEANAARJbCgxEZWxldGVUZW5hbnQSIC5xdWFydGVycy52MS5EZWxldGVUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuRGVsZXRlVGVuYW50UmVzcG9uc2UiBoq1GAIQAxJ1ChRDYW5jZWxUZW5hbnREZWxldGlvbhIoLnF1YXJ0ZXJzLnYxLkNhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdBopLnF1YXJ0ZXJzLnYxLkNhbmNlbFRlbmFudERlbGV0aW9uUmVzcG9uc2UiCIq1GAQQA0ABQqgBCg9jb20ucXVhcnRlcnMudjFCC1RlbmFudFByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_session]);
 
 /**
  * Tenant is one customer organisation.
@@ -63,6 +63,14 @@ export type Tenant = Message<"quarters.v1.Tenant"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * purge_time is set while the tenant's deletion is pending: when its
+   * data is deleted, unless the deletion is cancelled first.
+   *
+   * @generated from field: google.protobuf.Timestamp purge_time = 8;
+   */
+  purgeTime?: Timestamp | undefined;
 };
 
 /**
@@ -427,6 +435,75 @@ export const GetTenantExportResponseSchema: GenMessage<GetTenantExportResponse> 
   messageDesc(file_quarters_v1_tenant, 11);
 
 /**
+ * @generated from message quarters.v1.DeleteTenantRequest
+ */
+export type DeleteTenantRequest = Message<"quarters.v1.DeleteTenantRequest"> & {
+  /**
+   * confirm_slug is the tenant's slug, typed back by the person deleting
+   * it.
+   *
+   * @generated from field: string confirm_slug = 1;
+   */
+  confirmSlug: string;
+};
+
+/**
+ * Describes the message quarters.v1.DeleteTenantRequest.
+ * Use `create(DeleteTenantRequestSchema)` to create a new message.
+ */
+export const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 12);
+
+/**
+ * @generated from message quarters.v1.DeleteTenantResponse
+ */
+export type DeleteTenantResponse = Message<"quarters.v1.DeleteTenantResponse"> & {
+  /**
+   * tenant is the tenant awaiting deletion, with purge_time.
+   *
+   * @generated from field: quarters.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.DeleteTenantResponse.
+ * Use `create(DeleteTenantResponseSchema)` to create a new message.
+ */
+export const DeleteTenantResponseSchema: GenMessage<DeleteTenantResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 13);
+
+/**
+ * @generated from message quarters.v1.CancelTenantDeletionRequest
+ */
+export type CancelTenantDeletionRequest = Message<"quarters.v1.CancelTenantDeletionRequest"> & {
+};
+
+/**
+ * Describes the message quarters.v1.CancelTenantDeletionRequest.
+ * Use `create(CancelTenantDeletionRequestSchema)` to create a new message.
+ */
+export const CancelTenantDeletionRequestSchema: GenMessage<CancelTenantDeletionRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 14);
+
+/**
+ * @generated from message quarters.v1.CancelTenantDeletionResponse
+ */
+export type CancelTenantDeletionResponse = Message<"quarters.v1.CancelTenantDeletionResponse"> & {
+  /**
+   * @generated from field: quarters.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.CancelTenantDeletionResponse.
+ * Use `create(CancelTenantDeletionResponseSchema)` to create a new message.
+ */
+export const CancelTenantDeletionResponseSchema: GenMessage<CancelTenantDeletionResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_tenant, 15);
+
+/**
  * TenantStatus is whether a tenant may use the API.
  *
  * @generated from enum quarters.v1.TenantStatus
@@ -484,7 +561,8 @@ export const TenantService: GenService<{
     output: typeof CreateTenantResponseSchema;
   },
   /**
-   * GetTenant returns the tenant the caller's credential belongs to.
+   * GetTenant returns the tenant the caller's credential belongs to; while
+   * its deletion is pending, with purge_time.
    *
    * @generated from rpc quarters.v1.TenantService.GetTenant
    */
@@ -499,6 +577,8 @@ export const TenantService: GenService<{
    * (an NDJSON file per table and manifest.json with each file's row count
    * and SHA-256). Poll GetTenantExport until it is done. Members' password
    * hashes are left out.
+   * It works while the tenant's deletion is pending, so the owner can take
+   * the data before it goes.
    *
    * @generated from rpc quarters.v1.TenantService.ExportTenant
    */
@@ -518,6 +598,37 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof GetTenantExportRequestSchema;
     output: typeof GetTenantExportResponseSchema;
+  },
+  /**
+   * DeleteTenant deletes the caller's tenant, everything in it, and the
+   * accounts of members who belong to no other tenant. confirm_slug must
+   * be the tenant's slug, typed back (else INVALID_ARGUMENT naming
+   * confirm_slug). The tenant is refused at once, like a suspended one
+   * (reason TENANT_DELETION_PENDING), but for the RPCs marked
+   * while_deleting: the owner can still export its data and cancel. At
+   * purge_time (the server's grace period from now,
+   * QUARTERS_TENANT_DELETION_GRACE, 7 days by default) every row is
+   * deleted, and the slug is free again; the operator keeps a deletion
+   * certificate (PlatformService.GetDeletionCertificate).
+   *
+   * @generated from rpc quarters.v1.TenantService.DeleteTenant
+   */
+  deleteTenant: {
+    methodKind: "unary";
+    input: typeof DeleteTenantRequestSchema;
+    output: typeof DeleteTenantResponseSchema;
+  },
+  /**
+   * CancelTenantDeletion cancels a pending deletion: the tenant, its
+   * credentials and its data are as they were. FAILED_PRECONDITION if no
+   * deletion is pending.
+   *
+   * @generated from rpc quarters.v1.TenantService.CancelTenantDeletion
+   */
+  cancelTenantDeletion: {
+    methodKind: "unary";
+    input: typeof CancelTenantDeletionRequestSchema;
+    output: typeof CancelTenantDeletionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_quarters_v1_tenant, 0);

@@ -1,4 +1,0 @@
--- Placeholder for migration 012, which another branch adds. tern refuses a
--- gap in the numbering, and this branch (cost) was given 013 only.
--- DELETE THIS FILE when merging: the real 012 replaces it.
-SELECT 1;
