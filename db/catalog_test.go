@@ -83,9 +83,11 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"app.api_key_authenticate",
+		"app.cost_flush",
 		"app.email_token_issue",
 		"app.invitation_tenant",
 		"app.platform_audit_event_list",
+		"app.platform_tenant_cost_list",
 		"app.platform_tenant_list",
 		"app.refresh_token_tenant",
 		"app.tenant_deletion_certificate",
@@ -99,7 +101,7 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDE
 		"app.user_sign_out_everywhere",
 		"app.user_tenants",
 		"app.user_verify_email",
-	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go and db/identity.go, and db/usageflush.go")
+	}, definers, "SECURITY DEFINER functions must be the privileged lookups of db/lookup.go and db/identity.go, and db/usageflush.go and db/costflush.go")
 
 	// email_tokens and tenant_deletion_certificates belong to no tenant
 	// and the app role reaches them only through the functions above: RLS

@@ -18,6 +18,9 @@ type DB struct {
 	// preparedCommit: every connection has commitStatement prepared
 	// (configure), so COMMIT goes over the extended protocol.
 	preparedCommit bool
+	// txPooling: the URL points at a pooler in transaction mode
+	// (OpenOpts.TransactionPooling).
+	txPooling bool
 }
 
 // OpenOpts tunes Open; nil means defaults.
@@ -28,6 +31,13 @@ type OpenOpts struct {
 	// ConfigFunc, when set, adjusts the pool's configuration last: tests
 	// count round trips by wrapping the dialer (dbtest.Wire).
 	ConfigFunc func(*pgxpool.Config)
+	// TransactionPooling says the URL points at a pooler in transaction
+	// mode (PgBouncer's pool_mode = transaction), where each transaction,
+	// and each statement outside one, may run on another server
+	// connection: nothing may outlive a transaction on a connection. See
+	// ConfigureTransactionPooling; the job client must then poll
+	// (DB.TransactionPooling).
+	TransactionPooling bool
 }
 
 // Open connects to url and verifies that the role it connects as cannot
@@ -44,6 +54,12 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 	if opts != nil && opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	txPooling := opts != nil && opts.TransactionPooling
+	if txPooling {
+		if err := ConfigureTransactionPooling(cfg, url); err != nil {
+			return nil, err
+		}
+	}
 	prepare := cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement
 	configure(cfg, prepare)
 	if opts != nil && opts.ConfigFunc != nil {
@@ -57,8 +73,45 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, preparedCommit: prepare}, nil
+	return &DB{pool: pool, preparedCommit: prepare, txPooling: txPooling}, nil
 }
+
+// TransactionPoolingQueryExecMode is the query mode Open uses behind a
+// pooler in transaction mode when the URL names none (pgx's
+// default_query_exec_mode). pgx's default, cache_statement, prepares named
+// statements on each connection, which PgBouncer 1.18 cannot follow from
+// one server connection to the next ("prepared statement stmtcache_…
+// already exists", or "does not exist"). cache_describe keeps only the
+// statements' descriptions in the client and sends each statement as an
+// unnamed one, parsed with its arguments in the same round trip: after
+// the first use, as many round trips as cache_statement and no state on
+// the server. Measured against exec, describe_exec and simple_protocol
+// by BenchmarkPgBouncerQueryMode (README, Behind PgBouncer).
+const TransactionPoolingQueryExecMode = pgx.QueryExecModeCacheDescribe
+
+// ConfigureTransactionPooling fits cfg, parsed from url, to a pooler in
+// transaction mode: the query mode is TransactionPoolingQueryExecMode
+// unless url sets default_query_exec_mode, which may then be anything
+// but cache_statement (an error). Open calls it with
+// OpenOpts.TransactionPooling; other pools on the same URL (a test's job
+// pool) call it too.
+func ConfigureTransactionPooling(cfg *pgxpool.Config, url string) error {
+	if !strings.Contains(url, "default_query_exec_mode") {
+		cfg.ConnConfig.DefaultQueryExecMode = TransactionPoolingQueryExecMode
+		return nil
+	}
+	if cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		return errors.New("database url: default_query_exec_mode=cache_statement prepares named statements, " +
+			"which a pooler in transaction mode (PgBouncer 1.18) cannot keep: remove it (cache_describe is used) " +
+			"or choose cache_describe, describe_exec, exec or simple_protocol")
+	}
+	return nil
+}
+
+// TransactionPooling reports whether the pool goes through a pooler in
+// transaction mode (OpenOpts.TransactionPooling): then nothing may rely
+// on a connection's session, such as LISTEN, so the job client polls.
+func (d *DB) TransactionPooling() bool { return d.txPooling }
 
 // DefaultMaxConns is the pool size when neither Open's options nor the URL
 // (pool_max_conns) set one: eight per core Go may use, at least 4. Each

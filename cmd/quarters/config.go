@@ -34,6 +34,7 @@ type config struct {
 	BodyTimeout      time.Duration // QUARTERS_BODY_TIMEOUT: how long an RPC's body may take, plus its size allowance
 	MaxConnsPerIP    int           // QUARTERS_MAX_CONNS_PER_IP: open connections per client address; 0 disables the cap
 	DBMaxConns       int           // QUARTERS_DB_MAX_CONNS: PostgreSQL pool size; 0: the URL's pool_max_conns, else db.DefaultMaxConns
+	DBTxPooler       bool          // QUARTERS_DB_POOLER=transaction: DATABASE_URL is PgBouncer in transaction mode
 	ShutdownTimeout  time.Duration // QUARTERS_SHUTDOWN_TIMEOUT
 	LogLevel         slog.Level    // QUARTERS_LOG_LEVEL: debug, info, warn, error
 	RedisURL         string        // REDIS_URL: shared rate limits, tenant cache; empty: in process
@@ -132,6 +133,17 @@ var settings = []setting{
 				return fmt.Errorf("QUARTERS_DB_MAX_CONNS=%q: want a number of database connections (1-10000)", v)
 			}
 			c.DBMaxConns = n
+			return nil
+		}},
+	{"QUARTERS_DB_POOLER", "none", "transaction: DATABASE_URL goes through PgBouncer (pool_mode=transaction) or another transaction pooler; none: straight to PostgreSQL",
+		func(c *config, v string) error {
+			switch v {
+			case "none":
+			case "transaction":
+				c.DBTxPooler = true
+			default:
+				return fmt.Errorf("QUARTERS_DB_POOLER=%q: want none, or transaction behind PgBouncer in pool_mode=transaction", v)
+			}
 			return nil
 		}},
 	{"QUARTERS_METRICS_TOP_TENANTS", strconv.Itoa(metrics.DefaultTopTenants), "tenants with /metrics series of their own (the busiest); the rest share one \"other\" series",

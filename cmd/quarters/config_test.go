@@ -23,11 +23,14 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, 150*time.Millisecond, c.RateLimitTimeout)
 	require.Equal(t, 256, c.MaxConnsPerIP)
 	require.Zero(t, c.DBMaxConns, "db.DefaultMaxConns decides")
+	require.False(t, c.DBTxPooler, "straight to PostgreSQL by default")
 	require.Empty(t, c.TrustedProxies)
 
 	c, err = loadConfig(env(map[string]string{"QUARTERS_LOG_LEVEL": "debug", "QUARTERS_SHUTDOWN_TIMEOUT": "5s", "QUARTERS_MAX_BODY_BYTES": "2048",
-		"QUARTERS_BODY_TIMEOUT": "3s", "QUARTERS_MAX_CONNS_PER_IP": "0", "QUARTERS_RATE_LIMIT_TIMEOUT": "400ms", "QUARTERS_DB_MAX_CONNS": "6"}))
+		"QUARTERS_BODY_TIMEOUT": "3s", "QUARTERS_MAX_CONNS_PER_IP": "0", "QUARTERS_RATE_LIMIT_TIMEOUT": "400ms", "QUARTERS_DB_MAX_CONNS": "6",
+		"QUARTERS_DB_POOLER": "transaction"}))
 	require.NoError(t, err)
+	require.True(t, c.DBTxPooler)
 	require.Equal(t, 6, c.DBMaxConns)
 	require.Equal(t, 400*time.Millisecond, c.RateLimitTimeout)
 	require.Equal(t, 3*time.Second, c.BodyTimeout)
@@ -79,7 +82,7 @@ func TestLoadConfig(t *testing.T) {
 		"QUARTERS_PLATFORM_KEY": "short", "QUARTERS_RATE_LIMIT": "maybe", "QUARTERS_SIGNUP_RATE": "-1",
 		"QUARTERS_SIGNIN_ACCOUNT_RATE": "0", "QUARTERS_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal",
 		"QUARTERS_BODY_TIMEOUT": "1ms", "QUARTERS_MAX_CONNS_PER_IP": "many", "QUARTERS_RATE_LIMIT_TIMEOUT": "1h",
-		"QUARTERS_DB_MAX_CONNS": "0",
+		"QUARTERS_DB_MAX_CONNS": "0", "QUARTERS_DB_POOLER": "pgbouncer",
 	} {
 		_, err := loadConfig(env(map[string]string{k: v}))
 		require.ErrorContains(t, err, k)

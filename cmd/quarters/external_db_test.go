@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -84,4 +85,44 @@ func TestExternalDatabase(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server with Redis did not stop within 30s of SIGTERM")
 	}
+}
+
+// TestBehindPgBouncer: the server as README's "Behind PgBouncer" runs it,
+// DATABASE_URL through PgBouncer 1.18 in transaction mode and
+// QUARTERS_DB_POOLER=transaction: sign-ups are served, and the job that
+// mails each owner's verification link, polled for, is worked.
+func TestBehindPgBouncer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	bin := buildServer(t)
+	appURL, _ := dbtest.NewURLs(t)
+	bouncer := dbtest.NewPgBouncer(t, appURL, &dbtest.PgBouncerOpts{PoolSize: 2})
+	box := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "QUARTERS_ADDR=127.0.0.1:0",
+		"QUARTERS_MAILBOX_DIR=" + box, "DATABASE_URL=" + bouncer.URL(appURL), "QUARTERS_DB_POOLER=transaction",
+		"QUARTERS_DB_MAX_CONNS=6"}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	welcome := readUntil(t, stdout, "listening on")
+	addr := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(welcome)
+	require.NotNil(t, addr)
+	for i := range 3 {
+		body := fmt.Sprintf(`{"slug":"bounced-%d","name":"Bounced","ownerEmail":"o%d@bounced.example","ownerPassword":"bounced password %d"}`, i, i, i)
+		resp, err := http.Post("http://"+addr[1]+"/quarters.v1.TenantService/CreateTenant", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "sign-up %d", i+1)
+	}
+	require.Eventually(t, func() bool {
+		mails, _ := filepath.Glob(filepath.Join(box, "*.eml"))
+		return len(mails) >= 3
+	}, 30*time.Second, 100*time.Millisecond, "the verification mails (jobs) were not sent")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
 }

@@ -87,7 +87,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	if err != nil {
 		return err
 	}
-	dbOpts := &db.OpenOpts{MaxConns: int32(cfg.DBMaxConns), ConfigFunc: func(pc *pgxpool.Config) {
+	dbOpts := &db.OpenOpts{MaxConns: int32(cfg.DBMaxConns), TransactionPooling: cfg.DBTxPooler, ConfigFunc: func(pc *pgxpool.Config) {
 		if tp != nil {
 			tracing.ConfigurePool(pc, tp)
 		} else {
@@ -96,6 +96,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, out io.Writer) 
 	}}
 	if tp != nil {
 		logger.Info("tracing: exporting spans over OTLP", "endpoint", cfg.OTLPEndpoint)
+	}
+	if cfg.DBTxPooler {
+		logger.Info("database behind a transaction pooler (QUARTERS_DB_POOLER=transaction): no prepared statements, jobs polled for")
 	}
 	d, err := db.Open(ctx, appURL, dbOpts)
 	if err != nil {

@@ -11,9 +11,10 @@ RETURNING *;
 
 -- ApiKeyRevokeByCreator revokes the live keys a member created, when the
 -- member is removed.
--- name: ApiKeyRevokeByCreator :execrows
+-- name: ApiKeyRevokeByCreator :many
 UPDATE api_keys SET revoke_time = now()
-WHERE tenant_id = @tenant_id AND created_by = @created_by AND revoke_time IS NULL;
+WHERE tenant_id = @tenant_id AND created_by = @created_by AND revoke_time IS NULL
+RETURNING *;
 
 -- ApiKeyList pages newest first; see ProjectList for the cursor.
 -- name: ApiKeyList :many
@@ -22,6 +23,14 @@ WHERE tenant_id = @tenant_id
   AND (create_time, id) < (@before_time::timestamptz, @before_id::uuid)
 ORDER BY create_time DESC, id DESC
 LIMIT @page_limit;
+
+-- ApiKeyRevokeLive revokes a live key; no row for one already revoked
+-- (or unknown), which ApiKeyRevoke then answers for: only a key revoked
+-- now makes an api_key.revoked event.
+-- name: ApiKeyRevokeLive :one
+UPDATE api_keys SET revoke_time = now()
+WHERE tenant_id = @tenant_id AND id = @id AND revoke_time IS NULL
+RETURNING *;
 
 -- ApiKeyRevoke keeps the first revocation time when revoked again.
 -- name: ApiKeyRevoke :one

@@ -50,12 +50,13 @@ RETURNING *;
 -- joined must not let them back in, and a revoked invitation fails exactly
 -- as a used one. Run it while the membership exists: the user row is
 -- visible only through it.
--- name: InvitationCloseForMember :execrows
+-- name: InvitationCloseForMember :many
 UPDATE invitations i SET revoke_time = now()
 FROM users u
 WHERE u.id = @user_id AND i.tenant_id = @tenant_id
   AND lower(i.email) = lower(u.email)
-  AND i.accept_time IS NULL AND i.revoke_time IS NULL;
+  AND i.accept_time IS NULL AND i.revoke_time IS NULL
+RETURNING i.*;
 
 -- InvitationArm gives a pending invitation the hash of the token its mail
 -- is about to carry (the mail worker, just before sending): the token

@@ -94,3 +94,11 @@ SELECT
 -- name: MembershipBumpVersion :exec
 UPDATE memberships SET version = version + 1, update_time = now()
 WHERE tenant_id = @tenant_id AND user_id = @user_id;
+
+-- MembershipManagers lists the tenant's owners and admins (the roles that
+-- manage webhooks), for notices such as a disabled webhook endpoint.
+-- name: MembershipManagers :many
+SELECT user_id FROM memberships
+WHERE tenant_id = @tenant_id AND role IN ('owner', 'admin')
+ORDER BY user_id
+LIMIT 100;

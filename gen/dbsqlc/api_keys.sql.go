@@ -147,9 +147,10 @@ func (q *Queries) ApiKeyRevoke(ctx context.Context, arg ApiKeyRevokeParams) (Api
 	return i, err
 }
 
-const apiKeyRevokeByCreator = `-- name: ApiKeyRevokeByCreator :execrows
+const apiKeyRevokeByCreator = `-- name: ApiKeyRevokeByCreator :many
 UPDATE api_keys SET revoke_time = now()
 WHERE tenant_id = $1 AND created_by = $2 AND revoke_time IS NULL
+RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by
 `
 
 type ApiKeyRevokeByCreatorParams struct {
@@ -159,12 +160,69 @@ type ApiKeyRevokeByCreatorParams struct {
 
 // ApiKeyRevokeByCreator revokes the live keys a member created, when the
 // member is removed.
-func (q *Queries) ApiKeyRevokeByCreator(ctx context.Context, arg ApiKeyRevokeByCreatorParams) (int64, error) {
-	result, err := q.db.Exec(ctx, apiKeyRevokeByCreator, arg.TenantID, arg.CreatedBy)
+func (q *Queries) ApiKeyRevokeByCreator(ctx context.Context, arg ApiKeyRevokeByCreatorParams) ([]ApiKey, error) {
+	rows, err := q.db.Query(ctx, apiKeyRevokeByCreator, arg.TenantID, arg.CreatedBy)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	var items []ApiKey
+	for rows.Next() {
+		var i ApiKey
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.Name,
+			&i.Role,
+			&i.SecretHash,
+			&i.Prefix,
+			&i.CreateTime,
+			&i.ExpireTime,
+			&i.RevokeTime,
+			&i.LastUsedTime,
+			&i.CreatedBy,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const apiKeyRevokeLive = `-- name: ApiKeyRevokeLive :one
+UPDATE api_keys SET revoke_time = now()
+WHERE tenant_id = $1 AND id = $2 AND revoke_time IS NULL
+RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by
+`
+
+type ApiKeyRevokeLiveParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// ApiKeyRevokeLive revokes a live key; no row for one already revoked
+// (or unknown), which ApiKeyRevoke then answers for: only a key revoked
+// now makes an api_key.revoked event.
+func (q *Queries) ApiKeyRevokeLive(ctx context.Context, arg ApiKeyRevokeLiveParams) (ApiKey, error) {
+	row := q.db.QueryRow(ctx, apiKeyRevokeLive, arg.TenantID, arg.ID)
+	var i ApiKey
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Name,
+		&i.Role,
+		&i.SecretHash,
+		&i.Prefix,
+		&i.CreateTime,
+		&i.ExpireTime,
+		&i.RevokeTime,
+		&i.LastUsedTime,
+		&i.CreatedBy,
+	)
+	return i, err
 }
 
 const apiKeyTouch = `-- name: ApiKeyTouch :exec

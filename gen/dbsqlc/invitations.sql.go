@@ -81,12 +81,13 @@ func (q *Queries) InvitationArm(ctx context.Context, arg InvitationArmParams) (I
 	return i, err
 }
 
-const invitationCloseForMember = `-- name: InvitationCloseForMember :execrows
+const invitationCloseForMember = `-- name: InvitationCloseForMember :many
 UPDATE invitations i SET revoke_time = now()
 FROM users u
 WHERE u.id = $1 AND i.tenant_id = $2
   AND lower(i.email) = lower(u.email)
   AND i.accept_time IS NULL AND i.revoke_time IS NULL
+RETURNING i.tenant_id, i.id, i.email, i.role, i.token_hash, i.invited_by, i.create_time, i.expire_time, i.accept_time, i.revoke_time
 `
 
 type InvitationCloseForMemberParams struct {
@@ -99,12 +100,35 @@ type InvitationCloseForMemberParams struct {
 // joined must not let them back in, and a revoked invitation fails exactly
 // as a used one. Run it while the membership exists: the user row is
 // visible only through it.
-func (q *Queries) InvitationCloseForMember(ctx context.Context, arg InvitationCloseForMemberParams) (int64, error) {
-	result, err := q.db.Exec(ctx, invitationCloseForMember, arg.UserID, arg.TenantID)
+func (q *Queries) InvitationCloseForMember(ctx context.Context, arg InvitationCloseForMemberParams) ([]Invitation, error) {
+	rows, err := q.db.Query(ctx, invitationCloseForMember, arg.UserID, arg.TenantID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	var items []Invitation
+	for rows.Next() {
+		var i Invitation
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.Email,
+			&i.Role,
+			&i.TokenHash,
+			&i.InvitedBy,
+			&i.CreateTime,
+			&i.ExpireTime,
+			&i.AcceptTime,
+			&i.RevokeTime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const invitationGetForUpdate = `-- name: InvitationGetForUpdate :one

@@ -279,6 +279,35 @@ func (q *Queries) MembershipLock(ctx context.Context, tenantKey string) error {
 	return err
 }
 
+const membershipManagers = `-- name: MembershipManagers :many
+SELECT user_id FROM memberships
+WHERE tenant_id = $1 AND role IN ('owner', 'admin')
+ORDER BY user_id
+LIMIT 100
+`
+
+// MembershipManagers lists the tenant's owners and admins (the roles that
+// manage webhooks), for notices such as a disabled webhook endpoint.
+func (q *Queries) MembershipManagers(ctx context.Context, tenantID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, membershipManagers, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var user_id uuid.UUID
+		if err := rows.Scan(&user_id); err != nil {
+			return nil, err
+		}
+		items = append(items, user_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const membershipSetRole = `-- name: MembershipSetRole :one
 UPDATE memberships SET role = $1, version = version + 1, update_time = now()
 WHERE tenant_id = $2 AND user_id = $3

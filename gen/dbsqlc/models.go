@@ -125,6 +125,14 @@ type Tenant struct {
 	PurgeJobID        *int64
 }
 
+type TenantCostsDaily struct {
+	TenantID uuid.UUID
+	Day      time.Time
+	Calls    int64
+	DbTimeUs int64
+	Rows     int64
+}
+
 type TenantDeletionCertificate struct {
 	DeletedTenantID uuid.UUID
 	Slug            string

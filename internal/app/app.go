@@ -1,7 +1,7 @@
 // Package app assembles the Quarters server once, for the command and the
 // tests alike: New builds every dependency from a Config and the HTTP
 // handler on them; Run supervises every background loop (the tenant
-// cache's invalidation subscription, usage and key-use flushes, access
+// cache's invalidation subscription, usage, key-use and cost flushes, access
 // token key rotation, the job workers) with one shape, Run(ctx) error,
 // under one errgroup; Close waits for them. Model: wtf's cmd/wtfd Main,
 // reused by its tests.
@@ -69,6 +69,9 @@ type Config struct {
 	// UsageInterval and KeyUseInterval are how often the counts are
 	// flushed (defaults metering's).
 	UsageInterval, KeyUseInterval time.Duration
+	// CostInterval is how often the per-tenant cost counts are flushed
+	// (default metering.DefaultCostInterval).
+	CostInterval time.Duration
 	// JobPool, when set, is the pool River uses instead of DB's (tests
 	// that count the server's own database traffic).
 	JobPool *pgxpool.Pool
@@ -77,6 +80,10 @@ type Config struct {
 	JobRetryPolicy river.ClientRetryPolicy
 	// JobStopTimeout bounds the wait for running jobs at shutdown.
 	JobStopTimeout time.Duration
+	// JobPollInterval is how often the job workers look for new jobs
+	// when they are not notified (behind a transaction pooler, where
+	// they poll; default River's, 1s).
+	JobPollInterval time.Duration
 	// OnTenantLoad, when set, is called each time the tenant cache reads
 	// a tenant from the database (tests count them).
 	OnTenantLoad func()
@@ -99,6 +106,7 @@ type App struct {
 	Limiter  ratelimit.Limiter
 	Usage    *metering.Usage
 	KeyUse   *metering.KeyUse
+	Cost     *metering.Cost
 	Sessions *session.Manager
 	Keys     *session.KeyStore
 	Jobs     *jobs.Client
@@ -154,6 +162,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Tenants = tenant.NewCache(cacheParams)
 	a.Usage = metering.NewUsage(cfg.DB, logger, cfg.UsageInterval)
 	a.KeyUse = metering.NewKeyUse(cfg.DB, logger, cfg.KeyUseInterval)
+	a.Cost = metering.NewCost(cfg.DB, logger, &metering.CostOpts{Interval: cfg.CostInterval})
 
 	// Every replica signs with the key set stored in the database, so each
 	// verifies the others' access tokens.
@@ -180,6 +189,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if a.Jobs, err = jobs.New(jobs.Params{
 		Pool: cmp.Or(cfg.JobPool, cfg.DB.Pool()), Workers: workers, Logger: logger,
 		RetryPolicy: cfg.JobRetryPolicy, StopTimeout: cfg.JobStopTimeout,
+		// LISTEN needs a session of its own, which a transaction pooler
+		// does not give.
+		PollOnly: cfg.DB.TransactionPooling(), FetchPollInterval: cfg.JobPollInterval,
 	}); err != nil {
 		return nil, err
 	}
@@ -187,7 +199,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Metrics = metrics.New(metrics.Params{Pool: cfg.DB.Pool(), Tenants: a.Tenants, TopTenants: cfg.MetricsTopTenants})
 	rp := router.Params{
 		DB: cfg.DB, Logger: logger, Tenants: a.Tenants, Limiter: a.Limiter,
-		Usage: a.Usage, KeyUse: a.KeyUse, Sessions: a.Sessions, Jobs: a.Jobs, IDP: cfg.IDP,
+		Usage: a.Usage, KeyUse: a.KeyUse, Cost: a.Cost, Sessions: a.Sessions, Jobs: a.Jobs, IDP: cfg.IDP,
 		Metrics: a.Metrics, Settings: cfg.Router,
 	}
 	if cfg.TracerProvider != nil { // a nil *TracerProvider must not become a non-nil interface
@@ -203,6 +215,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		{"tenant cache subscription", a.Tenants.Run},
 		{"usage flush", a.Usage.Run},
 		{"key use flush", a.KeyUse.Run},
+		{"cost flush", a.Cost.Run},
 		{"access token keys", a.Keys.Run},
 		{"job workers", a.Jobs.Run},
 	}

@@ -6,11 +6,13 @@ package authsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
@@ -24,6 +26,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/session"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/webhook"
 )
 
 // Params are New's inputs.
@@ -31,7 +34,8 @@ type Params struct {
 	DB       *db.DB
 	Sessions *session.Manager
 	Tenants  *tenant.Cache
-	// Jobs enqueues the reset and verification mails.
+	// Jobs enqueues the reset and verification mails, and the webhook
+	// deliveries of api_key.created and api_key.revoked.
 	Jobs *jobs.Client
 	// Password is the argon2id cost the server hashes with; sign-in for
 	// an unknown email spends the same on a decoy.
@@ -77,13 +81,21 @@ func (s *Service) CreateApiKey(ctx context.Context, req *connect.Request[quarter
 		t := req.Msg.GetExpireTime().AsTime()
 		params.ExpireTime = &t
 	}
-	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
-		return q.ApiKeyInsert(ctx, params)
+	t := tenancy.MustFromContext(ctx)
+	var key *quartersv1.ApiKey
+	err := webhook.InTx(ctx, s.p.DB, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+		k, err := q.ApiKeyInsert(ctx, params)
+		if err != nil {
+			return err
+		}
+		// The event carries the key as ApiKey shows it: never the secret.
+		key = protoconv.APIKey(k)
+		return webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.APIKeyCreated, key)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.CreateApiKeyResponse{ApiKey: protoconv.APIKey(k), Secret: secret}), nil
+	return connect.NewResponse(&quartersv1.CreateApiKeyResponse{ApiKey: key, Secret: secret}), nil
 }
 
 // ListApiKeys lists the tenant's keys, newest first, revoked ones included.
@@ -109,12 +121,26 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[quarters
 // keys, so the tenant is invalidated after the commit: every replica drops
 // the tenant's cached keys, and the revocation holds from the next call.
 func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quartersv1.RevokeApiKeyRequest]) (*connect.Response[quartersv1.RevokeApiKeyResponse], error) {
-	tenantID := tenancy.MustFromContext(ctx).ID
-	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
-		return q.ApiKeyRevoke(ctx, dbsqlc.ApiKeyRevokeParams{
-			TenantID: tenantID,
-			ID:       uuid.MustParse(req.Msg.GetId()),
-		})
+	t := tenancy.MustFromContext(ctx)
+	tenantID := t.ID
+	var key *quartersv1.ApiKey
+	err := webhook.InTx(ctx, s.p.DB, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+		params := dbsqlc.ApiKeyRevokeParams{TenantID: tenantID, ID: uuid.MustParse(req.Msg.GetId())}
+		k, err := q.ApiKeyRevokeLive(ctx, dbsqlc.ApiKeyRevokeLiveParams(params))
+		if errors.Is(err, db.ErrNotFound) {
+			// Revoked before (or unknown: NOT_FOUND from here): the
+			// first revocation's time stands, and made the event.
+			k, err = q.ApiKeyRevoke(ctx, params)
+			if err == nil {
+				key = protoconv.APIKey(k)
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		key = protoconv.APIKey(k)
+		return webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.APIKeyRevoked, key)
 	})
 	if err != nil {
 		return nil, err
@@ -122,5 +148,5 @@ func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quarter
 	if err := s.p.Tenants.Committed(ctx, tenantID, "the revoked key"); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: protoconv.APIKey(k)}), nil
+	return connect.NewResponse(&quartersv1.RevokeApiKeyResponse{ApiKey: key}), nil
 }

@@ -2,8 +2,9 @@
 // statements were running (from sending the first to reading the last
 // row) and the rows they returned or changed. A Meter rides in the call's
 // context; the pool's Tracer adds every statement run under that context
-// to it. The caller (package metrics) attributes the total to the call's
-// tenant. Nothing is allocated per statement: the request path is
+// to it. The callers attribute the total to the call's tenant: package
+// metering stores it per tenant and day (tenant_costs_daily), package
+// metrics exports it on /metrics; both share one Meter per call. Nothing is allocated per statement: the request path is
 // measured in allocations (router's BenchmarkListDocuments).
 package cost
 
@@ -77,6 +78,27 @@ func (m *Meter) Value(key any) any {
 
 // WithMeter returns a new Meter, which is ctx with the meter in it.
 func WithMeter(ctx context.Context) *Meter { return &Meter{Context: ctx} }
+
+// FromContext returns the call's Meter, or nil outside a metered call.
+func FromContext(ctx context.Context) *Meter { return meterOf(ctx) }
+
+// Unmetered returns ctx without its Meter: statements run under it are
+// no call's cost (the cost flush's own, run within a call).
+func Unmetered(ctx context.Context) context.Context {
+	if meterOf(ctx) == nil {
+		return ctx
+	}
+	return unmetered{ctx}
+}
+
+type unmetered struct{ context.Context }
+
+func (u unmetered) Value(key any) any {
+	if key == (meterKey{}) {
+		return nil
+	}
+	return u.Context.Value(key)
+}
 
 func meterOf(ctx context.Context) *Meter {
 	m, _ := ctx.Value(meterKey{}).(*Meter)

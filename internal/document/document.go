@@ -10,43 +10,56 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
+	"github.com/quarters-dev/quarters/internal/jobs"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/tenancy"
+	"github.com/quarters-dev/quarters/internal/webhook"
 )
 
 // Service implements quartersv1connect.DocumentServiceHandler. Requests
 // arrive authenticated, bound to a tenant and validated.
 type Service struct {
-	db *db.DB
+	db   *db.DB
+	jobs *jobs.Client
 }
 
 var _ quartersv1connect.DocumentServiceHandler = (*Service)(nil)
 
-// New returns the service.
-func New(d *db.DB) *Service { return &Service{db: d} }
+// New returns the service; j enqueues the webhook deliveries of its
+// events (document.created, document.updated, document.deleted). Reads
+// emit nothing and keep InTenant's lazy transaction.
+func New(d *db.DB, j *jobs.Client) *Service { return &Service{db: d, jobs: j} }
 
 // CreateDocument creates a document. The composite foreign key (tenant_id,
 // project_id) makes another tenant's project as absent as a made-up one:
 // both are NOT_FOUND "project not found".
 func (s *Service) CreateDocument(ctx context.Context, req *connect.Request[quartersv1.CreateDocumentRequest]) (*connect.Response[quartersv1.CreateDocumentResponse], error) {
-	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
-		return q.DocumentInsert(ctx, dbsqlc.DocumentInsertParams{
-			TenantID:  tenancy.MustFromContext(ctx).ID,
+	t := tenancy.MustFromContext(ctx)
+	var d *quartersv1.Document
+	err := webhook.InTx(ctx, s.db, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+		row, err := q.DocumentInsert(ctx, dbsqlc.DocumentInsertParams{
+			TenantID:  t.ID,
 			ProjectID: uuid.MustParse(req.Msg.GetProjectId()),
 			Title:     req.Msg.GetTitle(),
 			Content:   req.Msg.GetContent(),
 		})
+		if err != nil {
+			return err
+		}
+		d = toProto(row)
+		return webhook.Emit(ctx, q, tx, s.jobs, t, webhook.DocumentCreated, d)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.CreateDocumentResponse{Document: toProto(row)}), nil
+	return connect.NewResponse(&quartersv1.CreateDocumentResponse{Document: d}), nil
 }
 
 // GetDocument returns one document; NOT_FOUND if the tenant has none with the id.
@@ -90,35 +103,45 @@ func (s *Service) ListDocuments(ctx context.Context, req *connect.Request[quarte
 // UpdateDocument changes the fields named in the update mask.
 func (s *Service) UpdateDocument(ctx context.Context, req *connect.Request[quartersv1.UpdateDocumentRequest]) (*connect.Response[quartersv1.UpdateDocumentResponse], error) {
 	d, paths := req.Msg.GetDocument(), req.Msg.GetUpdateMask().GetPaths()
-	row, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (dbsqlc.Document, error) {
-		return q.DocumentUpdate(ctx, dbsqlc.DocumentUpdateParams{
-			TenantID:   tenancy.MustFromContext(ctx).ID,
+	t := tenancy.MustFromContext(ctx)
+	var out *quartersv1.Document
+	err := webhook.InTx(ctx, s.db, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+		row, err := q.DocumentUpdate(ctx, dbsqlc.DocumentUpdateParams{
+			TenantID:   t.ID,
 			ID:         uuid.MustParse(d.GetId()),
 			SetTitle:   slices.Contains(paths, "title"),
 			Title:      d.GetTitle(),
 			SetContent: slices.Contains(paths, "content"),
 			Content:    d.GetContent(),
 		})
+		if err != nil {
+			return err
+		}
+		out = toProto(row)
+		return webhook.Emit(ctx, q, tx, s.jobs, t, webhook.DocumentUpdated, out)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.UpdateDocumentResponse{Document: toProto(row)}), nil
+	return connect.NewResponse(&quartersv1.UpdateDocumentResponse{Document: out}), nil
 }
 
 // DeleteDocument deletes a document.
 func (s *Service) DeleteDocument(ctx context.Context, req *connect.Request[quartersv1.DeleteDocumentRequest]) (*connect.Response[quartersv1.DeleteDocumentResponse], error) {
-	n, err := db.InTenantV(ctx, s.db, func(q *dbsqlc.Queries) (int64, error) {
-		return q.DocumentDelete(ctx, dbsqlc.DocumentDeleteParams{
-			TenantID: tenancy.MustFromContext(ctx).ID,
-			ID:       uuid.MustParse(req.Msg.GetId()),
-		})
+	t := tenancy.MustFromContext(ctx)
+	err := webhook.InTx(ctx, s.db, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+		n, err := q.DocumentDelete(ctx, dbsqlc.DocumentDeleteParams{TenantID: t.ID, ID: uuid.MustParse(req.Msg.GetId())})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return connect.NewError(connect.CodeNotFound, errors.New("document not found"))
+		}
+		// The event names the document that is gone; its fields went with it.
+		return webhook.Emit(ctx, q, tx, s.jobs, t, webhook.DocumentDeleted, &quartersv1.Document{Id: req.Msg.GetId()})
 	})
 	if err != nil {
 		return nil, err
-	}
-	if n == 0 {
-		return nil, connect.NewError(connect.CodeNotFound, errors.New("document not found"))
 	}
 	return connect.NewResponse(&quartersv1.DeleteDocumentResponse{}), nil
 }

@@ -50,6 +50,15 @@ type Params struct {
 	// StopTimeout bounds how long Run waits for running jobs at shutdown
 	// (default DefaultStopTimeout); jobs cut short are retried later.
 	StopTimeout time.Duration
+	// PollOnly issues no LISTEN: River polls for new jobs (every
+	// FetchPollInterval) and for leadership instead of being notified.
+	// Required behind a pooler in transaction mode, where a LISTEN holds
+	// nothing: the server connection it ran on goes on to serve others,
+	// and their notifications reach whichever client holds it.
+	PollOnly bool
+	// FetchPollInterval is how often River looks for new jobs when it is
+	// not notified of them (default River's, 1s).
+	FetchPollInterval time.Duration
 }
 
 // DefaultStopTimeout is Params.StopTimeout's default.
@@ -84,6 +93,8 @@ func New(p Params) (*Client, error) {
 		// The app role owns no index (db.CheckAppRole), so it may not
 		// REINDEX River's; that is the schema owner's maintenance.
 		ReindexerIndexNames: []string{},
+		PollOnly:            p.PollOnly,
+		FetchPollInterval:   p.FetchPollInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)

@@ -9,6 +9,7 @@ import (
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/password"
 	"github.com/quarters-dev/quarters/internal/session"
 	"github.com/quarters-dev/quarters/internal/tenancy"
+	"github.com/quarters-dev/quarters/internal/webhook"
 )
 
 // AcceptInvitation redeems an invitation, once, and signs the invitee in
@@ -75,7 +77,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 		created bool
 		ended   []uuid.UUID // tenants whose sessions of the invitee ended
 	)
-	err = s.p.DB.ActAs(ctx, tenantID, func(q *dbsqlc.Queries) error {
+	err = webhook.ActAsTx(ctx, s.p.DB, t, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		inv, err := q.InvitationAccept(ctx, dbsqlc.InvitationAcceptParams{TenantID: tenantID, TokenHash: hash[:]})
 		if errors.Is(err, db.ErrNotFound) {
 			// Used or expired since preparePassword read it.
@@ -109,6 +111,12 @@ func (s *Service) AcceptInvitation(ctx context.Context, req *connect.Request[qua
 			// The version moved on; the new session carries the new one.
 			if m, err = q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: tenantID, UserID: u.ID}); err != nil {
 				return fmt.Errorf("get membership: %w", err)
+			}
+		}
+		if created {
+			// A second invitation of a member changes nothing: no event.
+			if err := webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.MemberJoined, memberToProto(m, u)); err != nil {
+				return err
 			}
 		}
 		sess, err = s.p.Sessions.Start(ctx, q, session.Subject{TenantSlug: t.Slug, User: u, Membership: m})

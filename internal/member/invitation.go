@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
@@ -15,6 +16,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/auth"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/tenancy"
+	"github.com/quarters-dev/quarters/internal/webhook"
 )
 
 // ListInvitations lists the tenant's pending invitations (neither
@@ -51,31 +53,33 @@ func (s *Service) ListInvitations(ctx context.Context, req *connect.Request[quar
 // finds the invitation revoked.
 func (s *Service) RevokeInvitation(ctx context.Context, req *connect.Request[quartersv1.RevokeInvitationRequest]) (*connect.Response[quartersv1.RevokeInvitationResponse], error) {
 	caller, _ := auth.FromContext(ctx)
-	params := dbsqlc.InvitationRevokeParams{TenantID: tenancy.MustFromContext(ctx).ID, ID: uuid.MustParse(req.Msg.GetId())}
-	inv, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.Invitation, error) {
+	t := tenancy.MustFromContext(ctx)
+	params := dbsqlc.InvitationRevokeParams{TenantID: t.ID, ID: uuid.MustParse(req.Msg.GetId())}
+	var out *quartersv1.Invitation
+	err := webhook.InTx(ctx, s.p.DB, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		inv, err := q.InvitationGetForUpdate(ctx, dbsqlc.InvitationGetForUpdateParams(params))
 		if errors.Is(err, db.ErrNotFound) {
-			return inv, connect.NewError(connect.CodeNotFound, errors.New("invitation not found"))
+			return connect.NewError(connect.CodeNotFound, errors.New("invitation not found"))
 		}
 		if err != nil {
-			return inv, fmt.Errorf("get invitation: %w", err)
+			return fmt.Errorf("get invitation: %w", err)
 		}
 		if tenancy.ParseRole(inv.Role) == tenancy.RoleOwner && caller.Role < tenancy.RoleOwner {
-			return inv, connect.NewError(connect.CodePermissionDenied, errors.New("only owners can revoke an owner invitation"))
+			return connect.NewError(connect.CodePermissionDenied, errors.New("only owners can revoke an owner invitation"))
 		}
 		if err := requirePending(inv); err != nil {
-			return inv, err
+			return err
 		}
-		inv, err = q.InvitationRevoke(ctx, params)
-		if err != nil {
-			return inv, fmt.Errorf("revoke invitation: %w", err)
+		if inv, err = q.InvitationRevoke(ctx, params); err != nil {
+			return fmt.Errorf("revoke invitation: %w", err)
 		}
-		return inv, nil
+		out = invitationToProto(inv)
+		return webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.MemberInvitationRevoked, out)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&quartersv1.RevokeInvitationResponse{Invitation: invitationToProto(inv)}), nil
+	return connect.NewResponse(&quartersv1.RevokeInvitationResponse{Invitation: out}), nil
 }
 
 // requirePending is FAILED_PRECONDITION, saying why, for an invitation

@@ -35,6 +35,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/session"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 	"github.com/quarters-dev/quarters/internal/tenant"
+	"github.com/quarters-dev/quarters/internal/webhook"
 )
 
 // InvitationTTL is how long an invitation can be accepted.
@@ -44,7 +45,8 @@ const InvitationTTL = 7 * 24 * time.Hour
 type Params struct {
 	DB       *db.DB
 	Sessions *session.Manager
-	// Jobs enqueues invitation mails in the inviting transaction.
+	// Jobs enqueues invitation mails in the inviting transaction, and the
+	// webhook deliveries of the member.* and api_key.revoked events.
 	Jobs *jobs.Client
 	// Tenants is the tenant cache: AcceptInvitation reads the tenant's
 	// record from it, and every membership change invalidates it.
@@ -115,7 +117,11 @@ func (s *Service) InviteMember(ctx context.Context, req *connect.Request[quarter
 		if err != nil {
 			return err
 		}
-		return s.p.Jobs.InsertTx(ctx, tx, notify.Invitation(t.ID, inv.ID))
+		if err := s.p.Jobs.InsertTx(ctx, tx, notify.Invitation(t.ID, inv.ID)); err != nil {
+			return err
+		}
+		// The invitation as the API shows it: never its token.
+		return webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.MemberInvited, invitationToProto(inv))
 	})
 	if err != nil {
 		return nil, err
@@ -185,34 +191,41 @@ func (s *Service) UpdateMemberRole(ctx context.Context, req *connect.Request[qua
 	t := tenancy.MustFromContext(ctx)
 	userID := uuid.MustParse(req.Msg.GetUserId())
 	next := tenancy.Role(req.Msg.GetRole())
-	var changed bool
-	m, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (*quartersv1.Member, error) {
+	var (
+		changed bool
+		m       *quartersv1.Member
+	)
+	err := webhook.InTx(ctx, s.p.DB, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		target, err := lockMember(ctx, q, t.ID, userID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cur := tenancy.ParseRole(target.Role)
 		switch {
 		case (cur == tenancy.RoleOwner || next == tenancy.RoleOwner) && caller.Role < tenancy.RoleOwner:
-			return nil, connect.NewError(connect.CodePermissionDenied, errors.New("only owners can grant or remove the owner role"))
+			return connect.NewError(connect.CodePermissionDenied, errors.New("only owners can grant or remove the owner role"))
 		case caller.IsUser() && caller.UserID == userID && next > cur:
-			return nil, connect.NewError(connect.CodePermissionDenied, errors.New("nobody can raise their own role; ask someone with a higher role"))
+			return connect.NewError(connect.CodePermissionDenied, errors.New("nobody can raise their own role; ask someone with a higher role"))
 		case cur == tenancy.RoleOwner && next != cur:
 			if err := requireAnotherOwner(ctx, q, t.ID, "demoted"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if cur != next {
 			changed = true
 			if target, err = q.MembershipSetRole(ctx, dbsqlc.MembershipSetRoleParams{TenantID: t.ID, UserID: userID, Role: next.String()}); err != nil {
-				return nil, fmt.Errorf("set role: %w", err)
+				return fmt.Errorf("set role: %w", err)
 			}
 		}
 		u, err := q.UserGet(ctx, userID)
 		if err != nil {
-			return nil, fmt.Errorf("get member user: %w", err)
+			return fmt.Errorf("get member user: %w", err)
 		}
-		return memberToProto(target, u), nil
+		m = memberToProto(target, u)
+		if !changed {
+			return nil // the role it had: no event
+		}
+		return webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.MemberRoleUpdated, m)
 	})
 	if err != nil {
 		return nil, err
@@ -240,7 +253,7 @@ func (s *Service) RemoveMember(ctx context.Context, req *connect.Request[quarter
 	caller, _ := auth.FromContext(ctx)
 	t := tenancy.MustFromContext(ctx)
 	userID := uuid.MustParse(req.Msg.GetUserId())
-	err := s.p.DB.InTenant(ctx, func(q *dbsqlc.Queries) error {
+	err := webhook.InTx(ctx, s.p.DB, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		target, err := lockMember(ctx, q, t.ID, userID)
 		if err != nil {
 			return err
@@ -253,16 +266,41 @@ func (s *Service) RemoveMember(ctx context.Context, req *connect.Request[quarter
 				return err
 			}
 		}
-		if _, err := q.InvitationCloseForMember(ctx, dbsqlc.InvitationCloseForMemberParams{TenantID: t.ID, UserID: userID}); err != nil {
+		var removed *quartersv1.Member
+		if t.Has(webhook.Feature) {
+			// The event's member, read while the user is still visible
+			// through the membership.
+			u, err := q.UserGet(ctx, userID)
+			if err != nil {
+				return fmt.Errorf("get member user: %w", err)
+			}
+			removed = memberToProto(target, u)
+		}
+		invs, err := q.InvitationCloseForMember(ctx, dbsqlc.InvitationCloseForMemberParams{TenantID: t.ID, UserID: userID})
+		if err != nil {
 			return fmt.Errorf("revoke member's invitations: %w", err)
 		}
-		if _, err := q.ApiKeyRevokeByCreator(ctx, dbsqlc.ApiKeyRevokeByCreatorParams{TenantID: t.ID, CreatedBy: &userID}); err != nil {
+		keys, err := q.ApiKeyRevokeByCreator(ctx, dbsqlc.ApiKeyRevokeByCreatorParams{TenantID: t.ID, CreatedBy: &userID})
+		if err != nil {
 			return fmt.Errorf("revoke member's api keys: %w", err)
 		}
 		if _, err := q.MembershipDelete(ctx, dbsqlc.MembershipDeleteParams{TenantID: t.ID, UserID: userID}); err != nil {
 			return fmt.Errorf("delete membership: %w", err)
 		}
-		return nil
+		if removed == nil {
+			return nil // no feature: Emit would write nothing
+		}
+		for _, inv := range invs {
+			if err := webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.MemberInvitationRevoked, invitationToProto(inv)); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if err := webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.APIKeyRevoked, protoconv.APIKey(k)); err != nil {
+				return err
+			}
+		}
+		return webhook.Emit(ctx, q, tx, s.p.Jobs, t, webhook.MemberRemoved, removed)
 	})
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package metering keeps per-request bookkeeping off the database: Usage
 // counts API calls per tenant, day and procedure (enforcing the plan's
 // max_api_calls_per_month and feeding the analytics RPC), KeyUse notes when
-// API keys were last used. Both count in memory and flush periodically
+// API keys were last used, Cost attributes each call's database time and
+// rows to its tenant per day. All count in memory and flush periodically
 // (flushEvery), with a last flush when the server stops, so nothing
 // counted is lost.
 //

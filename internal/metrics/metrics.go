@@ -183,6 +183,13 @@ func (i tenantInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
+		if meter := cost.FromContext(ctx); meter != nil {
+			// metering's cost interceptor, further out, measures the
+			// call: share its meter (one allocation per call, not two).
+			res, err := next(ctx, req)
+			i.record(ctx, meter)
+			return res, err
+		}
 		meter := cost.WithMeter(ctx)
 		res, err := next(meter, req)
 		i.record(ctx, meter)
@@ -196,6 +203,11 @@ func (i tenantInterceptor) WrapStreamingClient(next connect.StreamingClientFunc)
 
 func (i tenantInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if meter := cost.FromContext(ctx); meter != nil {
+			err := next(ctx, conn)
+			i.record(ctx, meter)
+			return err
+		}
 		meter := cost.WithMeter(ctx)
 		err := next(meter, conn)
 		i.record(ctx, meter)

@@ -1,7 +1,7 @@
-// Package notify is the mail of Quarters' identity flows: the job that
-// carries a mail from the transaction that causes it (sign-up, invitation,
-// reset or verification request) to a mail.Sender, and the mails
-// themselves.
+// Package notify is the mail of Quarters' identity flows and notices: the
+// job that carries a mail from the transaction that causes it (sign-up,
+// invitation, reset or verification request, a webhook endpoint disabled)
+// to a mail.Sender, and the mails themselves.
 //
 // Tokens are minted at delivery, by the worker, never in the request: the
 // job's arguments name what to mail (a tenant and user, an invitation, an
@@ -57,6 +57,9 @@ const (
 	TemplatePasswordReset = "password_reset"
 	// TemplateEmailVerification answers RequestEmailVerification.
 	TemplateEmailVerification = "email_verification"
+	// TemplateWebhookDisabled tells an owner or admin that Quarters
+	// disabled a webhook endpoint of the tenant after sustained failure.
+	TemplateWebhookDisabled = "webhook_disabled"
 )
 
 // MailArgs are the mail job's arguments. They hold no secret.
@@ -73,6 +76,9 @@ type MailArgs struct {
 	InvitationID uuid.UUID `json:"invitation_id,omitzero"`
 	// Email is the address a reset or verification was requested for.
 	Email string `json:"email,omitempty"`
+	// EndpointID is the webhook endpoint disabled (in TenantID); UserID
+	// then is the owner or admin to tell.
+	EndpointID uuid.UUID `json:"endpoint_id,omitzero"`
 }
 
 // Kind is River's job kind.
@@ -101,4 +107,13 @@ func PasswordReset(email string) MailArgs {
 // has one that is not verified.
 func EmailVerification(email string) MailArgs {
 	return MailArgs{Template: TemplateEmailVerification, Email: email}
+}
+
+// WebhookDisabled tells userID (an owner or admin of tenantID) that
+// Quarters disabled endpointID after sustained delivery failure. The mail
+// names the endpoint's URL and its disabled_reason as they are when it is
+// sent; nothing goes if the endpoint was enabled again or deleted, or
+// userID no longer manages the tenant.
+func WebhookDisabled(tenantID, endpointID, userID uuid.UUID) MailArgs {
+	return MailArgs{Template: TemplateWebhookDisabled, TenantID: tenantID, EndpointID: endpointID, UserID: userID}
 }

@@ -15,6 +15,8 @@ const (
 	SubjectReset       = "Reset your Quarters password"
 	SubjectOwner       = "You are an owner of a Quarters tenant"
 	SubjectInvitation  = "You are invited to a Quarters tenant"
+	// SubjectWebhookDisabled is the notice of a disabled webhook endpoint.
+	SubjectWebhookDisabled = "A webhook endpoint of your Quarters tenant was disabled"
 )
 
 // until says when a link stops working.
@@ -95,4 +97,16 @@ func invitationMail(tenant, by, role string) compose {
 		b.WriteString("\nIf you have a Quarters account with a verified email, give its password; otherwise choose one (10 to 128 characters).\n")
 		return mail.Message{Subject: SubjectInvitation, Text: b.String(), Link: link}
 	}
+}
+
+// webhookDisabledMail tells an owner or admin of tenant that Quarters
+// disabled the endpoint at url, and why (reason names the last error).
+func webhookDisabledMail(tenant, url, reason string) mail.Message {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Quarters disabled a webhook endpoint of the tenant %s, because its deliveries kept failing.\n\n", tenant)
+	fmt.Fprintf(&b, "Endpoint: %s\nReason: %s\n\n", oneLine(url), oneLine(reason))
+	b.WriteString("No events are sent to it until it is enabled again: fix the receiver, then call " +
+		"quarters.v1.WebhookService/UpdateEndpoint with {\"endpoint\": {\"id\": …, \"enabled\": true}, \"updateMask\": \"enabled\"}. " +
+		"ListDeliveries shows the failed deliveries; Redeliver sends one again.\n")
+	return mail.Message{Subject: SubjectWebhookDisabled, Text: b.String()}
 }

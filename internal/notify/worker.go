@@ -61,6 +61,8 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[MailArgs]) error {
 		m, err = w.signUp(ctx, job.ID, a)
 	case TemplateInvitation:
 		m, err = w.invitation(ctx, a)
+	case TemplateWebhookDisabled:
+		m, err = w.webhookDisabled(ctx, a)
 	default:
 		return river.JobCancel(fmt.Errorf("unknown mail template %q", a.Template))
 	}
@@ -187,6 +189,51 @@ func (w *Worker) invitation(ctx context.Context, a MailArgs) (*mail.Message, err
 	return &m, nil
 }
 
+// webhookDisabled composes the notice of a disabled endpoint to one of
+// the tenant's owners or admins, or returns nil when it no longer applies:
+// the endpoint enabled again or deleted, the person no longer an owner or
+// admin of the tenant.
+func (w *Worker) webhookDisabled(ctx context.Context, a MailArgs) (*mail.Message, error) {
+	var (
+		t dbsqlc.Tenant
+		e dbsqlc.WebhookEndpoint
+		u dbsqlc.User
+	)
+	err := w.p.DB.ActAs(ctx, a.TenantID, func(q *dbsqlc.Queries) error {
+		var err error
+		if t, err = q.TenantGet(ctx, a.TenantID); err != nil {
+			return err
+		}
+		m, err := q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: a.TenantID, UserID: a.UserID})
+		if err != nil {
+			return err
+		}
+		if m.Role != "owner" && m.Role != "admin" {
+			return db.ErrNotFound
+		}
+		if e, err = q.WebhookEndpointGet(ctx, dbsqlc.WebhookEndpointGetParams{TenantID: a.TenantID, ID: a.EndpointID}); err != nil {
+			return err
+		}
+		u, err = q.UserGet(ctx, a.UserID)
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load disabled endpoint: %w", err)
+	}
+	if err := w.active(ctx, t, TemplateWebhookDisabled); err != nil {
+		return nil, err
+	}
+	if e.Enabled || e.DisabledReason == "" {
+		return nil, nil // enabled again (or disabled by the tenant) meanwhile
+	}
+	m := webhookDisabledMail(quoteName(t.Name, t.Slug), e.Url, e.DisabledReason)
+	m.To = u.Email
+	return &m, nil
+}
+
 // active drops the mail of a suspended tenant, as jobs.TenantWorker drops
 // every tenant job of one: cancelled with a log line, not retried.
 func (w *Worker) active(ctx context.Context, t dbsqlc.Tenant, template string) error {
@@ -205,14 +252,21 @@ func (w *Worker) link(page, token string) string {
 // whoever signed up, so it is quoted, cut short and stripped of control
 // characters (no header or line injection).
 func quoteName(name, slug string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, name)
+	clean := oneLine(name)
 	if r := []rune(clean); len(r) > 80 {
 		clean = string(r[:80]) + "…"
 	}
 	return fmt.Sprintf("%q (%s)", clean, slug)
+}
+
+// oneLine replaces control characters (line breaks among them) with
+// spaces: text a tenant or a receiver chose (a name, a URL, an error)
+// cannot start a line of its own in a mail.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }

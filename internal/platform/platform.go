@@ -39,6 +39,7 @@ import (
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/gen/quarters/v1/quartersv1connect"
 	"github.com/quarters-dev/quarters/internal/jobs"
+	"github.com/quarters-dev/quarters/internal/metering"
 	"github.com/quarters-dev/quarters/internal/page"
 	"github.com/quarters-dev/quarters/internal/protoconv"
 	"github.com/quarters-dev/quarters/internal/tenant"
@@ -55,6 +56,7 @@ type Service struct {
 	db    *db.DB
 	cache *tenant.Cache
 	jobs  *jobs.Client
+	cost  *metering.Cost
 	// Logger receives failures the caller only learns about in brief
 	// (a failed cache invalidation); New sets slog.Default().
 	Logger *slog.Logger
@@ -67,9 +69,10 @@ var _ quartersv1connect.PlatformServiceHandler = (*Service)(nil)
 
 // New returns the service. cache must be the cache the tenant interceptor
 // reads, so a change is seen by the tenant's next call; jc is the job
-// client whose failed jobs the operator lists and retries.
-func New(d *db.DB, cache *tenant.Cache, jc *jobs.Client) *Service {
-	return &Service{db: d, cache: cache, jobs: jc, Logger: slog.Default()}
+// client whose failed jobs the operator lists and retries; c's unflushed
+// costs are written before each cost report.
+func New(d *db.DB, cache *tenant.Cache, jc *jobs.Client, c *metering.Cost) *Service {
+	return &Service{db: d, cache: cache, jobs: jc, cost: c, Logger: slog.Default()}
 }
 
 // ListTenants lists tenants, newest first, optionally by status and plan.
@@ -502,4 +505,67 @@ func auditEventToProto(e dbsqlc.AuditEvent) (*quartersv1.AuditEvent, error) {
 		After:      after,
 		CreateTime: timestamppb.New(e.CreateTime),
 	}, nil
+}
+
+// ListTenantCosts lists every tenant's totals over a date range, the most
+// database time first, after writing this replica's pending costs. The
+// page token's position is (database time, tenant id): Cursor.Time holds
+// the database time as microseconds since the Unix epoch.
+func (s *Service) ListTenantCosts(ctx context.Context, req *connect.Request[quartersv1.ListTenantCostsRequest]) (*connect.Response[quartersv1.ListTenantCostsResponse], error) {
+	first, last, err := protoconv.DateRange(req.Msg.GetStartDate(), req.Msg.GetEndDate())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cost.Flush(ctx); err != nil {
+		return nil, err
+	}
+	filter := req.Msg.GetStartDate() + ".." + req.Msg.GetEndDate()
+	rows, next, err := page.Load(req.Msg, filter, func(c page.Cursor, limit int32) ([]db.TenantCost, error) {
+		return s.db.PlatformTenantCostList(ctx, db.PlatformTenantCostListParams{
+			FirstDay: first, LastDay: last,
+			BeforeDBTimeMicros: c.Time.UnixMicro(), BeforeID: c.ID, Limit: limit,
+		})
+	}, func(c db.TenantCost) page.Cursor {
+		return page.Cursor{Time: time.UnixMicro(c.DBTime.Microseconds()).UTC(), ID: c.TenantID}
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &quartersv1.ListTenantCostsResponse{NextPageToken: next, TenantCosts: make([]*quartersv1.TenantCost, len(rows))}
+	for i, r := range rows {
+		resp.TenantCosts[i] = &quartersv1.TenantCost{TenantId: r.TenantID.String(), Cost: &quartersv1.Cost{
+			Calls: r.Calls, DbTimeMicros: r.DBTime.Microseconds(), Rows: r.Rows,
+		}}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// GetTenantCost returns one tenant's cost per day of a date range, read as
+// that tenant under row-level security, after writing this replica's
+// pending costs of it. An unknown tenant is NOT_FOUND.
+func (s *Service) GetTenantCost(ctx context.Context, req *connect.Request[quartersv1.GetTenantCostRequest]) (*connect.Response[quartersv1.GetTenantCostResponse], error) {
+	first, last, err := protoconv.DateRange(req.Msg.GetStartDate(), req.Msg.GetEndDate())
+	if err != nil {
+		return nil, err
+	}
+	id := uuid.MustParse(req.Msg.GetTenantId())
+	if err := s.cost.FlushTenant(ctx, id); err != nil {
+		return nil, err
+	}
+	var rows []dbsqlc.CostByDayRow
+	err = s.db.ActAs(ctx, id, func(q *dbsqlc.Queries) error {
+		if _, err := q.TenantGet(ctx, id); err != nil {
+			if errors.Is(err, db.ErrNotFound) {
+				return errTenantNotFound()
+			}
+			return fmt.Errorf("get tenant: %w", err)
+		}
+		rows, err = q.CostByDay(ctx, dbsqlc.CostByDayParams{TenantID: id, FirstDay: first, LastDay: last})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	days, total := protoconv.CostDays(first, last, rows)
+	return connect.NewResponse(&quartersv1.GetTenantCostResponse{Days: days, Total: total}), nil
 }

@@ -5,12 +5,14 @@
 package protoconv
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
+	"github.com/quarters-dev/quarters/internal/apierr"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
@@ -85,4 +87,52 @@ func Limits(l tenancy.Limits) *quartersv1.Limits {
 		MaxApiCallsPerMonth: l.MaxAPICallsPerMonth,
 		StatementTimeoutMs:  l.StatementTimeout.Milliseconds(),
 	}
+}
+
+// DateLayout is the contract's date format ("YYYY-MM-DD", UTC).
+const DateLayout = "2006-01-02"
+
+// MaxRangeDays is the longest date range a report covers, both ends
+// included.
+const MaxRangeDays = 92
+
+// DateRange parses a request's inclusive date range of real calendar
+// dates (the pattern passed validation; 2026-02-30 did too), with last on
+// or after first and at most MaxRangeDays days in all. Its errors are
+// INVALID_ARGUMENT with a BadRequest detail naming the field.
+func DateRange(start, end string) (first, last time.Time, err error) {
+	if first, err = time.Parse(DateLayout, start); err != nil {
+		return first, last, apierr.InvalidField("start_date", "start_date must be a real calendar date (YYYY-MM-DD)")
+	}
+	if last, err = time.Parse(DateLayout, end); err != nil {
+		return first, last, apierr.InvalidField("end_date", "end_date must be a real calendar date (YYYY-MM-DD)")
+	}
+	if last.Before(first) {
+		return first, last, apierr.InvalidField("end_date", "end_date must be on or after start_date")
+	}
+	if last.After(first.AddDate(0, 0, MaxRangeDays-1)) {
+		return first, last, apierr.InvalidField("end_date", fmt.Sprintf("a range is at most %d days: end_date at most %d days after start_date", MaxRangeDays, MaxRangeDays-1))
+	}
+	return first, last, nil
+}
+
+// CostDays turns a tenant's stored days into one entry per day from
+// first to last, zeros included, and their total: AnalyticsService's
+// GetCost and PlatformService's GetTenantCost answer in this shape.
+func CostDays(first, last time.Time, rows []dbsqlc.CostByDayRow) ([]*quartersv1.DailyCost, *quartersv1.Cost) {
+	byDay := make(map[string]dbsqlc.CostByDayRow, len(rows))
+	for _, r := range rows {
+		byDay[r.Day.Format(DateLayout)] = r
+	}
+	total := &quartersv1.Cost{}
+	var days []*quartersv1.DailyCost
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		key := d.Format(DateLayout)
+		r := byDay[key]
+		days = append(days, &quartersv1.DailyCost{Date: key, Cost: &quartersv1.Cost{Calls: r.Calls, DbTimeMicros: r.DbTimeUs, Rows: r.Rows}})
+		total.Calls += r.Calls
+		total.DbTimeMicros += r.DbTimeUs
+		total.Rows += r.Rows
+	}
+	return days, total
 }

@@ -30,7 +30,7 @@ func BenchmarkInterceptorChain(b *testing.B) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	chain := router.Interceptors(router.Params{
 		DB: s.DB, Logger: logger, Tenants: s.Tenants, Limiter: ratelimit.NewLocal(),
-		Usage: s.Usage, KeyUse: s.KeyUse, Settings: router.Settings{UpgradeURL: router.DefaultUpgradeURL},
+		Usage: s.Usage, KeyUse: s.KeyUse, Cost: s.Cost, Settings: router.Settings{UpgradeURL: router.DefaultUpgradeURL},
 	})
 	var call connect.UnaryFunc = func(context.Context, connect.AnyRequest) (connect.AnyResponse, error) {
 		return connect.NewResponse(&quartersv1.GetProjectResponse{}), nil

@@ -77,6 +77,8 @@ type Params struct {
 	// Usage counts calls; KeyUse records when API keys were last used.
 	Usage  *metering.Usage
 	KeyUse *metering.KeyUse
+	// Cost attributes each call's database cost to its tenant.
+	Cost *metering.Cost
 	// Sessions signs and checks people's access tokens.
 	Sessions *session.Manager
 	// Jobs enqueues background jobs (the identity flows' mails) in the
@@ -177,7 +179,7 @@ func Services() []protoreflect.ServiceDescriptor {
 func New(p Params) (http.Handler, error) {
 	for name, missing := range map[string]bool{
 		"DB": p.DB == nil, "Logger": p.Logger == nil, "Tenants": p.Tenants == nil, "Limiter": p.Limiter == nil,
-		"Usage": p.Usage == nil, "KeyUse": p.KeyUse == nil, "Sessions": p.Sessions == nil, "Jobs": p.Jobs == nil,
+		"Usage": p.Usage == nil, "KeyUse": p.KeyUse == nil, "Cost": p.Cost == nil, "Sessions": p.Sessions == nil, "Jobs": p.Jobs == nil,
 	} {
 		if missing {
 			return nil, fmt.Errorf("router: Params.%s is required", name)
@@ -242,14 +244,14 @@ func New(p Params) (http.Handler, error) {
 		DB: p.DB, Jobs: p.Jobs, Password: p.Password, Tenants: p.Tenants, DeletionGrace: p.DeletionGrace,
 	}), opts...))
 	mount(quartersv1connect.NewProjectServiceHandler(project.New(p.DB, p.Jobs), opts...))
-	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB), opts...))
+	mount(quartersv1connect.NewDocumentServiceHandler(document.New(p.DB, p.Jobs), opts...))
 	mount(quartersv1connect.NewAuthServiceHandler(authsvc.New(authsvc.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewMemberServiceHandler(member.New(member.Params{DB: p.DB, Sessions: p.Sessions, Tenants: p.Tenants, Jobs: p.Jobs, Password: p.Password, Logger: p.Logger}), opts...))
 	mount(quartersv1connect.NewPlanServiceHandler(plan.New(p.DB), opts...))
-	platformSvc := platform.New(p.DB, p.Tenants, p.Jobs)
+	platformSvc := platform.New(p.DB, p.Tenants, p.Jobs, p.Cost)
 	platformSvc.DeletionGrace = p.DeletionGrace
 	mount(quartersv1connect.NewPlatformServiceHandler(platformSvc, opts...))
-	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage), opts...))
+	mount(quartersv1connect.NewAnalyticsServiceHandler(analytics.New(p.DB, p.Usage, p.Cost), opts...))
 	mount(quartersv1connect.NewWebhookServiceHandler(webhooksvc.New(webhooksvc.Params{DB: p.DB, Jobs: p.Jobs, AllowLoopback: p.WebhookAllowLoopback}), opts...))
 
 	names := make([]string, 0, len(Services()))
@@ -377,6 +379,10 @@ func interceptors(p Params, rules access.Rules, errs *observe.Errors, spans trac
 	)
 	if spans.tenant != nil {
 		chain = append(chain, spans.tenant)
+	}
+	if p.Cost != nil {
+		// Before metrics' tenant interceptor, which shares its meter.
+		chain = append(chain, metering.NewCostInterceptor(p.Cost))
 	}
 	if p.Metrics != nil {
 		chain = append(chain, p.Metrics.TenantInterceptor())

@@ -62,6 +62,8 @@ type Server struct {
 	Tenants  *tenant.Cache
 	Usage    *metering.Usage
 	KeyUse   *metering.KeyUse
+	// Cost holds the calls' per-tenant cost until its flush.
+	Cost *metering.Cost
 	// Limiter is the server's rate limiter: a *ratelimit.Failover over
 	// Redis when Opts.Redis is set, else a *ratelimit.Local.
 	Limiter ratelimit.Limiter
@@ -119,6 +121,14 @@ type Opts struct {
 	// Database, when set, is served instead of a fresh database of the
 	// shared test cluster: a private cluster the test can stop.
 	Database *dbtest.Private
+	// PgBouncer serves the database through a private PgBouncer in
+	// transaction mode (dbtest.NewPgBouncer), with the server configured
+	// as QUARTERS_DB_POOLER=transaction configures it. A second replica
+	// (Share) goes through the same PgBouncer.
+	PgBouncer bool
+	// JobPollInterval is how often the job workers look for new jobs
+	// when not notified (app.Config.JobPollInterval), as behind PgBouncer.
+	JobPollInterval time.Duration
 	// PlatformKey is the platform credential (default DefaultPlatformKey).
 	PlatformKey string
 	// Password is the argon2id cost of password hashes (default the cheap
@@ -170,6 +180,15 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	default:
 		appURL, ownerURL = dbtest.NewURLs(t)
 	}
+	txPooling := opts.PgBouncer
+	switch {
+	case opts.Share != nil:
+		txPooling = opts.Share.DB.TransactionPooling()
+	case opts.PgBouncer:
+		// Fewer server connections than the server's pool and River's
+		// together: they take turns on each, as behind a real PgBouncer.
+		appURL = dbtest.NewPgBouncer(t, appURL, &dbtest.PgBouncerOpts{PoolSize: 4}).URL(appURL)
+	}
 	// The statement tracers as the command sets them (cost always, spans
 	// with a tracer provider).
 	configFunc := func(cfg *pgxpool.Config) {
@@ -182,7 +201,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 			opts.DBConfigFunc(cfg)
 		}
 	}
-	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: configFunc})
+	d, err := db.Open(context.Background(), appURL, &db.OpenOpts{MaxConns: 8, ConfigFunc: configFunc, TransactionPooling: txPooling})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -229,7 +248,12 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	if opts.DBConfigFunc != nil {
 		// River polls the database on its own schedule: a pool of its own
 		// keeps that traffic out of what the caller counts.
-		jobPool, err = pgxpool.New(context.Background(), appURL)
+		jobCfg, err := pgxpool.ParseConfig(appURL)
+		require.NoError(t, err)
+		if txPooling {
+			require.NoError(t, db.ConfigureTransactionPooling(jobCfg, appURL))
+		}
+		jobPool, err = pgxpool.NewWithConfig(context.Background(), jobCfg)
 		require.NoError(t, err)
 		t.Cleanup(jobPool.Close)
 	}
@@ -243,6 +267,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 		RateLimitTimeout: 250 * time.Millisecond,
 		Mail:             sender, LinkURL: LinkURL, IDP: opts.IDP,
 		JobPool: jobPool, JobRetryPolicy: opts.RetryPolicy, JobStopTimeout: 30 * time.Second,
+		JobPollInterval:   opts.JobPollInterval,
 		OnTenantLoad:      func() { srv.tenantLoads.Add(1) },
 		MetricsTopTenants: opts.MetricsTopTenants,
 		TracerProvider:    opts.TracerProvider,
@@ -297,7 +322,7 @@ func NewWith(t testing.TB, opts *Opts) *Server {
 	t.Cleanup(transport.CloseIdleConnections)
 	t.Cleanup(h2c.CloseIdleConnections)
 	srv.URL, srv.DB, srv.OwnerURL, srv.appURL = ts.URL, d, ownerURL, appURL
-	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse = a.Tenants, a.Usage, a.Limiter, a.KeyUse
+	srv.Tenants, srv.Usage, srv.Limiter, srv.KeyUse, srv.Cost = a.Tenants, a.Usage, a.Limiter, a.KeyUse, a.Cost
 	srv.PlatformKey, srv.Sessions, srv.Keys = platformKey, a.Sessions, a.Keys
 	srv.Mailbox, srv.Jobs, srv.LinkURL = box, a.Jobs, LinkURL
 	srv.HTTP = &http.Client{Transport: transport}

@@ -53,6 +53,16 @@ func InTx(ctx context.Context, d *db.DB, fn func(q *dbsqlc.Queries, tx pgx.Tx) e
 	return d.InTenantTx(ctx, fn)
 }
 
+// ActAsTx is InTx for a change made acting for t before the request is
+// bound to it (db.ActAs: AcceptInvitation, whose caller is not yet a
+// member): the eager transaction only for a tenant with the feature.
+func ActAsTx(ctx context.Context, d *db.DB, t tenancy.Tenant, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) error {
+	if !t.Has(Feature) {
+		return d.ActAs(ctx, t.ID, func(q *dbsqlc.Queries) error { return fn(q, nil) })
+	}
+	return d.ActAsTx(ctx, t.ID, fn)
+}
+
 // Emit records an event of eventType about data (a resource as the API
 // returns it, in the API's JSON) for tenant t, in tx: the event, a
 // pending delivery to each enabled endpoint subscribed to the type, and a

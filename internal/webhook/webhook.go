@@ -23,12 +23,50 @@ import (
 // Feature is the plan feature that enables webhooks.
 const Feature = "custom_webhooks"
 
-// The event types Emit writes (and CreateEndpoint accepts).
+// The event types Emit writes (and CreateEndpoint accepts). Each event's
+// data is the resource as the API returns it (a Project, Document, Member,
+// Invitation or ApiKey message in its JSON form), which never holds a
+// secret: no API key secret, invitation token or password hash.
 const (
 	ProjectCreated = "project.created"
 	ProjectUpdated = "project.updated"
+	// ProjectDeleted's data is the project's id only.
 	ProjectDeleted = "project.deleted"
+
+	DocumentCreated = "document.created"
+	DocumentUpdated = "document.updated"
+	// DocumentDeleted's data is the document's id only.
+	DocumentDeleted = "document.deleted"
+
+	// MemberInvited's data is the Invitation (InviteMember).
+	MemberInvited = "member.invited"
+	// MemberInvitationRevoked's data is the Invitation, revoked
+	// (RevokeInvitation, or RemoveMember closing the member's pending
+	// invitations).
+	MemberInvitationRevoked = "member.invitation_revoked"
+	// MemberJoined's data is the Member an accepted invitation made.
+	MemberJoined = "member.joined"
+	// MemberRoleUpdated's data is the Member with the new role.
+	MemberRoleUpdated = "member.role_updated"
+	// MemberRemoved's data is the Member as it was before RemoveMember.
+	MemberRemoved = "member.removed"
+
+	// APIKeyCreated's data is the ApiKey (never its secret).
+	APIKeyCreated = "api_key.created"
+	// APIKeyRevoked's data is the ApiKey, revoked (RevokeApiKey, or
+	// RemoveMember revoking the keys the member created).
+	APIKeyRevoked = "api_key.revoked"
 )
+
+// EventTypes lists every event type, the values CreateEndpoint and
+// UpdateEndpoint accept in event_types (the contract's validation rules
+// list the same; a test holds them equal).
+var EventTypes = []string{
+	ProjectCreated, ProjectUpdated, ProjectDeleted,
+	DocumentCreated, DocumentUpdated, DocumentDeleted,
+	MemberInvited, MemberInvitationRevoked, MemberJoined, MemberRoleUpdated, MemberRemoved,
+	APIKeyCreated, APIKeyRevoked,
+}
 
 // SecretPrefix starts every signing secret, as Standard Webhooks names it.
 const SecretPrefix = "whsec_"

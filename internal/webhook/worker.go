@@ -12,10 +12,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
+	"github.com/quarters-dev/quarters/internal/jobs"
+	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/tenancy"
 )
 
@@ -40,6 +43,11 @@ type WorkerParams struct {
 	Client *ClientOpts
 	// Logger receives dropped deliveries; nil is slog.Default().
 	Logger *slog.Logger
+	// Jobs enqueues the mails telling a tenant its endpoint was
+	// disabled. Nil: the River client working the job does (the worker
+	// registered in internal/app, which exists before that client);
+	// tests that call Work directly pass one.
+	Jobs *jobs.Client
 }
 
 // Worker works delivery jobs.
@@ -50,6 +58,7 @@ type Worker struct {
 	allowLoopback bool
 	timeout       time.Duration
 	logger        *slog.Logger
+	jobs          *jobs.Client
 }
 
 // NewWorker returns the delivery worker, for river.AddWorker.
@@ -58,7 +67,7 @@ func NewWorker(p WorkerParams) *Worker {
 	if opts == nil {
 		opts = &ClientOpts{}
 	}
-	w := &Worker{db: p.DB, client: NewClient(opts), allowLoopback: opts.AllowLoopback, timeout: opts.Timeout, logger: p.Logger}
+	w := &Worker{db: p.DB, client: NewClient(opts), allowLoopback: opts.AllowLoopback, timeout: opts.Timeout, logger: p.Logger, jobs: p.Jobs}
 	if w.timeout <= 0 {
 		w.timeout = DefaultTimeout
 	}
@@ -173,16 +182,21 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	// to record retries the job, and the receiver may see the message
 	// twice (at least once; it deduplicates on webhook-id).
 	rctx := context.WithoutCancel(ctx)
-	if err := w.db.InTenant(rctx, func(q *dbsqlc.Queries) error {
-		if err := q.WebhookDeliveryRecord(rctx, rec); err != nil {
-			return err
-		}
-		if rec.Status != StatusFailed {
-			return nil
-		}
-		return disableFailing(rctx, q, t.ID, d, rec.Error)
-	}); err != nil {
-		return err
+	var rerr error
+	if rec.Status != StatusFailed {
+		rerr = w.db.InTenant(rctx, func(q *dbsqlc.Queries) error { return q.WebhookDeliveryRecord(rctx, rec) })
+	} else {
+		// The last attempt: the endpoint may be disabled, and the mails
+		// telling the tenant enqueued, in this transaction (hence a pgx.Tx).
+		rerr = w.db.InTenantTx(rctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+			if err := q.WebhookDeliveryRecord(rctx, rec); err != nil {
+				return err
+			}
+			return w.disableFailing(rctx, q, tx, t.ID, d, rec.Error)
+		})
+	}
+	if rerr != nil {
+		return rerr
 	}
 	if failure != nil {
 		return fmt.Errorf("webhook delivery %s: %w", d.ID, failure)
@@ -191,10 +205,11 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 }
 
 // disableFailing disables the endpoint of a delivery that failed for good
-// unless another delivery to it succeeded meanwhile, and records that in
-// the tenant's audit log, so neither a dead receiver keeps costing a day
+// unless another delivery to it succeeded meanwhile, records that in the
+// tenant's audit log, and enqueues a mail to each of the tenant's owners
+// and admins, all in tx: so neither a dead receiver keeps costing a day
 // of retries per event nor does the endpoint go quiet unexplained.
-func disableFailing(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID, d dbsqlc.WebhookDeliveryForSendRow, lastError string) error {
+func (w *Worker) disableFailing(ctx context.Context, q *dbsqlc.Queries, tx pgx.Tx, tenantID uuid.UUID, d dbsqlc.WebhookDeliveryForSendRow, lastError string) error {
 	reason := fmt.Sprintf("every delivery attempt failed for %d attempts (last: %s)", MaxAttempts, lastError)
 	n, err := q.WebhookEndpointDisableFailing(ctx, dbsqlc.WebhookEndpointDisableFailingParams{TenantID: tenantID, DeliveryID: d.ID, Reason: reason})
 	if err != nil || n == 0 {
@@ -202,8 +217,37 @@ func disableFailing(ctx context.Context, q *dbsqlc.Queries, tenantID uuid.UUID, 
 	}
 	before, _ := json.Marshal(map[string]any{"endpoint_id": d.EndpointID, "enabled": true})
 	after, _ := json.Marshal(map[string]any{"endpoint_id": d.EndpointID, "enabled": false, "reason": reason})
-	_, err = q.AuditEventInsert(ctx, dbsqlc.AuditEventInsertParams{
+	if _, err := q.AuditEventInsert(ctx, dbsqlc.AuditEventInsertParams{
 		TenantID: tenantID, Actor: "webhooks", Action: "DisableWebhookEndpoint", Before: before, After: after,
-	})
-	return err
+	}); err != nil {
+		return err
+	}
+	managers, err := q.MembershipManagers(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("list owners and admins: %w", err)
+	}
+	// One job per person: a retried mail goes to that person again, not
+	// to everyone.
+	for _, userID := range managers {
+		if err := w.insertTx(ctx, tx, notify.WebhookDisabled(tenantID, d.EndpointID, userID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertTx enqueues args in tx with Params.Jobs, or else with the River
+// client working the current job.
+func (w *Worker) insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs) error {
+	if w.jobs != nil {
+		return w.jobs.InsertTx(ctx, tx, args)
+	}
+	c, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err == nil {
+		_, err = c.InsertTx(ctx, tx, args, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", args.Kind(), err)
+	}
+	return nil
 }

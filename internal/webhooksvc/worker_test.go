@@ -1,8 +1,10 @@
 package webhooksvc_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
@@ -11,6 +13,7 @@ import (
 
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
 	"github.com/quarters-dev/quarters/internal/apitest"
+	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/servertest"
 	"github.com/quarters-dev/quarters/internal/webhook"
 )
@@ -43,7 +46,7 @@ func failOnce(t *testing.T, a *servertest.Tenant, r *receiver, wh func() *quarte
 // would on a retry.
 func attempt(t *testing.T, s *servertest.Server, tenantID, deliveryID string, n int) error {
 	t.Helper()
-	w := webhook.NewWorker(webhook.WorkerParams{DB: s.DB, Client: &webhook.ClientOpts{AllowLoopback: true}})
+	w := webhook.NewWorker(webhook.WorkerParams{DB: s.DB, Client: &webhook.ClientOpts{AllowLoopback: true}, Jobs: s.Jobs})
 	return w.Work(ctx, &river.Job[webhook.DeliverArgs]{
 		JobRow: &rivertype.JobRow{ID: 1, Attempt: n, MaxAttempts: webhook.MaxAttempts},
 		Args:   webhook.DeliverArgs{TenantID: mustUUID(t, tenantID), DeliveryID: mustUUID(t, deliveryID)},
@@ -110,6 +113,62 @@ func TestDisabledAfterSustainedFailure(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, up.Msg.GetEndpoint().GetEnabled())
 	require.Empty(t, up.Msg.GetEndpoint().GetDisabledReason())
+}
+
+// TestDisabledEndpointTellsManagers: the disable enqueues, in its own
+// transaction, one mail to each owner and admin of the endpoint's tenant,
+// naming the endpoint's URL and the last error: nobody else gets one (not
+// a plain member, not another tenant's owner), and nobody gets two.
+func TestDisabledEndpointTellsManagers(t *testing.T) {
+	t.Parallel()
+	s, a, r, endpointID := failingSetup(t)
+	wh := webhooks(s, a)
+	other := enterprise(t, s) // another tenant, with its own owner
+	admin := fmt.Sprintf("admin-%s@disable.example", uuid.NewString()[:8])
+	member := fmt.Sprintf("member-%s@disable.example", uuid.NewString()[:8])
+	apitest.Join(t, s, a, admin, quartersv1.Role_ROLE_ADMIN)
+	apitest.Join(t, s, a, member, quartersv1.Role_ROLE_MEMBER)
+
+	d := failOnce(t, a, r, func() *quartersv1.WebhookDelivery {
+		return waitDelivery(t, wh, endpointID, func(d *quartersv1.WebhookDelivery) bool { return d.GetAttempts() == 1 })
+	})
+	require.Error(t, attempt(t, s, a.ID, d.GetId(), webhook.MaxAttempts))
+	r.next(t)
+	// The last attempt again (a retried job): already disabled, no more
+	// mail.
+	require.NoError(t, attempt(t, s, a.ID, d.GetId(), webhook.MaxAttempts))
+
+	url := r.srv.URL + "/hooks"
+	for _, to := range []string{a.OwnerEmail, admin} {
+		m, _ := s.Mailbox.Wait(t, to, notify.SubjectWebhookDisabled)
+		require.Contains(t, m.Text, url, to)
+		require.Contains(t, m.Text, "receiver answered 500", to)
+		require.Contains(t, m.Text, "UpdateEndpoint", to)
+	}
+	// Every mail job settled: then count what went where.
+	require.Eventually(t, func() bool {
+		var pending int
+		require.NoError(t, ownerRow(t, s, `select count(*) from river_job where kind = 'mail'
+			and state not in ('completed', 'cancelled', 'discarded')`).Scan(&pending))
+		return pending == 0
+	}, 30*time.Second, 100*time.Millisecond)
+	var jobs int
+	require.NoError(t, ownerRow(t, s, `select count(*) from river_job where kind = 'mail'
+		and args->>'template' = $1`, notify.TemplateWebhookDisabled).Scan(&jobs))
+	require.Equal(t, 2, jobs, "one per owner or admin")
+	notices := func(to string) int {
+		n := 0
+		for _, m := range s.Mailbox.Sent(to) {
+			if m.Subject == notify.SubjectWebhookDisabled {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, 1, notices(a.OwnerEmail))
+	require.Equal(t, 1, notices(admin))
+	require.Zero(t, notices(member), "members do not manage webhooks")
+	require.Zero(t, notices(other.OwnerEmail), "another tenant's owner")
 }
 
 // TestSuspendedTenantDropped: a retry for a suspended tenant sends

@@ -272,6 +272,235 @@ func (x *GetUsageResponse) GetTotalRateLimited() int64 {
 	return 0
 }
 
+type GetCostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start_date is the first day, "YYYY-MM-DD" (UTC).
+	StartDate string `protobuf:"bytes,1,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
+	// end_date is the last day, inclusive: on or after start_date, at most
+	// 91 days later (92 days). The server checks the range, and that both
+	// are real dates, with a BadRequest detail naming the field.
+	EndDate       string `protobuf:"bytes,2,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCostRequest) Reset() {
+	*x = GetCostRequest{}
+	mi := &file_quarters_v1_analytics_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCostRequest) ProtoMessage() {}
+
+func (x *GetCostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_analytics_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCostRequest.ProtoReflect.Descriptor instead.
+func (*GetCostRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_analytics_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetCostRequest) GetStartDate() string {
+	if x != nil {
+		return x.StartDate
+	}
+	return ""
+}
+
+func (x *GetCostRequest) GetEndDate() string {
+	if x != nil {
+		return x.EndDate
+	}
+	return ""
+}
+
+// Cost is what calls cost the database.
+type Cost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// calls is how many calls there were.
+	Calls int64 `protobuf:"varint,1,opt,name=calls,proto3" json:"calls,omitempty"`
+	// db_time_micros is the time their statements ran, in microseconds
+	// (statements of one call running at once count once).
+	DbTimeMicros int64 `protobuf:"varint,2,opt,name=db_time_micros,json=dbTimeMicros,proto3" json:"db_time_micros,omitempty"`
+	// rows is what their statements returned or changed.
+	Rows          int64 `protobuf:"varint,3,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cost) Reset() {
+	*x = Cost{}
+	mi := &file_quarters_v1_analytics_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cost) ProtoMessage() {}
+
+func (x *Cost) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_analytics_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cost.ProtoReflect.Descriptor instead.
+func (*Cost) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_analytics_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Cost) GetCalls() int64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *Cost) GetDbTimeMicros() int64 {
+	if x != nil {
+		return x.DbTimeMicros
+	}
+	return 0
+}
+
+func (x *Cost) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+// DailyCost is one day's cost.
+type DailyCost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// date is "YYYY-MM-DD" (UTC).
+	Date          string `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Cost          *Cost  `protobuf:"bytes,2,opt,name=cost,proto3" json:"cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DailyCost) Reset() {
+	*x = DailyCost{}
+	mi := &file_quarters_v1_analytics_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DailyCost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DailyCost) ProtoMessage() {}
+
+func (x *DailyCost) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_analytics_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DailyCost.ProtoReflect.Descriptor instead.
+func (*DailyCost) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_analytics_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DailyCost) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *DailyCost) GetCost() *Cost {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+type GetCostResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// days has one entry per day of the range, zeros included, in order.
+	Days []*DailyCost `protobuf:"bytes,1,rep,name=days,proto3" json:"days,omitempty"`
+	// total is the sum over the range.
+	Total         *Cost `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCostResponse) Reset() {
+	*x = GetCostResponse{}
+	mi := &file_quarters_v1_analytics_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCostResponse) ProtoMessage() {}
+
+func (x *GetCostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_analytics_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCostResponse.ProtoReflect.Descriptor instead.
+func (*GetCostResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_analytics_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetCostResponse) GetDays() []*DailyCost {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *GetCostResponse) GetTotal() *Cost {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
 var File_quarters_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_analytics_proto_rawDesc = "" +
@@ -298,9 +527,24 @@ const file_quarters_v1_analytics_proto_rawDesc = "" +
 	"procedures\x18\x02 \x03(\v2\x1b.quarters.v1.ProcedureUsageR\n" +
 	"procedures\x12%\n" +
 	"\x0etotal_requests\x18\x03 \x01(\x03R\rtotalRequests\x12,\n" +
-	"\x12total_rate_limited\x18\x04 \x01(\x03R\x10totalRateLimited2q\n" +
+	"\x12total_rate_limited\x18\x04 \x01(\x03R\x10totalRateLimited\"\x94\x01\n" +
+	"\x0eGetCostRequest\x12B\n" +
+	"\n" +
+	"start_date\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\tstartDate\x12>\n" +
+	"\bend_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\"V\n" +
+	"\x04Cost\x12\x14\n" +
+	"\x05calls\x18\x01 \x01(\x03R\x05calls\x12$\n" +
+	"\x0edb_time_micros\x18\x02 \x01(\x03R\fdbTimeMicros\x12\x12\n" +
+	"\x04rows\x18\x03 \x01(\x03R\x04rows\"F\n" +
+	"\tDailyCost\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12%\n" +
+	"\x04cost\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x04cost\"f\n" +
+	"\x0fGetCostResponse\x12*\n" +
+	"\x04days\x18\x01 \x03(\v2\x16.quarters.v1.DailyCostR\x04days\x12'\n" +
+	"\x05total\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x05total2\xcd\x01\n" +
 	"\x10AnalyticsService\x12]\n" +
-	"\bGetUsage\x12\x1c.quarters.v1.GetUsageRequest\x1a\x1d.quarters.v1.GetUsageResponse\"\x14\x8a\xb5\x18\r\x10\x01\x1a\tanalytics\x90\x02\x01B\xab\x01\n" +
+	"\bGetUsage\x12\x1c.quarters.v1.GetUsageRequest\x1a\x1d.quarters.v1.GetUsageResponse\"\x14\x8a\xb5\x18\r\x10\x01\x1a\tanalytics\x90\x02\x01\x12Z\n" +
+	"\aGetCost\x12\x1b.quarters.v1.GetCostRequest\x1a\x1c.quarters.v1.GetCostResponse\"\x14\x8a\xb5\x18\r\x10\x02\x1a\tanalytics\x90\x02\x01B\xab\x01\n" +
 	"\x0fcom.quarters.v1B\x0eAnalyticsProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
 var (
@@ -315,23 +559,32 @@ func file_quarters_v1_analytics_proto_rawDescGZIP() []byte {
 	return file_quarters_v1_analytics_proto_rawDescData
 }
 
-var file_quarters_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_quarters_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_quarters_v1_analytics_proto_goTypes = []any{
 	(*GetUsageRequest)(nil),  // 0: quarters.v1.GetUsageRequest
 	(*DailyUsage)(nil),       // 1: quarters.v1.DailyUsage
 	(*ProcedureUsage)(nil),   // 2: quarters.v1.ProcedureUsage
 	(*GetUsageResponse)(nil), // 3: quarters.v1.GetUsageResponse
+	(*GetCostRequest)(nil),   // 4: quarters.v1.GetCostRequest
+	(*Cost)(nil),             // 5: quarters.v1.Cost
+	(*DailyCost)(nil),        // 6: quarters.v1.DailyCost
+	(*GetCostResponse)(nil),  // 7: quarters.v1.GetCostResponse
 }
 var file_quarters_v1_analytics_proto_depIdxs = []int32{
 	1, // 0: quarters.v1.GetUsageResponse.days:type_name -> quarters.v1.DailyUsage
 	2, // 1: quarters.v1.GetUsageResponse.procedures:type_name -> quarters.v1.ProcedureUsage
-	0, // 2: quarters.v1.AnalyticsService.GetUsage:input_type -> quarters.v1.GetUsageRequest
-	3, // 3: quarters.v1.AnalyticsService.GetUsage:output_type -> quarters.v1.GetUsageResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 2: quarters.v1.DailyCost.cost:type_name -> quarters.v1.Cost
+	6, // 3: quarters.v1.GetCostResponse.days:type_name -> quarters.v1.DailyCost
+	5, // 4: quarters.v1.GetCostResponse.total:type_name -> quarters.v1.Cost
+	0, // 5: quarters.v1.AnalyticsService.GetUsage:input_type -> quarters.v1.GetUsageRequest
+	4, // 6: quarters.v1.AnalyticsService.GetCost:input_type -> quarters.v1.GetCostRequest
+	3, // 7: quarters.v1.AnalyticsService.GetUsage:output_type -> quarters.v1.GetUsageResponse
+	7, // 8: quarters.v1.AnalyticsService.GetCost:output_type -> quarters.v1.GetCostResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_analytics_proto_init() }
@@ -346,7 +599,7 @@ func file_quarters_v1_analytics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_analytics_proto_rawDesc), len(file_quarters_v1_analytics_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

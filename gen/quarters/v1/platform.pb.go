@@ -1517,6 +1517,305 @@ func (x *RetryJobResponse) GetJob() *Job {
 	return nil
 }
 
+type ListTenantCostsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start_date is the first day, "YYYY-MM-DD" (UTC).
+	StartDate string `protobuf:"bytes,1,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
+	// end_date is the last day, inclusive: on or after start_date, at most
+	// 91 days later (92 days). The server checks the range, and that both
+	// are real dates, with a BadRequest detail naming the field.
+	EndDate string `protobuf:"bytes,2,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
+	// page_size is at most 100; 0 means 50.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is next_page_token from the previous response, sent with the
+	// same dates.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantCostsRequest) Reset() {
+	*x = ListTenantCostsRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantCostsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantCostsRequest) ProtoMessage() {}
+
+func (x *ListTenantCostsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantCostsRequest.ProtoReflect.Descriptor instead.
+func (*ListTenantCostsRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListTenantCostsRequest) GetStartDate() string {
+	if x != nil {
+		return x.StartDate
+	}
+	return ""
+}
+
+func (x *ListTenantCostsRequest) GetEndDate() string {
+	if x != nil {
+		return x.EndDate
+	}
+	return ""
+}
+
+func (x *ListTenantCostsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTenantCostsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// TenantCost is one tenant's cost over a range.
+type TenantCost struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Cost          *Cost                  `protobuf:"bytes,2,opt,name=cost,proto3" json:"cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantCost) Reset() {
+	*x = TenantCost{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantCost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantCost) ProtoMessage() {}
+
+func (x *TenantCost) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantCost.ProtoReflect.Descriptor instead.
+func (*TenantCost) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TenantCost) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *TenantCost) GetCost() *Cost {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+type ListTenantCostsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantCosts []*TenantCost          `protobuf:"bytes,1,rep,name=tenant_costs,json=tenantCosts,proto3" json:"tenant_costs,omitempty"`
+	// next_page_token is empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantCostsResponse) Reset() {
+	*x = ListTenantCostsResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantCostsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantCostsResponse) ProtoMessage() {}
+
+func (x *ListTenantCostsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantCostsResponse.ProtoReflect.Descriptor instead.
+func (*ListTenantCostsResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListTenantCostsResponse) GetTenantCosts() []*TenantCost {
+	if x != nil {
+		return x.TenantCosts
+	}
+	return nil
+}
+
+func (x *ListTenantCostsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetTenantCostRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// start_date is the first day, "YYYY-MM-DD" (UTC).
+	StartDate string `protobuf:"bytes,2,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
+	// end_date is the last day, inclusive: on or after start_date, at most
+	// 91 days later (92 days). The server checks the range, and that both
+	// are real dates, with a BadRequest detail naming the field.
+	EndDate       string `protobuf:"bytes,3,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantCostRequest) Reset() {
+	*x = GetTenantCostRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantCostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantCostRequest) ProtoMessage() {}
+
+func (x *GetTenantCostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantCostRequest.ProtoReflect.Descriptor instead.
+func (*GetTenantCostRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetTenantCostRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetTenantCostRequest) GetStartDate() string {
+	if x != nil {
+		return x.StartDate
+	}
+	return ""
+}
+
+func (x *GetTenantCostRequest) GetEndDate() string {
+	if x != nil {
+		return x.EndDate
+	}
+	return ""
+}
+
+type GetTenantCostResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// days has one entry per day of the range, zeros included, in order.
+	Days []*DailyCost `protobuf:"bytes,1,rep,name=days,proto3" json:"days,omitempty"`
+	// total is the sum over the range.
+	Total         *Cost `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantCostResponse) Reset() {
+	*x = GetTenantCostResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantCostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantCostResponse) ProtoMessage() {}
+
+func (x *GetTenantCostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantCostResponse.ProtoReflect.Descriptor instead.
+func (*GetTenantCostResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetTenantCostResponse) GetDays() []*DailyCost {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *GetTenantCostResponse) GetTotal() *Cost {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
 // PlatformServiceDeleteTenantRequest is DeleteTenant's request
 // (DeleteTenantRequest is TenantService's).
 type PlatformServiceDeleteTenantRequest struct {
@@ -1528,7 +1827,7 @@ type PlatformServiceDeleteTenantRequest struct {
 
 func (x *PlatformServiceDeleteTenantRequest) Reset() {
 	*x = PlatformServiceDeleteTenantRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1839,7 @@ func (x *PlatformServiceDeleteTenantRequest) String() string {
 func (*PlatformServiceDeleteTenantRequest) ProtoMessage() {}
 
 func (x *PlatformServiceDeleteTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1852,7 @@ func (x *PlatformServiceDeleteTenantRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use PlatformServiceDeleteTenantRequest.ProtoReflect.Descriptor instead.
 func (*PlatformServiceDeleteTenantRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{23}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlatformServiceDeleteTenantRequest) GetTenantId() string {
@@ -1574,7 +1873,7 @@ type PlatformServiceDeleteTenantResponse struct {
 
 func (x *PlatformServiceDeleteTenantResponse) Reset() {
 	*x = PlatformServiceDeleteTenantResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1885,7 @@ func (x *PlatformServiceDeleteTenantResponse) String() string {
 func (*PlatformServiceDeleteTenantResponse) ProtoMessage() {}
 
 func (x *PlatformServiceDeleteTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1898,7 @@ func (x *PlatformServiceDeleteTenantResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use PlatformServiceDeleteTenantResponse.ProtoReflect.Descriptor instead.
 func (*PlatformServiceDeleteTenantResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{24}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PlatformServiceDeleteTenantResponse) GetDetails() *TenantDetails {
@@ -1625,7 +1924,7 @@ type PlatformServiceCancelTenantDeletionRequest struct {
 
 func (x *PlatformServiceCancelTenantDeletionRequest) Reset() {
 	*x = PlatformServiceCancelTenantDeletionRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1936,7 @@ func (x *PlatformServiceCancelTenantDeletionRequest) String() string {
 func (*PlatformServiceCancelTenantDeletionRequest) ProtoMessage() {}
 
 func (x *PlatformServiceCancelTenantDeletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1949,7 @@ func (x *PlatformServiceCancelTenantDeletionRequest) ProtoReflect() protoreflect
 
 // Deprecated: Use PlatformServiceCancelTenantDeletionRequest.ProtoReflect.Descriptor instead.
 func (*PlatformServiceCancelTenantDeletionRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{25}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PlatformServiceCancelTenantDeletionRequest) GetTenantId() string {
@@ -1670,7 +1969,7 @@ type PlatformServiceCancelTenantDeletionResponse struct {
 
 func (x *PlatformServiceCancelTenantDeletionResponse) Reset() {
 	*x = PlatformServiceCancelTenantDeletionResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	mi := &file_quarters_v1_platform_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1981,7 @@ func (x *PlatformServiceCancelTenantDeletionResponse) String() string {
 func (*PlatformServiceCancelTenantDeletionResponse) ProtoMessage() {}
 
 func (x *PlatformServiceCancelTenantDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	mi := &file_quarters_v1_platform_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1994,7 @@ func (x *PlatformServiceCancelTenantDeletionResponse) ProtoReflect() protoreflec
 
 // Deprecated: Use PlatformServiceCancelTenantDeletionResponse.ProtoReflect.Descriptor instead.
 func (*PlatformServiceCancelTenantDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{26}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PlatformServiceCancelTenantDeletionResponse) GetDetails() *TenantDetails {
@@ -1721,7 +2020,7 @@ type GetDeletionCertificateRequest struct {
 
 func (x *GetDeletionCertificateRequest) Reset() {
 	*x = GetDeletionCertificateRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	mi := &file_quarters_v1_platform_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +2032,7 @@ func (x *GetDeletionCertificateRequest) String() string {
 func (*GetDeletionCertificateRequest) ProtoMessage() {}
 
 func (x *GetDeletionCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	mi := &file_quarters_v1_platform_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +2045,7 @@ func (x *GetDeletionCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeletionCertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetDeletionCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{27}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetDeletionCertificateRequest) GetTenantId() string {
@@ -1765,7 +2064,7 @@ type GetDeletionCertificateResponse struct {
 
 func (x *GetDeletionCertificateResponse) Reset() {
 	*x = GetDeletionCertificateResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	mi := &file_quarters_v1_platform_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2076,7 @@ func (x *GetDeletionCertificateResponse) String() string {
 func (*GetDeletionCertificateResponse) ProtoMessage() {}
 
 func (x *GetDeletionCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	mi := &file_quarters_v1_platform_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2089,7 @@ func (x *GetDeletionCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeletionCertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetDeletionCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{28}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetDeletionCertificateResponse) GetCertificate() *DeletionCertificate {
@@ -1826,7 +2125,7 @@ type DeletionCertificate struct {
 
 func (x *DeletionCertificate) Reset() {
 	*x = DeletionCertificate{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	mi := &file_quarters_v1_platform_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +2137,7 @@ func (x *DeletionCertificate) String() string {
 func (*DeletionCertificate) ProtoMessage() {}
 
 func (x *DeletionCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	mi := &file_quarters_v1_platform_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +2150,7 @@ func (x *DeletionCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionCertificate.ProtoReflect.Descriptor instead.
 func (*DeletionCertificate) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{29}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeletionCertificate) GetTenantId() string {
@@ -1922,7 +2221,7 @@ type DeletionCertificateTable struct {
 
 func (x *DeletionCertificateTable) Reset() {
 	*x = DeletionCertificateTable{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	mi := &file_quarters_v1_platform_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2233,7 @@ func (x *DeletionCertificateTable) String() string {
 func (*DeletionCertificateTable) ProtoMessage() {}
 
 func (x *DeletionCertificateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	mi := &file_quarters_v1_platform_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2246,7 @@ func (x *DeletionCertificateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionCertificateTable.ProtoReflect.Descriptor instead.
 func (*DeletionCertificateTable) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{30}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeletionCertificateTable) GetName() string {
@@ -1975,7 +2274,7 @@ var File_quarters_v1_platform_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\n" +
-	"\x1aquarters/v1/platform.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19quarters/v1/options.proto\x1a\x16quarters/v1/plan.proto\x1a\x18quarters/v1/tenant.proto\"\x94\x05\n" +
+	"\x1aquarters/v1/platform.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bquarters/v1/analytics.proto\x1a\x19quarters/v1/options.proto\x1a\x16quarters/v1/plan.proto\x1a\x18quarters/v1/tenant.proto\"\x94\x05\n" +
 	"\x0fTenantOverrides\x12@\n" +
 	"\x13requests_per_minute\x18\x01 \x01(\x03B\v\xbaH\b\"\x06\x18\xc0\x84=(\x01H\x00R\x11requestsPerMinute\x88\x01\x01\x12&\n" +
 	"\x05burst\x18\x02 \x01(\x03B\v\xbaH\b\"\x06\x18\xc0\x84=(\x01H\x01R\x05burst\x88\x01\x01\x123\n" +
@@ -2088,7 +2387,29 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x0fRetryJobRequest\x12\x1e\n" +
 	"\x06job_id\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x05jobId\"6\n" +
 	"\x10RetryJobResponse\x12\"\n" +
-	"\x03job\x18\x01 \x01(\v2\x10.quarters.v1.JobR\x03job\"K\n" +
+	"\x03job\x18\x01 \x01(\v2\x10.quarters.v1.JobR\x03job\"\xed\x01\n" +
+	"\x16ListTenantCostsRequest\x12B\n" +
+	"\n" +
+	"start_date\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\tstartDate\x12>\n" +
+	"\bend_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\x12&\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"P\n" +
+	"\n" +
+	"TenantCost\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
+	"\x04cost\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x04cost\"}\n" +
+	"\x17ListTenantCostsResponse\x12:\n" +
+	"\ftenant_costs\x18\x01 \x03(\v2\x17.quarters.v1.TenantCostR\vtenantCosts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x01\n" +
+	"\x14GetTenantCostRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\x12B\n" +
+	"\n" +
+	"start_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\tstartDate\x12>\n" +
+	"\bend_date\x18\x03 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\"l\n" +
+	"\x15GetTenantCostResponse\x12*\n" +
+	"\x04days\x18\x01 \x03(\v2\x16.quarters.v1.DailyCostR\x04days\x12'\n" +
+	"\x05total\x18\x02 \x01(\v2\x11.quarters.v1.CostR\x05total\"K\n" +
 	"\"PlatformServiceDeleteTenantRequest\x12%\n" +
 	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"\x95\x01\n" +
 	"#PlatformServiceDeleteTenantResponse\x124\n" +
@@ -2130,7 +2451,7 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x13JOB_STATE_COMPLETED\x10\x05\x12\x17\n" +
 	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x17\n" +
 	"\x13JOB_STATE_DISCARDED\x10\a\x12\x15\n" +
-	"\x11JOB_STATE_PENDING\x10\b2\xf8\t\n" +
+	"\x11JOB_STATE_PENDING\x10\b2\xc4\v\n" +
 	"\x0fPlatformService\x12[\n" +
 	"\vListTenants\x12\x1f.quarters.v1.ListTenantsRequest\x1a .quarters.v1.ListTenantsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12s\n" +
 	"\tGetTenant\x12,.quarters.v1.PlatformServiceGetTenantRequest\x1a-.quarters.v1.PlatformServiceGetTenantResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12L\n" +
@@ -2143,7 +2464,9 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x16GetDeletionCertificate\x12*.quarters.v1.GetDeletionCertificateRequest\x1a+.quarters.v1.GetDeletionCertificateResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12g\n" +
 	"\x0fListAuditEvents\x12#.quarters.v1.ListAuditEventsRequest\x1a$.quarters.v1.ListAuditEventsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12d\n" +
 	"\x0eListFailedJobs\x12\".quarters.v1.ListFailedJobsRequest\x1a#.quarters.v1.ListFailedJobsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12O\n" +
-	"\bRetryJob\x12\x1c.quarters.v1.RetryJobRequest\x1a\x1d.quarters.v1.RetryJobResponse\"\x06\x8a\xb5\x18\x02(\x01B\xaa\x01\n" +
+	"\bRetryJob\x12\x1c.quarters.v1.RetryJobRequest\x1a\x1d.quarters.v1.RetryJobResponse\"\x06\x8a\xb5\x18\x02(\x01\x12g\n" +
+	"\x0fListTenantCosts\x12#.quarters.v1.ListTenantCostsRequest\x1a$.quarters.v1.ListTenantCostsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12a\n" +
+	"\rGetTenantCost\x12!.quarters.v1.GetTenantCostRequest\x1a\".quarters.v1.GetTenantCostResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01B\xaa\x01\n" +
 	"\x0fcom.quarters.v1B\rPlatformProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
 var (
@@ -2159,7 +2482,7 @@ func file_quarters_v1_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_quarters_v1_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_quarters_v1_platform_proto_goTypes = []any{
 	(JobState)(0),                                       // 0: quarters.v1.JobState
 	(*TenantOverrides)(nil),                             // 1: quarters.v1.TenantOverrides
@@ -2185,37 +2508,44 @@ var file_quarters_v1_platform_proto_goTypes = []any{
 	(*ListFailedJobsResponse)(nil),                      // 21: quarters.v1.ListFailedJobsResponse
 	(*RetryJobRequest)(nil),                             // 22: quarters.v1.RetryJobRequest
 	(*RetryJobResponse)(nil),                            // 23: quarters.v1.RetryJobResponse
-	(*PlatformServiceDeleteTenantRequest)(nil),          // 24: quarters.v1.PlatformServiceDeleteTenantRequest
-	(*PlatformServiceDeleteTenantResponse)(nil),         // 25: quarters.v1.PlatformServiceDeleteTenantResponse
-	(*PlatformServiceCancelTenantDeletionRequest)(nil),  // 26: quarters.v1.PlatformServiceCancelTenantDeletionRequest
-	(*PlatformServiceCancelTenantDeletionResponse)(nil), // 27: quarters.v1.PlatformServiceCancelTenantDeletionResponse
-	(*GetDeletionCertificateRequest)(nil),               // 28: quarters.v1.GetDeletionCertificateRequest
-	(*GetDeletionCertificateResponse)(nil),              // 29: quarters.v1.GetDeletionCertificateResponse
-	(*DeletionCertificate)(nil),                         // 30: quarters.v1.DeletionCertificate
-	(*DeletionCertificateTable)(nil),                    // 31: quarters.v1.DeletionCertificateTable
-	nil,                                                 // 32: quarters.v1.TenantOverrides.FeaturesEntry
-	(*Tenant)(nil),                                      // 33: quarters.v1.Tenant
-	(*Limits)(nil),                                      // 34: quarters.v1.Limits
-	(*structpb.Struct)(nil),                             // 35: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),                       // 36: google.protobuf.Timestamp
-	(TenantStatus)(0),                                   // 37: quarters.v1.TenantStatus
-	(*fieldmaskpb.FieldMask)(nil),                       // 38: google.protobuf.FieldMask
+	(*ListTenantCostsRequest)(nil),                      // 24: quarters.v1.ListTenantCostsRequest
+	(*TenantCost)(nil),                                  // 25: quarters.v1.TenantCost
+	(*ListTenantCostsResponse)(nil),                     // 26: quarters.v1.ListTenantCostsResponse
+	(*GetTenantCostRequest)(nil),                        // 27: quarters.v1.GetTenantCostRequest
+	(*GetTenantCostResponse)(nil),                       // 28: quarters.v1.GetTenantCostResponse
+	(*PlatformServiceDeleteTenantRequest)(nil),          // 29: quarters.v1.PlatformServiceDeleteTenantRequest
+	(*PlatformServiceDeleteTenantResponse)(nil),         // 30: quarters.v1.PlatformServiceDeleteTenantResponse
+	(*PlatformServiceCancelTenantDeletionRequest)(nil),  // 31: quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	(*PlatformServiceCancelTenantDeletionResponse)(nil), // 32: quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	(*GetDeletionCertificateRequest)(nil),               // 33: quarters.v1.GetDeletionCertificateRequest
+	(*GetDeletionCertificateResponse)(nil),              // 34: quarters.v1.GetDeletionCertificateResponse
+	(*DeletionCertificate)(nil),                         // 35: quarters.v1.DeletionCertificate
+	(*DeletionCertificateTable)(nil),                    // 36: quarters.v1.DeletionCertificateTable
+	nil,                                                 // 37: quarters.v1.TenantOverrides.FeaturesEntry
+	(*Tenant)(nil),                                      // 38: quarters.v1.Tenant
+	(*Limits)(nil),                                      // 39: quarters.v1.Limits
+	(*structpb.Struct)(nil),                             // 40: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),                       // 41: google.protobuf.Timestamp
+	(TenantStatus)(0),                                   // 42: quarters.v1.TenantStatus
+	(*fieldmaskpb.FieldMask)(nil),                       // 43: google.protobuf.FieldMask
+	(*Cost)(nil),                                        // 44: quarters.v1.Cost
+	(*DailyCost)(nil),                                   // 45: quarters.v1.DailyCost
 }
 var file_quarters_v1_platform_proto_depIdxs = []int32{
-	32, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
-	33, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
-	34, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
+	37, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
+	38, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
+	39, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
 	1,  // 3: quarters.v1.TenantDetails.overrides:type_name -> quarters.v1.TenantOverrides
-	35, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	35, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	36, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	37, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
-	33, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
+	40, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	40, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	41, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	42, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
+	38, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
 	2,  // 9: quarters.v1.PlatformServiceGetTenantResponse.details:type_name -> quarters.v1.TenantDetails
 	2,  // 10: quarters.v1.SetPlanResponse.details:type_name -> quarters.v1.TenantDetails
 	3,  // 11: quarters.v1.SetPlanResponse.audit_event:type_name -> quarters.v1.AuditEvent
 	1,  // 12: quarters.v1.SetOverridesRequest.overrides:type_name -> quarters.v1.TenantOverrides
-	38, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
+	43, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 14: quarters.v1.SetOverridesResponse.details:type_name -> quarters.v1.TenantDetails
 	3,  // 15: quarters.v1.SetOverridesResponse.audit_event:type_name -> quarters.v1.AuditEvent
 	2,  // 16: quarters.v1.SuspendTenantResponse.details:type_name -> quarters.v1.TenantDetails
@@ -2225,51 +2555,59 @@ var file_quarters_v1_platform_proto_depIdxs = []int32{
 	3,  // 20: quarters.v1.ListAuditEventsResponse.audit_events:type_name -> quarters.v1.AuditEvent
 	0,  // 21: quarters.v1.Job.state:type_name -> quarters.v1.JobState
 	19, // 22: quarters.v1.Job.errors:type_name -> quarters.v1.JobError
-	36, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	36, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
-	36, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
-	36, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	36, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	41, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	41, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
+	41, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
+	41, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	41, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
 	18, // 28: quarters.v1.ListFailedJobsResponse.jobs:type_name -> quarters.v1.Job
 	18, // 29: quarters.v1.RetryJobResponse.job:type_name -> quarters.v1.Job
-	2,  // 30: quarters.v1.PlatformServiceDeleteTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 31: quarters.v1.PlatformServiceDeleteTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	2,  // 32: quarters.v1.PlatformServiceCancelTenantDeletionResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 33: quarters.v1.PlatformServiceCancelTenantDeletionResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	30, // 34: quarters.v1.GetDeletionCertificateResponse.certificate:type_name -> quarters.v1.DeletionCertificate
-	36, // 35: quarters.v1.DeletionCertificate.request_time:type_name -> google.protobuf.Timestamp
-	36, // 36: quarters.v1.DeletionCertificate.scheduled_time:type_name -> google.protobuf.Timestamp
-	36, // 37: quarters.v1.DeletionCertificate.purge_time:type_name -> google.protobuf.Timestamp
-	31, // 38: quarters.v1.DeletionCertificate.tables:type_name -> quarters.v1.DeletionCertificateTable
-	4,  // 39: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
-	6,  // 40: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
-	8,  // 41: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
-	10, // 42: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
-	12, // 43: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
-	14, // 44: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
-	24, // 45: quarters.v1.PlatformService.DeleteTenant:input_type -> quarters.v1.PlatformServiceDeleteTenantRequest
-	26, // 46: quarters.v1.PlatformService.CancelTenantDeletion:input_type -> quarters.v1.PlatformServiceCancelTenantDeletionRequest
-	28, // 47: quarters.v1.PlatformService.GetDeletionCertificate:input_type -> quarters.v1.GetDeletionCertificateRequest
-	16, // 48: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
-	20, // 49: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
-	22, // 50: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
-	5,  // 51: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
-	7,  // 52: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
-	9,  // 53: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
-	11, // 54: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
-	13, // 55: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
-	15, // 56: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
-	25, // 57: quarters.v1.PlatformService.DeleteTenant:output_type -> quarters.v1.PlatformServiceDeleteTenantResponse
-	27, // 58: quarters.v1.PlatformService.CancelTenantDeletion:output_type -> quarters.v1.PlatformServiceCancelTenantDeletionResponse
-	29, // 59: quarters.v1.PlatformService.GetDeletionCertificate:output_type -> quarters.v1.GetDeletionCertificateResponse
-	17, // 60: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
-	21, // 61: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
-	23, // 62: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
-	51, // [51:63] is the sub-list for method output_type
-	39, // [39:51] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	44, // 30: quarters.v1.TenantCost.cost:type_name -> quarters.v1.Cost
+	25, // 31: quarters.v1.ListTenantCostsResponse.tenant_costs:type_name -> quarters.v1.TenantCost
+	45, // 32: quarters.v1.GetTenantCostResponse.days:type_name -> quarters.v1.DailyCost
+	44, // 33: quarters.v1.GetTenantCostResponse.total:type_name -> quarters.v1.Cost
+	2,  // 34: quarters.v1.PlatformServiceDeleteTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 35: quarters.v1.PlatformServiceDeleteTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	2,  // 36: quarters.v1.PlatformServiceCancelTenantDeletionResponse.details:type_name -> quarters.v1.TenantDetails
+	3,  // 37: quarters.v1.PlatformServiceCancelTenantDeletionResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	35, // 38: quarters.v1.GetDeletionCertificateResponse.certificate:type_name -> quarters.v1.DeletionCertificate
+	41, // 39: quarters.v1.DeletionCertificate.request_time:type_name -> google.protobuf.Timestamp
+	41, // 40: quarters.v1.DeletionCertificate.scheduled_time:type_name -> google.protobuf.Timestamp
+	41, // 41: quarters.v1.DeletionCertificate.purge_time:type_name -> google.protobuf.Timestamp
+	36, // 42: quarters.v1.DeletionCertificate.tables:type_name -> quarters.v1.DeletionCertificateTable
+	4,  // 43: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
+	6,  // 44: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
+	8,  // 45: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
+	10, // 46: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
+	12, // 47: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
+	14, // 48: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
+	29, // 49: quarters.v1.PlatformService.DeleteTenant:input_type -> quarters.v1.PlatformServiceDeleteTenantRequest
+	31, // 50: quarters.v1.PlatformService.CancelTenantDeletion:input_type -> quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	33, // 51: quarters.v1.PlatformService.GetDeletionCertificate:input_type -> quarters.v1.GetDeletionCertificateRequest
+	16, // 52: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
+	20, // 53: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
+	22, // 54: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
+	24, // 55: quarters.v1.PlatformService.ListTenantCosts:input_type -> quarters.v1.ListTenantCostsRequest
+	27, // 56: quarters.v1.PlatformService.GetTenantCost:input_type -> quarters.v1.GetTenantCostRequest
+	5,  // 57: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
+	7,  // 58: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
+	9,  // 59: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
+	11, // 60: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
+	13, // 61: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
+	15, // 62: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
+	30, // 63: quarters.v1.PlatformService.DeleteTenant:output_type -> quarters.v1.PlatformServiceDeleteTenantResponse
+	32, // 64: quarters.v1.PlatformService.CancelTenantDeletion:output_type -> quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	34, // 65: quarters.v1.PlatformService.GetDeletionCertificate:output_type -> quarters.v1.GetDeletionCertificateResponse
+	17, // 66: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
+	21, // 67: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
+	23, // 68: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
+	26, // 69: quarters.v1.PlatformService.ListTenantCosts:output_type -> quarters.v1.ListTenantCostsResponse
+	28, // 70: quarters.v1.PlatformService.GetTenantCost:output_type -> quarters.v1.GetTenantCostResponse
+	57, // [57:71] is the sub-list for method output_type
+	43, // [43:57] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_quarters_v1_platform_proto_init() }
@@ -2277,6 +2615,7 @@ func file_quarters_v1_platform_proto_init() {
 	if File_quarters_v1_platform_proto != nil {
 		return
 	}
+	file_quarters_v1_analytics_proto_init()
 	file_quarters_v1_options_proto_init()
 	file_quarters_v1_plan_proto_init()
 	file_quarters_v1_tenant_proto_init()
@@ -2287,7 +2626,7 @@ func file_quarters_v1_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_platform_proto_rawDesc), len(file_quarters_v1_platform_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

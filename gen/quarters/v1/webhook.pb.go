@@ -96,8 +96,10 @@ type WebhookEndpoint struct {
 	SecretRotateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=secret_rotate_time,json=secretRotateTime,proto3" json:"secret_rotate_time,omitempty"`
 	// disabled_reason says why Quarters disabled the endpoint: a delivery
 	// failed at every attempt for about a day, and none succeeded
-	// meanwhile (the tenant's audit log records it too). Empty when enabled
-	// or disabled by a caller; enabling it again clears it.
+	// meanwhile; it names the last attempt's error. The tenant's owners and
+	// admins are mailed (with the URL and the reason) and the audit log
+	// records it too. Empty when enabled or disabled by a caller; an
+	// UpdateEndpoint naming enabled clears it.
 	DisabledReason string `protobuf:"bytes,8,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -314,7 +316,14 @@ func (x *WebhookDelivery) GetLastAttemptTime() *timestamppb.Timestamp {
 type CreateEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Url   string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	// event_types: project.created, project.updated, project.deleted.
+	// event_types are the events the endpoint receives, each named once:
+	// project.created, project.updated, project.deleted (data: the Project;
+	// for deleted, its id only); document.created, document.updated,
+	// document.deleted (the Document; for deleted, its id only);
+	// member.invited and member.invitation_revoked (the Invitation, never
+	// its token), member.joined, member.role_updated and member.removed (the
+	// Member); api_key.created and api_key.revoked (the ApiKey, never its
+	// secret). There are no wildcards: name each type.
 	EventTypes    []string `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
 	Enabled       bool     `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -997,12 +1006,12 @@ const file_quarters_v1_webhook_proto_rawDesc = "" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12F\n" +
 	"\x11last_attempt_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0flastAttemptTime\"\x93\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0flastAttemptTime\"\xd0\x03\n" +
 	"\x15CreateEndpointRequest\x12z\n" +
 	"\x03url\x18\x01 \x01(\tBh\xbaHe\xba\x01Z\n" +
 	"\n" +
-	"url.scheme\x12\x11url must be https\x1a9this.startsWith('https://') || this.startsWith('http://')r\x06\x18\x80\x10\x88\x01\x01R\x03url\x12d\n" +
-	"\vevent_types\x18\x02 \x03(\tBC\xbaH@\x92\x01=\b\x01\x10 \x18\x01\"5r3R\x0fproject.createdR\x0fproject.updatedR\x0fproject.deletedR\n" +
+	"url.scheme\x12\x11url must be https\x1a9this.startsWith('https://') || this.startsWith('http://')r\x06\x18\x80\x10\x88\x01\x01R\x03url\x12\xa0\x02\n" +
+	"\vevent_types\x18\x02 \x03(\tB\xfe\x01\xbaH\xfa\x01\x92\x01\xf6\x01\b\x01\x10 \x18\x01\"\xed\x01r\xea\x01R\x0fproject.createdR\x0fproject.updatedR\x0fproject.deletedR\x10document.createdR\x10document.updatedR\x10document.deletedR\x0emember.invitedR\x19member.invitation_revokedR\rmember.joinedR\x13member.role_updatedR\x0emember.removedR\x0fapi_key.createdR\x0fapi_key.revokedR\n" +
 	"eventTypes\x12\x18\n" +
 	"\aenabled\x18\x03 \x01(\bR\aenabled\"j\n" +
 	"\x16CreateEndpointResponse\x128\n" +
@@ -1010,14 +1019,14 @@ const file_quarters_v1_webhook_proto_rawDesc = "" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x16\n" +
 	"\x14ListEndpointsRequest\"S\n" +
 	"\x15ListEndpointsResponse\x12:\n" +
-	"\tendpoints\x18\x01 \x03(\v2\x1c.quarters.v1.WebhookEndpointR\tendpoints\"\x8f\a\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x1c.quarters.v1.WebhookEndpointR\tendpoints\"\xcd\b\n" +
 	"\x15UpdateEndpointRequest\x12@\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x1c.quarters.v1.WebhookEndpointB\x06\xbaH\x03\xc8\x01\x01R\bendpoint\x12\xbb\x01\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB~\xbaH{\xba\x01W\n" +
 	"\x15update_mask.non_empty\x12(update_mask must name at least one field\x1a\x14size(this.paths) > 0\xc8\x01\x01\xe2\x01\x1b\x12\x03url\x12\vevent_types\x12\aenabledR\n" +
-	"updateMask:\xf5\x04\xbaH\xf1\x04\x1a\xe8\x01\n" +
-	"\fendpoint.url\x12;endpoint.url must be an https URL when update_mask names it\x1a\x9a\x01!('url' in this.update_mask.paths) || (this.endpoint.url.isUri() && (this.endpoint.url.startsWith('https://') || this.endpoint.url.startsWith('http://')))\x1a\x83\x03\n" +
-	"\x14endpoint.event_types\x12\x8a\x01endpoint.event_types must name known event types (project.created, project.updated, project.deleted), each once, when update_mask names it\x1a\xdd\x01!('event_types' in this.update_mask.paths) || (size(this.endpoint.event_types) > 0 && this.endpoint.event_types.unique() && this.endpoint.event_types.all(e, e in ['project.created', 'project.updated', 'project.deleted']))\"R\n" +
+	"updateMask:\xb3\x06\xbaH\xaf\x06\x1a\xe8\x01\n" +
+	"\fendpoint.url\x12;endpoint.url must be an https URL when update_mask names it\x1a\x9a\x01!('url' in this.update_mask.paths) || (this.endpoint.url.isUri() && (this.endpoint.url.startsWith('https://') || this.endpoint.url.startsWith('http://')))\x1a\xc1\x04\n" +
+	"\x14endpoint.event_types\x12~endpoint.event_types must name known event types (see CreateEndpointRequest.event_types), each once, when update_mask names it\x1a\xa8\x03!('event_types' in this.update_mask.paths) || (size(this.endpoint.event_types) > 0 && this.endpoint.event_types.unique() && this.endpoint.event_types.all(e, e in ['project.created', 'project.updated', 'project.deleted', 'document.created', 'document.updated', 'document.deleted', 'member.invited', 'member.invitation_revoked', 'member.joined', 'member.role_updated', 'member.removed', 'api_key.created', 'api_key.revoked']))\"R\n" +
 	"\x16UpdateEndpointResponse\x128\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x1c.quarters.v1.WebhookEndpointR\bendpoint\"1\n" +
 	"\x15DeleteEndpointRequest\x12\x18\n" +

@@ -36,6 +36,9 @@ const (
 	// AnalyticsServiceGetUsageProcedure is the fully-qualified name of the AnalyticsService's GetUsage
 	// RPC.
 	AnalyticsServiceGetUsageProcedure = "/quarters.v1.AnalyticsService/GetUsage"
+	// AnalyticsServiceGetCostProcedure is the fully-qualified name of the AnalyticsService's GetCost
+	// RPC.
+	AnalyticsServiceGetCostProcedure = "/quarters.v1.AnalyticsService/GetCost"
 )
 
 // AnalyticsServiceClient is a client for the quarters.v1.AnalyticsService service.
@@ -43,6 +46,13 @@ type AnalyticsServiceClient interface {
 	// GetUsage returns request counts for each day of a date range (UTC),
 	// and totals per procedure. The range is at most 92 days.
 	GetUsage(context.Context, *connect.Request[v1.GetUsageRequest]) (*connect.Response[v1.GetUsageResponse], error)
+	// GetCost returns what the tenant's calls cost the database on each day
+	// of a date range (UTC), and the totals: calls, the time their
+	// statements ran, and the rows they returned or changed. A call is
+	// counted on the day it finished, once it has finished (this call is
+	// in the next report). The range is at most 92 days. Admins only: the
+	// figures describe everyone's use of the tenant.
+	GetCost(context.Context, *connect.Request[v1.GetCostRequest]) (*connect.Response[v1.GetCostResponse], error)
 }
 
 // NewAnalyticsServiceClient constructs a client for the quarters.v1.AnalyticsService service. By
@@ -63,12 +73,20 @@ func NewAnalyticsServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getCost: connect.NewClient[v1.GetCostRequest, v1.GetCostResponse](
+			httpClient,
+			baseURL+AnalyticsServiceGetCostProcedure,
+			connect.WithSchema(analyticsServiceMethods.ByName("GetCost")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // analyticsServiceClient implements AnalyticsServiceClient.
 type analyticsServiceClient struct {
 	getUsage *connect.Client[v1.GetUsageRequest, v1.GetUsageResponse]
+	getCost  *connect.Client[v1.GetCostRequest, v1.GetCostResponse]
 }
 
 // GetUsage calls quarters.v1.AnalyticsService.GetUsage.
@@ -76,11 +94,23 @@ func (c *analyticsServiceClient) GetUsage(ctx context.Context, req *connect.Requ
 	return c.getUsage.CallUnary(ctx, req)
 }
 
+// GetCost calls quarters.v1.AnalyticsService.GetCost.
+func (c *analyticsServiceClient) GetCost(ctx context.Context, req *connect.Request[v1.GetCostRequest]) (*connect.Response[v1.GetCostResponse], error) {
+	return c.getCost.CallUnary(ctx, req)
+}
+
 // AnalyticsServiceHandler is an implementation of the quarters.v1.AnalyticsService service.
 type AnalyticsServiceHandler interface {
 	// GetUsage returns request counts for each day of a date range (UTC),
 	// and totals per procedure. The range is at most 92 days.
 	GetUsage(context.Context, *connect.Request[v1.GetUsageRequest]) (*connect.Response[v1.GetUsageResponse], error)
+	// GetCost returns what the tenant's calls cost the database on each day
+	// of a date range (UTC), and the totals: calls, the time their
+	// statements ran, and the rows they returned or changed. A call is
+	// counted on the day it finished, once it has finished (this call is
+	// in the next report). The range is at most 92 days. Admins only: the
+	// figures describe everyone's use of the tenant.
+	GetCost(context.Context, *connect.Request[v1.GetCostRequest]) (*connect.Response[v1.GetCostResponse], error)
 }
 
 // NewAnalyticsServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -97,10 +127,19 @@ func NewAnalyticsServiceHandler(svc AnalyticsServiceHandler, opts ...connect.Han
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	analyticsServiceGetCostHandler := connect.NewUnaryHandler(
+		AnalyticsServiceGetCostProcedure,
+		svc.GetCost,
+		connect.WithSchema(analyticsServiceMethods.ByName("GetCost")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quarters.v1.AnalyticsService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AnalyticsServiceGetUsageProcedure:
 			analyticsServiceGetUsageHandler.ServeHTTP(w, r)
+		case AnalyticsServiceGetCostProcedure:
+			analyticsServiceGetCostHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -112,4 +151,8 @@ type UnimplementedAnalyticsServiceHandler struct{}
 
 func (UnimplementedAnalyticsServiceHandler) GetUsage(context.Context, *connect.Request[v1.GetUsageRequest]) (*connect.Response[v1.GetUsageResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AnalyticsService.GetUsage is not implemented"))
+}
+
+func (UnimplementedAnalyticsServiceHandler) GetCost(context.Context, *connect.Request[v1.GetCostRequest]) (*connect.Response[v1.GetCostResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.AnalyticsService.GetCost is not implemented"))
 }

@@ -68,6 +68,12 @@ const (
 	// PlatformServiceRetryJobProcedure is the fully-qualified name of the PlatformService's RetryJob
 	// RPC.
 	PlatformServiceRetryJobProcedure = "/quarters.v1.PlatformService/RetryJob"
+	// PlatformServiceListTenantCostsProcedure is the fully-qualified name of the PlatformService's
+	// ListTenantCosts RPC.
+	PlatformServiceListTenantCostsProcedure = "/quarters.v1.PlatformService/ListTenantCosts"
+	// PlatformServiceGetTenantCostProcedure is the fully-qualified name of the PlatformService's
+	// GetTenantCost RPC.
+	PlatformServiceGetTenantCostProcedure = "/quarters.v1.PlatformService/GetTenantCost"
 )
 
 // PlatformServiceClient is a client for the quarters.v1.PlatformService service.
@@ -119,6 +125,16 @@ type PlatformServiceClient interface {
 	// completed) is FAILED_PRECONDITION, since retrying a completed job would
 	// do its work twice.
 	RetryJob(context.Context, *connect.Request[v1.RetryJobRequest]) (*connect.Response[v1.RetryJobResponse], error)
+	// ListTenantCosts lists every tenant's database cost over a date range
+	// (UTC, at most 92 days), the most database time first; tenants without
+	// calls in the range are not listed. It reads what every replica has
+	// flushed: this replica's counts are written first, other replicas'
+	// reach the database within their flush interval (10 seconds).
+	ListTenantCosts(context.Context, *connect.Request[v1.ListTenantCostsRequest]) (*connect.Response[v1.ListTenantCostsResponse], error)
+	// GetTenantCost returns one tenant's database cost on each day of a
+	// date range (UTC, at most 92 days), as its admins see it with
+	// AnalyticsService.GetCost.
+	GetTenantCost(context.Context, *connect.Request[v1.GetTenantCostRequest]) (*connect.Response[v1.GetTenantCostResponse], error)
 }
 
 // NewPlatformServiceClient constructs a client for the quarters.v1.PlatformService service. By
@@ -209,6 +225,20 @@ func NewPlatformServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(platformServiceMethods.ByName("RetryJob")),
 			connect.WithClientOptions(opts...),
 		),
+		listTenantCosts: connect.NewClient[v1.ListTenantCostsRequest, v1.ListTenantCostsResponse](
+			httpClient,
+			baseURL+PlatformServiceListTenantCostsProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("ListTenantCosts")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getTenantCost: connect.NewClient[v1.GetTenantCostRequest, v1.GetTenantCostResponse](
+			httpClient,
+			baseURL+PlatformServiceGetTenantCostProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("GetTenantCost")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -226,6 +256,8 @@ type platformServiceClient struct {
 	listAuditEvents        *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
 	listFailedJobs         *connect.Client[v1.ListFailedJobsRequest, v1.ListFailedJobsResponse]
 	retryJob               *connect.Client[v1.RetryJobRequest, v1.RetryJobResponse]
+	listTenantCosts        *connect.Client[v1.ListTenantCostsRequest, v1.ListTenantCostsResponse]
+	getTenantCost          *connect.Client[v1.GetTenantCostRequest, v1.GetTenantCostResponse]
 }
 
 // ListTenants calls quarters.v1.PlatformService.ListTenants.
@@ -288,6 +320,16 @@ func (c *platformServiceClient) RetryJob(ctx context.Context, req *connect.Reque
 	return c.retryJob.CallUnary(ctx, req)
 }
 
+// ListTenantCosts calls quarters.v1.PlatformService.ListTenantCosts.
+func (c *platformServiceClient) ListTenantCosts(ctx context.Context, req *connect.Request[v1.ListTenantCostsRequest]) (*connect.Response[v1.ListTenantCostsResponse], error) {
+	return c.listTenantCosts.CallUnary(ctx, req)
+}
+
+// GetTenantCost calls quarters.v1.PlatformService.GetTenantCost.
+func (c *platformServiceClient) GetTenantCost(ctx context.Context, req *connect.Request[v1.GetTenantCostRequest]) (*connect.Response[v1.GetTenantCostResponse], error) {
+	return c.getTenantCost.CallUnary(ctx, req)
+}
+
 // PlatformServiceHandler is an implementation of the quarters.v1.PlatformService service.
 type PlatformServiceHandler interface {
 	// ListTenants lists tenants, newest first, optionally only those with a
@@ -337,6 +379,16 @@ type PlatformServiceHandler interface {
 	// completed) is FAILED_PRECONDITION, since retrying a completed job would
 	// do its work twice.
 	RetryJob(context.Context, *connect.Request[v1.RetryJobRequest]) (*connect.Response[v1.RetryJobResponse], error)
+	// ListTenantCosts lists every tenant's database cost over a date range
+	// (UTC, at most 92 days), the most database time first; tenants without
+	// calls in the range are not listed. It reads what every replica has
+	// flushed: this replica's counts are written first, other replicas'
+	// reach the database within their flush interval (10 seconds).
+	ListTenantCosts(context.Context, *connect.Request[v1.ListTenantCostsRequest]) (*connect.Response[v1.ListTenantCostsResponse], error)
+	// GetTenantCost returns one tenant's database cost on each day of a
+	// date range (UTC, at most 92 days), as its admins see it with
+	// AnalyticsService.GetCost.
+	GetTenantCost(context.Context, *connect.Request[v1.GetTenantCostRequest]) (*connect.Response[v1.GetTenantCostResponse], error)
 }
 
 // NewPlatformServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -423,6 +475,20 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 		connect.WithSchema(platformServiceMethods.ByName("RetryJob")),
 		connect.WithHandlerOptions(opts...),
 	)
+	platformServiceListTenantCostsHandler := connect.NewUnaryHandler(
+		PlatformServiceListTenantCostsProcedure,
+		svc.ListTenantCosts,
+		connect.WithSchema(platformServiceMethods.ByName("ListTenantCosts")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	platformServiceGetTenantCostHandler := connect.NewUnaryHandler(
+		PlatformServiceGetTenantCostProcedure,
+		svc.GetTenantCost,
+		connect.WithSchema(platformServiceMethods.ByName("GetTenantCost")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quarters.v1.PlatformService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PlatformServiceListTenantsProcedure:
@@ -449,6 +515,10 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 			platformServiceListFailedJobsHandler.ServeHTTP(w, r)
 		case PlatformServiceRetryJobProcedure:
 			platformServiceRetryJobHandler.ServeHTTP(w, r)
+		case PlatformServiceListTenantCostsProcedure:
+			platformServiceListTenantCostsHandler.ServeHTTP(w, r)
+		case PlatformServiceGetTenantCostProcedure:
+			platformServiceGetTenantCostHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -504,4 +574,12 @@ func (UnimplementedPlatformServiceHandler) ListFailedJobs(context.Context, *conn
 
 func (UnimplementedPlatformServiceHandler) RetryJob(context.Context, *connect.Request[v1.RetryJobRequest]) (*connect.Response[v1.RetryJobResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.RetryJob is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) ListTenantCosts(context.Context, *connect.Request[v1.ListTenantCostsRequest]) (*connect.Response[v1.ListTenantCostsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.ListTenantCosts is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) GetTenantCost(context.Context, *connect.Request[v1.GetTenantCostRequest]) (*connect.Response[v1.GetTenantCostResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.GetTenantCost is not implemented"))
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/analytics.proto.
  */
 export const file_quarters_v1_analytics: GenFile = /*@__PURE__*/
-  fileDesc("ChtxdWFydGVycy92MS9hbmFseXRpY3MucHJvdG8SC3F1YXJ0ZXJzLnYxIp8ECg9HZXRVc2FnZVJlcXVlc3QSNwoKc3RhcnRfZGF0ZRgBIAEoCUIjukggch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQSNQoIZW5kX2RhdGUYAiABKAlCI7pIIHIeMhxeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kOpsDukiXAxqUAwoKZGF0ZV9yYW5nZRJLZW5kX2RhdGUgbXVzdCBiZSBhIHZhbGlkIGRhdGUgb24gb3IgYWZ0ZXIgc3RhcnRfZGF0ZSwgYXQgbW9zdCA5MiBkYXlzIGxhdGVyGrgCIXRoaXMuc3RhcnRfZGF0ZS5tYXRjaGVzKCdeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kJykgfHwgIXRoaXMuZW5kX2RhdGUubWF0Y2hlcygnXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JCcpIHx8ICh0aW1lc3RhbXAodGhpcy5lbmRfZGF0ZSArICdUMDA6MDA6MDBaJykgPj0gdGltZXN0YW1wKHRoaXMuc3RhcnRfZGF0ZSArICdUMDA6MDA6MDBaJykgJiYgdGltZXN0YW1wKHRoaXMuZW5kX2RhdGUgKyAnVDAwOjAwOjAwWicpIC0gdGltZXN0YW1wKHRoaXMuc3RhcnRfZGF0ZSArICdUMDA6MDA6MDBaJykgPD0gZHVyYXRpb24oJzIxODRoJykpIkIKCkRhaWx5VXNhZ2USDAoEZGF0ZRgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoAxIUCgxyYXRlX2xpbWl0ZWQYAyABKAMiSwoOUHJvY2VkdXJlVXNhZ2USEQoJcHJvY2VkdXJlGAEgASgJEhAKCHJlcXVlc3RzGAIgASgDEhQKDHJhdGVfbGltaXRlZBgDIAEoAyKeAQoQR2V0VXNhZ2VSZXNwb25zZRIlCgRkYXlzGAEgAygLMhcucXVhcnRlcnMudjEuRGFpbHlVc2FnZRIvCgpwcm9jZWR1cmVzGAIgAygLMhsucXVhcnRlcnMudjEuUHJvY2VkdXJlVXNhZ2USFgoOdG90YWxfcmVxdWVzdHMYAyABKAMSGgoSdG90YWxfcmF0ZV9saW1pdGVkGAQgASgDMnEKEEFuYWx5dGljc1NlcnZpY2USXQoIR2V0VXNhZ2USHC5xdWFydGVycy52MS5HZXRVc2FnZVJlcXVlc3QaHS5xdWFydGVycy52MS5HZXRVc2FnZVJlc3BvbnNlIhSQAgGKtRgNEAEaCWFuYWx5dGljc0KrAQoPY29tLnF1YXJ0ZXJzLnYxQg5BbmFseXRpY3NQcm90b1ABWjtnaXRodWIuY29tL3F1YXJ0ZXJzLWRldi9xdWFydGVycy9nZW4vcXVhcnRlcnMvdjE7cXVhcnRlcnN2MaICA1FYWKoCC1F1YXJ0ZXJzLlYxygILUXVhcnRlcnNcVjHiAhdRdWFydGVyc1xWMVxHUEJNZXRhZGF0YeoCDFF1YXJ0ZXJzOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_quarters_v1_options]);
+  fileDesc("ChtxdWFydGVycy92MS9hbmFseXRpY3MucHJvdG8SC3F1YXJ0ZXJzLnYxIp8ECg9HZXRVc2FnZVJlcXVlc3QSNwoKc3RhcnRfZGF0ZRgBIAEoCUIjukggch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQSNQoIZW5kX2RhdGUYAiABKAlCI7pIIHIeMhxeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kOpsDukiXAxqUAwoKZGF0ZV9yYW5nZRJLZW5kX2RhdGUgbXVzdCBiZSBhIHZhbGlkIGRhdGUgb24gb3IgYWZ0ZXIgc3RhcnRfZGF0ZSwgYXQgbW9zdCA5MiBkYXlzIGxhdGVyGrgCIXRoaXMuc3RhcnRfZGF0ZS5tYXRjaGVzKCdeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kJykgfHwgIXRoaXMuZW5kX2RhdGUubWF0Y2hlcygnXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JCcpIHx8ICh0aW1lc3RhbXAodGhpcy5lbmRfZGF0ZSArICdUMDA6MDA6MDBaJykgPj0gdGltZXN0YW1wKHRoaXMuc3RhcnRfZGF0ZSArICdUMDA6MDA6MDBaJykgJiYgdGltZXN0YW1wKHRoaXMuZW5kX2RhdGUgKyAnVDAwOjAwOjAwWicpIC0gdGltZXN0YW1wKHRoaXMuc3RhcnRfZGF0ZSArICdUMDA6MDA6MDBaJykgPD0gZHVyYXRpb24oJzIxODRoJykpIkIKCkRhaWx5VXNhZ2USDAoEZGF0ZRgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoAxIUCgxyYXRlX2xpbWl0ZWQYAyABKAMiSwoOUHJvY2VkdXJlVXNhZ2USEQoJcHJvY2VkdXJlGAEgASgJEhAKCHJlcXVlc3RzGAIgASgDEhQKDHJhdGVfbGltaXRlZBgDIAEoAyKeAQoQR2V0VXNhZ2VSZXNwb25zZRIlCgRkYXlzGAEgAygLMhcucXVhcnRlcnMudjEuRGFpbHlVc2FnZRIvCgpwcm9jZWR1cmVzGAIgAygLMhsucXVhcnRlcnMudjEuUHJvY2VkdXJlVXNhZ2USFgoOdG90YWxfcmVxdWVzdHMYAyABKAMSGgoSdG90YWxfcmF0ZV9saW1pdGVkGAQgASgDIoABCg5HZXRDb3N0UmVxdWVzdBI3CgpzdGFydF9kYXRlGAEgASgJQiO6SCByHjIcXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JBI1CghlbmRfZGF0ZRgCIAEoCUIjukggch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiOwoEQ29zdBINCgVjYWxscxgBIAEoAxIWCg5kYl90aW1lX21pY3JvcxgCIAEoAxIMCgRyb3dzGAMgASgDIjoKCURhaWx5Q29zdBIMCgRkYXRlGAEgASgJEh8KBGNvc3QYAiABKAsyES5xdWFydGVycy52MS5Db3N0IlkKD0dldENvc3RSZXNwb25zZRIkCgRkYXlzGAEgAygLMhYucXVhcnRlcnMudjEuRGFpbHlDb3N0EiAKBXRvdGFsGAIgASgLMhEucXVhcnRlcnMudjEuQ29zdDLNAQoQQW5hbHl0aWNzU2VydmljZRJdCghHZXRVc2FnZRIcLnF1YXJ0ZXJzLnYxLkdldFVzYWdlUmVxdWVzdBodLnF1YXJ0ZXJzLnYxLkdldFVzYWdlUmVzcG9uc2UiFJACAYq1GA0QARoJYW5hbHl0aWNzEloKB0dldENvc3QSGy5xdWFydGVycy52MS5HZXRDb3N0UmVxdWVzdBocLnF1YXJ0ZXJzLnYxLkdldENvc3RSZXNwb25zZSIUkAIBirUYDRACGglhbmFseXRpY3NCqwEKD2NvbS5xdWFydGVycy52MUIOQW5hbHl0aWNzUHJvdG9QAVo7Z2l0aHViLmNvbS9xdWFydGVycy1kZXYvcXVhcnRlcnMvZ2VuL3F1YXJ0ZXJzL3YxO3F1YXJ0ZXJzdjGiAgNRWFiqAgtRdWFydGVycy5WMcoCC1F1YXJ0ZXJzXFYx4gIXUXVhcnRlcnNcVjFcR1BCTWV0YWRhdGHqAgxRdWFydGVyczo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_quarters_v1_options]);
 
 /**
  * @generated from message quarters.v1.GetUsageRequest
@@ -143,8 +143,125 @@ export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*
   messageDesc(file_quarters_v1_analytics, 3);
 
 /**
- * AnalyticsService reports the caller's tenant's API usage. It needs the
- * "analytics" feature (plans pro and enterprise, or an override).
+ * @generated from message quarters.v1.GetCostRequest
+ */
+export type GetCostRequest = Message<"quarters.v1.GetCostRequest"> & {
+  /**
+   * start_date is the first day, "YYYY-MM-DD" (UTC).
+   *
+   * @generated from field: string start_date = 1;
+   */
+  startDate: string;
+
+  /**
+   * end_date is the last day, inclusive: on or after start_date, at most
+   * 91 days later (92 days). The server checks the range, and that both
+   * are real dates, with a BadRequest detail naming the field.
+   *
+   * @generated from field: string end_date = 2;
+   */
+  endDate: string;
+};
+
+/**
+ * Describes the message quarters.v1.GetCostRequest.
+ * Use `create(GetCostRequestSchema)` to create a new message.
+ */
+export const GetCostRequestSchema: GenMessage<GetCostRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_analytics, 4);
+
+/**
+ * Cost is what calls cost the database.
+ *
+ * @generated from message quarters.v1.Cost
+ */
+export type Cost = Message<"quarters.v1.Cost"> & {
+  /**
+   * calls is how many calls there were.
+   *
+   * @generated from field: int64 calls = 1;
+   */
+  calls: bigint;
+
+  /**
+   * db_time_micros is the time their statements ran, in microseconds
+   * (statements of one call running at once count once).
+   *
+   * @generated from field: int64 db_time_micros = 2;
+   */
+  dbTimeMicros: bigint;
+
+  /**
+   * rows is what their statements returned or changed.
+   *
+   * @generated from field: int64 rows = 3;
+   */
+  rows: bigint;
+};
+
+/**
+ * Describes the message quarters.v1.Cost.
+ * Use `create(CostSchema)` to create a new message.
+ */
+export const CostSchema: GenMessage<Cost> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_analytics, 5);
+
+/**
+ * DailyCost is one day's cost.
+ *
+ * @generated from message quarters.v1.DailyCost
+ */
+export type DailyCost = Message<"quarters.v1.DailyCost"> & {
+  /**
+   * date is "YYYY-MM-DD" (UTC).
+   *
+   * @generated from field: string date = 1;
+   */
+  date: string;
+
+  /**
+   * @generated from field: quarters.v1.Cost cost = 2;
+   */
+  cost?: Cost | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.DailyCost.
+ * Use `create(DailyCostSchema)` to create a new message.
+ */
+export const DailyCostSchema: GenMessage<DailyCost> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_analytics, 6);
+
+/**
+ * @generated from message quarters.v1.GetCostResponse
+ */
+export type GetCostResponse = Message<"quarters.v1.GetCostResponse"> & {
+  /**
+   * days has one entry per day of the range, zeros included, in order.
+   *
+   * @generated from field: repeated quarters.v1.DailyCost days = 1;
+   */
+  days: DailyCost[];
+
+  /**
+   * total is the sum over the range.
+   *
+   * @generated from field: quarters.v1.Cost total = 2;
+   */
+  total?: Cost | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.GetCostResponse.
+ * Use `create(GetCostResponseSchema)` to create a new message.
+ */
+export const GetCostResponseSchema: GenMessage<GetCostResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_analytics, 7);
+
+/**
+ * AnalyticsService reports the caller's tenant's API usage and what its
+ * calls cost the database. It needs the "analytics" feature (plans pro and
+ * enterprise, or an override).
  *
  * @generated from service quarters.v1.AnalyticsService
  */
@@ -159,6 +276,21 @@ export const AnalyticsService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * GetCost returns what the tenant's calls cost the database on each day
+   * of a date range (UTC), and the totals: calls, the time their
+   * statements ran, and the rows they returned or changed. A call is
+   * counted on the day it finished, once it has finished (this call is
+   * in the next report). The range is at most 92 days. Admins only: the
+   * figures describe everyone's use of the tenant.
+   *
+   * @generated from rpc quarters.v1.AnalyticsService.GetCost
+   */
+  getCost: {
+    methodKind: "unary";
+    input: typeof GetCostRequestSchema;
+    output: typeof GetCostResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_quarters_v1_analytics, 0);

@@ -7,6 +7,8 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Cost, DailyCost } from "./analytics_pb.js";
+import { file_quarters_v1_analytics } from "./analytics_pb.js";
 import { file_quarters_v1_options } from "./options_pb.js";
 import type { Limits } from "./plan_pb.js";
 import { file_quarters_v1_plan } from "./plan_pb.js";
@@ -18,7 +20,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/platform.proto.
  */
 export const file_quarters_v1_platform: GenFile = /*@__PURE__*/
-  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiogQKD1RlbmFudE92ZXJyaWRlcxItChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDQgu6SAgiBhjAhD0oAUgAiAEBEh8KBWJ1cnN0GAIgASgDQgu6SAgiBhjAhD0oAUgBiAEBEiYKDG1heF9wcm9qZWN0cxgDIAEoA0ILukgIIgYYwIQ9KABIAogBARIlCgttYXhfbWVtYmVycxgEIAEoA0ILukgIIgYYwIQ9KAFIA4gBARI0ChdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBgFIAEoA0IOukgLIgkYgKCUpY0dKABIBIgBARIuChRzdGF0ZW1lbnRfdGltZW91dF9tcxgGIAEoA0ILukgIIgYY4KcSKGRIBYgBARJhCghmZWF0dXJlcxgHIAMoCzIqLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcy5GZWF0dXJlc0VudHJ5QiO6SCCaAR0QMiIZchcQARhAMhFeW2Etel1bYS16MC05X10qJBovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCDoCOAFCFgoUX3JlcXVlc3RzX3Blcl9taW51dGVCCAoGX2J1cnN0Qg8KDV9tYXhfcHJvamVjdHNCDgoMX21heF9tZW1iZXJzQhoKGF9tYXhfYXBpX2NhbGxzX3Blcl9tb250aEIXChVfc3RhdGVtZW50X3RpbWVvdXRfbXMinAEKDVRlbmFudERldGFpbHMSIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50EiMKBmxpbWl0cxgCIAEoCzITLnF1YXJ0ZXJzLnYxLkxpbWl0cxIQCghmZWF0dXJlcxgDIAMoCRIvCglvdmVycmlkZXMYBCABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMizAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRInCgZiZWZvcmUYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABBIzCgZzdGF0dXMYAyABKA4yGS5xdWFydGVycy52MS5UZW5hbnRTdGF0dXNCCLpIBYIBAhABEiwKBHBsYW4YBCABKAlCHrpIG9gBAXIWGEAyEl5bYS16XVthLXowLTlfLV0qJCJUChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5xdWFydGVycy52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj4KH1BsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASJPCiBQbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscyJaCg5TZXRQbGFuUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEisKBHBsYW4YAiABKAlCHbpIGnIYEAEYQDISXlthLXpdW2EtejAtOV8tXSokImwKD1NldFBsYW5SZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQi7AIKE1NldE92ZXJyaWRlc1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIvCglvdmVycmlkZXMYAiABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMShgIKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0LUAbpI0AG6AVcKFXVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAXASE3JlcXVlc3RzX3Blcl9taW51dGUSBWJ1cnN0EgxtYXhfcHJvamVjdHMSC21heF9tZW1iZXJzEhdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBIUc3RhdGVtZW50X3RpbWVvdXRfbXMSCGZlYXR1cmVzInEKFFNldE92ZXJyaWRlc1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIzChRTdXNwZW5kVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInIKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQiMgoTUmVzdW1lVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInEKFFJlc3VtZVRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCJ0ChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiYQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLQoMYXVkaXRfZXZlbnRzGAEgAygLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wIKA0pvYhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIkCgVzdGF0ZRgEIAEoDjIVLnF1YXJ0ZXJzLnYxLkpvYlN0YXRlEg8KB2F0dGVtcHQYBSABKAUSFAoMbWF4X2F0dGVtcHRzGAYgASgFEiUKBmVycm9ycxgHIAMoCzIVLnF1YXJ0ZXJzLnYxLkpvYkVycm9yEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhdHRlbXB0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWZpbmFsaXplX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNjaGVkdWxlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKCEpvYkVycm9yEg8KB2F0dGVtcHQYASABKAUSDQoFZXJyb3IYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoVTGlzdEZhaWxlZEpvYnNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiUQoWTGlzdEZhaWxlZEpvYnNSZXNwb25zZRIeCgRqb2JzGAEgAygLMhAucXVhcnRlcnMudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIqCg9SZXRyeUpvYlJlcXVlc3QSFwoGam9iX2lkGAEgASgDQge6SAQiAiAAIjEKEFJldHJ5Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucXVhcnRlcnMudjEuSm9iIkEKIlBsYXRmb3JtU2VydmljZURlbGV0ZVRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASKAAQojUGxhdGZvcm1TZXJ2aWNlRGVsZXRlVGVuYW50UmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50IkkKKlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIogBCitQbGF0Zm9ybVNlcnZpY2VDYW5jZWxUZW5hbnREZWxldGlvblJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCI8Ch1HZXREZWxldGlvbkNlcnRpZmljYXRlUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIlcKHkdldERlbGV0aW9uQ2VydGlmaWNhdGVSZXNwb25zZRI1CgtjZXJ0aWZpY2F0ZRgBIAEoCzIgLnF1YXJ0ZXJzLnYxLkRlbGV0aW9uQ2VydGlmaWNhdGUisAIKE0RlbGV0aW9uQ2VydGlmaWNhdGUSEQoJdGVuYW50X2lkGAEgASgJEgwKBHNsdWcYAiABKAkSFAoMcmVxdWVzdGVkX2J5GAMgASgJEjAKDHJlcXVlc3RfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOc2NoZWR1bGVkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnB1cmdlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWV4cG9ydF9zaGEyNTYYByABKAkSNQoGdGFibGVzGAggAygLMiUucXVhcnRlcnMudjEuRGVsZXRpb25DZXJ0aWZpY2F0ZVRhYmxlIlEKGERlbGV0aW9uQ2VydGlmaWNhdGVUYWJsZRIMCgRuYW1lGAEgASgJEhMKC3Jvd3NfYmVmb3JlGAIgASgDEhIKCnJvd3NfYWZ0ZXIYAyABKAMq6QEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9BVkFJTEFCTEUQARIXChNKT0JfU1RBVEVfU0NIRURVTEVEEAISFQoRSk9CX1NUQVRFX1JVTk5JTkcQAxIXChNKT0JfU1RBVEVfUkVUUllBQkxFEAQSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBhIXChNKT0JfU1RBVEVfRElTQ0FSREVEEAcSFQoRSk9CX1NUQVRFX1BFTkRJTkcQCDL4CQoPUGxhdGZvcm1TZXJ2aWNlElsKC0xpc3RUZW5hbnRzEh8ucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXNwb25zZSIJkAIBirUYAigBEnMKCUdldFRlbmFudBIsLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QaLS5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAigBEkwKB1NldFBsYW4SGy5xdWFydGVycy52MS5TZXRQbGFuUmVxdWVzdBocLnF1YXJ0ZXJzLnYxLlNldFBsYW5SZXNwb25zZSIGirUYAigBElsKDFNldE92ZXJyaWRlcxIgLnF1YXJ0ZXJzLnYxLlNldE92ZXJyaWRlc1JlcXVlc3QaIS5xdWFydGVycy52MS5TZXRPdmVycmlkZXNSZXNwb25zZSIGirUYAigBEl4KDVN1c3BlbmRUZW5hbnQSIS5xdWFydGVycy52MS5TdXNwZW5kVGVuYW50UmVxdWVzdBoiLnF1YXJ0ZXJzLnYxLlN1c3BlbmRUZW5hbnRSZXNwb25zZSIGirUYAigBElsKDFJlc3VtZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLlJlc3VtZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5SZXN1bWVUZW5hbnRSZXNwb25zZSIGirUYAigBEnkKDERlbGV0ZVRlbmFudBIvLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZURlbGV0ZVRlbmFudFJlcXVlc3QaMC5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VEZWxldGVUZW5hbnRSZXNwb25zZSIGirUYAigBEpEBChRDYW5jZWxUZW5hbnREZWxldGlvbhI3LnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdBo4LnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVzcG9uc2UiBoq1GAIoARJ8ChZHZXREZWxldGlvbkNlcnRpZmljYXRlEioucXVhcnRlcnMudjEuR2V0RGVsZXRpb25DZXJ0aWZpY2F0ZVJlcXVlc3QaKy5xdWFydGVycy52MS5HZXREZWxldGlvbkNlcnRpZmljYXRlUmVzcG9uc2UiCZACAYq1GAIoARJnCg9MaXN0QXVkaXRFdmVudHMSIy5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCZACAYq1GAIoARJkCg5MaXN0RmFpbGVkSm9icxIiLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVxdWVzdBojLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVzcG9uc2UiCZACAYq1GAIoARJPCghSZXRyeUpvYhIcLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVxdWVzdBodLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVzcG9uc2UiBoq1GAIoAUKqAQoPY29tLnF1YXJ0ZXJzLnYxQg1QbGF0Zm9ybVByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
+  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiogQKD1RlbmFudE92ZXJyaWRlcxItChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDQgu6SAgiBhjAhD0oAUgAiAEBEh8KBWJ1cnN0GAIgASgDQgu6SAgiBhjAhD0oAUgBiAEBEiYKDG1heF9wcm9qZWN0cxgDIAEoA0ILukgIIgYYwIQ9KABIAogBARIlCgttYXhfbWVtYmVycxgEIAEoA0ILukgIIgYYwIQ9KAFIA4gBARI0ChdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBgFIAEoA0IOukgLIgkYgKCUpY0dKABIBIgBARIuChRzdGF0ZW1lbnRfdGltZW91dF9tcxgGIAEoA0ILukgIIgYY4KcSKGRIBYgBARJhCghmZWF0dXJlcxgHIAMoCzIqLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcy5GZWF0dXJlc0VudHJ5QiO6SCCaAR0QMiIZchcQARhAMhFeW2Etel1bYS16MC05X10qJBovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCDoCOAFCFgoUX3JlcXVlc3RzX3Blcl9taW51dGVCCAoGX2J1cnN0Qg8KDV9tYXhfcHJvamVjdHNCDgoMX21heF9tZW1iZXJzQhoKGF9tYXhfYXBpX2NhbGxzX3Blcl9tb250aEIXChVfc3RhdGVtZW50X3RpbWVvdXRfbXMinAEKDVRlbmFudERldGFpbHMSIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50EiMKBmxpbWl0cxgCIAEoCzITLnF1YXJ0ZXJzLnYxLkxpbWl0cxIQCghmZWF0dXJlcxgDIAMoCRIvCglvdmVycmlkZXMYBCABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMizAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRInCgZiZWZvcmUYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABBIzCgZzdGF0dXMYAyABKA4yGS5xdWFydGVycy52MS5UZW5hbnRTdGF0dXNCCLpIBYIBAhABEiwKBHBsYW4YBCABKAlCHrpIG9gBAXIWGEAyEl5bYS16XVthLXowLTlfLV0qJCJUChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5xdWFydGVycy52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj4KH1BsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASJPCiBQbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscyJaCg5TZXRQbGFuUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEisKBHBsYW4YAiABKAlCHbpIGnIYEAEYQDISXlthLXpdW2EtejAtOV8tXSokImwKD1NldFBsYW5SZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQi7AIKE1NldE92ZXJyaWRlc1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIvCglvdmVycmlkZXMYAiABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMShgIKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0LUAbpI0AG6AVcKFXVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAXASE3JlcXVlc3RzX3Blcl9taW51dGUSBWJ1cnN0EgxtYXhfcHJvamVjdHMSC21heF9tZW1iZXJzEhdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBIUc3RhdGVtZW50X3RpbWVvdXRfbXMSCGZlYXR1cmVzInEKFFNldE92ZXJyaWRlc1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIzChRTdXNwZW5kVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInIKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQiMgoTUmVzdW1lVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInEKFFJlc3VtZVRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCJ0ChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiYQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLQoMYXVkaXRfZXZlbnRzGAEgAygLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wIKA0pvYhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIkCgVzdGF0ZRgEIAEoDjIVLnF1YXJ0ZXJzLnYxLkpvYlN0YXRlEg8KB2F0dGVtcHQYBSABKAUSFAoMbWF4X2F0dGVtcHRzGAYgASgFEiUKBmVycm9ycxgHIAMoCzIVLnF1YXJ0ZXJzLnYxLkpvYkVycm9yEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhdHRlbXB0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWZpbmFsaXplX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNjaGVkdWxlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKCEpvYkVycm9yEg8KB2F0dGVtcHQYASABKAUSDQoFZXJyb3IYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoVTGlzdEZhaWxlZEpvYnNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiUQoWTGlzdEZhaWxlZEpvYnNSZXNwb25zZRIeCgRqb2JzGAEgAygLMhAucXVhcnRlcnMudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIqCg9SZXRyeUpvYlJlcXVlc3QSFwoGam9iX2lkGAEgASgDQge6SAQiAiAAIjEKEFJldHJ5Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucXVhcnRlcnMudjEuSm9iIsQBChZMaXN0VGVuYW50Q29zdHNSZXF1ZXN0EjcKCnN0YXJ0X2RhdGUYASABKAlCI7pIIHIeMhxeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kEjUKCGVuZF9kYXRlGAIgASgJQiO6SCByHjIcXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JBIcCglwYWdlX3NpemUYAyABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiABCJACgpUZW5hbnRDb3N0EhEKCXRlbmFudF9pZBgBIAEoCRIfCgRjb3N0GAIgASgLMhEucXVhcnRlcnMudjEuQ29zdCJhChdMaXN0VGVuYW50Q29zdHNSZXNwb25zZRItCgx0ZW5hbnRfY29zdHMYASADKAsyFy5xdWFydGVycy52MS5UZW5hbnRDb3N0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKjAQoUR2V0VGVuYW50Q29zdFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARI3CgpzdGFydF9kYXRlGAIgASgJQiO6SCByHjIcXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JBI1CghlbmRfZGF0ZRgDIAEoCUIjukggch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiXwoVR2V0VGVuYW50Q29zdFJlc3BvbnNlEiQKBGRheXMYASADKAsyFi5xdWFydGVycy52MS5EYWlseUNvc3QSIAoFdG90YWwYAiABKAsyES5xdWFydGVycy52MS5Db3N0IkEKIlBsYXRmb3JtU2VydmljZURlbGV0ZVRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASKAAQojUGxhdGZvcm1TZXJ2aWNlRGVsZXRlVGVuYW50UmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50IkkKKlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIogBCitQbGF0Zm9ybVNlcnZpY2VDYW5jZWxUZW5hbnREZWxldGlvblJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCI8Ch1HZXREZWxldGlvbkNlcnRpZmljYXRlUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIlcKHkdldERlbGV0aW9uQ2VydGlmaWNhdGVSZXNwb25zZRI1CgtjZXJ0aWZpY2F0ZRgBIAEoCzIgLnF1YXJ0ZXJzLnYxLkRlbGV0aW9uQ2VydGlmaWNhdGUisAIKE0RlbGV0aW9uQ2VydGlmaWNhdGUSEQoJdGVuYW50X2lkGAEgASgJEgwKBHNsdWcYAiABKAkSFAoMcmVxdWVzdGVkX2J5GAMgASgJEjAKDHJlcXVlc3RfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOc2NoZWR1bGVkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnB1cmdlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWV4cG9ydF9zaGEyNTYYByABKAkSNQoGdGFibGVzGAggAygLMiUucXVhcnRlcnMudjEuRGVsZXRpb25DZXJ0aWZpY2F0ZVRhYmxlIlEKGERlbGV0aW9uQ2VydGlmaWNhdGVUYWJsZRIMCgRuYW1lGAEgASgJEhMKC3Jvd3NfYmVmb3JlGAIgASgDEhIKCnJvd3NfYWZ0ZXIYAyABKAMq6QEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9BVkFJTEFCTEUQARIXChNKT0JfU1RBVEVfU0NIRURVTEVEEAISFQoRSk9CX1NUQVRFX1JVTk5JTkcQAxIXChNKT0JfU1RBVEVfUkVUUllBQkxFEAQSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBhIXChNKT0JfU1RBVEVfRElTQ0FSREVEEAcSFQoRSk9CX1NUQVRFX1BFTkRJTkcQCDLECwoPUGxhdGZvcm1TZXJ2aWNlElsKC0xpc3RUZW5hbnRzEh8ucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXNwb25zZSIJkAIBirUYAigBEnMKCUdldFRlbmFudBIsLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QaLS5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAigBEkwKB1NldFBsYW4SGy5xdWFydGVycy52MS5TZXRQbGFuUmVxdWVzdBocLnF1YXJ0ZXJzLnYxLlNldFBsYW5SZXNwb25zZSIGirUYAigBElsKDFNldE92ZXJyaWRlcxIgLnF1YXJ0ZXJzLnYxLlNldE92ZXJyaWRlc1JlcXVlc3QaIS5xdWFydGVycy52MS5TZXRPdmVycmlkZXNSZXNwb25zZSIGirUYAigBEl4KDVN1c3BlbmRUZW5hbnQSIS5xdWFydGVycy52MS5TdXNwZW5kVGVuYW50UmVxdWVzdBoiLnF1YXJ0ZXJzLnYxLlN1c3BlbmRUZW5hbnRSZXNwb25zZSIGirUYAigBElsKDFJlc3VtZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLlJlc3VtZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5SZXN1bWVUZW5hbnRSZXNwb25zZSIGirUYAigBEnkKDERlbGV0ZVRlbmFudBIvLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZURlbGV0ZVRlbmFudFJlcXVlc3QaMC5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VEZWxldGVUZW5hbnRSZXNwb25zZSIGirUYAigBEpEBChRDYW5jZWxUZW5hbnREZWxldGlvbhI3LnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdBo4LnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVzcG9uc2UiBoq1GAIoARJ8ChZHZXREZWxldGlvbkNlcnRpZmljYXRlEioucXVhcnRlcnMudjEuR2V0RGVsZXRpb25DZXJ0aWZpY2F0ZVJlcXVlc3QaKy5xdWFydGVycy52MS5HZXREZWxldGlvbkNlcnRpZmljYXRlUmVzcG9uc2UiCZACAYq1GAIoARJnCg9MaXN0QXVkaXRFdmVudHMSIy5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCZACAYq1GAIoARJkCg5MaXN0RmFpbGVkSm9icxIiLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVxdWVzdBojLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVzcG9uc2UiCZACAYq1GAIoARJPCghSZXRyeUpvYhIcLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVxdWVzdBodLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVzcG9uc2UiBoq1GAIoARJnCg9MaXN0VGVuYW50Q29zdHMSIy5xdWFydGVycy52MS5MaXN0VGVuYW50Q29zdHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdFRlbmFudENvc3RzUmVzcG9uc2UiCZACAYq1GAIoARJhCg1HZXRUZW5hbnRDb3N0EiEucXVhcnRlcnMudjEuR2V0VGVuYW50Q29zdFJlcXVlc3QaIi5xdWFydGVycy52MS5HZXRUZW5hbnRDb3N0UmVzcG9uc2UiCZACAYq1GAIoAUKqAQoPY29tLnF1YXJ0ZXJzLnYxQg1QbGF0Zm9ybVByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_analytics, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
 
 /**
  * TenantOverrides are one tenant's exceptions to its plan. An unset limit
@@ -725,6 +727,156 @@ export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*
   messageDesc(file_quarters_v1_platform, 22);
 
 /**
+ * @generated from message quarters.v1.ListTenantCostsRequest
+ */
+export type ListTenantCostsRequest = Message<"quarters.v1.ListTenantCostsRequest"> & {
+  /**
+   * start_date is the first day, "YYYY-MM-DD" (UTC).
+   *
+   * @generated from field: string start_date = 1;
+   */
+  startDate: string;
+
+  /**
+   * end_date is the last day, inclusive: on or after start_date, at most
+   * 91 days later (92 days). The server checks the range, and that both
+   * are real dates, with a BadRequest detail naming the field.
+   *
+   * @generated from field: string end_date = 2;
+   */
+  endDate: string;
+
+  /**
+   * page_size is at most 100; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * page_token is next_page_token from the previous response, sent with the
+   * same dates.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message quarters.v1.ListTenantCostsRequest.
+ * Use `create(ListTenantCostsRequestSchema)` to create a new message.
+ */
+export const ListTenantCostsRequestSchema: GenMessage<ListTenantCostsRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 23);
+
+/**
+ * TenantCost is one tenant's cost over a range.
+ *
+ * @generated from message quarters.v1.TenantCost
+ */
+export type TenantCost = Message<"quarters.v1.TenantCost"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: quarters.v1.Cost cost = 2;
+   */
+  cost?: Cost | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.TenantCost.
+ * Use `create(TenantCostSchema)` to create a new message.
+ */
+export const TenantCostSchema: GenMessage<TenantCost> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 24);
+
+/**
+ * @generated from message quarters.v1.ListTenantCostsResponse
+ */
+export type ListTenantCostsResponse = Message<"quarters.v1.ListTenantCostsResponse"> & {
+  /**
+   * @generated from field: repeated quarters.v1.TenantCost tenant_costs = 1;
+   */
+  tenantCosts: TenantCost[];
+
+  /**
+   * next_page_token is empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message quarters.v1.ListTenantCostsResponse.
+ * Use `create(ListTenantCostsResponseSchema)` to create a new message.
+ */
+export const ListTenantCostsResponseSchema: GenMessage<ListTenantCostsResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 25);
+
+/**
+ * @generated from message quarters.v1.GetTenantCostRequest
+ */
+export type GetTenantCostRequest = Message<"quarters.v1.GetTenantCostRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * start_date is the first day, "YYYY-MM-DD" (UTC).
+   *
+   * @generated from field: string start_date = 2;
+   */
+  startDate: string;
+
+  /**
+   * end_date is the last day, inclusive: on or after start_date, at most
+   * 91 days later (92 days). The server checks the range, and that both
+   * are real dates, with a BadRequest detail naming the field.
+   *
+   * @generated from field: string end_date = 3;
+   */
+  endDate: string;
+};
+
+/**
+ * Describes the message quarters.v1.GetTenantCostRequest.
+ * Use `create(GetTenantCostRequestSchema)` to create a new message.
+ */
+export const GetTenantCostRequestSchema: GenMessage<GetTenantCostRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 26);
+
+/**
+ * @generated from message quarters.v1.GetTenantCostResponse
+ */
+export type GetTenantCostResponse = Message<"quarters.v1.GetTenantCostResponse"> & {
+  /**
+   * days has one entry per day of the range, zeros included, in order.
+   *
+   * @generated from field: repeated quarters.v1.DailyCost days = 1;
+   */
+  days: DailyCost[];
+
+  /**
+   * total is the sum over the range.
+   *
+   * @generated from field: quarters.v1.Cost total = 2;
+   */
+  total?: Cost | undefined;
+};
+
+/**
+ * Describes the message quarters.v1.GetTenantCostResponse.
+ * Use `create(GetTenantCostResponseSchema)` to create a new message.
+ */
+export const GetTenantCostResponseSchema: GenMessage<GetTenantCostResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 27);
+
+/**
  * PlatformServiceDeleteTenantRequest is DeleteTenant's request
  * (DeleteTenantRequest is TenantService's).
  *
@@ -742,7 +894,7 @@ export type PlatformServiceDeleteTenantRequest = Message<"quarters.v1.PlatformSe
  * Use `create(PlatformServiceDeleteTenantRequestSchema)` to create a new message.
  */
 export const PlatformServiceDeleteTenantRequestSchema: GenMessage<PlatformServiceDeleteTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 23);
+  messageDesc(file_quarters_v1_platform, 28);
 
 /**
  * @generated from message quarters.v1.PlatformServiceDeleteTenantResponse
@@ -766,7 +918,7 @@ export type PlatformServiceDeleteTenantResponse = Message<"quarters.v1.PlatformS
  * Use `create(PlatformServiceDeleteTenantResponseSchema)` to create a new message.
  */
 export const PlatformServiceDeleteTenantResponseSchema: GenMessage<PlatformServiceDeleteTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 24);
+  messageDesc(file_quarters_v1_platform, 29);
 
 /**
  * @generated from message quarters.v1.PlatformServiceCancelTenantDeletionRequest
@@ -783,7 +935,7 @@ export type PlatformServiceCancelTenantDeletionRequest = Message<"quarters.v1.Pl
  * Use `create(PlatformServiceCancelTenantDeletionRequestSchema)` to create a new message.
  */
 export const PlatformServiceCancelTenantDeletionRequestSchema: GenMessage<PlatformServiceCancelTenantDeletionRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 25);
+  messageDesc(file_quarters_v1_platform, 30);
 
 /**
  * @generated from message quarters.v1.PlatformServiceCancelTenantDeletionResponse
@@ -805,7 +957,7 @@ export type PlatformServiceCancelTenantDeletionResponse = Message<"quarters.v1.P
  * Use `create(PlatformServiceCancelTenantDeletionResponseSchema)` to create a new message.
  */
 export const PlatformServiceCancelTenantDeletionResponseSchema: GenMessage<PlatformServiceCancelTenantDeletionResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 26);
+  messageDesc(file_quarters_v1_platform, 31);
 
 /**
  * @generated from message quarters.v1.GetDeletionCertificateRequest
@@ -822,7 +974,7 @@ export type GetDeletionCertificateRequest = Message<"quarters.v1.GetDeletionCert
  * Use `create(GetDeletionCertificateRequestSchema)` to create a new message.
  */
 export const GetDeletionCertificateRequestSchema: GenMessage<GetDeletionCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 27);
+  messageDesc(file_quarters_v1_platform, 32);
 
 /**
  * @generated from message quarters.v1.GetDeletionCertificateResponse
@@ -839,7 +991,7 @@ export type GetDeletionCertificateResponse = Message<"quarters.v1.GetDeletionCer
  * Use `create(GetDeletionCertificateResponseSchema)` to create a new message.
  */
 export const GetDeletionCertificateResponseSchema: GenMessage<GetDeletionCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 28);
+  messageDesc(file_quarters_v1_platform, 33);
 
 /**
  * DeletionCertificate records one tenant's purge.
@@ -907,7 +1059,7 @@ export type DeletionCertificate = Message<"quarters.v1.DeletionCertificate"> & {
  * Use `create(DeletionCertificateSchema)` to create a new message.
  */
 export const DeletionCertificateSchema: GenMessage<DeletionCertificate> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 29);
+  messageDesc(file_quarters_v1_platform, 34);
 
 /**
  * DeletionCertificateTable is one table's count in a DeletionCertificate.
@@ -936,7 +1088,7 @@ export type DeletionCertificateTable = Message<"quarters.v1.DeletionCertificateT
  * Use `create(DeletionCertificateTableSchema)` to create a new message.
  */
 export const DeletionCertificateTableSchema: GenMessage<DeletionCertificateTable> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 30);
+  messageDesc(file_quarters_v1_platform, 35);
 
 /**
  * JobState is where a background job is in its life.
@@ -1168,6 +1320,32 @@ export const PlatformService: GenService<{
     methodKind: "unary";
     input: typeof RetryJobRequestSchema;
     output: typeof RetryJobResponseSchema;
+  },
+  /**
+   * ListTenantCosts lists every tenant's database cost over a date range
+   * (UTC, at most 92 days), the most database time first; tenants without
+   * calls in the range are not listed. It reads what every replica has
+   * flushed: this replica's counts are written first, other replicas'
+   * reach the database within their flush interval (10 seconds).
+   *
+   * @generated from rpc quarters.v1.PlatformService.ListTenantCosts
+   */
+  listTenantCosts: {
+    methodKind: "unary";
+    input: typeof ListTenantCostsRequestSchema;
+    output: typeof ListTenantCostsResponseSchema;
+  },
+  /**
+   * GetTenantCost returns one tenant's database cost on each day of a
+   * date range (UTC, at most 92 days), as its admins see it with
+   * AnalyticsService.GetCost.
+   *
+   * @generated from rpc quarters.v1.PlatformService.GetTenantCost
+   */
+  getTenantCost: {
+    methodKind: "unary";
+    input: typeof GetTenantCostRequestSchema;
+    output: typeof GetTenantCostResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_quarters_v1_platform, 0);
