@@ -18,6 +18,9 @@ type DB struct {
 	// preparedCommit: every connection has commitStatement prepared
 	// (configure), so COMMIT goes over the extended protocol.
 	preparedCommit bool
+	// citus: the database is a Citus coordinator (Open looks), so the
+	// tenant is set with SET LOCAL, which Citus forwards to the workers.
+	citus bool
 }
 
 // OpenOpts tunes Open; nil means defaults.
@@ -57,8 +60,16 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, preparedCommit: prepare}, nil
+	var citus bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").Scan(&citus); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("look up citus extension: %w", err)
+	}
+	return &DB{pool: pool, preparedCommit: prepare, citus: citus}, nil
 }
+
+// Citus reports whether the database is a Citus coordinator.
+func (d *DB) Citus() bool { return d.citus }
 
 // DefaultMaxConns is the pool size when neither Open's options nor the URL
 // (pool_max_conns) set one: eight per core Go may use, at least 4. Each
