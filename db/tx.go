@@ -196,7 +196,7 @@ type lazyTx struct {
 	conn     *pgx.Conn
 	tenantID string
 	timeout  string // statement_timeout in milliseconds
-	citus    bool // set the tenant with SET LOCAL (citusSetLocal)
+	citus    bool   // set the tenant with SET LOCAL (citusSetLocal)
 	begun    bool
 	batch    pgx.Batch
 	queued   [5]*pgx.QueuedQuery

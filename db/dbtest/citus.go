@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,12 +180,41 @@ func (c *cluster) createCitus(ctx context.Context, name string) error {
 func (c *cluster) dropCitus(ctx context.Context, name string) error {
 	var errs []error
 	for i, a := range c.citusAdmins {
-		if _, err := a.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
+		var err error
+		for attempt := 0; attempt < 20; attempt++ {
+			if _, err = a.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err == nil {
+				break
+			}
+			// FORCE does not end prepared transactions: a test
+			// that ended mid-commit leaves Citus's two-phase
+			// commit to its recovery, which a dropped database
+			// never runs. Roll them back (from inside the
+			// database, as ROLLBACK PREPARED requires).
+			var gids []string
+			rows, qerr := a.Query(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = $1", name)
+			if qerr == nil {
+				for rows.Next() {
+					var g string
+					if rows.Scan(&g) == nil {
+						gids = append(gids, g)
+					}
+				}
+				rows.Close()
+			}
+			for _, g := range gids {
+				_ = execOn(ctx, c.citusNodes[i].OwnerURL(name), "ROLLBACK PREPARED "+quoteLiteral(g))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("citus node %d: drop database %s: %w", i, name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // teardownCitus stops every node.
 func (c *cluster) teardownCitus(ctx context.Context) error {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -112,8 +113,9 @@ func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quarter
 	tenantID := tenancy.MustFromContext(ctx).ID
 	k, err := db.InTenantV(ctx, s.p.DB, func(q *dbsqlc.Queries) (dbsqlc.ApiKey, error) {
 		return q.ApiKeyRevoke(ctx, dbsqlc.ApiKeyRevokeParams{
-			TenantID: tenantID,
-			ID:       uuid.MustParse(req.Msg.GetId()),
+			TenantID:   tenantID,
+			ID:         uuid.MustParse(req.Msg.GetId()),
+			RevokeTime: time.Now(),
 		})
 	})
 	if err != nil {
