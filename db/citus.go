@@ -115,6 +115,9 @@ func MigrateCitus(ctx context.Context, ownerURL string, opts *CitusOpts) (err er
 		}
 	}
 
+	if _, err := tx.Exec(ctx, citusShardFunctions); err != nil {
+		return fmt.Errorf("citus migrate: shard functions: %w", err)
+	}
 	plan, err := citusPlan(ctx, tx)
 	if err != nil {
 		return err
@@ -589,3 +592,94 @@ FROM pg_policy p WHERE p.polrelid::regclass::text = ANY ($1) ORDER BY 1, 2`, tab
 	}
 	return nil
 }
+
+// citusShardFunctions are the operator's shard operations
+// (PlatformService.IsolateTenant and MoveTenant), as functions of the
+// owner's (SECURITY DEFINER), which owns the tables Citus's functions
+// require, granted to the app role like the platform lookups, and like
+// them refusing to run inside a tenant's transaction. Both run while the
+// tenants' calls go on, with shard_transfer_mode block_writes: reads
+// continue, and writes to the shards being copied wait (they do not
+// fail) until the copy ends. The logical-replication modes (auto,
+// force_logical), which pause writes only for the switch, deadlocked in
+// TestCitusIsolateAndMoveOnline: creating the replication slot waits for
+// the transactions open on the worker, and a multi-statement tenant
+// transaction open there waits on the coordinator for the operation's
+// lock, a cycle Citus's deadlock detector does not see.
+const citusShardFunctions = `
+CREATE OR REPLACE FUNCTION app.citus_tenant_anchor() RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT p.logicalrelid FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+  WHERE p.partmethod = 'h' AND c.relnamespace = 'public'::regnamespace
+    AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+  ORDER BY c.relname LIMIT 1
+$$;
+REVOKE ALL ON FUNCTION app.citus_tenant_anchor() FROM PUBLIC;
+
+-- citus_tenant_isolate gives the tenant shards of its own (one per
+-- distributed table, all colocated) and returns the anchor table's new
+-- shard id. A tenant already alone in its shards is left as it is.
+CREATE OR REPLACE FUNCTION app.citus_tenant_isolate(p_tenant uuid) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_rel regclass := app.citus_tenant_anchor();
+  v_shard bigint;
+BEGIN
+  IF (SELECT app.current_tenant_id()) IS NOT NULL THEN
+    RAISE EXCEPTION 'shard operations run outside a tenant''s transaction' USING ERRCODE = '42501';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM public.tenants WHERE id = p_tenant) THEN
+    RAISE EXCEPTION 'tenant not found' USING ERRCODE = 'P0002';
+  END IF;
+  v_shard := get_shard_id_for_distribution_column(v_rel, p_tenant);
+  IF EXISTS (SELECT 1 FROM pg_dist_shard WHERE shardid = v_shard AND shardminvalue = shardmaxvalue) THEN
+    RETURN v_shard;
+  END IF;
+  RETURN isolate_tenant_to_new_shard(v_rel, p_tenant, 'CASCADE', shard_transfer_mode => 'block_writes');
+END
+$$;
+REVOKE ALL ON FUNCTION app.citus_tenant_isolate(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.citus_tenant_isolate(uuid) TO quarters_app;
+
+-- citus_tenant_move moves the shards holding the tenant (with every
+-- tenant that shares them: isolate it first to move it alone) to the
+-- worker p_host:p_port, and returns whether anything moved (false: they
+-- are there already).
+CREATE OR REPLACE FUNCTION app.citus_tenant_move(p_tenant uuid, p_host text, p_port integer) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_rel regclass := app.citus_tenant_anchor();
+  v_shard bigint;
+  v_host text;
+  v_port integer;
+BEGIN
+  IF (SELECT app.current_tenant_id()) IS NOT NULL THEN
+    RAISE EXCEPTION 'shard operations run outside a tenant''s transaction' USING ERRCODE = '42501';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM public.tenants WHERE id = p_tenant) THEN
+    RAISE EXCEPTION 'tenant not found' USING ERRCODE = 'P0002';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_dist_node WHERE nodename = p_host AND nodeport = p_port
+      AND isactive AND noderole = 'primary' AND shouldhaveshards) THEN
+    RAISE EXCEPTION 'node %:% is not an active worker of this cluster', p_host, p_port USING ERRCODE = '22023';
+  END IF;
+  v_shard := get_shard_id_for_distribution_column(v_rel, p_tenant);
+  SELECT n.nodename, n.nodeport INTO v_host, v_port
+  FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid
+  WHERE p.shardid = v_shard LIMIT 1;
+  IF v_host = p_host AND v_port = p_port THEN
+    RETURN false;
+  END IF;
+  PERFORM citus_move_shard_placement(v_shard, v_host, v_port, p_host, p_port, shard_transfer_mode => 'block_writes');
+  RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION app.citus_tenant_move(uuid, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.citus_tenant_move(uuid, text, integer) TO quarters_app;
+`

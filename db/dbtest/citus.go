@@ -78,6 +78,9 @@ var citusSettings = []string{
 	// certificates); libpq would otherwise look for client certificates
 	// in $HOME/.postgresql, which is root's when the tests run as root.
 	"citus.node_conninfo=sslmode=disable",
+	// Debian's PostgreSQL 15.20 admits only listed logical decoding
+	// output plugins; Citus's shard moves and splits decode with its own.
+	"output_plugin_libraries=pgoutput,test_decoding,citus,citus_pgoutput",
 	// The template database must stay quiet while it is copied.
 	"citus.enable_create_database_propagation=off",
 }
