@@ -92,17 +92,28 @@ func (c *cluster) setupCitus(ctx context.Context) error {
 		return fmt.Errorf("%s=1 starts its own Citus clusters; unset DATABASE_URL", CitusEnv)
 	}
 	for i := range 3 {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		dir, err := os.MkdirTemp("", "qcitus")
-		if err != nil {
-			return err
-		}
-		e, err := embedded.Start(ctx, embedded.Opts{DataDir: dir, Ephemeral: true, TCPPort: port, Settings: citusSettings})
-		if err != nil {
+		var (
+			e   *embedded.Cluster
+			dir string
+			err error
+		)
+		// The free port may be taken again before the server binds
+		// it (another test binary starting its nodes): try another.
+		for attempt := 0; attempt < 3; attempt++ {
+			var port int
+			if port, err = freePort(); err != nil {
+				return err
+			}
+			if dir, err = os.MkdirTemp("", "qcitus"); err != nil {
+				return err
+			}
+			e, err = embedded.Start(ctx, embedded.Opts{DataDir: dir, Ephemeral: true, TCPPort: port, Settings: citusSettings})
+			if err == nil {
+				break
+			}
 			os.RemoveAll(dir)
+		}
+		if err != nil {
 			return fmt.Errorf("citus node %d: %w (is Citus installed? .ci/citus-install)", i, err)
 		}
 		c.citusNodes = append(c.citusNodes, e)
