@@ -18,7 +18,87 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/platform.proto.
  */
 export const file_quarters_v1_platform: GenFile = /*@__PURE__*/
-  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiogQKD1RlbmFudE92ZXJyaWRlcxItChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDQgu6SAgiBhjAhD0oAUgAiAEBEh8KBWJ1cnN0GAIgASgDQgu6SAgiBhjAhD0oAUgBiAEBEiYKDG1heF9wcm9qZWN0cxgDIAEoA0ILukgIIgYYwIQ9KABIAogBARIlCgttYXhfbWVtYmVycxgEIAEoA0ILukgIIgYYwIQ9KAFIA4gBARI0ChdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBgFIAEoA0IOukgLIgkYgKCUpY0dKABIBIgBARIuChRzdGF0ZW1lbnRfdGltZW91dF9tcxgGIAEoA0ILukgIIgYY4KcSKGRIBYgBARJhCghmZWF0dXJlcxgHIAMoCzIqLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcy5GZWF0dXJlc0VudHJ5QiO6SCCaAR0QMiIZchcQARhAMhFeW2Etel1bYS16MC05X10qJBovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCDoCOAFCFgoUX3JlcXVlc3RzX3Blcl9taW51dGVCCAoGX2J1cnN0Qg8KDV9tYXhfcHJvamVjdHNCDgoMX21heF9tZW1iZXJzQhoKGF9tYXhfYXBpX2NhbGxzX3Blcl9tb250aEIXChVfc3RhdGVtZW50X3RpbWVvdXRfbXMinAEKDVRlbmFudERldGFpbHMSIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50EiMKBmxpbWl0cxgCIAEoCzITLnF1YXJ0ZXJzLnYxLkxpbWl0cxIQCghmZWF0dXJlcxgDIAMoCRIvCglvdmVycmlkZXMYBCABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMizAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRInCgZiZWZvcmUYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABBIzCgZzdGF0dXMYAyABKA4yGS5xdWFydGVycy52MS5UZW5hbnRTdGF0dXNCCLpIBYIBAhABEiwKBHBsYW4YBCABKAlCHrpIG9gBAXIWGEAyEl5bYS16XVthLXowLTlfLV0qJCJUChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5xdWFydGVycy52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj4KH1BsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASJPCiBQbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscyJaCg5TZXRQbGFuUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEisKBHBsYW4YAiABKAlCHbpIGnIYEAEYQDISXlthLXpdW2EtejAtOV8tXSokImwKD1NldFBsYW5SZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQi7AIKE1NldE92ZXJyaWRlc1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIvCglvdmVycmlkZXMYAiABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMShgIKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0LUAbpI0AG6AVcKFXVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAXASE3JlcXVlc3RzX3Blcl9taW51dGUSBWJ1cnN0EgxtYXhfcHJvamVjdHMSC21heF9tZW1iZXJzEhdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBIUc3RhdGVtZW50X3RpbWVvdXRfbXMSCGZlYXR1cmVzInEKFFNldE92ZXJyaWRlc1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIzChRTdXNwZW5kVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInIKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQiMgoTUmVzdW1lVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInEKFFJlc3VtZVRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCJ0ChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiYQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLQoMYXVkaXRfZXZlbnRzGAEgAygLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wIKA0pvYhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIkCgVzdGF0ZRgEIAEoDjIVLnF1YXJ0ZXJzLnYxLkpvYlN0YXRlEg8KB2F0dGVtcHQYBSABKAUSFAoMbWF4X2F0dGVtcHRzGAYgASgFEiUKBmVycm9ycxgHIAMoCzIVLnF1YXJ0ZXJzLnYxLkpvYkVycm9yEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhdHRlbXB0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWZpbmFsaXplX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNjaGVkdWxlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKCEpvYkVycm9yEg8KB2F0dGVtcHQYASABKAUSDQoFZXJyb3IYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoVTGlzdEZhaWxlZEpvYnNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiUQoWTGlzdEZhaWxlZEpvYnNSZXNwb25zZRIeCgRqb2JzGAEgAygLMhAucXVhcnRlcnMudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIqCg9SZXRyeUpvYlJlcXVlc3QSFwoGam9iX2lkGAEgASgDQge6SAQiAiAAIjEKEFJldHJ5Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucXVhcnRlcnMudjEuSm9iKukBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNKT0JfU1RBVEVfQVZBSUxBQkxFEAESFwoTSk9CX1NUQVRFX1NDSEVEVUxFRBACEhUKEUpPQl9TVEFURV9SVU5OSU5HEAMSFwoTSk9CX1NUQVRFX1JFVFJZQUJMRRAEEhcKE0pPQl9TVEFURV9DT01QTEVURUQQBRIXChNKT0JfU1RBVEVfQ0FOQ0VMTEVEEAYSFwoTSk9CX1NUQVRFX0RJU0NBUkRFRBAHEhUKEUpPQl9TVEFURV9QRU5ESU5HEAgy6wYKD1BsYXRmb3JtU2VydmljZRJbCgtMaXN0VGVuYW50cxIfLnF1YXJ0ZXJzLnYxLkxpc3RUZW5hbnRzUmVxdWVzdBogLnF1YXJ0ZXJzLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2UiCZACAYq1GAIoARJzCglHZXRUZW5hbnQSLC5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXF1ZXN0Gi0ucXVhcnRlcnMudjEuUGxhdGZvcm1TZXJ2aWNlR2V0VGVuYW50UmVzcG9uc2UiCZACAYq1GAIoARJMCgdTZXRQbGFuEhsucXVhcnRlcnMudjEuU2V0UGxhblJlcXVlc3QaHC5xdWFydGVycy52MS5TZXRQbGFuUmVzcG9uc2UiBoq1GAIoARJbCgxTZXRPdmVycmlkZXMSIC5xdWFydGVycy52MS5TZXRPdmVycmlkZXNSZXF1ZXN0GiEucXVhcnRlcnMudjEuU2V0T3ZlcnJpZGVzUmVzcG9uc2UiBoq1GAIoARJeCg1TdXNwZW5kVGVuYW50EiEucXVhcnRlcnMudjEuU3VzcGVuZFRlbmFudFJlcXVlc3QaIi5xdWFydGVycy52MS5TdXNwZW5kVGVuYW50UmVzcG9uc2UiBoq1GAIoARJbCgxSZXN1bWVUZW5hbnQSIC5xdWFydGVycy52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0GiEucXVhcnRlcnMudjEuUmVzdW1lVGVuYW50UmVzcG9uc2UiBoq1GAIoARJnCg9MaXN0QXVkaXRFdmVudHMSIy5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCZACAYq1GAIoARJkCg5MaXN0RmFpbGVkSm9icxIiLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVxdWVzdBojLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVzcG9uc2UiCZACAYq1GAIoARJPCghSZXRyeUpvYhIcLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVxdWVzdBodLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVzcG9uc2UiBoq1GAIoAUKqAQoPY29tLnF1YXJ0ZXJzLnYxQg1QbGF0Zm9ybVByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
+  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiMwoUSXNvbGF0ZVRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASIpChVJc29sYXRlVGVuYW50UmVzcG9uc2USEAoIc2hhcmRfaWQYASABKAMiSgoRTW92ZVRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIYCgRub2RlGAIgASgJQgq6SAdyBRADGKwCIiMKEk1vdmVUZW5hbnRSZXNwb25zZRINCgVtb3ZlZBgBIAEoCCKiBAoPVGVuYW50T3ZlcnJpZGVzEi0KE3JlcXVlc3RzX3Blcl9taW51dGUYASABKANCC7pICCIGGMCEPSgBSACIAQESHwoFYnVyc3QYAiABKANCC7pICCIGGMCEPSgBSAGIAQESJgoMbWF4X3Byb2plY3RzGAMgASgDQgu6SAgiBhjAhD0oAEgCiAEBEiUKC21heF9tZW1iZXJzGAQgASgDQgu6SAgiBhjAhD0oAUgDiAEBEjQKF21heF9hcGlfY2FsbHNfcGVyX21vbnRoGAUgASgDQg66SAsiCRiAoJSljR0oAEgEiAEBEi4KFHN0YXRlbWVudF90aW1lb3V0X21zGAYgASgDQgu6SAgiBhjgpxIoZEgFiAEBEmEKCGZlYXR1cmVzGAcgAygLMioucXVhcnRlcnMudjEuVGVuYW50T3ZlcnJpZGVzLkZlYXR1cmVzRW50cnlCI7pIIJoBHRAyIhlyFxABGEAyEV5bYS16XVthLXowLTlfXSokGi8KDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgIOgI4AUIWChRfcmVxdWVzdHNfcGVyX21pbnV0ZUIICgZfYnVyc3RCDwoNX21heF9wcm9qZWN0c0IOCgxfbWF4X21lbWJlcnNCGgoYX21heF9hcGlfY2FsbHNfcGVyX21vbnRoQhcKFV9zdGF0ZW1lbnRfdGltZW91dF9tcyKcAQoNVGVuYW50RGV0YWlscxIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQSIwoGbGltaXRzGAIgASgLMhMucXVhcnRlcnMudjEuTGltaXRzEhAKCGZlYXR1cmVzGAMgAygJEi8KCW92ZXJyaWRlcxgEIAEoCzIcLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcyLMAQoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEicKBmJlZm9yZRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKzAQoSTGlzdFRlbmFudHNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEEjMKBnN0YXR1cxgDIAEoDjIZLnF1YXJ0ZXJzLnYxLlRlbmFudFN0YXR1c0IIukgFggECEAESLAoEcGxhbhgEIAEoCUIeukgb2AEBchYYQDISXlthLXpdW2EtejAtOV8tXSokIlQKE0xpc3RUZW5hbnRzUmVzcG9uc2USJAoHdGVuYW50cxgBIAMoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPgofUGxhdGZvcm1TZXJ2aWNlR2V0VGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIk8KIFBsYXRmb3JtU2VydmljZUdldFRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzIloKDlNldFBsYW5SZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQESKwoEcGxhbhgCIAEoCUIdukgachgQARhAMhJeW2Etel1bYS16MC05Xy1dKiQibAoPU2V0UGxhblJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCLsAgoTU2V0T3ZlcnJpZGVzUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEi8KCW92ZXJyaWRlcxgCIAEoCzIcLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcxKGAgoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQtQBukjQAboBVwoVdXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBcBITcmVxdWVzdHNfcGVyX21pbnV0ZRIFYnVyc3QSDG1heF9wcm9qZWN0cxILbWF4X21lbWJlcnMSF21heF9hcGlfY2FsbHNfcGVyX21vbnRoEhRzdGF0ZW1lbnRfdGltZW91dF9tcxIIZmVhdHVyZXMicQoUU2V0T3ZlcnJpZGVzUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50IjMKFFN1c3BlbmRUZW5hbnRSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQEicgoVU3VzcGVuZFRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIyChNSZXN1bWVUZW5hbnRSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQEicQoUUmVzdW1lVGVuYW50UmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50InQKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSHgoJdGVuYW50X2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJhChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRItCgxhdWRpdF9ldmVudHMYASADKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLvAgoDSm9iEgoKAmlkGAEgASgDEgwKBGtpbmQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEiQKBXN0YXRlGAQgASgOMhUucXVhcnRlcnMudjEuSm9iU3RhdGUSDwoHYXR0ZW1wdBgFIAEoBRIUCgxtYXhfYXR0ZW1wdHMYBiABKAUSJQoGZXJyb3JzGAcgAygLMhUucXVhcnRlcnMudjEuSm9iRXJyb3ISLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGF0dGVtcHRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNZmluYWxpemVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoISm9iRXJyb3ISDwoHYXR0ZW1wdBgBIAEoBRINCgVlcnJvchgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChVMaXN0RmFpbGVkSm9ic1JlcXVlc3QSHgoJdGVuYW50X2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJRChZMaXN0RmFpbGVkSm9ic1Jlc3BvbnNlEh4KBGpvYnMYASADKAsyEC5xdWFydGVycy52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKD1JldHJ5Sm9iUmVxdWVzdBIXCgZqb2JfaWQYASABKANCB7pIBCICIAAiMQoQUmV0cnlKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5xdWFydGVycy52MS5Kb2Iq6QEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9BVkFJTEFCTEUQARIXChNKT0JfU1RBVEVfU0NIRURVTEVEEAISFQoRSk9CX1NUQVRFX1JVTk5JTkcQAxIXChNKT0JfU1RBVEVfUkVUUllBQkxFEAQSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBhIXChNKT0JfU1RBVEVfRElTQ0FSREVEEAcSFQoRSk9CX1NUQVRFX1BFTkRJTkcQCDKiCAoPUGxhdGZvcm1TZXJ2aWNlElsKC0xpc3RUZW5hbnRzEh8ucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXNwb25zZSIJkAIBirUYAigBEnMKCUdldFRlbmFudBIsLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QaLS5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAigBEkwKB1NldFBsYW4SGy5xdWFydGVycy52MS5TZXRQbGFuUmVxdWVzdBocLnF1YXJ0ZXJzLnYxLlNldFBsYW5SZXNwb25zZSIGirUYAigBElsKDFNldE92ZXJyaWRlcxIgLnF1YXJ0ZXJzLnYxLlNldE92ZXJyaWRlc1JlcXVlc3QaIS5xdWFydGVycy52MS5TZXRPdmVycmlkZXNSZXNwb25zZSIGirUYAigBEl4KDVN1c3BlbmRUZW5hbnQSIS5xdWFydGVycy52MS5TdXNwZW5kVGVuYW50UmVxdWVzdBoiLnF1YXJ0ZXJzLnYxLlN1c3BlbmRUZW5hbnRSZXNwb25zZSIGirUYAigBElsKDFJlc3VtZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLlJlc3VtZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5SZXN1bWVUZW5hbnRSZXNwb25zZSIGirUYAigBEmcKD0xpc3RBdWRpdEV2ZW50cxIjLnF1YXJ0ZXJzLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJC5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIJkAIBirUYAigBEmQKDkxpc3RGYWlsZWRKb2JzEiIucXVhcnRlcnMudjEuTGlzdEZhaWxlZEpvYnNSZXF1ZXN0GiMucXVhcnRlcnMudjEuTGlzdEZhaWxlZEpvYnNSZXNwb25zZSIJkAIBirUYAigBEk8KCFJldHJ5Sm9iEhwucXVhcnRlcnMudjEuUmV0cnlKb2JSZXF1ZXN0Gh0ucXVhcnRlcnMudjEuUmV0cnlKb2JSZXNwb25zZSIGirUYAigBEl4KDUlzb2xhdGVUZW5hbnQSIS5xdWFydGVycy52MS5Jc29sYXRlVGVuYW50UmVxdWVzdBoiLnF1YXJ0ZXJzLnYxLklzb2xhdGVUZW5hbnRSZXNwb25zZSIGirUYAigBElUKCk1vdmVUZW5hbnQSHi5xdWFydGVycy52MS5Nb3ZlVGVuYW50UmVxdWVzdBofLnF1YXJ0ZXJzLnYxLk1vdmVUZW5hbnRSZXNwb25zZSIGirUYAigBQqoBCg9jb20ucXVhcnRlcnMudjFCDVBsYXRmb3JtUHJvdG9QAVo7Z2l0aHViLmNvbS9xdWFydGVycy1kZXYvcXVhcnRlcnMvZ2VuL3F1YXJ0ZXJzL3YxO3F1YXJ0ZXJzdjGiAgNRWFiqAgtRdWFydGVycy5WMcoCC1F1YXJ0ZXJzXFYx4gIXUXVhcnRlcnNcVjFcR1BCTWV0YWRhdGHqAgxRdWFydGVyczo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
+
+/**
+ * @generated from message quarters.v1.IsolateTenantRequest
+ */
+export type IsolateTenantRequest = Message<"quarters.v1.IsolateTenantRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message quarters.v1.IsolateTenantRequest.
+ * Use `create(IsolateTenantRequestSchema)` to create a new message.
+ */
+export const IsolateTenantRequestSchema: GenMessage<IsolateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 0);
+
+/**
+ * @generated from message quarters.v1.IsolateTenantResponse
+ */
+export type IsolateTenantResponse = Message<"quarters.v1.IsolateTenantResponse"> & {
+  /**
+   * shard_id is the tenant's shard of the colocation group's first table.
+   *
+   * @generated from field: int64 shard_id = 1;
+   */
+  shardId: bigint;
+};
+
+/**
+ * Describes the message quarters.v1.IsolateTenantResponse.
+ * Use `create(IsolateTenantResponseSchema)` to create a new message.
+ */
+export const IsolateTenantResponseSchema: GenMessage<IsolateTenantResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 1);
+
+/**
+ * @generated from message quarters.v1.MoveTenantRequest
+ */
+export type MoveTenantRequest = Message<"quarters.v1.MoveTenantRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * node is the target worker as the coordinator's metadata names it,
+   * host:port (citus_get_active_worker_nodes()).
+   *
+   * @generated from field: string node = 2;
+   */
+  node: string;
+};
+
+/**
+ * Describes the message quarters.v1.MoveTenantRequest.
+ * Use `create(MoveTenantRequestSchema)` to create a new message.
+ */
+export const MoveTenantRequestSchema: GenMessage<MoveTenantRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 2);
+
+/**
+ * @generated from message quarters.v1.MoveTenantResponse
+ */
+export type MoveTenantResponse = Message<"quarters.v1.MoveTenantResponse"> & {
+  /**
+   * moved is false when the tenant's shards were on node already.
+   *
+   * @generated from field: bool moved = 1;
+   */
+  moved: boolean;
+};
+
+/**
+ * Describes the message quarters.v1.MoveTenantResponse.
+ * Use `create(MoveTenantResponseSchema)` to create a new message.
+ */
+export const MoveTenantResponseSchema: GenMessage<MoveTenantResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 3);
 
 /**
  * TenantOverrides are one tenant's exceptions to its plan. An unset limit
@@ -73,7 +153,7 @@ export type TenantOverrides = Message<"quarters.v1.TenantOverrides"> & {
  * Use `create(TenantOverridesSchema)` to create a new message.
  */
 export const TenantOverridesSchema: GenMessage<TenantOverrides> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 0);
+  messageDesc(file_quarters_v1_platform, 4);
 
 /**
  * TenantDetails is a tenant as the operator sees it.
@@ -111,7 +191,7 @@ export type TenantDetails = Message<"quarters.v1.TenantDetails"> & {
  * Use `create(TenantDetailsSchema)` to create a new message.
  */
 export const TenantDetailsSchema: GenMessage<TenantDetails> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 1);
+  messageDesc(file_quarters_v1_platform, 5);
 
 /**
  * AuditEvent records one platform change to a tenant.
@@ -167,7 +247,7 @@ export type AuditEvent = Message<"quarters.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 2);
+  messageDesc(file_quarters_v1_platform, 6);
 
 /**
  * @generated from message quarters.v1.ListTenantsRequest
@@ -208,7 +288,7 @@ export type ListTenantsRequest = Message<"quarters.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 3);
+  messageDesc(file_quarters_v1_platform, 7);
 
 /**
  * @generated from message quarters.v1.ListTenantsResponse
@@ -232,7 +312,7 @@ export type ListTenantsResponse = Message<"quarters.v1.ListTenantsResponse"> & {
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 4);
+  messageDesc(file_quarters_v1_platform, 8);
 
 /**
  * PlatformServiceGetTenantRequest is GetTenant's request (GetTenantRequest
@@ -252,7 +332,7 @@ export type PlatformServiceGetTenantRequest = Message<"quarters.v1.PlatformServi
  * Use `create(PlatformServiceGetTenantRequestSchema)` to create a new message.
  */
 export const PlatformServiceGetTenantRequestSchema: GenMessage<PlatformServiceGetTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 5);
+  messageDesc(file_quarters_v1_platform, 9);
 
 /**
  * @generated from message quarters.v1.PlatformServiceGetTenantResponse
@@ -269,7 +349,7 @@ export type PlatformServiceGetTenantResponse = Message<"quarters.v1.PlatformServ
  * Use `create(PlatformServiceGetTenantResponseSchema)` to create a new message.
  */
 export const PlatformServiceGetTenantResponseSchema: GenMessage<PlatformServiceGetTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 6);
+  messageDesc(file_quarters_v1_platform, 10);
 
 /**
  * @generated from message quarters.v1.SetPlanRequest
@@ -293,7 +373,7 @@ export type SetPlanRequest = Message<"quarters.v1.SetPlanRequest"> & {
  * Use `create(SetPlanRequestSchema)` to create a new message.
  */
 export const SetPlanRequestSchema: GenMessage<SetPlanRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 7);
+  messageDesc(file_quarters_v1_platform, 11);
 
 /**
  * @generated from message quarters.v1.SetPlanResponse
@@ -317,7 +397,7 @@ export type SetPlanResponse = Message<"quarters.v1.SetPlanResponse"> & {
  * Use `create(SetPlanResponseSchema)` to create a new message.
  */
 export const SetPlanResponseSchema: GenMessage<SetPlanResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 8);
+  messageDesc(file_quarters_v1_platform, 12);
 
 /**
  * @generated from message quarters.v1.SetOverridesRequest
@@ -350,7 +430,7 @@ export type SetOverridesRequest = Message<"quarters.v1.SetOverridesRequest"> & {
  * Use `create(SetOverridesRequestSchema)` to create a new message.
  */
 export const SetOverridesRequestSchema: GenMessage<SetOverridesRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 9);
+  messageDesc(file_quarters_v1_platform, 13);
 
 /**
  * @generated from message quarters.v1.SetOverridesResponse
@@ -374,7 +454,7 @@ export type SetOverridesResponse = Message<"quarters.v1.SetOverridesResponse"> &
  * Use `create(SetOverridesResponseSchema)` to create a new message.
  */
 export const SetOverridesResponseSchema: GenMessage<SetOverridesResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 10);
+  messageDesc(file_quarters_v1_platform, 14);
 
 /**
  * @generated from message quarters.v1.SuspendTenantRequest
@@ -391,7 +471,7 @@ export type SuspendTenantRequest = Message<"quarters.v1.SuspendTenantRequest"> &
  * Use `create(SuspendTenantRequestSchema)` to create a new message.
  */
 export const SuspendTenantRequestSchema: GenMessage<SuspendTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 11);
+  messageDesc(file_quarters_v1_platform, 15);
 
 /**
  * @generated from message quarters.v1.SuspendTenantResponse
@@ -415,7 +495,7 @@ export type SuspendTenantResponse = Message<"quarters.v1.SuspendTenantResponse">
  * Use `create(SuspendTenantResponseSchema)` to create a new message.
  */
 export const SuspendTenantResponseSchema: GenMessage<SuspendTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 12);
+  messageDesc(file_quarters_v1_platform, 16);
 
 /**
  * @generated from message quarters.v1.ResumeTenantRequest
@@ -432,7 +512,7 @@ export type ResumeTenantRequest = Message<"quarters.v1.ResumeTenantRequest"> & {
  * Use `create(ResumeTenantRequestSchema)` to create a new message.
  */
 export const ResumeTenantRequestSchema: GenMessage<ResumeTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 13);
+  messageDesc(file_quarters_v1_platform, 17);
 
 /**
  * @generated from message quarters.v1.ResumeTenantResponse
@@ -456,7 +536,7 @@ export type ResumeTenantResponse = Message<"quarters.v1.ResumeTenantResponse"> &
  * Use `create(ResumeTenantResponseSchema)` to create a new message.
  */
 export const ResumeTenantResponseSchema: GenMessage<ResumeTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 14);
+  messageDesc(file_quarters_v1_platform, 18);
 
 /**
  * @generated from message quarters.v1.ListAuditEventsRequest
@@ -491,7 +571,7 @@ export type ListAuditEventsRequest = Message<"quarters.v1.ListAuditEventsRequest
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 15);
+  messageDesc(file_quarters_v1_platform, 19);
 
 /**
  * @generated from message quarters.v1.ListAuditEventsResponse
@@ -515,7 +595,7 @@ export type ListAuditEventsResponse = Message<"quarters.v1.ListAuditEventsRespon
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 16);
+  messageDesc(file_quarters_v1_platform, 20);
 
 /**
  * Job is one background job.
@@ -599,7 +679,7 @@ export type Job = Message<"quarters.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 17);
+  messageDesc(file_quarters_v1_platform, 21);
 
 /**
  * JobError is the error of one failed attempt.
@@ -628,7 +708,7 @@ export type JobError = Message<"quarters.v1.JobError"> & {
  * Use `create(JobErrorSchema)` to create a new message.
  */
 export const JobErrorSchema: GenMessage<JobError> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 18);
+  messageDesc(file_quarters_v1_platform, 22);
 
 /**
  * @generated from message quarters.v1.ListFailedJobsRequest
@@ -662,7 +742,7 @@ export type ListFailedJobsRequest = Message<"quarters.v1.ListFailedJobsRequest">
  * Use `create(ListFailedJobsRequestSchema)` to create a new message.
  */
 export const ListFailedJobsRequestSchema: GenMessage<ListFailedJobsRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 19);
+  messageDesc(file_quarters_v1_platform, 23);
 
 /**
  * @generated from message quarters.v1.ListFailedJobsResponse
@@ -686,7 +766,7 @@ export type ListFailedJobsResponse = Message<"quarters.v1.ListFailedJobsResponse
  * Use `create(ListFailedJobsResponseSchema)` to create a new message.
  */
 export const ListFailedJobsResponseSchema: GenMessage<ListFailedJobsResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 20);
+  messageDesc(file_quarters_v1_platform, 24);
 
 /**
  * @generated from message quarters.v1.RetryJobRequest
@@ -703,7 +783,7 @@ export type RetryJobRequest = Message<"quarters.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 21);
+  messageDesc(file_quarters_v1_platform, 25);
 
 /**
  * @generated from message quarters.v1.RetryJobResponse
@@ -722,7 +802,7 @@ export type RetryJobResponse = Message<"quarters.v1.RetryJobResponse"> & {
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 22);
+  messageDesc(file_quarters_v1_platform, 26);
 
 /**
  * JobState is where a background job is in its life.
@@ -916,6 +996,33 @@ export const PlatformService: GenService<{
     methodKind: "unary";
     input: typeof RetryJobRequestSchema;
     output: typeof RetryJobResponseSchema;
+  },
+  /**
+   * IsolateTenant gives a tenant shards of its own on Citus (README,
+   * Running on Citus), so that it can be moved alone; its calls go on
+   * meanwhile (writes wait for the copy, none fail). Isolating an isolated
+   * tenant succeeds and changes nothing. On a database that is not a
+   * Citus coordinator it is FAILED_PRECONDITION.
+   *
+   * @generated from rpc quarters.v1.PlatformService.IsolateTenant
+   */
+  isolateTenant: {
+    methodKind: "unary";
+    input: typeof IsolateTenantRequestSchema;
+    output: typeof IsolateTenantResponseSchema;
+  },
+  /**
+   * MoveTenant moves the shards that hold a tenant (with any tenant
+   * sharing them: IsolateTenant first) to another Citus worker, while its
+   * calls go on. A node that is not an active worker is INVALID_ARGUMENT;
+   * not on Citus, FAILED_PRECONDITION.
+   *
+   * @generated from rpc quarters.v1.PlatformService.MoveTenant
+   */
+  moveTenant: {
+    methodKind: "unary";
+    input: typeof MoveTenantRequestSchema;
+    output: typeof MoveTenantResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_quarters_v1_platform, 0);
