@@ -21,6 +21,9 @@ type DB struct {
 	// txPooling: the URL points at a pooler in transaction mode
 	// (OpenOpts.TransactionPooling).
 	txPooling bool
+	// citus: the database is a Citus coordinator (Open looks), so the
+	// tenant is set with SET LOCAL, which Citus forwards to the workers.
+	citus bool
 }
 
 // OpenOpts tunes Open; nil means defaults.
@@ -73,8 +76,16 @@ func Open(ctx context.Context, url string, opts *OpenOpts) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, preparedCommit: prepare, txPooling: txPooling}, nil
+	var citus bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").Scan(&citus); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("look up citus extension: %w", err)
+	}
+	return &DB{pool: pool, preparedCommit: prepare, txPooling: txPooling, citus: citus}, nil
 }
+
+// Citus reports whether the database is a Citus coordinator.
+func (d *DB) Citus() bool { return d.citus }
 
 // TransactionPoolingQueryExecMode is the query mode Open uses behind a
 // pooler in transaction mode when the URL names none (pgx's

@@ -20,7 +20,14 @@ func (d *DB) InTenantDBTX(ctx context.Context, fn func(tx dbsqlc.DBTX) error) er
 }
 
 // NewForTest wraps a pool the test configured itself (to count round trips).
-func NewForTest(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+// On Citus it sets the tenant as Open's DB does.
+func NewForTest(pool *pgxpool.Pool) *DB {
+	var citus bool
+	if err := pool.QueryRow(context.Background(), "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").Scan(&citus); err != nil {
+		panic(err)
+	}
+	return &DB{pool: pool, citus: citus}
+}
 
 // UUIDScanIsBinary reports whether m scans a binary uuid into a
 // uuid.UUID with the codec that copies bytes (not through text).

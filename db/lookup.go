@@ -3,11 +3,13 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	"github.com/quarters-dev/quarters/internal/tenancy"
@@ -205,4 +207,53 @@ FROM app.tenant_deletion_certificate($1)`
 		return c, fmt.Errorf("deletion certificate %s: %w", id, err)
 	}
 	return c, nil
+}
+
+// ErrNotIsolatable is returned by the shard operations for a request the
+// cluster cannot carry out as asked (an unknown or inactive node); the
+// error's text says why.
+type ErrNotIsolatable struct{ Msg string }
+
+func (e *ErrNotIsolatable) Error() string { return e.Msg }
+
+// IsolateTenant gives tenant id shards of its own on Citus (every
+// distributed table's rows of the tenant move to new shards, colocated,
+// online) and returns the new shard id of the anchor table. A tenant
+// already alone in its shards is left alone. It returns ErrNoCitus when
+// the database is not a Citus coordinator and ErrNotFound for an unknown
+// tenant. It runs as the operator, outside any tenant's transaction.
+func (d *DB) IsolateTenant(ctx context.Context, id uuid.UUID) (shardID int64, err error) {
+	if !d.citus {
+		return 0, ErrNoCitus
+	}
+	err = d.pool.QueryRow(ctx, "SELECT app.citus_tenant_isolate($1)", id).Scan(&shardID)
+	return shardID, shardError(err)
+}
+
+// MoveTenant moves the shards that hold tenant id, online, to the worker
+// host:port (as the coordinator's metadata names it), with any tenant
+// sharing them (IsolateTenant first to move one alone). It reports whether
+// anything moved: false when they are there already. It returns
+// ErrNoCitus, ErrNotFound for an unknown tenant, and *ErrNotIsolatable for
+// a node that is not an active worker.
+func (d *DB) MoveTenant(ctx context.Context, id uuid.UUID, host string, port int) (moved bool, err error) {
+	if !d.citus {
+		return false, ErrNoCitus
+	}
+	err = d.pool.QueryRow(ctx, "SELECT app.citus_tenant_move($1, $2, $3)", id, host, int32(port)).Scan(&moved)
+	return moved, shardError(err)
+}
+
+// shardError maps the SQLSTATEs the shard functions raise.
+func shardError(err error) error {
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pgErr) && pgErr.Code == "P0002":
+		return ErrNotFound
+	case errors.As(err, &pgErr) && pgErr.Code == "22023":
+		return &ErrNotIsolatable{Msg: pgErr.Message}
+	}
+	return fmt.Errorf("shard operation: %w", err)
 }

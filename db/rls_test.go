@@ -29,6 +29,7 @@ var (
 // the app role.
 type fixture struct {
 	db       *db.DB
+	appURL   string
 	ownerURL string
 	a, b     uuid.UUID
 	aProject uuid.UUID
@@ -40,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	d, err := db.Open(ctx, appURL, &db.OpenOpts{MaxConns: 2})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
-	f := &fixture{db: d, ownerURL: ownerURL, a: uuid.New(), b: uuid.New()}
+	f := &fixture{db: d, appURL: appURL, ownerURL: ownerURL, a: uuid.New(), b: uuid.New()}
 	for i, id := range []uuid.UUID{f.a, f.b} {
 		err := d.ActAs(ctx, id, func(q *dbsqlc.Queries) error {
 			_, err := q.TenantInsert(ctx, dbsqlc.TenantInsertParams{ID: id, Slug: []string{"ta", "tb"}[i], Name: "t", OwnerEmail: "o@x.example"})

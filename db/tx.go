@@ -109,8 +109,15 @@ func (d *DB) eagerTx(ctx context.Context, id uuid.UUID, timeout time.Duration, f
 			cancel()
 		}
 	}()
-	if _, err := tx.Exec(ctx, "select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)",
-		id.String(), strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
+	ms := strconv.FormatInt(timeout.Milliseconds(), 10)
+	if d.citus {
+		for _, s := range citusSetLocal(id.String(), ms) {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("set tenant: %w", err)
+			}
+		}
+	} else if _, err := tx.Exec(ctx, "select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)",
+		id.String(), ms); err != nil {
 		return fmt.Errorf("set tenant: %w", err)
 	}
 	if err := fn(dbsqlc.New(edgeTx{tx}), tx); err != nil {
@@ -134,7 +141,7 @@ func (d *DB) inTenantTx(ctx context.Context, id uuid.UUID, timeout time.Duration
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
-	tx := &lazyTx{conn: conn.Conn(), tenantID: id.String(), timeout: strconv.FormatInt(timeout.Milliseconds(), 10)}
+	tx := &lazyTx{conn: conn.Conn(), tenantID: id.String(), timeout: strconv.FormatInt(timeout.Milliseconds(), 10), citus: d.citus}
 	defer func() {
 		// On error (and on a panic, which then continues) an open
 		// transaction is rolled back before the connection goes back.
@@ -189,9 +196,26 @@ type lazyTx struct {
 	conn     *pgx.Conn
 	tenantID string
 	timeout  string // statement_timeout in milliseconds
+	citus    bool   // set the tenant with SET LOCAL (citusSetLocal)
 	begun    bool
 	batch    pgx.Batch
-	queued   [3]*pgx.QueuedQuery
+	queued   [5]*pgx.QueuedQuery
+}
+
+// citusSetLocal are the statements that set the tenant and the statement
+// timeout on Citus. set_config() is a function call, which Citus does not
+// forward, so a shard on a worker would see no tenant and row-level
+// security there would hide every row; SET LOCAL is forwarded to every
+// worker the transaction touches (now or later) when
+// citus.propagate_set_commands is 'local', set first. SET takes no
+// parameters: the tenant is a uuid.UUID formatted by its String method
+// (hex digits and dashes), never caller text, and the timeout a number.
+func citusSetLocal(tenantID, timeoutMS string) [3]string {
+	return [3]string{
+		"set local citus.propagate_set_commands = 'local'",
+		"set local app.tenant_id = '" + tenantID + "'",
+		"set local statement_timeout = " + timeoutMS,
+	}
 }
 
 // rollbackTimeout bounds a rollback that runs after the request's context
@@ -218,7 +242,16 @@ func (t *lazyTx) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 	b := &t.batch
 	b.QueuedQueries = t.queued[:0]
 	b.Queue("begin")
-	b.Queue("select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)", t.tenantID, t.timeout)
+	sets := 1
+	if t.citus {
+		stmts := citusSetLocal(t.tenantID, t.timeout)
+		for _, s := range stmts {
+			b.Queue(s)
+		}
+		sets = len(stmts)
+	} else {
+		b.Queue("select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)", t.tenantID, t.timeout)
+	}
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
 	t.begun = true
@@ -226,9 +259,11 @@ func (t *lazyTx) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 		br.Close()
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return nil, fmt.Errorf("set tenant: %w", err)
+	for range sets {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, fmt.Errorf("set tenant: %w", err)
+		}
 	}
 	return br, nil
 }

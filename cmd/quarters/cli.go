@@ -49,7 +49,7 @@ func init() {
 	// an initialization cycle.
 	commands = []command{
 		{"serve", "", "run the API server (the default when no command is given)", runServe},
-		{"migrate", "[--database-url URL]", "apply the database migrations as the schema owner", runMigrate},
+		{"migrate", "[--database-url URL] [-citus]", "apply the database migrations as the schema owner", runMigrate},
 		{"version", "", "print the version, commit and Go version", runVersion},
 		{"tenants", "<list|show|set-plan|suspend|resume> …", "administer tenants (PlatformService)", runTenants},
 		{"audit", "[--tenant <id|slug>]", "list the audit records of platform changes, newest first", runAudit},
@@ -265,10 +265,14 @@ func withEnv(c *cli, usage func()) func() {
 }
 
 func runMigrate(ctx context.Context, c *cli, args []string) error {
-	fs := c.flagSet("migrate", "[--database-url URL]", "Applies the database migrations as the schema owner (the server's app role\n"+
-		"owns nothing, so it cannot migrate). The embedded PostgreSQL is migrated by serve itself.")
+	fs := c.flagSet("migrate", "[--database-url URL] [-citus]", "Applies the database migrations as the schema owner (the server's app role\n"+
+		"owns nothing, so it cannot migrate). The embedded PostgreSQL is migrated by serve itself.\n"+
+		"With -citus, on a Citus coordinator, it then distributes the tenant tables by tenant_id\n"+
+		"(README, Running on Citus); run it again after every upgrade.")
 	fs.Usage = withEnv(c, fs.Usage)
 	url := fs.String("database-url", "", "the schema owner's database URL (default $QUARTERS_OWNER_DATABASE_URL)")
+	citus := fs.Bool("citus", false, "then convert the schema into Citus distributed and reference tables")
+	shards := fs.Int("citus-shard-count", 32, "with -citus: shards of the tenant tables' colocation group, when it is created")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -287,6 +291,13 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintln(c.stdout, "migrations applied")
+	if !*citus {
+		return nil
+	}
+	if err := db.MigrateCitus(ctx, *url, &db.CitusOpts{ShardCount: *shards}); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "citus: tenant tables distributed by tenant_id")
 	return nil
 }
 

@@ -38,6 +38,18 @@ func TestExternalDatabase(t *testing.T) {
 	require.NoError(t, err, string(out))
 	require.Contains(t, string(out), "migrations applied")
 
+	// -citus converts on a Citus coordinator (dbtest's database is one
+	// already under QUARTERS_TEST_CITUS=1, and converting again is a
+	// no-op), and says what is missing on plain PostgreSQL.
+	out, err = exec.Command(bin, "migrate", "-citus", "-database-url", ownerURL).CombinedOutput()
+	if dbtest.Citus() {
+		require.NoError(t, err, string(out))
+		require.Contains(t, string(out), "citus: tenant tables distributed by tenant_id")
+	} else {
+		require.Error(t, err)
+		require.Contains(t, string(out), "not a Citus coordinator (no citus extension)")
+	}
+
 	out, err = exec.Command(bin, "migrate").CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "QUARTERS_OWNER_DATABASE_URL")

@@ -54,6 +54,13 @@ type cluster struct {
 	template string // name of the migrated template; "" until created
 	// copyOpts ends CREATE DATABASE ... TEMPLATE; see setup.
 	copyOpts string
+
+	// With QUARTERS_TEST_CITUS=1 (citus.go): the coordinator, then the
+	// workers, their directories and admin pools. private and admin are
+	// then the coordinator's.
+	citusNodes  []*embedded.Cluster
+	citusDirs   []string
+	citusAdmins []*pgxpool.Pool
 }
 
 var (
@@ -110,7 +117,12 @@ func NewURLs(t testing.TB) (appURL, ownerURL string) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	createMu.Lock()
-	_, err := c.admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(c.template)+c.copyOpts)
+	var err error
+	if c.citusNodes != nil {
+		err = c.createCitus(ctx, name)
+	} else {
+		_, err = c.admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(c.template)+c.copyOpts)
+	}
 	createMu.Unlock()
 	if err != nil {
 		t.Fatalf("dbtest: create database: %v", err)
@@ -118,6 +130,12 @@ func NewURLs(t testing.TB) (appURL, ownerURL string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
+		if c.citusNodes != nil {
+			if err := c.dropCitus(ctx, name); err != nil {
+				t.Errorf("dbtest: %v", err)
+			}
+			return
+		}
 		// FORCE ends sessions a test left open (a pool not yet
 		// closed, a leaked connection) instead of failing.
 		if _, err := c.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
@@ -175,6 +193,9 @@ func (c *cluster) setup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 
+	if Citus() {
+		return c.setupCitus(ctx)
+	}
 	adminURL := ""
 	if raw := os.Getenv("DATABASE_URL"); raw != "" {
 		u, err := url.Parse(raw)
@@ -252,6 +273,9 @@ func teardown() error {
 func (c *cluster) teardown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
+	if c.citusNodes != nil {
+		return c.teardownCitus(ctx)
+	}
 	var errs []error
 	// A private cluster goes away whole; only a shared server needs the
 	// template dropped.

@@ -80,6 +80,15 @@ type Opts struct {
 	Ephemeral bool
 	// Logger receives progress and warnings. It may be nil.
 	Logger *slog.Logger
+	// TCPPort, when set, makes the server listen on 127.0.0.1:TCPPort
+	// too (and names its socket file after it). With trust
+	// authentication any local user can then connect as a superuser, so
+	// it is for test clusters whose nodes must reach each other over
+	// TCP (Citus), never for the development server.
+	TCPPort int
+	// Settings are extra server settings, "name=value" (for example
+	// "shared_preload_libraries=citus"), passed with -c at every start.
+	Settings []string
 }
 
 // Cluster is a private PostgreSQL cluster run from the locally installed
@@ -92,6 +101,8 @@ type Cluster struct {
 	origDir   string // absolute Opts.DataDir; differs from dir after a fallback
 	sockDir   string
 	ephemeral bool
+	tcpPort   int
+	settings  []string
 	log       *slog.Logger
 	runAs     *pgAccount // nil unless we are root
 
@@ -125,7 +136,7 @@ func Start(ctx context.Context, opts Opts) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded postgres: data dir: %w", err)
 	}
-	e := &Cluster{binDir: binDir, origDir: abs, ephemeral: opts.Ephemeral, log: log}
+	e := &Cluster{binDir: binDir, origDir: abs, ephemeral: opts.Ephemeral, tcpPort: opts.TCPPort, settings: opts.Settings, log: log}
 
 	if os.Geteuid() == 0 {
 		if e.runAs, err = lookupPGAccount(pgOSUser); err != nil {
@@ -197,11 +208,18 @@ func (e *Cluster) start(ctx context.Context, fresh bool, major int) error {
 	// is empty so nothing listens on TCP: with trust authentication any
 	// client that reaches the server is a superuser, so only the socket,
 	// with mode 0700 (the server's OS user, and root), may reach it.
+	listen := "''"
+	if e.tcpPort > 0 {
+		listen = "127.0.0.1"
+	}
 	serverOpts := []string{
-		"-c", "listen_addresses=''",
+		"-c", "listen_addresses=" + listen,
 		"-c", "unix_socket_directories=" + pgShellQuote(e.sockDir),
 		"-c", "unix_socket_permissions=0700",
-		"-c", "port=" + pgPort,
+		"-c", "port=" + e.port(),
+	}
+	for _, kv := range e.settings {
+		serverOpts = append(serverOpts, "-c", pgShellQuote(kv))
 	}
 	if e.ephemeral {
 		serverOpts = append(serverOpts,
@@ -237,10 +255,23 @@ func (e *Cluster) url(role, dbname string) string {
 		// libpq and pgx both take a socket directory as host. TLS
 		// means nothing on a unix socket, so say so rather than
 		// have clients try it.
-		RawQuery: url.Values{"host": {e.sockDir}, "port": {pgPort}, "sslmode": {"disable"}}.Encode(),
+		RawQuery: url.Values{"host": {e.sockDir}, "port": {e.port()}, "sslmode": {"disable"}}.Encode(),
 	}
 	return u.String()
 }
+
+// port is the server's port: Opts.TCPPort, else pgPort (which then only
+// names the socket file).
+func (e *Cluster) port() string {
+	if e.tcpPort > 0 {
+		return strconv.Itoa(e.tcpPort)
+	}
+	return pgPort
+}
+
+// TCPPort is Opts.TCPPort: the port the server listens on at 127.0.0.1,
+// or 0 when it listens only on its socket.
+func (e *Cluster) TCPPort() int { return e.tcpPort }
 
 // EnsureDatabase creates database name, owned by postgres, unless it
 // already exists.

@@ -14,10 +14,10 @@ import (
 
 const apiKeyInsert = `-- name: ApiKeyInsert :one
 INSERT INTO api_keys (tenant_id, name, role, secret_hash, prefix, expire_time, created_by)
-VALUES ($1, $2, $3, $4, $5, $6,
+SELECT $1::uuid, $2::text, $3::text, $4::bytea, $5::text, $6::timestamptz,
   coalesce($7::uuid, (
     SELECT k.created_by FROM api_keys k
-    WHERE k.tenant_id = $1 AND k.id = $8::uuid)))
+    WHERE k.tenant_id = $1::uuid AND k.id = $8::uuid))
 RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by
 `
 
@@ -35,6 +35,7 @@ type ApiKeyInsertParams struct {
 // ApiKeyInsert records the key's creator: created_by when a signed-in
 // user creates it, else the creator of creator_key_id (the API key that
 // creates it), else NULL (the sign-up key).
+// (INSERT ... SELECT, not VALUES with a subquery, which Citus refuses.)
 func (q *Queries) ApiKeyInsert(ctx context.Context, arg ApiKeyInsertParams) (ApiKey, error) {
 	row := q.db.QueryRow(ctx, apiKeyInsert,
 		arg.TenantID,
@@ -117,19 +118,22 @@ func (q *Queries) ApiKeyList(ctx context.Context, arg ApiKeyListParams) ([]ApiKe
 }
 
 const apiKeyRevoke = `-- name: ApiKeyRevoke :one
-UPDATE api_keys SET revoke_time = coalesce(revoke_time, now())
-WHERE tenant_id = $1 AND id = $2
+UPDATE api_keys SET revoke_time = coalesce(revoke_time, $1::timestamptz)
+WHERE tenant_id = $2 AND id = $3
 RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by
 `
 
 type ApiKeyRevokeParams struct {
-	TenantID uuid.UUID
-	ID       uuid.UUID
+	RevokeTime time.Time
+	TenantID   uuid.UUID
+	ID         uuid.UUID
 }
 
-// ApiKeyRevoke keeps the first revocation time when revoked again.
+// ApiKeyRevoke keeps the first revocation time when revoked again. The
+// time comes from the caller: Citus refuses now() inside COALESCE in a
+// write.
 func (q *Queries) ApiKeyRevoke(ctx context.Context, arg ApiKeyRevokeParams) (ApiKey, error) {
-	row := q.db.QueryRow(ctx, apiKeyRevoke, arg.TenantID, arg.ID)
+	row := q.db.QueryRow(ctx, apiKeyRevoke, arg.RevokeTime, arg.TenantID, arg.ID)
 	var i ApiKey
 	err := row.Scan(
 		&i.TenantID,
@@ -193,21 +197,22 @@ func (q *Queries) ApiKeyRevokeByCreator(ctx context.Context, arg ApiKeyRevokeByC
 }
 
 const apiKeyRevokeLive = `-- name: ApiKeyRevokeLive :one
-UPDATE api_keys SET revoke_time = now()
-WHERE tenant_id = $1 AND id = $2 AND revoke_time IS NULL
+UPDATE api_keys SET revoke_time = $1::timestamptz
+WHERE tenant_id = $2 AND id = $3 AND revoke_time IS NULL
 RETURNING tenant_id, id, name, role, secret_hash, prefix, create_time, expire_time, revoke_time, last_used_time, created_by
 `
 
 type ApiKeyRevokeLiveParams struct {
-	TenantID uuid.UUID
-	ID       uuid.UUID
+	RevokeTime time.Time
+	TenantID   uuid.UUID
+	ID         uuid.UUID
 }
 
 // ApiKeyRevokeLive revokes a live key; no row for one already revoked
 // (or unknown), which ApiKeyRevoke then answers for: only a key revoked
 // now makes an api_key.revoked event.
 func (q *Queries) ApiKeyRevokeLive(ctx context.Context, arg ApiKeyRevokeLiveParams) (ApiKey, error) {
-	row := q.db.QueryRow(ctx, apiKeyRevokeLive, arg.TenantID, arg.ID)
+	row := q.db.QueryRow(ctx, apiKeyRevokeLive, arg.RevokeTime, arg.TenantID, arg.ID)
 	var i ApiKey
 	err := row.Scan(
 		&i.TenantID,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -125,7 +126,7 @@ func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[quarter
 	tenantID := t.ID
 	var key *quartersv1.ApiKey
 	err := webhook.InTx(ctx, s.p.DB, func(q *dbsqlc.Queries, tx pgx.Tx) error {
-		params := dbsqlc.ApiKeyRevokeParams{TenantID: tenantID, ID: uuid.MustParse(req.Msg.GetId())}
+		params := dbsqlc.ApiKeyRevokeParams{TenantID: tenantID, ID: uuid.MustParse(req.Msg.GetId()), RevokeTime: time.Now()}
 		k, err := q.ApiKeyRevokeLive(ctx, dbsqlc.ApiKeyRevokeLiveParams(params))
 		if errors.Is(err, db.ErrNotFound) {
 			// Revoked before (or unknown: NOT_FOUND from here): the

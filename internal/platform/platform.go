@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -568,4 +570,45 @@ func (s *Service) GetTenantCost(ctx context.Context, req *connect.Request[quarte
 	}
 	days, total := protoconv.CostDays(first, last, rows)
 	return connect.NewResponse(&quartersv1.GetTenantCostResponse{Days: days, Total: total}), nil
+}
+
+// errNoCitus is IsolateTenant's and MoveTenant's answer off Citus.
+var errNoCitus = errors.New("shard operations need Citus: this database is not a Citus coordinator (README, Running on Citus)")
+
+// IsolateTenant gives the tenant shards of its own on Citus.
+func (s *Service) IsolateTenant(ctx context.Context, req *connect.Request[quartersv1.IsolateTenantRequest]) (*connect.Response[quartersv1.IsolateTenantResponse], error) {
+	shard, err := s.db.IsolateTenant(ctx, uuid.MustParse(req.Msg.GetTenantId()))
+	if err != nil {
+		return nil, shardError(err)
+	}
+	return connect.NewResponse(&quartersv1.IsolateTenantResponse{ShardId: shard}), nil
+}
+
+// MoveTenant moves the shards holding the tenant to another Citus worker.
+func (s *Service) MoveTenant(ctx context.Context, req *connect.Request[quartersv1.MoveTenantRequest]) (*connect.Response[quartersv1.MoveTenantResponse], error) {
+	host, portText, err := net.SplitHostPort(req.Msg.GetNode())
+	port, perr := strconv.Atoi(portText)
+	if err != nil || perr != nil || port <= 0 || port > 65535 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("node %q: want host:port", req.Msg.GetNode()))
+	}
+	moved, err := s.db.MoveTenant(ctx, uuid.MustParse(req.Msg.GetTenantId()), host, port)
+	if err != nil {
+		return nil, shardError(err)
+	}
+	return connect.NewResponse(&quartersv1.MoveTenantResponse{Moved: moved}), nil
+}
+
+// shardError maps the shard operations' errors to what the caller can
+// act on.
+func shardError(err error) error {
+	var ni *db.ErrNotIsolatable
+	switch {
+	case errors.Is(err, db.ErrNoCitus):
+		return connect.NewError(connect.CodeFailedPrecondition, errNoCitus)
+	case errors.Is(err, db.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("tenant not found"))
+	case errors.As(err, &ni):
+		return connect.NewError(connect.CodeInvalidArgument, errors.New(ni.Msg))
+	}
+	return err
 }

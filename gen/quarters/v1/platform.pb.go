@@ -101,6 +101,194 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{0}
 }
 
+type IsolateTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IsolateTenantRequest) Reset() {
+	*x = IsolateTenantRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IsolateTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IsolateTenantRequest) ProtoMessage() {}
+
+func (x *IsolateTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IsolateTenantRequest.ProtoReflect.Descriptor instead.
+func (*IsolateTenantRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *IsolateTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type IsolateTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// shard_id is the tenant's shard of the colocation group's first table.
+	ShardId       int64 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IsolateTenantResponse) Reset() {
+	*x = IsolateTenantResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IsolateTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IsolateTenantResponse) ProtoMessage() {}
+
+func (x *IsolateTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IsolateTenantResponse.ProtoReflect.Descriptor instead.
+func (*IsolateTenantResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *IsolateTenantResponse) GetShardId() int64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+type MoveTenantRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// node is the target worker as the coordinator's metadata names it,
+	// host:port (citus_get_active_worker_nodes()).
+	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveTenantRequest) Reset() {
+	*x = MoveTenantRequest{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveTenantRequest) ProtoMessage() {}
+
+func (x *MoveTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveTenantRequest.ProtoReflect.Descriptor instead.
+func (*MoveTenantRequest) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MoveTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *MoveTenantRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type MoveTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// moved is false when the tenant's shards were on node already.
+	Moved         bool `protobuf:"varint,1,opt,name=moved,proto3" json:"moved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveTenantResponse) Reset() {
+	*x = MoveTenantResponse{}
+	mi := &file_quarters_v1_platform_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveTenantResponse) ProtoMessage() {}
+
+func (x *MoveTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quarters_v1_platform_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveTenantResponse.ProtoReflect.Descriptor instead.
+func (*MoveTenantResponse) Descriptor() ([]byte, []int) {
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MoveTenantResponse) GetMoved() bool {
+	if x != nil {
+		return x.Moved
+	}
+	return false
+}
+
 // TenantOverrides are one tenant's exceptions to its plan. An unset limit
 // means the plan's value.
 type TenantOverrides struct {
@@ -121,7 +309,7 @@ type TenantOverrides struct {
 
 func (x *TenantOverrides) Reset() {
 	*x = TenantOverrides{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[0]
+	mi := &file_quarters_v1_platform_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -133,7 +321,7 @@ func (x *TenantOverrides) String() string {
 func (*TenantOverrides) ProtoMessage() {}
 
 func (x *TenantOverrides) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[0]
+	mi := &file_quarters_v1_platform_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -146,7 +334,7 @@ func (x *TenantOverrides) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantOverrides.ProtoReflect.Descriptor instead.
 func (*TenantOverrides) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{0}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TenantOverrides) GetRequestsPerMinute() int64 {
@@ -213,7 +401,7 @@ type TenantDetails struct {
 
 func (x *TenantDetails) Reset() {
 	*x = TenantDetails{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[1]
+	mi := &file_quarters_v1_platform_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +413,7 @@ func (x *TenantDetails) String() string {
 func (*TenantDetails) ProtoMessage() {}
 
 func (x *TenantDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[1]
+	mi := &file_quarters_v1_platform_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +426,7 @@ func (x *TenantDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantDetails.ProtoReflect.Descriptor instead.
 func (*TenantDetails) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{1}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TenantDetails) GetTenant() *Tenant {
@@ -289,7 +477,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[2]
+	mi := &file_quarters_v1_platform_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +489,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[2]
+	mi := &file_quarters_v1_platform_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +502,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{2}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -383,7 +571,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[3]
+	mi := &file_quarters_v1_platform_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +583,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[3]
+	mi := &file_quarters_v1_platform_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +596,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{3}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListTenantsRequest) GetPageSize() int32 {
@@ -450,7 +638,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[4]
+	mi := &file_quarters_v1_platform_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +650,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[4]
+	mi := &file_quarters_v1_platform_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +663,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{4}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*Tenant {
@@ -503,7 +691,7 @@ type PlatformServiceGetTenantRequest struct {
 
 func (x *PlatformServiceGetTenantRequest) Reset() {
 	*x = PlatformServiceGetTenantRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[5]
+	mi := &file_quarters_v1_platform_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +703,7 @@ func (x *PlatformServiceGetTenantRequest) String() string {
 func (*PlatformServiceGetTenantRequest) ProtoMessage() {}
 
 func (x *PlatformServiceGetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[5]
+	mi := &file_quarters_v1_platform_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +716,7 @@ func (x *PlatformServiceGetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformServiceGetTenantRequest.ProtoReflect.Descriptor instead.
 func (*PlatformServiceGetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{5}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PlatformServiceGetTenantRequest) GetTenantId() string {
@@ -547,7 +735,7 @@ type PlatformServiceGetTenantResponse struct {
 
 func (x *PlatformServiceGetTenantResponse) Reset() {
 	*x = PlatformServiceGetTenantResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[6]
+	mi := &file_quarters_v1_platform_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +747,7 @@ func (x *PlatformServiceGetTenantResponse) String() string {
 func (*PlatformServiceGetTenantResponse) ProtoMessage() {}
 
 func (x *PlatformServiceGetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[6]
+	mi := &file_quarters_v1_platform_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +760,7 @@ func (x *PlatformServiceGetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlatformServiceGetTenantResponse.ProtoReflect.Descriptor instead.
 func (*PlatformServiceGetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{6}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PlatformServiceGetTenantResponse) GetDetails() *TenantDetails {
@@ -593,7 +781,7 @@ type SetPlanRequest struct {
 
 func (x *SetPlanRequest) Reset() {
 	*x = SetPlanRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[7]
+	mi := &file_quarters_v1_platform_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +793,7 @@ func (x *SetPlanRequest) String() string {
 func (*SetPlanRequest) ProtoMessage() {}
 
 func (x *SetPlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[7]
+	mi := &file_quarters_v1_platform_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +806,7 @@ func (x *SetPlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlanRequest.ProtoReflect.Descriptor instead.
 func (*SetPlanRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{7}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetPlanRequest) GetTenantId() string {
@@ -646,7 +834,7 @@ type SetPlanResponse struct {
 
 func (x *SetPlanResponse) Reset() {
 	*x = SetPlanResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[8]
+	mi := &file_quarters_v1_platform_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +846,7 @@ func (x *SetPlanResponse) String() string {
 func (*SetPlanResponse) ProtoMessage() {}
 
 func (x *SetPlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[8]
+	mi := &file_quarters_v1_platform_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +859,7 @@ func (x *SetPlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlanResponse.ProtoReflect.Descriptor instead.
 func (*SetPlanResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{8}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetPlanResponse) GetDetails() *TenantDetails {
@@ -703,7 +891,7 @@ type SetOverridesRequest struct {
 
 func (x *SetOverridesRequest) Reset() {
 	*x = SetOverridesRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[9]
+	mi := &file_quarters_v1_platform_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +903,7 @@ func (x *SetOverridesRequest) String() string {
 func (*SetOverridesRequest) ProtoMessage() {}
 
 func (x *SetOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[9]
+	mi := &file_quarters_v1_platform_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +916,7 @@ func (x *SetOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOverridesRequest.ProtoReflect.Descriptor instead.
 func (*SetOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{9}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetOverridesRequest) GetTenantId() string {
@@ -763,7 +951,7 @@ type SetOverridesResponse struct {
 
 func (x *SetOverridesResponse) Reset() {
 	*x = SetOverridesResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[10]
+	mi := &file_quarters_v1_platform_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +963,7 @@ func (x *SetOverridesResponse) String() string {
 func (*SetOverridesResponse) ProtoMessage() {}
 
 func (x *SetOverridesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[10]
+	mi := &file_quarters_v1_platform_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +976,7 @@ func (x *SetOverridesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOverridesResponse.ProtoReflect.Descriptor instead.
 func (*SetOverridesResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{10}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetOverridesResponse) GetDetails() *TenantDetails {
@@ -814,7 +1002,7 @@ type SuspendTenantRequest struct {
 
 func (x *SuspendTenantRequest) Reset() {
 	*x = SuspendTenantRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[11]
+	mi := &file_quarters_v1_platform_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +1014,7 @@ func (x *SuspendTenantRequest) String() string {
 func (*SuspendTenantRequest) ProtoMessage() {}
 
 func (x *SuspendTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[11]
+	mi := &file_quarters_v1_platform_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +1027,7 @@ func (x *SuspendTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendTenantRequest.ProtoReflect.Descriptor instead.
 func (*SuspendTenantRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{11}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SuspendTenantRequest) GetTenantId() string {
@@ -860,7 +1048,7 @@ type SuspendTenantResponse struct {
 
 func (x *SuspendTenantResponse) Reset() {
 	*x = SuspendTenantResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[12]
+	mi := &file_quarters_v1_platform_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1060,7 @@ func (x *SuspendTenantResponse) String() string {
 func (*SuspendTenantResponse) ProtoMessage() {}
 
 func (x *SuspendTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[12]
+	mi := &file_quarters_v1_platform_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1073,7 @@ func (x *SuspendTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendTenantResponse.ProtoReflect.Descriptor instead.
 func (*SuspendTenantResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{12}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SuspendTenantResponse) GetDetails() *TenantDetails {
@@ -911,7 +1099,7 @@ type ResumeTenantRequest struct {
 
 func (x *ResumeTenantRequest) Reset() {
 	*x = ResumeTenantRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[13]
+	mi := &file_quarters_v1_platform_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1111,7 @@ func (x *ResumeTenantRequest) String() string {
 func (*ResumeTenantRequest) ProtoMessage() {}
 
 func (x *ResumeTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[13]
+	mi := &file_quarters_v1_platform_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1124,7 @@ func (x *ResumeTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeTenantRequest.ProtoReflect.Descriptor instead.
 func (*ResumeTenantRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{13}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResumeTenantRequest) GetTenantId() string {
@@ -957,7 +1145,7 @@ type ResumeTenantResponse struct {
 
 func (x *ResumeTenantResponse) Reset() {
 	*x = ResumeTenantResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[14]
+	mi := &file_quarters_v1_platform_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1157,7 @@ func (x *ResumeTenantResponse) String() string {
 func (*ResumeTenantResponse) ProtoMessage() {}
 
 func (x *ResumeTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[14]
+	mi := &file_quarters_v1_platform_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1170,7 @@ func (x *ResumeTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeTenantResponse.ProtoReflect.Descriptor instead.
 func (*ResumeTenantResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{14}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ResumeTenantResponse) GetDetails() *TenantDetails {
@@ -1015,7 +1203,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[15]
+	mi := &file_quarters_v1_platform_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1215,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[15]
+	mi := &file_quarters_v1_platform_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1228,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{15}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListAuditEventsRequest) GetTenantId() string {
@@ -1075,7 +1263,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[16]
+	mi := &file_quarters_v1_platform_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1275,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[16]
+	mi := &file_quarters_v1_platform_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1288,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{16}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
@@ -1145,7 +1333,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[17]
+	mi := &file_quarters_v1_platform_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1345,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[17]
+	mi := &file_quarters_v1_platform_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1358,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{17}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Job) GetId() int64 {
@@ -1262,7 +1450,7 @@ type JobError struct {
 
 func (x *JobError) Reset() {
 	*x = JobError{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[18]
+	mi := &file_quarters_v1_platform_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1462,7 @@ func (x *JobError) String() string {
 func (*JobError) ProtoMessage() {}
 
 func (x *JobError) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[18]
+	mi := &file_quarters_v1_platform_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1475,7 @@ func (x *JobError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobError.ProtoReflect.Descriptor instead.
 func (*JobError) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{18}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JobError) GetAttempt() int32 {
@@ -1326,7 +1514,7 @@ type ListFailedJobsRequest struct {
 
 func (x *ListFailedJobsRequest) Reset() {
 	*x = ListFailedJobsRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[19]
+	mi := &file_quarters_v1_platform_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1526,7 @@ func (x *ListFailedJobsRequest) String() string {
 func (*ListFailedJobsRequest) ProtoMessage() {}
 
 func (x *ListFailedJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[19]
+	mi := &file_quarters_v1_platform_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1539,7 @@ func (x *ListFailedJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListFailedJobsRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{19}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListFailedJobsRequest) GetTenantId() string {
@@ -1386,7 +1574,7 @@ type ListFailedJobsResponse struct {
 
 func (x *ListFailedJobsResponse) Reset() {
 	*x = ListFailedJobsResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[20]
+	mi := &file_quarters_v1_platform_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1586,7 @@ func (x *ListFailedJobsResponse) String() string {
 func (*ListFailedJobsResponse) ProtoMessage() {}
 
 func (x *ListFailedJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[20]
+	mi := &file_quarters_v1_platform_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1599,7 @@ func (x *ListFailedJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListFailedJobsResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{20}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListFailedJobsResponse) GetJobs() []*Job {
@@ -1437,7 +1625,7 @@ type RetryJobRequest struct {
 
 func (x *RetryJobRequest) Reset() {
 	*x = RetryJobRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[21]
+	mi := &file_quarters_v1_platform_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1637,7 @@ func (x *RetryJobRequest) String() string {
 func (*RetryJobRequest) ProtoMessage() {}
 
 func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[21]
+	mi := &file_quarters_v1_platform_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1650,7 @@ func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
 func (*RetryJobRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{21}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryJobRequest) GetJobId() int64 {
@@ -1482,7 +1670,7 @@ type RetryJobResponse struct {
 
 func (x *RetryJobResponse) Reset() {
 	*x = RetryJobResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[22]
+	mi := &file_quarters_v1_platform_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1682,7 @@ func (x *RetryJobResponse) String() string {
 func (*RetryJobResponse) ProtoMessage() {}
 
 func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[22]
+	mi := &file_quarters_v1_platform_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1695,7 @@ func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
 func (*RetryJobResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{22}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryJobResponse) GetJob() *Job {
@@ -1536,7 +1724,7 @@ type ListTenantCostsRequest struct {
 
 func (x *ListTenantCostsRequest) Reset() {
 	*x = ListTenantCostsRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	mi := &file_quarters_v1_platform_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1736,7 @@ func (x *ListTenantCostsRequest) String() string {
 func (*ListTenantCostsRequest) ProtoMessage() {}
 
 func (x *ListTenantCostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[23]
+	mi := &file_quarters_v1_platform_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1749,7 @@ func (x *ListTenantCostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantCostsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantCostsRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{23}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListTenantCostsRequest) GetStartDate() string {
@@ -1603,7 +1791,7 @@ type TenantCost struct {
 
 func (x *TenantCost) Reset() {
 	*x = TenantCost{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1803,7 @@ func (x *TenantCost) String() string {
 func (*TenantCost) ProtoMessage() {}
 
 func (x *TenantCost) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[24]
+	mi := &file_quarters_v1_platform_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1816,7 @@ func (x *TenantCost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantCost.ProtoReflect.Descriptor instead.
 func (*TenantCost) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{24}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TenantCost) GetTenantId() string {
@@ -1656,7 +1844,7 @@ type ListTenantCostsResponse struct {
 
 func (x *ListTenantCostsResponse) Reset() {
 	*x = ListTenantCostsResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1856,7 @@ func (x *ListTenantCostsResponse) String() string {
 func (*ListTenantCostsResponse) ProtoMessage() {}
 
 func (x *ListTenantCostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[25]
+	mi := &file_quarters_v1_platform_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1869,7 @@ func (x *ListTenantCostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantCostsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantCostsResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{25}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListTenantCostsResponse) GetTenantCosts() []*TenantCost {
@@ -1713,7 +1901,7 @@ type GetTenantCostRequest struct {
 
 func (x *GetTenantCostRequest) Reset() {
 	*x = GetTenantCostRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1913,7 @@ func (x *GetTenantCostRequest) String() string {
 func (*GetTenantCostRequest) ProtoMessage() {}
 
 func (x *GetTenantCostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[26]
+	mi := &file_quarters_v1_platform_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1926,7 @@ func (x *GetTenantCostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantCostRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantCostRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{26}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetTenantCostRequest) GetTenantId() string {
@@ -1774,7 +1962,7 @@ type GetTenantCostResponse struct {
 
 func (x *GetTenantCostResponse) Reset() {
 	*x = GetTenantCostResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	mi := &file_quarters_v1_platform_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1974,7 @@ func (x *GetTenantCostResponse) String() string {
 func (*GetTenantCostResponse) ProtoMessage() {}
 
 func (x *GetTenantCostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[27]
+	mi := &file_quarters_v1_platform_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1987,7 @@ func (x *GetTenantCostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantCostResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantCostResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{27}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetTenantCostResponse) GetDays() []*DailyCost {
@@ -1827,7 +2015,7 @@ type PlatformServiceDeleteTenantRequest struct {
 
 func (x *PlatformServiceDeleteTenantRequest) Reset() {
 	*x = PlatformServiceDeleteTenantRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	mi := &file_quarters_v1_platform_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2027,7 @@ func (x *PlatformServiceDeleteTenantRequest) String() string {
 func (*PlatformServiceDeleteTenantRequest) ProtoMessage() {}
 
 func (x *PlatformServiceDeleteTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[28]
+	mi := &file_quarters_v1_platform_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2040,7 @@ func (x *PlatformServiceDeleteTenantRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use PlatformServiceDeleteTenantRequest.ProtoReflect.Descriptor instead.
 func (*PlatformServiceDeleteTenantRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{28}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PlatformServiceDeleteTenantRequest) GetTenantId() string {
@@ -1873,7 +2061,7 @@ type PlatformServiceDeleteTenantResponse struct {
 
 func (x *PlatformServiceDeleteTenantResponse) Reset() {
 	*x = PlatformServiceDeleteTenantResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	mi := &file_quarters_v1_platform_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2073,7 @@ func (x *PlatformServiceDeleteTenantResponse) String() string {
 func (*PlatformServiceDeleteTenantResponse) ProtoMessage() {}
 
 func (x *PlatformServiceDeleteTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[29]
+	mi := &file_quarters_v1_platform_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2086,7 @@ func (x *PlatformServiceDeleteTenantResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use PlatformServiceDeleteTenantResponse.ProtoReflect.Descriptor instead.
 func (*PlatformServiceDeleteTenantResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{29}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PlatformServiceDeleteTenantResponse) GetDetails() *TenantDetails {
@@ -1924,7 +2112,7 @@ type PlatformServiceCancelTenantDeletionRequest struct {
 
 func (x *PlatformServiceCancelTenantDeletionRequest) Reset() {
 	*x = PlatformServiceCancelTenantDeletionRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	mi := &file_quarters_v1_platform_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2124,7 @@ func (x *PlatformServiceCancelTenantDeletionRequest) String() string {
 func (*PlatformServiceCancelTenantDeletionRequest) ProtoMessage() {}
 
 func (x *PlatformServiceCancelTenantDeletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[30]
+	mi := &file_quarters_v1_platform_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2137,7 @@ func (x *PlatformServiceCancelTenantDeletionRequest) ProtoReflect() protoreflect
 
 // Deprecated: Use PlatformServiceCancelTenantDeletionRequest.ProtoReflect.Descriptor instead.
 func (*PlatformServiceCancelTenantDeletionRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{30}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PlatformServiceCancelTenantDeletionRequest) GetTenantId() string {
@@ -1969,7 +2157,7 @@ type PlatformServiceCancelTenantDeletionResponse struct {
 
 func (x *PlatformServiceCancelTenantDeletionResponse) Reset() {
 	*x = PlatformServiceCancelTenantDeletionResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[31]
+	mi := &file_quarters_v1_platform_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2169,7 @@ func (x *PlatformServiceCancelTenantDeletionResponse) String() string {
 func (*PlatformServiceCancelTenantDeletionResponse) ProtoMessage() {}
 
 func (x *PlatformServiceCancelTenantDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[31]
+	mi := &file_quarters_v1_platform_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2182,7 @@ func (x *PlatformServiceCancelTenantDeletionResponse) ProtoReflect() protoreflec
 
 // Deprecated: Use PlatformServiceCancelTenantDeletionResponse.ProtoReflect.Descriptor instead.
 func (*PlatformServiceCancelTenantDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{31}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PlatformServiceCancelTenantDeletionResponse) GetDetails() *TenantDetails {
@@ -2020,7 +2208,7 @@ type GetDeletionCertificateRequest struct {
 
 func (x *GetDeletionCertificateRequest) Reset() {
 	*x = GetDeletionCertificateRequest{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[32]
+	mi := &file_quarters_v1_platform_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2220,7 @@ func (x *GetDeletionCertificateRequest) String() string {
 func (*GetDeletionCertificateRequest) ProtoMessage() {}
 
 func (x *GetDeletionCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[32]
+	mi := &file_quarters_v1_platform_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2233,7 @@ func (x *GetDeletionCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeletionCertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetDeletionCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{32}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetDeletionCertificateRequest) GetTenantId() string {
@@ -2064,7 +2252,7 @@ type GetDeletionCertificateResponse struct {
 
 func (x *GetDeletionCertificateResponse) Reset() {
 	*x = GetDeletionCertificateResponse{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[33]
+	mi := &file_quarters_v1_platform_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2264,7 @@ func (x *GetDeletionCertificateResponse) String() string {
 func (*GetDeletionCertificateResponse) ProtoMessage() {}
 
 func (x *GetDeletionCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[33]
+	mi := &file_quarters_v1_platform_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2277,7 @@ func (x *GetDeletionCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeletionCertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetDeletionCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{33}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetDeletionCertificateResponse) GetCertificate() *DeletionCertificate {
@@ -2125,7 +2313,7 @@ type DeletionCertificate struct {
 
 func (x *DeletionCertificate) Reset() {
 	*x = DeletionCertificate{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[34]
+	mi := &file_quarters_v1_platform_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2325,7 @@ func (x *DeletionCertificate) String() string {
 func (*DeletionCertificate) ProtoMessage() {}
 
 func (x *DeletionCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[34]
+	mi := &file_quarters_v1_platform_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2338,7 @@ func (x *DeletionCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionCertificate.ProtoReflect.Descriptor instead.
 func (*DeletionCertificate) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{34}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeletionCertificate) GetTenantId() string {
@@ -2221,7 +2409,7 @@ type DeletionCertificateTable struct {
 
 func (x *DeletionCertificateTable) Reset() {
 	*x = DeletionCertificateTable{}
-	mi := &file_quarters_v1_platform_proto_msgTypes[35]
+	mi := &file_quarters_v1_platform_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2421,7 @@ func (x *DeletionCertificateTable) String() string {
 func (*DeletionCertificateTable) ProtoMessage() {}
 
 func (x *DeletionCertificateTable) ProtoReflect() protoreflect.Message {
-	mi := &file_quarters_v1_platform_proto_msgTypes[35]
+	mi := &file_quarters_v1_platform_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2434,7 @@ func (x *DeletionCertificateTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionCertificateTable.ProtoReflect.Descriptor instead.
 func (*DeletionCertificateTable) Descriptor() ([]byte, []int) {
-	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{35}
+	return file_quarters_v1_platform_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeletionCertificateTable) GetName() string {
@@ -2274,7 +2462,17 @@ var File_quarters_v1_platform_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\n" +
-	"\x1aquarters/v1/platform.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bquarters/v1/analytics.proto\x1a\x19quarters/v1/options.proto\x1a\x16quarters/v1/plan.proto\x1a\x18quarters/v1/tenant.proto\"\x94\x05\n" +
+	"\x1aquarters/v1/platform.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bquarters/v1/analytics.proto\x1a\x19quarters/v1/options.proto\x1a\x16quarters/v1/plan.proto\x1a\x18quarters/v1/tenant.proto\"=\n" +
+	"\x14IsolateTenantRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\"2\n" +
+	"\x15IsolateTenantResponse\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x03R\ashardId\"Z\n" +
+	"\x11MoveTenantRequest\x12%\n" +
+	"\ttenant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\btenantId\x12\x1e\n" +
+	"\x04node\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x03\x18\xac\x02R\x04node\"*\n" +
+	"\x12MoveTenantResponse\x12\x14\n" +
+	"\x05moved\x18\x01 \x01(\bR\x05moved\"\x94\x05\n" +
 	"\x0fTenantOverrides\x12@\n" +
 	"\x13requests_per_minute\x18\x01 \x01(\x03B\v\xbaH\b\"\x06\x18\xc0\x84=(\x01H\x00R\x11requestsPerMinute\x88\x01\x01\x12&\n" +
 	"\x05burst\x18\x02 \x01(\x03B\v\xbaH\b\"\x06\x18\xc0\x84=(\x01H\x01R\x05burst\x88\x01\x01\x123\n" +
@@ -2451,7 +2649,7 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x13JOB_STATE_COMPLETED\x10\x05\x12\x17\n" +
 	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x17\n" +
 	"\x13JOB_STATE_DISCARDED\x10\a\x12\x15\n" +
-	"\x11JOB_STATE_PENDING\x10\b2\xc4\v\n" +
+	"\x11JOB_STATE_PENDING\x10\b2\xfb\f\n" +
 	"\x0fPlatformService\x12[\n" +
 	"\vListTenants\x12\x1f.quarters.v1.ListTenantsRequest\x1a .quarters.v1.ListTenantsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12s\n" +
 	"\tGetTenant\x12,.quarters.v1.PlatformServiceGetTenantRequest\x1a-.quarters.v1.PlatformServiceGetTenantResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12L\n" +
@@ -2466,7 +2664,10 @@ const file_quarters_v1_platform_proto_rawDesc = "" +
 	"\x0eListFailedJobs\x12\".quarters.v1.ListFailedJobsRequest\x1a#.quarters.v1.ListFailedJobsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12O\n" +
 	"\bRetryJob\x12\x1c.quarters.v1.RetryJobRequest\x1a\x1d.quarters.v1.RetryJobResponse\"\x06\x8a\xb5\x18\x02(\x01\x12g\n" +
 	"\x0fListTenantCosts\x12#.quarters.v1.ListTenantCostsRequest\x1a$.quarters.v1.ListTenantCostsResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12a\n" +
-	"\rGetTenantCost\x12!.quarters.v1.GetTenantCostRequest\x1a\".quarters.v1.GetTenantCostResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01B\xaa\x01\n" +
+	"\rGetTenantCost\x12!.quarters.v1.GetTenantCostRequest\x1a\".quarters.v1.GetTenantCostResponse\"\t\x8a\xb5\x18\x02(\x01\x90\x02\x01\x12^\n" +
+	"\rIsolateTenant\x12!.quarters.v1.IsolateTenantRequest\x1a\".quarters.v1.IsolateTenantResponse\"\x06\x8a\xb5\x18\x02(\x01\x12U\n" +
+	"\n" +
+	"MoveTenant\x12\x1e.quarters.v1.MoveTenantRequest\x1a\x1f.quarters.v1.MoveTenantResponse\"\x06\x8a\xb5\x18\x02(\x01B\xaa\x01\n" +
 	"\x0fcom.quarters.v1B\rPlatformProtoP\x01Z;github.com/quarters-dev/quarters/gen/quarters/v1;quartersv1\xa2\x02\x03QXX\xaa\x02\vQuarters.V1\xca\x02\vQuarters\\V1\xe2\x02\x17Quarters\\V1\\GPBMetadata\xea\x02\fQuarters::V1b\x06proto3"
 
 var (
@@ -2482,129 +2683,137 @@ func file_quarters_v1_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_quarters_v1_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_quarters_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_quarters_v1_platform_proto_goTypes = []any{
 	(JobState)(0),                                       // 0: quarters.v1.JobState
-	(*TenantOverrides)(nil),                             // 1: quarters.v1.TenantOverrides
-	(*TenantDetails)(nil),                               // 2: quarters.v1.TenantDetails
-	(*AuditEvent)(nil),                                  // 3: quarters.v1.AuditEvent
-	(*ListTenantsRequest)(nil),                          // 4: quarters.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),                         // 5: quarters.v1.ListTenantsResponse
-	(*PlatformServiceGetTenantRequest)(nil),             // 6: quarters.v1.PlatformServiceGetTenantRequest
-	(*PlatformServiceGetTenantResponse)(nil),            // 7: quarters.v1.PlatformServiceGetTenantResponse
-	(*SetPlanRequest)(nil),                              // 8: quarters.v1.SetPlanRequest
-	(*SetPlanResponse)(nil),                             // 9: quarters.v1.SetPlanResponse
-	(*SetOverridesRequest)(nil),                         // 10: quarters.v1.SetOverridesRequest
-	(*SetOverridesResponse)(nil),                        // 11: quarters.v1.SetOverridesResponse
-	(*SuspendTenantRequest)(nil),                        // 12: quarters.v1.SuspendTenantRequest
-	(*SuspendTenantResponse)(nil),                       // 13: quarters.v1.SuspendTenantResponse
-	(*ResumeTenantRequest)(nil),                         // 14: quarters.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),                        // 15: quarters.v1.ResumeTenantResponse
-	(*ListAuditEventsRequest)(nil),                      // 16: quarters.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),                     // 17: quarters.v1.ListAuditEventsResponse
-	(*Job)(nil),                                         // 18: quarters.v1.Job
-	(*JobError)(nil),                                    // 19: quarters.v1.JobError
-	(*ListFailedJobsRequest)(nil),                       // 20: quarters.v1.ListFailedJobsRequest
-	(*ListFailedJobsResponse)(nil),                      // 21: quarters.v1.ListFailedJobsResponse
-	(*RetryJobRequest)(nil),                             // 22: quarters.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),                            // 23: quarters.v1.RetryJobResponse
-	(*ListTenantCostsRequest)(nil),                      // 24: quarters.v1.ListTenantCostsRequest
-	(*TenantCost)(nil),                                  // 25: quarters.v1.TenantCost
-	(*ListTenantCostsResponse)(nil),                     // 26: quarters.v1.ListTenantCostsResponse
-	(*GetTenantCostRequest)(nil),                        // 27: quarters.v1.GetTenantCostRequest
-	(*GetTenantCostResponse)(nil),                       // 28: quarters.v1.GetTenantCostResponse
-	(*PlatformServiceDeleteTenantRequest)(nil),          // 29: quarters.v1.PlatformServiceDeleteTenantRequest
-	(*PlatformServiceDeleteTenantResponse)(nil),         // 30: quarters.v1.PlatformServiceDeleteTenantResponse
-	(*PlatformServiceCancelTenantDeletionRequest)(nil),  // 31: quarters.v1.PlatformServiceCancelTenantDeletionRequest
-	(*PlatformServiceCancelTenantDeletionResponse)(nil), // 32: quarters.v1.PlatformServiceCancelTenantDeletionResponse
-	(*GetDeletionCertificateRequest)(nil),               // 33: quarters.v1.GetDeletionCertificateRequest
-	(*GetDeletionCertificateResponse)(nil),              // 34: quarters.v1.GetDeletionCertificateResponse
-	(*DeletionCertificate)(nil),                         // 35: quarters.v1.DeletionCertificate
-	(*DeletionCertificateTable)(nil),                    // 36: quarters.v1.DeletionCertificateTable
-	nil,                                                 // 37: quarters.v1.TenantOverrides.FeaturesEntry
-	(*Tenant)(nil),                                      // 38: quarters.v1.Tenant
-	(*Limits)(nil),                                      // 39: quarters.v1.Limits
-	(*structpb.Struct)(nil),                             // 40: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),                       // 41: google.protobuf.Timestamp
-	(TenantStatus)(0),                                   // 42: quarters.v1.TenantStatus
-	(*fieldmaskpb.FieldMask)(nil),                       // 43: google.protobuf.FieldMask
-	(*Cost)(nil),                                        // 44: quarters.v1.Cost
-	(*DailyCost)(nil),                                   // 45: quarters.v1.DailyCost
+	(*IsolateTenantRequest)(nil),                        // 1: quarters.v1.IsolateTenantRequest
+	(*IsolateTenantResponse)(nil),                       // 2: quarters.v1.IsolateTenantResponse
+	(*MoveTenantRequest)(nil),                           // 3: quarters.v1.MoveTenantRequest
+	(*MoveTenantResponse)(nil),                          // 4: quarters.v1.MoveTenantResponse
+	(*TenantOverrides)(nil),                             // 5: quarters.v1.TenantOverrides
+	(*TenantDetails)(nil),                               // 6: quarters.v1.TenantDetails
+	(*AuditEvent)(nil),                                  // 7: quarters.v1.AuditEvent
+	(*ListTenantsRequest)(nil),                          // 8: quarters.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),                         // 9: quarters.v1.ListTenantsResponse
+	(*PlatformServiceGetTenantRequest)(nil),             // 10: quarters.v1.PlatformServiceGetTenantRequest
+	(*PlatformServiceGetTenantResponse)(nil),            // 11: quarters.v1.PlatformServiceGetTenantResponse
+	(*SetPlanRequest)(nil),                              // 12: quarters.v1.SetPlanRequest
+	(*SetPlanResponse)(nil),                             // 13: quarters.v1.SetPlanResponse
+	(*SetOverridesRequest)(nil),                         // 14: quarters.v1.SetOverridesRequest
+	(*SetOverridesResponse)(nil),                        // 15: quarters.v1.SetOverridesResponse
+	(*SuspendTenantRequest)(nil),                        // 16: quarters.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),                       // 17: quarters.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),                         // 18: quarters.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),                        // 19: quarters.v1.ResumeTenantResponse
+	(*ListAuditEventsRequest)(nil),                      // 20: quarters.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),                     // 21: quarters.v1.ListAuditEventsResponse
+	(*Job)(nil),                                         // 22: quarters.v1.Job
+	(*JobError)(nil),                                    // 23: quarters.v1.JobError
+	(*ListFailedJobsRequest)(nil),                       // 24: quarters.v1.ListFailedJobsRequest
+	(*ListFailedJobsResponse)(nil),                      // 25: quarters.v1.ListFailedJobsResponse
+	(*RetryJobRequest)(nil),                             // 26: quarters.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),                            // 27: quarters.v1.RetryJobResponse
+	(*ListTenantCostsRequest)(nil),                      // 28: quarters.v1.ListTenantCostsRequest
+	(*TenantCost)(nil),                                  // 29: quarters.v1.TenantCost
+	(*ListTenantCostsResponse)(nil),                     // 30: quarters.v1.ListTenantCostsResponse
+	(*GetTenantCostRequest)(nil),                        // 31: quarters.v1.GetTenantCostRequest
+	(*GetTenantCostResponse)(nil),                       // 32: quarters.v1.GetTenantCostResponse
+	(*PlatformServiceDeleteTenantRequest)(nil),          // 33: quarters.v1.PlatformServiceDeleteTenantRequest
+	(*PlatformServiceDeleteTenantResponse)(nil),         // 34: quarters.v1.PlatformServiceDeleteTenantResponse
+	(*PlatformServiceCancelTenantDeletionRequest)(nil),  // 35: quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	(*PlatformServiceCancelTenantDeletionResponse)(nil), // 36: quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	(*GetDeletionCertificateRequest)(nil),               // 37: quarters.v1.GetDeletionCertificateRequest
+	(*GetDeletionCertificateResponse)(nil),              // 38: quarters.v1.GetDeletionCertificateResponse
+	(*DeletionCertificate)(nil),                         // 39: quarters.v1.DeletionCertificate
+	(*DeletionCertificateTable)(nil),                    // 40: quarters.v1.DeletionCertificateTable
+	nil,                                                 // 41: quarters.v1.TenantOverrides.FeaturesEntry
+	(*Tenant)(nil),                                      // 42: quarters.v1.Tenant
+	(*Limits)(nil),                                      // 43: quarters.v1.Limits
+	(*structpb.Struct)(nil),                             // 44: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),                       // 45: google.protobuf.Timestamp
+	(TenantStatus)(0),                                   // 46: quarters.v1.TenantStatus
+	(*fieldmaskpb.FieldMask)(nil),                       // 47: google.protobuf.FieldMask
+	(*Cost)(nil),                                        // 48: quarters.v1.Cost
+	(*DailyCost)(nil),                                   // 49: quarters.v1.DailyCost
 }
 var file_quarters_v1_platform_proto_depIdxs = []int32{
-	37, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
-	38, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
-	39, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
-	1,  // 3: quarters.v1.TenantDetails.overrides:type_name -> quarters.v1.TenantOverrides
-	40, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	40, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	41, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	42, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
-	38, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
-	2,  // 9: quarters.v1.PlatformServiceGetTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	2,  // 10: quarters.v1.SetPlanResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 11: quarters.v1.SetPlanResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	1,  // 12: quarters.v1.SetOverridesRequest.overrides:type_name -> quarters.v1.TenantOverrides
-	43, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 14: quarters.v1.SetOverridesResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 15: quarters.v1.SetOverridesResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	2,  // 16: quarters.v1.SuspendTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 17: quarters.v1.SuspendTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	2,  // 18: quarters.v1.ResumeTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 19: quarters.v1.ResumeTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	3,  // 20: quarters.v1.ListAuditEventsResponse.audit_events:type_name -> quarters.v1.AuditEvent
+	41, // 0: quarters.v1.TenantOverrides.features:type_name -> quarters.v1.TenantOverrides.FeaturesEntry
+	42, // 1: quarters.v1.TenantDetails.tenant:type_name -> quarters.v1.Tenant
+	43, // 2: quarters.v1.TenantDetails.limits:type_name -> quarters.v1.Limits
+	5,  // 3: quarters.v1.TenantDetails.overrides:type_name -> quarters.v1.TenantOverrides
+	44, // 4: quarters.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	44, // 5: quarters.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	45, // 6: quarters.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	46, // 7: quarters.v1.ListTenantsRequest.status:type_name -> quarters.v1.TenantStatus
+	42, // 8: quarters.v1.ListTenantsResponse.tenants:type_name -> quarters.v1.Tenant
+	6,  // 9: quarters.v1.PlatformServiceGetTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	6,  // 10: quarters.v1.SetPlanResponse.details:type_name -> quarters.v1.TenantDetails
+	7,  // 11: quarters.v1.SetPlanResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	5,  // 12: quarters.v1.SetOverridesRequest.overrides:type_name -> quarters.v1.TenantOverrides
+	47, // 13: quarters.v1.SetOverridesRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 14: quarters.v1.SetOverridesResponse.details:type_name -> quarters.v1.TenantDetails
+	7,  // 15: quarters.v1.SetOverridesResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	6,  // 16: quarters.v1.SuspendTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	7,  // 17: quarters.v1.SuspendTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	6,  // 18: quarters.v1.ResumeTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	7,  // 19: quarters.v1.ResumeTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	7,  // 20: quarters.v1.ListAuditEventsResponse.audit_events:type_name -> quarters.v1.AuditEvent
 	0,  // 21: quarters.v1.Job.state:type_name -> quarters.v1.JobState
-	19, // 22: quarters.v1.Job.errors:type_name -> quarters.v1.JobError
-	41, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	41, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
-	41, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
-	41, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	41, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
-	18, // 28: quarters.v1.ListFailedJobsResponse.jobs:type_name -> quarters.v1.Job
-	18, // 29: quarters.v1.RetryJobResponse.job:type_name -> quarters.v1.Job
-	44, // 30: quarters.v1.TenantCost.cost:type_name -> quarters.v1.Cost
-	25, // 31: quarters.v1.ListTenantCostsResponse.tenant_costs:type_name -> quarters.v1.TenantCost
-	45, // 32: quarters.v1.GetTenantCostResponse.days:type_name -> quarters.v1.DailyCost
-	44, // 33: quarters.v1.GetTenantCostResponse.total:type_name -> quarters.v1.Cost
-	2,  // 34: quarters.v1.PlatformServiceDeleteTenantResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 35: quarters.v1.PlatformServiceDeleteTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	2,  // 36: quarters.v1.PlatformServiceCancelTenantDeletionResponse.details:type_name -> quarters.v1.TenantDetails
-	3,  // 37: quarters.v1.PlatformServiceCancelTenantDeletionResponse.audit_event:type_name -> quarters.v1.AuditEvent
-	35, // 38: quarters.v1.GetDeletionCertificateResponse.certificate:type_name -> quarters.v1.DeletionCertificate
-	41, // 39: quarters.v1.DeletionCertificate.request_time:type_name -> google.protobuf.Timestamp
-	41, // 40: quarters.v1.DeletionCertificate.scheduled_time:type_name -> google.protobuf.Timestamp
-	41, // 41: quarters.v1.DeletionCertificate.purge_time:type_name -> google.protobuf.Timestamp
-	36, // 42: quarters.v1.DeletionCertificate.tables:type_name -> quarters.v1.DeletionCertificateTable
-	4,  // 43: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
-	6,  // 44: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
-	8,  // 45: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
-	10, // 46: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
-	12, // 47: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
-	14, // 48: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
-	29, // 49: quarters.v1.PlatformService.DeleteTenant:input_type -> quarters.v1.PlatformServiceDeleteTenantRequest
-	31, // 50: quarters.v1.PlatformService.CancelTenantDeletion:input_type -> quarters.v1.PlatformServiceCancelTenantDeletionRequest
-	33, // 51: quarters.v1.PlatformService.GetDeletionCertificate:input_type -> quarters.v1.GetDeletionCertificateRequest
-	16, // 52: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
-	20, // 53: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
-	22, // 54: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
-	24, // 55: quarters.v1.PlatformService.ListTenantCosts:input_type -> quarters.v1.ListTenantCostsRequest
-	27, // 56: quarters.v1.PlatformService.GetTenantCost:input_type -> quarters.v1.GetTenantCostRequest
-	5,  // 57: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
-	7,  // 58: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
-	9,  // 59: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
-	11, // 60: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
-	13, // 61: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
-	15, // 62: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
-	30, // 63: quarters.v1.PlatformService.DeleteTenant:output_type -> quarters.v1.PlatformServiceDeleteTenantResponse
-	32, // 64: quarters.v1.PlatformService.CancelTenantDeletion:output_type -> quarters.v1.PlatformServiceCancelTenantDeletionResponse
-	34, // 65: quarters.v1.PlatformService.GetDeletionCertificate:output_type -> quarters.v1.GetDeletionCertificateResponse
-	17, // 66: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
-	21, // 67: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
-	23, // 68: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
-	26, // 69: quarters.v1.PlatformService.ListTenantCosts:output_type -> quarters.v1.ListTenantCostsResponse
-	28, // 70: quarters.v1.PlatformService.GetTenantCost:output_type -> quarters.v1.GetTenantCostResponse
-	57, // [57:71] is the sub-list for method output_type
-	43, // [43:57] is the sub-list for method input_type
+	23, // 22: quarters.v1.Job.errors:type_name -> quarters.v1.JobError
+	45, // 23: quarters.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	45, // 24: quarters.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
+	45, // 25: quarters.v1.Job.finalize_time:type_name -> google.protobuf.Timestamp
+	45, // 26: quarters.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	45, // 27: quarters.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	22, // 28: quarters.v1.ListFailedJobsResponse.jobs:type_name -> quarters.v1.Job
+	22, // 29: quarters.v1.RetryJobResponse.job:type_name -> quarters.v1.Job
+	48, // 30: quarters.v1.TenantCost.cost:type_name -> quarters.v1.Cost
+	29, // 31: quarters.v1.ListTenantCostsResponse.tenant_costs:type_name -> quarters.v1.TenantCost
+	49, // 32: quarters.v1.GetTenantCostResponse.days:type_name -> quarters.v1.DailyCost
+	48, // 33: quarters.v1.GetTenantCostResponse.total:type_name -> quarters.v1.Cost
+	6,  // 34: quarters.v1.PlatformServiceDeleteTenantResponse.details:type_name -> quarters.v1.TenantDetails
+	7,  // 35: quarters.v1.PlatformServiceDeleteTenantResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	6,  // 36: quarters.v1.PlatformServiceCancelTenantDeletionResponse.details:type_name -> quarters.v1.TenantDetails
+	7,  // 37: quarters.v1.PlatformServiceCancelTenantDeletionResponse.audit_event:type_name -> quarters.v1.AuditEvent
+	39, // 38: quarters.v1.GetDeletionCertificateResponse.certificate:type_name -> quarters.v1.DeletionCertificate
+	45, // 39: quarters.v1.DeletionCertificate.request_time:type_name -> google.protobuf.Timestamp
+	45, // 40: quarters.v1.DeletionCertificate.scheduled_time:type_name -> google.protobuf.Timestamp
+	45, // 41: quarters.v1.DeletionCertificate.purge_time:type_name -> google.protobuf.Timestamp
+	40, // 42: quarters.v1.DeletionCertificate.tables:type_name -> quarters.v1.DeletionCertificateTable
+	8,  // 43: quarters.v1.PlatformService.ListTenants:input_type -> quarters.v1.ListTenantsRequest
+	10, // 44: quarters.v1.PlatformService.GetTenant:input_type -> quarters.v1.PlatformServiceGetTenantRequest
+	12, // 45: quarters.v1.PlatformService.SetPlan:input_type -> quarters.v1.SetPlanRequest
+	14, // 46: quarters.v1.PlatformService.SetOverrides:input_type -> quarters.v1.SetOverridesRequest
+	16, // 47: quarters.v1.PlatformService.SuspendTenant:input_type -> quarters.v1.SuspendTenantRequest
+	18, // 48: quarters.v1.PlatformService.ResumeTenant:input_type -> quarters.v1.ResumeTenantRequest
+	33, // 49: quarters.v1.PlatformService.DeleteTenant:input_type -> quarters.v1.PlatformServiceDeleteTenantRequest
+	35, // 50: quarters.v1.PlatformService.CancelTenantDeletion:input_type -> quarters.v1.PlatformServiceCancelTenantDeletionRequest
+	37, // 51: quarters.v1.PlatformService.GetDeletionCertificate:input_type -> quarters.v1.GetDeletionCertificateRequest
+	20, // 52: quarters.v1.PlatformService.ListAuditEvents:input_type -> quarters.v1.ListAuditEventsRequest
+	24, // 53: quarters.v1.PlatformService.ListFailedJobs:input_type -> quarters.v1.ListFailedJobsRequest
+	26, // 54: quarters.v1.PlatformService.RetryJob:input_type -> quarters.v1.RetryJobRequest
+	28, // 55: quarters.v1.PlatformService.ListTenantCosts:input_type -> quarters.v1.ListTenantCostsRequest
+	31, // 56: quarters.v1.PlatformService.GetTenantCost:input_type -> quarters.v1.GetTenantCostRequest
+	1,  // 57: quarters.v1.PlatformService.IsolateTenant:input_type -> quarters.v1.IsolateTenantRequest
+	3,  // 58: quarters.v1.PlatformService.MoveTenant:input_type -> quarters.v1.MoveTenantRequest
+	9,  // 59: quarters.v1.PlatformService.ListTenants:output_type -> quarters.v1.ListTenantsResponse
+	11, // 60: quarters.v1.PlatformService.GetTenant:output_type -> quarters.v1.PlatformServiceGetTenantResponse
+	13, // 61: quarters.v1.PlatformService.SetPlan:output_type -> quarters.v1.SetPlanResponse
+	15, // 62: quarters.v1.PlatformService.SetOverrides:output_type -> quarters.v1.SetOverridesResponse
+	17, // 63: quarters.v1.PlatformService.SuspendTenant:output_type -> quarters.v1.SuspendTenantResponse
+	19, // 64: quarters.v1.PlatformService.ResumeTenant:output_type -> quarters.v1.ResumeTenantResponse
+	34, // 65: quarters.v1.PlatformService.DeleteTenant:output_type -> quarters.v1.PlatformServiceDeleteTenantResponse
+	36, // 66: quarters.v1.PlatformService.CancelTenantDeletion:output_type -> quarters.v1.PlatformServiceCancelTenantDeletionResponse
+	38, // 67: quarters.v1.PlatformService.GetDeletionCertificate:output_type -> quarters.v1.GetDeletionCertificateResponse
+	21, // 68: quarters.v1.PlatformService.ListAuditEvents:output_type -> quarters.v1.ListAuditEventsResponse
+	25, // 69: quarters.v1.PlatformService.ListFailedJobs:output_type -> quarters.v1.ListFailedJobsResponse
+	27, // 70: quarters.v1.PlatformService.RetryJob:output_type -> quarters.v1.RetryJobResponse
+	30, // 71: quarters.v1.PlatformService.ListTenantCosts:output_type -> quarters.v1.ListTenantCostsResponse
+	32, // 72: quarters.v1.PlatformService.GetTenantCost:output_type -> quarters.v1.GetTenantCostResponse
+	2,  // 73: quarters.v1.PlatformService.IsolateTenant:output_type -> quarters.v1.IsolateTenantResponse
+	4,  // 74: quarters.v1.PlatformService.MoveTenant:output_type -> quarters.v1.MoveTenantResponse
+	59, // [59:75] is the sub-list for method output_type
+	43, // [43:59] is the sub-list for method input_type
 	43, // [43:43] is the sub-list for extension type_name
 	43, // [43:43] is the sub-list for extension extendee
 	0,  // [0:43] is the sub-list for field type_name
@@ -2619,14 +2828,14 @@ func file_quarters_v1_platform_proto_init() {
 	file_quarters_v1_options_proto_init()
 	file_quarters_v1_plan_proto_init()
 	file_quarters_v1_tenant_proto_init()
-	file_quarters_v1_platform_proto_msgTypes[0].OneofWrappers = []any{}
+	file_quarters_v1_platform_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quarters_v1_platform_proto_rawDesc), len(file_quarters_v1_platform_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

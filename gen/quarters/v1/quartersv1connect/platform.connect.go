@@ -74,6 +74,12 @@ const (
 	// PlatformServiceGetTenantCostProcedure is the fully-qualified name of the PlatformService's
 	// GetTenantCost RPC.
 	PlatformServiceGetTenantCostProcedure = "/quarters.v1.PlatformService/GetTenantCost"
+	// PlatformServiceIsolateTenantProcedure is the fully-qualified name of the PlatformService's
+	// IsolateTenant RPC.
+	PlatformServiceIsolateTenantProcedure = "/quarters.v1.PlatformService/IsolateTenant"
+	// PlatformServiceMoveTenantProcedure is the fully-qualified name of the PlatformService's
+	// MoveTenant RPC.
+	PlatformServiceMoveTenantProcedure = "/quarters.v1.PlatformService/MoveTenant"
 )
 
 // PlatformServiceClient is a client for the quarters.v1.PlatformService service.
@@ -135,6 +141,17 @@ type PlatformServiceClient interface {
 	// date range (UTC, at most 92 days), as its admins see it with
 	// AnalyticsService.GetCost.
 	GetTenantCost(context.Context, *connect.Request[v1.GetTenantCostRequest]) (*connect.Response[v1.GetTenantCostResponse], error)
+	// IsolateTenant gives a tenant shards of its own on Citus (README,
+	// Running on Citus), so that it can be moved alone; its calls go on
+	// meanwhile (writes wait for the copy, none fail). Isolating an isolated
+	// tenant succeeds and changes nothing. On a database that is not a
+	// Citus coordinator it is FAILED_PRECONDITION.
+	IsolateTenant(context.Context, *connect.Request[v1.IsolateTenantRequest]) (*connect.Response[v1.IsolateTenantResponse], error)
+	// MoveTenant moves the shards that hold a tenant (with any tenant
+	// sharing them: IsolateTenant first) to another Citus worker, while its
+	// calls go on. A node that is not an active worker is INVALID_ARGUMENT;
+	// not on Citus, FAILED_PRECONDITION.
+	MoveTenant(context.Context, *connect.Request[v1.MoveTenantRequest]) (*connect.Response[v1.MoveTenantResponse], error)
 }
 
 // NewPlatformServiceClient constructs a client for the quarters.v1.PlatformService service. By
@@ -239,6 +256,18 @@ func NewPlatformServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		isolateTenant: connect.NewClient[v1.IsolateTenantRequest, v1.IsolateTenantResponse](
+			httpClient,
+			baseURL+PlatformServiceIsolateTenantProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("IsolateTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		moveTenant: connect.NewClient[v1.MoveTenantRequest, v1.MoveTenantResponse](
+			httpClient,
+			baseURL+PlatformServiceMoveTenantProcedure,
+			connect.WithSchema(platformServiceMethods.ByName("MoveTenant")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -258,6 +287,8 @@ type platformServiceClient struct {
 	retryJob               *connect.Client[v1.RetryJobRequest, v1.RetryJobResponse]
 	listTenantCosts        *connect.Client[v1.ListTenantCostsRequest, v1.ListTenantCostsResponse]
 	getTenantCost          *connect.Client[v1.GetTenantCostRequest, v1.GetTenantCostResponse]
+	isolateTenant          *connect.Client[v1.IsolateTenantRequest, v1.IsolateTenantResponse]
+	moveTenant             *connect.Client[v1.MoveTenantRequest, v1.MoveTenantResponse]
 }
 
 // ListTenants calls quarters.v1.PlatformService.ListTenants.
@@ -330,6 +361,16 @@ func (c *platformServiceClient) GetTenantCost(ctx context.Context, req *connect.
 	return c.getTenantCost.CallUnary(ctx, req)
 }
 
+// IsolateTenant calls quarters.v1.PlatformService.IsolateTenant.
+func (c *platformServiceClient) IsolateTenant(ctx context.Context, req *connect.Request[v1.IsolateTenantRequest]) (*connect.Response[v1.IsolateTenantResponse], error) {
+	return c.isolateTenant.CallUnary(ctx, req)
+}
+
+// MoveTenant calls quarters.v1.PlatformService.MoveTenant.
+func (c *platformServiceClient) MoveTenant(ctx context.Context, req *connect.Request[v1.MoveTenantRequest]) (*connect.Response[v1.MoveTenantResponse], error) {
+	return c.moveTenant.CallUnary(ctx, req)
+}
+
 // PlatformServiceHandler is an implementation of the quarters.v1.PlatformService service.
 type PlatformServiceHandler interface {
 	// ListTenants lists tenants, newest first, optionally only those with a
@@ -389,6 +430,17 @@ type PlatformServiceHandler interface {
 	// date range (UTC, at most 92 days), as its admins see it with
 	// AnalyticsService.GetCost.
 	GetTenantCost(context.Context, *connect.Request[v1.GetTenantCostRequest]) (*connect.Response[v1.GetTenantCostResponse], error)
+	// IsolateTenant gives a tenant shards of its own on Citus (README,
+	// Running on Citus), so that it can be moved alone; its calls go on
+	// meanwhile (writes wait for the copy, none fail). Isolating an isolated
+	// tenant succeeds and changes nothing. On a database that is not a
+	// Citus coordinator it is FAILED_PRECONDITION.
+	IsolateTenant(context.Context, *connect.Request[v1.IsolateTenantRequest]) (*connect.Response[v1.IsolateTenantResponse], error)
+	// MoveTenant moves the shards that hold a tenant (with any tenant
+	// sharing them: IsolateTenant first) to another Citus worker, while its
+	// calls go on. A node that is not an active worker is INVALID_ARGUMENT;
+	// not on Citus, FAILED_PRECONDITION.
+	MoveTenant(context.Context, *connect.Request[v1.MoveTenantRequest]) (*connect.Response[v1.MoveTenantResponse], error)
 }
 
 // NewPlatformServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -489,6 +541,18 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	platformServiceIsolateTenantHandler := connect.NewUnaryHandler(
+		PlatformServiceIsolateTenantProcedure,
+		svc.IsolateTenant,
+		connect.WithSchema(platformServiceMethods.ByName("IsolateTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	platformServiceMoveTenantHandler := connect.NewUnaryHandler(
+		PlatformServiceMoveTenantProcedure,
+		svc.MoveTenant,
+		connect.WithSchema(platformServiceMethods.ByName("MoveTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quarters.v1.PlatformService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PlatformServiceListTenantsProcedure:
@@ -519,6 +583,10 @@ func NewPlatformServiceHandler(svc PlatformServiceHandler, opts ...connect.Handl
 			platformServiceListTenantCostsHandler.ServeHTTP(w, r)
 		case PlatformServiceGetTenantCostProcedure:
 			platformServiceGetTenantCostHandler.ServeHTTP(w, r)
+		case PlatformServiceIsolateTenantProcedure:
+			platformServiceIsolateTenantHandler.ServeHTTP(w, r)
+		case PlatformServiceMoveTenantProcedure:
+			platformServiceMoveTenantHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -582,4 +650,12 @@ func (UnimplementedPlatformServiceHandler) ListTenantCosts(context.Context, *con
 
 func (UnimplementedPlatformServiceHandler) GetTenantCost(context.Context, *connect.Request[v1.GetTenantCostRequest]) (*connect.Response[v1.GetTenantCostResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.GetTenantCost is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) IsolateTenant(context.Context, *connect.Request[v1.IsolateTenantRequest]) (*connect.Response[v1.IsolateTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.IsolateTenant is not implemented"))
+}
+
+func (UnimplementedPlatformServiceHandler) MoveTenant(context.Context, *connect.Request[v1.MoveTenantRequest]) (*connect.Response[v1.MoveTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quarters.v1.PlatformService.MoveTenant is not implemented"))
 }

@@ -20,7 +20,87 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file quarters/v1/platform.proto.
  */
 export const file_quarters_v1_platform: GenFile = /*@__PURE__*/
-  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiogQKD1RlbmFudE92ZXJyaWRlcxItChNyZXF1ZXN0c19wZXJfbWludXRlGAEgASgDQgu6SAgiBhjAhD0oAUgAiAEBEh8KBWJ1cnN0GAIgASgDQgu6SAgiBhjAhD0oAUgBiAEBEiYKDG1heF9wcm9qZWN0cxgDIAEoA0ILukgIIgYYwIQ9KABIAogBARIlCgttYXhfbWVtYmVycxgEIAEoA0ILukgIIgYYwIQ9KAFIA4gBARI0ChdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBgFIAEoA0IOukgLIgkYgKCUpY0dKABIBIgBARIuChRzdGF0ZW1lbnRfdGltZW91dF9tcxgGIAEoA0ILukgIIgYY4KcSKGRIBYgBARJhCghmZWF0dXJlcxgHIAMoCzIqLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcy5GZWF0dXJlc0VudHJ5QiO6SCCaAR0QMiIZchcQARhAMhFeW2Etel1bYS16MC05X10qJBovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCDoCOAFCFgoUX3JlcXVlc3RzX3Blcl9taW51dGVCCAoGX2J1cnN0Qg8KDV9tYXhfcHJvamVjdHNCDgoMX21heF9tZW1iZXJzQhoKGF9tYXhfYXBpX2NhbGxzX3Blcl9tb250aEIXChVfc3RhdGVtZW50X3RpbWVvdXRfbXMinAEKDVRlbmFudERldGFpbHMSIwoGdGVuYW50GAEgASgLMhMucXVhcnRlcnMudjEuVGVuYW50EiMKBmxpbWl0cxgCIAEoCzITLnF1YXJ0ZXJzLnYxLkxpbWl0cxIQCghmZWF0dXJlcxgDIAMoCRIvCglvdmVycmlkZXMYBCABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMizAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRInCgZiZWZvcmUYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABBIzCgZzdGF0dXMYAyABKA4yGS5xdWFydGVycy52MS5UZW5hbnRTdGF0dXNCCLpIBYIBAhABEiwKBHBsYW4YBCABKAlCHrpIG9gBAXIWGEAyEl5bYS16XVthLXowLTlfLV0qJCJUChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5xdWFydGVycy52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj4KH1BsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASJPCiBQbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscyJaCg5TZXRQbGFuUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEisKBHBsYW4YAiABKAlCHbpIGnIYEAEYQDISXlthLXpdW2EtejAtOV8tXSokImwKD1NldFBsYW5SZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQi7AIKE1NldE92ZXJyaWRlc1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIvCglvdmVycmlkZXMYAiABKAsyHC5xdWFydGVycy52MS5UZW5hbnRPdmVycmlkZXMShgIKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0LUAbpI0AG6AVcKFXVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAXASE3JlcXVlc3RzX3Blcl9taW51dGUSBWJ1cnN0EgxtYXhfcHJvamVjdHMSC21heF9tZW1iZXJzEhdtYXhfYXBpX2NhbGxzX3Blcl9tb250aBIUc3RhdGVtZW50X3RpbWVvdXRfbXMSCGZlYXR1cmVzInEKFFNldE92ZXJyaWRlc1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIzChRTdXNwZW5kVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInIKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQiMgoTUmVzdW1lVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBInEKFFJlc3VtZVRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCJ0ChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiYQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLQoMYXVkaXRfZXZlbnRzGAEgAygLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wIKA0pvYhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIkCgVzdGF0ZRgEIAEoDjIVLnF1YXJ0ZXJzLnYxLkpvYlN0YXRlEg8KB2F0dGVtcHQYBSABKAUSFAoMbWF4X2F0dGVtcHRzGAYgASgFEiUKBmVycm9ycxgHIAMoCzIVLnF1YXJ0ZXJzLnYxLkpvYkVycm9yEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhdHRlbXB0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWZpbmFsaXplX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNjaGVkdWxlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKCEpvYkVycm9yEg8KB2F0dGVtcHQYASABKAUSDQoFZXJyb3IYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoVTGlzdEZhaWxlZEpvYnNSZXF1ZXN0Eh4KCXRlbmFudF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoJcGFnZV9zaXplGAIgASgFQgm6SAYaBBhkKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiUQoWTGlzdEZhaWxlZEpvYnNSZXNwb25zZRIeCgRqb2JzGAEgAygLMhAucXVhcnRlcnMudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIqCg9SZXRyeUpvYlJlcXVlc3QSFwoGam9iX2lkGAEgASgDQge6SAQiAiAAIjEKEFJldHJ5Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucXVhcnRlcnMudjEuSm9iIsQBChZMaXN0VGVuYW50Q29zdHNSZXF1ZXN0EjcKCnN0YXJ0X2RhdGUYASABKAlCI7pIIHIeMhxeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kEjUKCGVuZF9kYXRlGAIgASgJQiO6SCByHjIcXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JBIcCglwYWdlX3NpemUYAyABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiABCJACgpUZW5hbnRDb3N0EhEKCXRlbmFudF9pZBgBIAEoCRIfCgRjb3N0GAIgASgLMhEucXVhcnRlcnMudjEuQ29zdCJhChdMaXN0VGVuYW50Q29zdHNSZXNwb25zZRItCgx0ZW5hbnRfY29zdHMYASADKAsyFy5xdWFydGVycy52MS5UZW5hbnRDb3N0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKjAQoUR2V0VGVuYW50Q29zdFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARI3CgpzdGFydF9kYXRlGAIgASgJQiO6SCByHjIcXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JBI1CghlbmRfZGF0ZRgDIAEoCUIjukggch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQiXwoVR2V0VGVuYW50Q29zdFJlc3BvbnNlEiQKBGRheXMYASADKAsyFi5xdWFydGVycy52MS5EYWlseUNvc3QSIAoFdG90YWwYAiABKAsyES5xdWFydGVycy52MS5Db3N0IkEKIlBsYXRmb3JtU2VydmljZURlbGV0ZVRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASKAAQojUGxhdGZvcm1TZXJ2aWNlRGVsZXRlVGVuYW50UmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50IkkKKlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIogBCitQbGF0Zm9ybVNlcnZpY2VDYW5jZWxUZW5hbnREZWxldGlvblJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCI8Ch1HZXREZWxldGlvbkNlcnRpZmljYXRlUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIlcKHkdldERlbGV0aW9uQ2VydGlmaWNhdGVSZXNwb25zZRI1CgtjZXJ0aWZpY2F0ZRgBIAEoCzIgLnF1YXJ0ZXJzLnYxLkRlbGV0aW9uQ2VydGlmaWNhdGUisAIKE0RlbGV0aW9uQ2VydGlmaWNhdGUSEQoJdGVuYW50X2lkGAEgASgJEgwKBHNsdWcYAiABKAkSFAoMcmVxdWVzdGVkX2J5GAMgASgJEjAKDHJlcXVlc3RfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOc2NoZWR1bGVkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnB1cmdlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWV4cG9ydF9zaGEyNTYYByABKAkSNQoGdGFibGVzGAggAygLMiUucXVhcnRlcnMudjEuRGVsZXRpb25DZXJ0aWZpY2F0ZVRhYmxlIlEKGERlbGV0aW9uQ2VydGlmaWNhdGVUYWJsZRIMCgRuYW1lGAEgASgJEhMKC3Jvd3NfYmVmb3JlGAIgASgDEhIKCnJvd3NfYWZ0ZXIYAyABKAMq6QEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9BVkFJTEFCTEUQARIXChNKT0JfU1RBVEVfU0NIRURVTEVEEAISFQoRSk9CX1NUQVRFX1JVTk5JTkcQAxIXChNKT0JfU1RBVEVfUkVUUllBQkxFEAQSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBhIXChNKT0JfU1RBVEVfRElTQ0FSREVEEAcSFQoRSk9CX1NUQVRFX1BFTkRJTkcQCDLECwoPUGxhdGZvcm1TZXJ2aWNlElsKC0xpc3RUZW5hbnRzEh8ucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiAucXVhcnRlcnMudjEuTGlzdFRlbmFudHNSZXNwb25zZSIJkAIBirUYAigBEnMKCUdldFRlbmFudBIsLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUdldFRlbmFudFJlcXVlc3QaLS5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VHZXRUZW5hbnRSZXNwb25zZSIJkAIBirUYAigBEkwKB1NldFBsYW4SGy5xdWFydGVycy52MS5TZXRQbGFuUmVxdWVzdBocLnF1YXJ0ZXJzLnYxLlNldFBsYW5SZXNwb25zZSIGirUYAigBElsKDFNldE92ZXJyaWRlcxIgLnF1YXJ0ZXJzLnYxLlNldE92ZXJyaWRlc1JlcXVlc3QaIS5xdWFydGVycy52MS5TZXRPdmVycmlkZXNSZXNwb25zZSIGirUYAigBEl4KDVN1c3BlbmRUZW5hbnQSIS5xdWFydGVycy52MS5TdXNwZW5kVGVuYW50UmVxdWVzdBoiLnF1YXJ0ZXJzLnYxLlN1c3BlbmRUZW5hbnRSZXNwb25zZSIGirUYAigBElsKDFJlc3VtZVRlbmFudBIgLnF1YXJ0ZXJzLnYxLlJlc3VtZVRlbmFudFJlcXVlc3QaIS5xdWFydGVycy52MS5SZXN1bWVUZW5hbnRSZXNwb25zZSIGirUYAigBEnkKDERlbGV0ZVRlbmFudBIvLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZURlbGV0ZVRlbmFudFJlcXVlc3QaMC5xdWFydGVycy52MS5QbGF0Zm9ybVNlcnZpY2VEZWxldGVUZW5hbnRSZXNwb25zZSIGirUYAigBEpEBChRDYW5jZWxUZW5hbnREZWxldGlvbhI3LnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVxdWVzdBo4LnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVzcG9uc2UiBoq1GAIoARJ8ChZHZXREZWxldGlvbkNlcnRpZmljYXRlEioucXVhcnRlcnMudjEuR2V0RGVsZXRpb25DZXJ0aWZpY2F0ZVJlcXVlc3QaKy5xdWFydGVycy52MS5HZXREZWxldGlvbkNlcnRpZmljYXRlUmVzcG9uc2UiCZACAYq1GAIoARJnCg9MaXN0QXVkaXRFdmVudHMSIy5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiCZACAYq1GAIoARJkCg5MaXN0RmFpbGVkSm9icxIiLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVxdWVzdBojLnF1YXJ0ZXJzLnYxLkxpc3RGYWlsZWRKb2JzUmVzcG9uc2UiCZACAYq1GAIoARJPCghSZXRyeUpvYhIcLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVxdWVzdBodLnF1YXJ0ZXJzLnYxLlJldHJ5Sm9iUmVzcG9uc2UiBoq1GAIoARJnCg9MaXN0VGVuYW50Q29zdHMSIy5xdWFydGVycy52MS5MaXN0VGVuYW50Q29zdHNSZXF1ZXN0GiQucXVhcnRlcnMudjEuTGlzdFRlbmFudENvc3RzUmVzcG9uc2UiCZACAYq1GAIoARJhCg1HZXRUZW5hbnRDb3N0EiEucXVhcnRlcnMudjEuR2V0VGVuYW50Q29zdFJlcXVlc3QaIi5xdWFydGVycy52MS5HZXRUZW5hbnRDb3N0UmVzcG9uc2UiCZACAYq1GAIoAUKqAQoPY29tLnF1YXJ0ZXJzLnYxQg1QbGF0Zm9ybVByb3RvUAFaO2dpdGh1Yi5jb20vcXVhcnRlcnMtZGV2L3F1YXJ0ZXJzL2dlbi9xdWFydGVycy92MTtxdWFydGVyc3YxogIDUVhYqgILUXVhcnRlcnMuVjHKAgtRdWFydGVyc1xWMeICF1F1YXJ0ZXJzXFYxXEdQQk1ldGFkYXRh6gIMUXVhcnRlcnM6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_analytics, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
+  fileDesc("ChpxdWFydGVycy92MS9wbGF0Zm9ybS5wcm90bxILcXVhcnRlcnMudjEiMwoUSXNvbGF0ZVRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABASIpChVJc29sYXRlVGVuYW50UmVzcG9uc2USEAoIc2hhcmRfaWQYASABKAMiSgoRTW92ZVRlbmFudFJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyA7ABARIYCgRub2RlGAIgASgJQgq6SAdyBRADGKwCIiMKEk1vdmVUZW5hbnRSZXNwb25zZRINCgVtb3ZlZBgBIAEoCCKiBAoPVGVuYW50T3ZlcnJpZGVzEi0KE3JlcXVlc3RzX3Blcl9taW51dGUYASABKANCC7pICCIGGMCEPSgBSACIAQESHwoFYnVyc3QYAiABKANCC7pICCIGGMCEPSgBSAGIAQESJgoMbWF4X3Byb2plY3RzGAMgASgDQgu6SAgiBhjAhD0oAEgCiAEBEiUKC21heF9tZW1iZXJzGAQgASgDQgu6SAgiBhjAhD0oAUgDiAEBEjQKF21heF9hcGlfY2FsbHNfcGVyX21vbnRoGAUgASgDQg66SAsiCRiAoJSljR0oAEgEiAEBEi4KFHN0YXRlbWVudF90aW1lb3V0X21zGAYgASgDQgu6SAgiBhjgpxIoZEgFiAEBEmEKCGZlYXR1cmVzGAcgAygLMioucXVhcnRlcnMudjEuVGVuYW50T3ZlcnJpZGVzLkZlYXR1cmVzRW50cnlCI7pIIJoBHRAyIhlyFxABGEAyEV5bYS16XVthLXowLTlfXSokGi8KDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgIOgI4AUIWChRfcmVxdWVzdHNfcGVyX21pbnV0ZUIICgZfYnVyc3RCDwoNX21heF9wcm9qZWN0c0IOCgxfbWF4X21lbWJlcnNCGgoYX21heF9hcGlfY2FsbHNfcGVyX21vbnRoQhcKFV9zdGF0ZW1lbnRfdGltZW91dF9tcyKcAQoNVGVuYW50RGV0YWlscxIjCgZ0ZW5hbnQYASABKAsyEy5xdWFydGVycy52MS5UZW5hbnQSIwoGbGltaXRzGAIgASgLMhMucXVhcnRlcnMudjEuTGltaXRzEhAKCGZlYXR1cmVzGAMgAygJEi8KCW92ZXJyaWRlcxgEIAEoCzIcLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcyLMAQoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEicKBmJlZm9yZRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKzAQoSTGlzdFRlbmFudHNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEEjMKBnN0YXR1cxgDIAEoDjIZLnF1YXJ0ZXJzLnYxLlRlbmFudFN0YXR1c0IIukgFggECEAESLAoEcGxhbhgEIAEoCUIeukgb2AEBchYYQDISXlthLXpdW2EtejAtOV8tXSokIlQKE0xpc3RUZW5hbnRzUmVzcG9uc2USJAoHdGVuYW50cxgBIAMoCzITLnF1YXJ0ZXJzLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPgofUGxhdGZvcm1TZXJ2aWNlR2V0VGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIk8KIFBsYXRmb3JtU2VydmljZUdldFRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzIloKDlNldFBsYW5SZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQESKwoEcGxhbhgCIAEoCUIdukgachgQARhAMhJeW2Etel1bYS16MC05Xy1dKiQibAoPU2V0UGxhblJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCLsAgoTU2V0T3ZlcnJpZGVzUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEi8KCW92ZXJyaWRlcxgCIAEoCzIcLnF1YXJ0ZXJzLnYxLlRlbmFudE92ZXJyaWRlcxKGAgoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQtQBukjQAboBVwoVdXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBcBITcmVxdWVzdHNfcGVyX21pbnV0ZRIFYnVyc3QSDG1heF9wcm9qZWN0cxILbWF4X21lbWJlcnMSF21heF9hcGlfY2FsbHNfcGVyX21vbnRoEhRzdGF0ZW1lbnRfdGltZW91dF9tcxIIZmVhdHVyZXMicQoUU2V0T3ZlcnJpZGVzUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50IjMKFFN1c3BlbmRUZW5hbnRSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQEicgoVU3VzcGVuZFRlbmFudFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi5xdWFydGVycy52MS5UZW5hbnREZXRhaWxzEiwKC2F1ZGl0X2V2ZW50GAIgASgLMhcucXVhcnRlcnMudjEuQXVkaXRFdmVudCIyChNSZXN1bWVUZW5hbnRSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQEicQoUUmVzdW1lVGVuYW50UmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50InQKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSHgoJdGVuYW50X2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJhChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRItCgxhdWRpdF9ldmVudHMYASADKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLvAgoDSm9iEgoKAmlkGAEgASgDEgwKBGtpbmQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEiQKBXN0YXRlGAQgASgOMhUucXVhcnRlcnMudjEuSm9iU3RhdGUSDwoHYXR0ZW1wdBgFIAEoBRIUCgxtYXhfYXR0ZW1wdHMYBiABKAUSJQoGZXJyb3JzGAcgAygLMhUucXVhcnRlcnMudjEuSm9iRXJyb3ISLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGF0dGVtcHRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNZmluYWxpemVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoISm9iRXJyb3ISDwoHYXR0ZW1wdBgBIAEoBRINCgVlcnJvchgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChVMaXN0RmFpbGVkSm9ic1JlcXVlc3QSHgoJdGVuYW50X2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJRChZMaXN0RmFpbGVkSm9ic1Jlc3BvbnNlEh4KBGpvYnMYASADKAsyEC5xdWFydGVycy52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKD1JldHJ5Sm9iUmVxdWVzdBIXCgZqb2JfaWQYASABKANCB7pIBCICIAAiMQoQUmV0cnlKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5xdWFydGVycy52MS5Kb2IixAEKFkxpc3RUZW5hbnRDb3N0c1JlcXVlc3QSNwoKc3RhcnRfZGF0ZRgBIAEoCUIjukggch4yHF5bMC05XXs0fS1bMC05XXsyfS1bMC05XXsyfSQSNQoIZW5kX2RhdGUYAiABKAlCI7pIIHIeMhxeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kEhwKCXBhZ2Vfc2l6ZRgDIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIkAKClRlbmFudENvc3QSEQoJdGVuYW50X2lkGAEgASgJEh8KBGNvc3QYAiABKAsyES5xdWFydGVycy52MS5Db3N0ImEKF0xpc3RUZW5hbnRDb3N0c1Jlc3BvbnNlEi0KDHRlbmFudF9jb3N0cxgBIAMoCzIXLnF1YXJ0ZXJzLnYxLlRlbmFudENvc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqMBChRHZXRUZW5hbnRDb3N0UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBEjcKCnN0YXJ0X2RhdGUYAiABKAlCI7pIIHIeMhxeWzAtOV17NH0tWzAtOV17Mn0tWzAtOV17Mn0kEjUKCGVuZF9kYXRlGAMgASgJQiO6SCByHjIcXlswLTldezR9LVswLTldezJ9LVswLTldezJ9JCJfChVHZXRUZW5hbnRDb3N0UmVzcG9uc2USJAoEZGF5cxgBIAMoCzIWLnF1YXJ0ZXJzLnYxLkRhaWx5Q29zdBIgCgV0b3RhbBgCIAEoCzIRLnF1YXJ0ZXJzLnYxLkNvc3QiQQoiUGxhdGZvcm1TZXJ2aWNlRGVsZXRlVGVuYW50UmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDsAEBIoABCiNQbGF0Zm9ybVNlcnZpY2VEZWxldGVUZW5hbnRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoucXVhcnRlcnMudjEuVGVuYW50RGV0YWlscxIsCgthdWRpdF9ldmVudBgCIAEoCzIXLnF1YXJ0ZXJzLnYxLkF1ZGl0RXZlbnQiSQoqUGxhdGZvcm1TZXJ2aWNlQ2FuY2VsVGVuYW50RGVsZXRpb25SZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQEiiAEKK1BsYXRmb3JtU2VydmljZUNhbmNlbFRlbmFudERlbGV0aW9uUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnF1YXJ0ZXJzLnYxLlRlbmFudERldGFpbHMSLAoLYXVkaXRfZXZlbnQYAiABKAsyFy5xdWFydGVycy52MS5BdWRpdEV2ZW50IjwKHUdldERlbGV0aW9uQ2VydGlmaWNhdGVSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgOwAQEiVwoeR2V0RGVsZXRpb25DZXJ0aWZpY2F0ZVJlc3BvbnNlEjUKC2NlcnRpZmljYXRlGAEgASgLMiAucXVhcnRlcnMudjEuRGVsZXRpb25DZXJ0aWZpY2F0ZSKwAgoTRGVsZXRpb25DZXJ0aWZpY2F0ZRIRCgl0ZW5hbnRfaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYAyABKAkSMAoMcmVxdWVzdF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5zY2hlZHVsZWRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcHVyZ2VfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZXhwb3J0X3NoYTI1NhgHIAEoCRI1CgZ0YWJsZXMYCCADKAsyJS5xdWFydGVycy52MS5EZWxldGlvbkNlcnRpZmljYXRlVGFibGUiUQoYRGVsZXRpb25DZXJ0aWZpY2F0ZVRhYmxlEgwKBG5hbWUYASABKAkSEwoLcm93c19iZWZvcmUYAiABKAMSEgoKcm93c19hZnRlchgDIAEoAyrpAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTSk9CX1NUQVRFX0FWQUlMQUJMRRABEhcKE0pPQl9TVEFURV9TQ0hFRFVMRUQQAhIVChFKT0JfU1RBVEVfUlVOTklORxADEhcKE0pPQl9TVEFURV9SRVRSWUFCTEUQBBIXChNKT0JfU1RBVEVfQ09NUExFVEVEEAUSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAGEhcKE0pPQl9TVEFURV9ESVNDQVJERUQQBxIVChFKT0JfU1RBVEVfUEVORElORxAIMvsMCg9QbGF0Zm9ybVNlcnZpY2USWwoLTGlzdFRlbmFudHMSHy5xdWFydGVycy52MS5MaXN0VGVuYW50c1JlcXVlc3QaIC5xdWFydGVycy52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIgmQAgGKtRgCKAEScwoJR2V0VGVuYW50EiwucXVhcnRlcnMudjEuUGxhdGZvcm1TZXJ2aWNlR2V0VGVuYW50UmVxdWVzdBotLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZUdldFRlbmFudFJlc3BvbnNlIgmQAgGKtRgCKAESTAoHU2V0UGxhbhIbLnF1YXJ0ZXJzLnYxLlNldFBsYW5SZXF1ZXN0GhwucXVhcnRlcnMudjEuU2V0UGxhblJlc3BvbnNlIgaKtRgCKAESWwoMU2V0T3ZlcnJpZGVzEiAucXVhcnRlcnMudjEuU2V0T3ZlcnJpZGVzUmVxdWVzdBohLnF1YXJ0ZXJzLnYxLlNldE92ZXJyaWRlc1Jlc3BvbnNlIgaKtRgCKAESXgoNU3VzcGVuZFRlbmFudBIhLnF1YXJ0ZXJzLnYxLlN1c3BlbmRUZW5hbnRSZXF1ZXN0GiIucXVhcnRlcnMudjEuU3VzcGVuZFRlbmFudFJlc3BvbnNlIgaKtRgCKAESWwoMUmVzdW1lVGVuYW50EiAucXVhcnRlcnMudjEuUmVzdW1lVGVuYW50UmVxdWVzdBohLnF1YXJ0ZXJzLnYxLlJlc3VtZVRlbmFudFJlc3BvbnNlIgaKtRgCKAESeQoMRGVsZXRlVGVuYW50Ei8ucXVhcnRlcnMudjEuUGxhdGZvcm1TZXJ2aWNlRGVsZXRlVGVuYW50UmVxdWVzdBowLnF1YXJ0ZXJzLnYxLlBsYXRmb3JtU2VydmljZURlbGV0ZVRlbmFudFJlc3BvbnNlIgaKtRgCKAESkQEKFENhbmNlbFRlbmFudERlbGV0aW9uEjcucXVhcnRlcnMudjEuUGxhdGZvcm1TZXJ2aWNlQ2FuY2VsVGVuYW50RGVsZXRpb25SZXF1ZXN0GjgucXVhcnRlcnMudjEuUGxhdGZvcm1TZXJ2aWNlQ2FuY2VsVGVuYW50RGVsZXRpb25SZXNwb25zZSIGirUYAigBEnwKFkdldERlbGV0aW9uQ2VydGlmaWNhdGUSKi5xdWFydGVycy52MS5HZXREZWxldGlvbkNlcnRpZmljYXRlUmVxdWVzdBorLnF1YXJ0ZXJzLnYxLkdldERlbGV0aW9uQ2VydGlmaWNhdGVSZXNwb25zZSIJkAIBirUYAigBEmcKD0xpc3RBdWRpdEV2ZW50cxIjLnF1YXJ0ZXJzLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJC5xdWFydGVycy52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIJkAIBirUYAigBEmQKDkxpc3RGYWlsZWRKb2JzEiIucXVhcnRlcnMudjEuTGlzdEZhaWxlZEpvYnNSZXF1ZXN0GiMucXVhcnRlcnMudjEuTGlzdEZhaWxlZEpvYnNSZXNwb25zZSIJkAIBirUYAigBEk8KCFJldHJ5Sm9iEhwucXVhcnRlcnMudjEuUmV0cnlKb2JSZXF1ZXN0Gh0ucXVhcnRlcnMudjEuUmV0cnlKb2JSZXNwb25zZSIGirUYAigBEmcKD0xpc3RUZW5hbnRDb3N0cxIjLnF1YXJ0ZXJzLnYxLkxpc3RUZW5hbnRDb3N0c1JlcXVlc3QaJC5xdWFydGVycy52MS5MaXN0VGVuYW50Q29zdHNSZXNwb25zZSIJkAIBirUYAigBEmEKDUdldFRlbmFudENvc3QSIS5xdWFydGVycy52MS5HZXRUZW5hbnRDb3N0UmVxdWVzdBoiLnF1YXJ0ZXJzLnYxLkdldFRlbmFudENvc3RSZXNwb25zZSIJkAIBirUYAigBEl4KDUlzb2xhdGVUZW5hbnQSIS5xdWFydGVycy52MS5Jc29sYXRlVGVuYW50UmVxdWVzdBoiLnF1YXJ0ZXJzLnYxLklzb2xhdGVUZW5hbnRSZXNwb25zZSIGirUYAigBElUKCk1vdmVUZW5hbnQSHi5xdWFydGVycy52MS5Nb3ZlVGVuYW50UmVxdWVzdBofLnF1YXJ0ZXJzLnYxLk1vdmVUZW5hbnRSZXNwb25zZSIGirUYAigBQqoBCg9jb20ucXVhcnRlcnMudjFCDVBsYXRmb3JtUHJvdG9QAVo7Z2l0aHViLmNvbS9xdWFydGVycy1kZXYvcXVhcnRlcnMvZ2VuL3F1YXJ0ZXJzL3YxO3F1YXJ0ZXJzdjGiAgNRWFiqAgtRdWFydGVycy5WMcoCC1F1YXJ0ZXJzXFYx4gIXUXVhcnRlcnNcVjFcR1BCTWV0YWRhdGHqAgxRdWFydGVyczo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_quarters_v1_analytics, file_quarters_v1_options, file_quarters_v1_plan, file_quarters_v1_tenant]);
+
+/**
+ * @generated from message quarters.v1.IsolateTenantRequest
+ */
+export type IsolateTenantRequest = Message<"quarters.v1.IsolateTenantRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message quarters.v1.IsolateTenantRequest.
+ * Use `create(IsolateTenantRequestSchema)` to create a new message.
+ */
+export const IsolateTenantRequestSchema: GenMessage<IsolateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 0);
+
+/**
+ * @generated from message quarters.v1.IsolateTenantResponse
+ */
+export type IsolateTenantResponse = Message<"quarters.v1.IsolateTenantResponse"> & {
+  /**
+   * shard_id is the tenant's shard of the colocation group's first table.
+   *
+   * @generated from field: int64 shard_id = 1;
+   */
+  shardId: bigint;
+};
+
+/**
+ * Describes the message quarters.v1.IsolateTenantResponse.
+ * Use `create(IsolateTenantResponseSchema)` to create a new message.
+ */
+export const IsolateTenantResponseSchema: GenMessage<IsolateTenantResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 1);
+
+/**
+ * @generated from message quarters.v1.MoveTenantRequest
+ */
+export type MoveTenantRequest = Message<"quarters.v1.MoveTenantRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * node is the target worker as the coordinator's metadata names it,
+   * host:port (citus_get_active_worker_nodes()).
+   *
+   * @generated from field: string node = 2;
+   */
+  node: string;
+};
+
+/**
+ * Describes the message quarters.v1.MoveTenantRequest.
+ * Use `create(MoveTenantRequestSchema)` to create a new message.
+ */
+export const MoveTenantRequestSchema: GenMessage<MoveTenantRequest> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 2);
+
+/**
+ * @generated from message quarters.v1.MoveTenantResponse
+ */
+export type MoveTenantResponse = Message<"quarters.v1.MoveTenantResponse"> & {
+  /**
+   * moved is false when the tenant's shards were on node already.
+   *
+   * @generated from field: bool moved = 1;
+   */
+  moved: boolean;
+};
+
+/**
+ * Describes the message quarters.v1.MoveTenantResponse.
+ * Use `create(MoveTenantResponseSchema)` to create a new message.
+ */
+export const MoveTenantResponseSchema: GenMessage<MoveTenantResponse> = /*@__PURE__*/
+  messageDesc(file_quarters_v1_platform, 3);
 
 /**
  * TenantOverrides are one tenant's exceptions to its plan. An unset limit
@@ -75,7 +155,7 @@ export type TenantOverrides = Message<"quarters.v1.TenantOverrides"> & {
  * Use `create(TenantOverridesSchema)` to create a new message.
  */
 export const TenantOverridesSchema: GenMessage<TenantOverrides> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 0);
+  messageDesc(file_quarters_v1_platform, 4);
 
 /**
  * TenantDetails is a tenant as the operator sees it.
@@ -113,7 +193,7 @@ export type TenantDetails = Message<"quarters.v1.TenantDetails"> & {
  * Use `create(TenantDetailsSchema)` to create a new message.
  */
 export const TenantDetailsSchema: GenMessage<TenantDetails> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 1);
+  messageDesc(file_quarters_v1_platform, 5);
 
 /**
  * AuditEvent records one platform change to a tenant.
@@ -169,7 +249,7 @@ export type AuditEvent = Message<"quarters.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 2);
+  messageDesc(file_quarters_v1_platform, 6);
 
 /**
  * @generated from message quarters.v1.ListTenantsRequest
@@ -210,7 +290,7 @@ export type ListTenantsRequest = Message<"quarters.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 3);
+  messageDesc(file_quarters_v1_platform, 7);
 
 /**
  * @generated from message quarters.v1.ListTenantsResponse
@@ -234,7 +314,7 @@ export type ListTenantsResponse = Message<"quarters.v1.ListTenantsResponse"> & {
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 4);
+  messageDesc(file_quarters_v1_platform, 8);
 
 /**
  * PlatformServiceGetTenantRequest is GetTenant's request (GetTenantRequest
@@ -254,7 +334,7 @@ export type PlatformServiceGetTenantRequest = Message<"quarters.v1.PlatformServi
  * Use `create(PlatformServiceGetTenantRequestSchema)` to create a new message.
  */
 export const PlatformServiceGetTenantRequestSchema: GenMessage<PlatformServiceGetTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 5);
+  messageDesc(file_quarters_v1_platform, 9);
 
 /**
  * @generated from message quarters.v1.PlatformServiceGetTenantResponse
@@ -271,7 +351,7 @@ export type PlatformServiceGetTenantResponse = Message<"quarters.v1.PlatformServ
  * Use `create(PlatformServiceGetTenantResponseSchema)` to create a new message.
  */
 export const PlatformServiceGetTenantResponseSchema: GenMessage<PlatformServiceGetTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 6);
+  messageDesc(file_quarters_v1_platform, 10);
 
 /**
  * @generated from message quarters.v1.SetPlanRequest
@@ -295,7 +375,7 @@ export type SetPlanRequest = Message<"quarters.v1.SetPlanRequest"> & {
  * Use `create(SetPlanRequestSchema)` to create a new message.
  */
 export const SetPlanRequestSchema: GenMessage<SetPlanRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 7);
+  messageDesc(file_quarters_v1_platform, 11);
 
 /**
  * @generated from message quarters.v1.SetPlanResponse
@@ -319,7 +399,7 @@ export type SetPlanResponse = Message<"quarters.v1.SetPlanResponse"> & {
  * Use `create(SetPlanResponseSchema)` to create a new message.
  */
 export const SetPlanResponseSchema: GenMessage<SetPlanResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 8);
+  messageDesc(file_quarters_v1_platform, 12);
 
 /**
  * @generated from message quarters.v1.SetOverridesRequest
@@ -352,7 +432,7 @@ export type SetOverridesRequest = Message<"quarters.v1.SetOverridesRequest"> & {
  * Use `create(SetOverridesRequestSchema)` to create a new message.
  */
 export const SetOverridesRequestSchema: GenMessage<SetOverridesRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 9);
+  messageDesc(file_quarters_v1_platform, 13);
 
 /**
  * @generated from message quarters.v1.SetOverridesResponse
@@ -376,7 +456,7 @@ export type SetOverridesResponse = Message<"quarters.v1.SetOverridesResponse"> &
  * Use `create(SetOverridesResponseSchema)` to create a new message.
  */
 export const SetOverridesResponseSchema: GenMessage<SetOverridesResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 10);
+  messageDesc(file_quarters_v1_platform, 14);
 
 /**
  * @generated from message quarters.v1.SuspendTenantRequest
@@ -393,7 +473,7 @@ export type SuspendTenantRequest = Message<"quarters.v1.SuspendTenantRequest"> &
  * Use `create(SuspendTenantRequestSchema)` to create a new message.
  */
 export const SuspendTenantRequestSchema: GenMessage<SuspendTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 11);
+  messageDesc(file_quarters_v1_platform, 15);
 
 /**
  * @generated from message quarters.v1.SuspendTenantResponse
@@ -417,7 +497,7 @@ export type SuspendTenantResponse = Message<"quarters.v1.SuspendTenantResponse">
  * Use `create(SuspendTenantResponseSchema)` to create a new message.
  */
 export const SuspendTenantResponseSchema: GenMessage<SuspendTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 12);
+  messageDesc(file_quarters_v1_platform, 16);
 
 /**
  * @generated from message quarters.v1.ResumeTenantRequest
@@ -434,7 +514,7 @@ export type ResumeTenantRequest = Message<"quarters.v1.ResumeTenantRequest"> & {
  * Use `create(ResumeTenantRequestSchema)` to create a new message.
  */
 export const ResumeTenantRequestSchema: GenMessage<ResumeTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 13);
+  messageDesc(file_quarters_v1_platform, 17);
 
 /**
  * @generated from message quarters.v1.ResumeTenantResponse
@@ -458,7 +538,7 @@ export type ResumeTenantResponse = Message<"quarters.v1.ResumeTenantResponse"> &
  * Use `create(ResumeTenantResponseSchema)` to create a new message.
  */
 export const ResumeTenantResponseSchema: GenMessage<ResumeTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 14);
+  messageDesc(file_quarters_v1_platform, 18);
 
 /**
  * @generated from message quarters.v1.ListAuditEventsRequest
@@ -493,7 +573,7 @@ export type ListAuditEventsRequest = Message<"quarters.v1.ListAuditEventsRequest
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 15);
+  messageDesc(file_quarters_v1_platform, 19);
 
 /**
  * @generated from message quarters.v1.ListAuditEventsResponse
@@ -517,7 +597,7 @@ export type ListAuditEventsResponse = Message<"quarters.v1.ListAuditEventsRespon
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 16);
+  messageDesc(file_quarters_v1_platform, 20);
 
 /**
  * Job is one background job.
@@ -601,7 +681,7 @@ export type Job = Message<"quarters.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 17);
+  messageDesc(file_quarters_v1_platform, 21);
 
 /**
  * JobError is the error of one failed attempt.
@@ -630,7 +710,7 @@ export type JobError = Message<"quarters.v1.JobError"> & {
  * Use `create(JobErrorSchema)` to create a new message.
  */
 export const JobErrorSchema: GenMessage<JobError> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 18);
+  messageDesc(file_quarters_v1_platform, 22);
 
 /**
  * @generated from message quarters.v1.ListFailedJobsRequest
@@ -664,7 +744,7 @@ export type ListFailedJobsRequest = Message<"quarters.v1.ListFailedJobsRequest">
  * Use `create(ListFailedJobsRequestSchema)` to create a new message.
  */
 export const ListFailedJobsRequestSchema: GenMessage<ListFailedJobsRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 19);
+  messageDesc(file_quarters_v1_platform, 23);
 
 /**
  * @generated from message quarters.v1.ListFailedJobsResponse
@@ -688,7 +768,7 @@ export type ListFailedJobsResponse = Message<"quarters.v1.ListFailedJobsResponse
  * Use `create(ListFailedJobsResponseSchema)` to create a new message.
  */
 export const ListFailedJobsResponseSchema: GenMessage<ListFailedJobsResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 20);
+  messageDesc(file_quarters_v1_platform, 24);
 
 /**
  * @generated from message quarters.v1.RetryJobRequest
@@ -705,7 +785,7 @@ export type RetryJobRequest = Message<"quarters.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 21);
+  messageDesc(file_quarters_v1_platform, 25);
 
 /**
  * @generated from message quarters.v1.RetryJobResponse
@@ -724,7 +804,7 @@ export type RetryJobResponse = Message<"quarters.v1.RetryJobResponse"> & {
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 22);
+  messageDesc(file_quarters_v1_platform, 26);
 
 /**
  * @generated from message quarters.v1.ListTenantCostsRequest
@@ -767,7 +847,7 @@ export type ListTenantCostsRequest = Message<"quarters.v1.ListTenantCostsRequest
  * Use `create(ListTenantCostsRequestSchema)` to create a new message.
  */
 export const ListTenantCostsRequestSchema: GenMessage<ListTenantCostsRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 23);
+  messageDesc(file_quarters_v1_platform, 27);
 
 /**
  * TenantCost is one tenant's cost over a range.
@@ -791,7 +871,7 @@ export type TenantCost = Message<"quarters.v1.TenantCost"> & {
  * Use `create(TenantCostSchema)` to create a new message.
  */
 export const TenantCostSchema: GenMessage<TenantCost> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 24);
+  messageDesc(file_quarters_v1_platform, 28);
 
 /**
  * @generated from message quarters.v1.ListTenantCostsResponse
@@ -815,7 +895,7 @@ export type ListTenantCostsResponse = Message<"quarters.v1.ListTenantCostsRespon
  * Use `create(ListTenantCostsResponseSchema)` to create a new message.
  */
 export const ListTenantCostsResponseSchema: GenMessage<ListTenantCostsResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 25);
+  messageDesc(file_quarters_v1_platform, 29);
 
 /**
  * @generated from message quarters.v1.GetTenantCostRequest
@@ -848,7 +928,7 @@ export type GetTenantCostRequest = Message<"quarters.v1.GetTenantCostRequest"> &
  * Use `create(GetTenantCostRequestSchema)` to create a new message.
  */
 export const GetTenantCostRequestSchema: GenMessage<GetTenantCostRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 26);
+  messageDesc(file_quarters_v1_platform, 30);
 
 /**
  * @generated from message quarters.v1.GetTenantCostResponse
@@ -874,7 +954,7 @@ export type GetTenantCostResponse = Message<"quarters.v1.GetTenantCostResponse">
  * Use `create(GetTenantCostResponseSchema)` to create a new message.
  */
 export const GetTenantCostResponseSchema: GenMessage<GetTenantCostResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 27);
+  messageDesc(file_quarters_v1_platform, 31);
 
 /**
  * PlatformServiceDeleteTenantRequest is DeleteTenant's request
@@ -894,7 +974,7 @@ export type PlatformServiceDeleteTenantRequest = Message<"quarters.v1.PlatformSe
  * Use `create(PlatformServiceDeleteTenantRequestSchema)` to create a new message.
  */
 export const PlatformServiceDeleteTenantRequestSchema: GenMessage<PlatformServiceDeleteTenantRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 28);
+  messageDesc(file_quarters_v1_platform, 32);
 
 /**
  * @generated from message quarters.v1.PlatformServiceDeleteTenantResponse
@@ -918,7 +998,7 @@ export type PlatformServiceDeleteTenantResponse = Message<"quarters.v1.PlatformS
  * Use `create(PlatformServiceDeleteTenantResponseSchema)` to create a new message.
  */
 export const PlatformServiceDeleteTenantResponseSchema: GenMessage<PlatformServiceDeleteTenantResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 29);
+  messageDesc(file_quarters_v1_platform, 33);
 
 /**
  * @generated from message quarters.v1.PlatformServiceCancelTenantDeletionRequest
@@ -935,7 +1015,7 @@ export type PlatformServiceCancelTenantDeletionRequest = Message<"quarters.v1.Pl
  * Use `create(PlatformServiceCancelTenantDeletionRequestSchema)` to create a new message.
  */
 export const PlatformServiceCancelTenantDeletionRequestSchema: GenMessage<PlatformServiceCancelTenantDeletionRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 30);
+  messageDesc(file_quarters_v1_platform, 34);
 
 /**
  * @generated from message quarters.v1.PlatformServiceCancelTenantDeletionResponse
@@ -957,7 +1037,7 @@ export type PlatformServiceCancelTenantDeletionResponse = Message<"quarters.v1.P
  * Use `create(PlatformServiceCancelTenantDeletionResponseSchema)` to create a new message.
  */
 export const PlatformServiceCancelTenantDeletionResponseSchema: GenMessage<PlatformServiceCancelTenantDeletionResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 31);
+  messageDesc(file_quarters_v1_platform, 35);
 
 /**
  * @generated from message quarters.v1.GetDeletionCertificateRequest
@@ -974,7 +1054,7 @@ export type GetDeletionCertificateRequest = Message<"quarters.v1.GetDeletionCert
  * Use `create(GetDeletionCertificateRequestSchema)` to create a new message.
  */
 export const GetDeletionCertificateRequestSchema: GenMessage<GetDeletionCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 32);
+  messageDesc(file_quarters_v1_platform, 36);
 
 /**
  * @generated from message quarters.v1.GetDeletionCertificateResponse
@@ -991,7 +1071,7 @@ export type GetDeletionCertificateResponse = Message<"quarters.v1.GetDeletionCer
  * Use `create(GetDeletionCertificateResponseSchema)` to create a new message.
  */
 export const GetDeletionCertificateResponseSchema: GenMessage<GetDeletionCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 33);
+  messageDesc(file_quarters_v1_platform, 37);
 
 /**
  * DeletionCertificate records one tenant's purge.
@@ -1059,7 +1139,7 @@ export type DeletionCertificate = Message<"quarters.v1.DeletionCertificate"> & {
  * Use `create(DeletionCertificateSchema)` to create a new message.
  */
 export const DeletionCertificateSchema: GenMessage<DeletionCertificate> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 34);
+  messageDesc(file_quarters_v1_platform, 38);
 
 /**
  * DeletionCertificateTable is one table's count in a DeletionCertificate.
@@ -1088,7 +1168,7 @@ export type DeletionCertificateTable = Message<"quarters.v1.DeletionCertificateT
  * Use `create(DeletionCertificateTableSchema)` to create a new message.
  */
 export const DeletionCertificateTableSchema: GenMessage<DeletionCertificateTable> = /*@__PURE__*/
-  messageDesc(file_quarters_v1_platform, 35);
+  messageDesc(file_quarters_v1_platform, 39);
 
 /**
  * JobState is where a background job is in its life.
@@ -1346,6 +1426,33 @@ export const PlatformService: GenService<{
     methodKind: "unary";
     input: typeof GetTenantCostRequestSchema;
     output: typeof GetTenantCostResponseSchema;
+  },
+  /**
+   * IsolateTenant gives a tenant shards of its own on Citus (README,
+   * Running on Citus), so that it can be moved alone; its calls go on
+   * meanwhile (writes wait for the copy, none fail). Isolating an isolated
+   * tenant succeeds and changes nothing. On a database that is not a
+   * Citus coordinator it is FAILED_PRECONDITION.
+   *
+   * @generated from rpc quarters.v1.PlatformService.IsolateTenant
+   */
+  isolateTenant: {
+    methodKind: "unary";
+    input: typeof IsolateTenantRequestSchema;
+    output: typeof IsolateTenantResponseSchema;
+  },
+  /**
+   * MoveTenant moves the shards that hold a tenant (with any tenant
+   * sharing them: IsolateTenant first) to another Citus worker, while its
+   * calls go on. A node that is not an active worker is INVALID_ARGUMENT;
+   * not on Citus, FAILED_PRECONDITION.
+   *
+   * @generated from rpc quarters.v1.PlatformService.MoveTenant
+   */
+  moveTenant: {
+    methodKind: "unary";
+    input: typeof MoveTenantRequestSchema;
+    output: typeof MoveTenantResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_quarters_v1_platform, 0);
