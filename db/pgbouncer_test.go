@@ -109,6 +109,17 @@ func (f *bouncedFixture) check(d *db.DB, id uuid.UUID) (wrong, missing int, err 
 	return wrong, missing, err
 }
 
+// skipOnCitus: these tests set the tenant with set_config on their own
+// connections, which Citus does not forward to its workers (db.InTenant
+// uses SET LOCAL there); PgBouncer in front of a Citus coordinator is not
+// covered yet (README, Running on Citus).
+func skipOnCitus(t *testing.T) {
+	t.Helper()
+	if dbtest.Citus() {
+		t.Skip("PgBouncer tests run on plain PostgreSQL only")
+	}
+}
+
 // TestPgBouncerQueryModes: through PgBouncer 1.18 in transaction mode, with
 // more clients than server connections, each query mode that prepares no
 // named statement serves InTenant's transactions with every row its
@@ -116,6 +127,7 @@ func (f *bouncedFixture) check(d *db.DB, id uuid.UUID) (wrong, missing int, err 
 // TransactionPooling, does break there (so the premise is real).
 func TestPgBouncerQueryModes(t *testing.T) {
 	t.Parallel()
+	skipOnCitus(t)
 	f := newBouncedFixture(t, 2, 3, 3)
 	for _, mode := range []string{"", "cache_describe", "describe_exec", "exec", "simple_protocol"} {
 		t.Run("mode="+mode, func(t *testing.T) {
@@ -195,6 +207,7 @@ func TestPgBouncerQueryModes(t *testing.T) {
 // the check can fail.
 func TestPgBouncerNoSessionLeak(t *testing.T) {
 	t.Parallel()
+	skipOnCitus(t)
 	f := newBouncedFixture(t, 1, 2, 2)
 	d := f.open(t, "")
 	other, err := pgx.Connect(ctx, f.bouncer.URL(f.appURL)+"&default_query_exec_mode=simple_protocol")
