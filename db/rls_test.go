@@ -177,6 +177,59 @@ func TestInTenantRollsBack(t *testing.T) {
 	}
 }
 
+// TestInTenantSnapshotTx: a change committed while InTenantSnapshotTx's
+// function runs is not seen by its later statements (the export's
+// transaction is one instant), where InTenantTx's READ COMMITTED sees it;
+// the snapshot still holds only the tenant's own rows.
+func TestInTenantSnapshotTx(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	list := func(q *dbsqlc.Queries) []dbsqlc.Project {
+		rows, err := q.ProjectList(ctx, dbsqlc.ProjectListParams{TenantID: f.a, BeforeTime: maxTime, BeforeID: uuid.Max, PageLimit: 10})
+		require.NoError(t, err)
+		return rows
+	}
+	for _, tc := range []struct {
+		name  string
+		run   func(context.Context, func(*dbsqlc.Queries, pgx.Tx) error) error
+		after int
+	}{
+		{"snapshot", f.db.InTenantSnapshotTx, 1},
+		{"read committed", f.db.InTenantTx, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after []dbsqlc.Project
+			err := tc.run(as(f.a), func(q *dbsqlc.Queries, tx pgx.Tx) error {
+				before = list(q)
+				// Committed by another connection meanwhile.
+				require.NoError(t, f.db.InTenant(as(f.a), func(q *dbsqlc.Queries) error {
+					_, err := q.ProjectInsert(ctx, dbsqlc.ProjectInsertParams{TenantID: f.a, Name: "meanwhile " + tc.name})
+					return err
+				}))
+				after = list(q)
+				return nil
+			})
+			require.NoError(t, err)
+			require.Len(t, after, tc.after)
+			for _, p := range append(before, after...) {
+				require.Equal(t, f.a, p.TenantID)
+			}
+			// The transaction before it left a project too: drop it so the
+			// next case starts from one.
+			require.NoError(t, f.db.InTenant(as(f.a), func(q *dbsqlc.Queries) error {
+				for _, p := range list(q) {
+					if p.ID != f.aProject {
+						if _, err := q.ProjectDelete(ctx, dbsqlc.ProjectDeleteParams{TenantID: f.a, ID: p.ID}); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			}))
+		})
+	}
+}
+
 func TestOpenRefusesUnsafeRole(t *testing.T) {
 	t.Parallel()
 	_, ownerURL := dbtest.NewURLs(t)

@@ -77,7 +77,22 @@ func (d *DB) InTenantTx(ctx context.Context, fn func(q *dbsqlc.Queries, tx pgx.T
 	if !ok {
 		return tenancy.ErrNoTenant
 	}
-	return d.eagerTx(ctx, t.ID, t.Limits.StatementTimeout, fn)
+	return d.eagerTx(ctx, t.ID, t.Limits.StatementTimeout, pgx.TxOptions{}, fn)
+}
+
+// InTenantSnapshotTx is InTenantTx in a REPEATABLE READ transaction: every
+// statement of fn reads the same snapshot, taken by the first one (the
+// tenant's set_config), so work that reads many tables one after another
+// (a tenant export) sees them as they were at one instant, not a change
+// committed halfway through. A write of fn that conflicts with a change
+// committed since fails with a serialization error; fn should write only
+// rows it locked first.
+func (d *DB) InTenantSnapshotTx(ctx context.Context, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) error {
+	t, ok := tenancy.FromContext(ctx)
+	if !ok {
+		return tenancy.ErrNoTenant
+	}
+	return d.eagerTx(ctx, t.ID, t.Limits.StatementTimeout, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, fn)
 }
 
 // ActAsTx is ActAs for fn that needs the pgx.Tx too, as InTenantTx.
@@ -85,16 +100,16 @@ func (d *DB) ActAsTx(ctx context.Context, id uuid.UUID, fn func(q *dbsqlc.Querie
 	if id == uuid.Nil {
 		return tenancy.ErrNoTenant
 	}
-	return d.eagerTx(ctx, id, 0, fn)
+	return d.eagerTx(ctx, id, 0, pgx.TxOptions{}, fn)
 }
 
-// eagerTx runs fn in a pgx transaction acting for id, with the same
-// transaction-local settings as inTenantTx.
-func (d *DB) eagerTx(ctx context.Context, id uuid.UUID, timeout time.Duration, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) (err error) {
+// eagerTx runs fn in a pgx transaction begun with opts, acting for id,
+// with the same transaction-local settings as inTenantTx.
+func (d *DB) eagerTx(ctx context.Context, id uuid.UUID, timeout time.Duration, opts pgx.TxOptions, fn func(q *dbsqlc.Queries, tx pgx.Tx) error) (err error) {
 	if timeout <= 0 {
 		timeout = DefaultStatementTimeout
 	}
-	tx, err := d.pool.Begin(ctx)
+	tx, err := d.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

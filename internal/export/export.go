@@ -201,12 +201,15 @@ func NewWorker(d *db.DB, load jobs.LoadTenantFunc, logger *slog.Logger) *jobs.Te
 }
 
 // Run writes the archive of the export exportID of the tenant in ctx and
-// stores it, in one transaction acting for the tenant. An export that is
+// stores it, in one transaction acting for the tenant, REPEATABLE READ so
+// the archive is one instant's rows (a document is never exported without
+// its project because the project was deleted between the two tables'
+// reads; the import would then refuse it). An export that is
 // already done, or gone, is left alone (a retried job, or one whose
 // tenant deleted the export).
 func Run(ctx context.Context, d *db.DB, exportID uuid.UUID) error {
 	t := tenancy.MustFromContext(ctx)
-	return d.InTenantTx(ctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
+	return d.InTenantSnapshotTx(ctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		_, err := q.TenantExportLock(ctx, dbsqlc.TenantExportLockParams{TenantID: t.ID, ID: exportID})
 		if errors.Is(err, db.ErrNotFound) {
 			return nil
