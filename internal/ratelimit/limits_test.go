@@ -219,10 +219,22 @@ func TestAnalytics(t *testing.T) {
 	resp, err := a.Analytics.GetUsage(ctx, req(&quartersv1.GetUsageRequest{StartDate: "2026-01-30", EndDate: "2026-02-02"}))
 	require.NoError(t, err)
 	require.Len(t, resp.Msg.GetDays(), 4)
-	for _, bad := range [][2]string{{"2026-02-02", "2026-01-30"}, {"2026-01-01", "2026-12-31"}, {"2026-02-30", "2026-03-01"}, {"yesterday", "today"}} {
-		_, err := a.Analytics.GetUsage(ctx, req(&quartersv1.GetUsageRequest{StartDate: bad[0], EndDate: bad[1]}))
-		apitest.RequireCode(t, err, connect.CodeInvalidArgument)
+	for _, bad := range []struct{ start, end, msg string }{
+		{"2026-02-02", "2026-01-30", "end_date must be on or after start_date"},
+		{"2026-01-01", "2026-12-31", "at most 92 days"},
+		{"2026-01-01", "2026-04-03", "at most 92 days"},
+		{"2026-02-30", "2026-03-01", "start_date must be a real calendar date"},
+		{"2026-02-27", "2026-02-29", "end_date must be a real calendar date"},
+		{"yesterday", "today", "start_date"},
+	} {
+		_, err := a.Analytics.GetUsage(ctx, req(&quartersv1.GetUsageRequest{StartDate: bad.start, EndDate: bad.end}))
+		cerr := apitest.RequireCode(t, err, connect.CodeInvalidArgument)
+		require.Contains(t, cerr.Message(), bad.msg, "%s..%s", bad.start, bad.end)
 	}
+	// 92 days, both ends included, is the longest range.
+	resp, err = a.Analytics.GetUsage(ctx, req(&quartersv1.GetUsageRequest{StartDate: "2026-01-01", EndDate: "2026-04-02"}))
+	require.NoError(t, err)
+	require.Len(t, resp.Msg.GetDays(), 92)
 }
 
 // TestReplicasShareRedis: two server instances ("replicas") on one

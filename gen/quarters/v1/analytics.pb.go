@@ -26,7 +26,10 @@ type GetUsageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// start_date is the first day, "YYYY-MM-DD" (UTC).
 	StartDate string `protobuf:"bytes,1,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
-	// end_date is the last day, inclusive.
+	// end_date is the last day, inclusive: on or after start_date, at most
+	// 91 days later (92 days). The server checks the range, and that both
+	// are real dates, with a BadRequest detail naming the field (a CEL rule
+	// could not: timestamp() fails on 2026-02-30 with a conversion error).
 	EndDate       string `protobuf:"bytes,2,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -505,13 +508,11 @@ var File_quarters_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_quarters_v1_analytics_proto_rawDesc = "" +
 	"\n" +
-	"\x1bquarters/v1/analytics.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x19quarters/v1/options.proto\"\xb3\x04\n" +
+	"\x1bquarters/v1/analytics.proto\x12\vquarters.v1\x1a\x1bbuf/validate/validate.proto\x1a\x19quarters/v1/options.proto\"\x95\x01\n" +
 	"\x0fGetUsageRequest\x12B\n" +
 	"\n" +
 	"start_date\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\tstartDate\x12>\n" +
-	"\bend_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate:\x9b\x03\xbaH\x97\x03\x1a\x94\x03\n" +
-	"\n" +
-	"date_range\x12Kend_date must be a valid date on or after start_date, at most 92 days later\x1a\xb8\x02!this.start_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || !this.end_date.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || (timestamp(this.end_date + 'T00:00:00Z') >= timestamp(this.start_date + 'T00:00:00Z') && timestamp(this.end_date + 'T00:00:00Z') - timestamp(this.start_date + 'T00:00:00Z') <= duration('2184h'))\"_\n" +
+	"\bend_date\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\"_\n" +
 	"\n" +
 	"DailyUsage\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x1a\n" +
