@@ -29,6 +29,7 @@ import (
 	"github.com/quarters-dev/quarters/db"
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	"github.com/quarters-dev/quarters/internal/jobs"
+	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/tenant"
 )
 
@@ -50,7 +51,8 @@ func ActorOwner(userID uuid.UUID) string {
 }
 
 // Schedule marks tenant id's deletion pending, due grace from now, and
-// enqueues its purge job for then, in tx (which acts for the tenant: q is
+// enqueues its purge job for then and a notice to each owner and admin
+// (notify.DeletionScheduled), in tx (which acts for the tenant: q is
 // its Queries). by is who asks (ActorOwner, ActorPlatform). A deletion
 // already pending is left as it is: Schedule returns the tenant with its
 // purge_time and created false. It returns db.ErrNotFound for an unknown
@@ -73,6 +75,17 @@ func Schedule(ctx context.Context, q *dbsqlc.Queries, tx pgx.Tx, jc *jobs.Client
 		return t, false, fmt.Errorf("record purge job: %w", err)
 	}
 	t.PurgeJobID = &job
+	// Every owner and admin is told, in this transaction: the notice goes
+	// if and only if the deletion is requested.
+	managers, err := q.MembershipManagers(ctx, id)
+	if err != nil {
+		return t, false, fmt.Errorf("list owners and admins: %w", err)
+	}
+	for _, uid := range managers {
+		if err := jc.InsertTx(ctx, tx, notify.DeletionScheduled(id, uid)); err != nil {
+			return t, false, err
+		}
+	}
 	return t, true, nil
 }
 

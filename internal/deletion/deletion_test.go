@@ -22,6 +22,7 @@ import (
 	"github.com/quarters-dev/quarters/internal/apitest"
 	"github.com/quarters-dev/quarters/internal/deletion"
 	"github.com/quarters-dev/quarters/internal/export"
+	"github.com/quarters-dev/quarters/internal/notify"
 	"github.com/quarters-dev/quarters/internal/redistest"
 	"github.com/quarters-dev/quarters/internal/servertest"
 	"github.com/quarters-dev/quarters/internal/tenant"
@@ -499,4 +500,59 @@ func redisKeys(t *testing.T, rs *redistest.Server, id string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestDeletionNoticeToManagers: a deletion request mails every owner and
+// admin of the tenant once, with the purge time and how to cancel (so a
+// deletion made with a stolen owner credential is noticed within the
+// grace period); a plain member and another tenant's owner get nothing,
+// and a refused request (the wrong slug) sends nothing.
+func TestDeletionNoticeToManagers(t *testing.T) {
+	t.Parallel()
+	s := servertest.New(t)
+	a, b := s.SignUp(t), s.SignUp(t)
+	admin := "admin@notice-" + a.Slug + ".example"
+	member := "member@notice-" + a.Slug + ".example"
+	apitest.Join(t, s, a, admin, quartersv1.Role_ROLE_ADMIN)
+	apitest.Join(t, s, a, member, quartersv1.Role_ROLE_MEMBER)
+	owner := s.AsUser(a.Owner)
+
+	_, err := owner.Tenants.DeleteTenant(ctx, req(&quartersv1.DeleteTenantRequest{ConfirmSlug: b.Slug}))
+	apitest.RequireCode(t, err, connect.CodeInvalidArgument)
+	resp, err := owner.Tenants.DeleteTenant(ctx, req(&quartersv1.DeleteTenantRequest{ConfirmSlug: a.Slug}))
+	require.NoError(t, err)
+	purge := resp.Msg.GetTenant().GetPurgeTime().AsTime().UTC().Format("2006-01-02 15:04 UTC")
+	for _, to := range []string{a.OwnerEmail, admin} {
+		m, _ := s.Mailbox.Wait(t, to, notify.SubjectDeletionScheduled)
+		require.Contains(t, m.Text, a.Slug, to)
+		require.Contains(t, m.Text, purge, to)
+		require.Contains(t, m.Text, "CancelTenantDeletion", to)
+	}
+	// Every mail job settled: then count what went where.
+	conn, err := pgx.Connect(ctx, s.OwnerURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	require.Eventually(t, func() bool {
+		var pending int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'mail'
+			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending))
+		return pending == 0
+	}, 30*time.Second, 100*time.Millisecond)
+	var jobs int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'mail'
+		AND args->>'template' = $1 AND args->>'tenant_id' = $2`, notify.TemplateDeletionScheduled, a.ID).Scan(&jobs))
+	require.Equal(t, 2, jobs, "one per owner or admin, none for the refused request")
+	notices := func(to string) int {
+		n := 0
+		for _, m := range s.Mailbox.Sent(to) {
+			if m.Subject == notify.SubjectDeletionScheduled {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, 1, notices(a.OwnerEmail))
+	require.Equal(t, 1, notices(admin))
+	require.Zero(t, notices(member), "a member does not manage the tenant")
+	require.Zero(t, notices(b.OwnerEmail), "another tenant's owner")
 }

@@ -60,6 +60,9 @@ const (
 	// TemplateWebhookDisabled tells an owner or admin that Quarters
 	// disabled a webhook endpoint of the tenant after sustained failure.
 	TemplateWebhookDisabled = "webhook_disabled"
+	// TemplateDeletionScheduled tells an owner or admin that the tenant's
+	// deletion was requested, when it will be purged and how to stop it.
+	TemplateDeletionScheduled = "deletion_scheduled"
 )
 
 // MailArgs are the mail job's arguments. They hold no secret.
@@ -116,4 +119,14 @@ func EmailVerification(email string) MailArgs {
 // userID no longer manages the tenant.
 func WebhookDisabled(tenantID, endpointID, userID uuid.UUID) MailArgs {
 	return MailArgs{Template: TemplateWebhookDisabled, TenantID: tenantID, EndpointID: endpointID, UserID: userID}
+}
+
+// DeletionScheduled tells userID (an owner or admin of tenantID) that the
+// tenant's deletion is pending: the purge time and how to cancel, as they
+// are when the mail is sent; nothing goes if the deletion was cancelled
+// meanwhile or the person no longer manages the tenant. Whoever requested
+// it, every owner and admin hears of it, so a deletion made with a stolen
+// owner credential does not go unnoticed for the grace period.
+func DeletionScheduled(tenantID, userID uuid.UUID) MailArgs {
+	return MailArgs{Template: TemplateDeletionScheduled, TenantID: tenantID, UserID: userID}
 }

@@ -17,6 +17,8 @@ const (
 	SubjectInvitation  = "You are invited to a Quarters tenant"
 	// SubjectWebhookDisabled is the notice of a disabled webhook endpoint.
 	SubjectWebhookDisabled = "A webhook endpoint of your Quarters tenant was disabled"
+	// SubjectDeletionScheduled is the notice of a pending tenant deletion.
+	SubjectDeletionScheduled = "Your Quarters tenant is scheduled for deletion"
 )
 
 // until says when a link stops working.
@@ -109,4 +111,17 @@ func webhookDisabledMail(tenant, url, reason string) mail.Message {
 		"quarters.v1.WebhookService/UpdateEndpoint with {\"endpoint\": {\"id\": …, \"enabled\": true}, \"updateMask\": \"enabled\"}. " +
 		"ListDeliveries shows the failed deliveries; Redeliver sends one again.\n")
 	return mail.Message{Subject: SubjectWebhookDisabled, Text: b.String()}
+}
+
+// deletionScheduledMail tells an owner or admin of tenant that its
+// deletion is pending: every row goes at purge, unless an owner cancels
+// before.
+func deletionScheduledMail(tenant string, purge time.Time) mail.Message {
+	var b strings.Builder
+	fmt.Fprintf(&b, "The deletion of the Quarters tenant %s was requested. Its data will be purged, for good, at %s.\n\n", tenant, until(purge))
+	b.WriteString("Until then the tenant's keys and sessions are refused. An owner can take an export " +
+		"(quarters.v1.TenantService/ExportTenant) and can stop the deletion with " +
+		"quarters.v1.TenantService/CancelTenantDeletion, which restores everything as it was.\n\n" +
+		"If nobody in your organisation asked for this, cancel it now and change the owners' passwords.\n")
+	return mail.Message{Subject: SubjectDeletionScheduled, Text: b.String()}
 }

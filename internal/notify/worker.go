@@ -63,6 +63,8 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[MailArgs]) error {
 		m, err = w.invitation(ctx, a)
 	case TemplateWebhookDisabled:
 		m, err = w.webhookDisabled(ctx, a)
+	case TemplateDeletionScheduled:
+		m, err = w.deletionScheduled(ctx, a)
 	default:
 		return river.JobCancel(fmt.Errorf("unknown mail template %q", a.Template))
 	}
@@ -230,6 +232,45 @@ func (w *Worker) webhookDisabled(ctx context.Context, a MailArgs) (*mail.Message
 		return nil, nil // enabled again (or disabled by the tenant) meanwhile
 	}
 	m := webhookDisabledMail(quoteName(t.Name, t.Slug), e.Url, e.DisabledReason)
+	m.To = u.Email
+	return &m, nil
+}
+
+// deletionScheduled composes the notice of a pending deletion to one of
+// the tenant's owners or admins, or returns nil when it no longer applies:
+// the deletion cancelled (or the tenant purged), the person no longer an
+// owner or admin. A suspended tenant's managers are told too: unlike the
+// other mails, this one is about the tenant's data going away.
+func (w *Worker) deletionScheduled(ctx context.Context, a MailArgs) (*mail.Message, error) {
+	var (
+		t dbsqlc.Tenant
+		u dbsqlc.User
+	)
+	err := w.p.DB.ActAs(ctx, a.TenantID, func(q *dbsqlc.Queries) error {
+		var err error
+		if t, err = q.TenantGet(ctx, a.TenantID); err != nil {
+			return err
+		}
+		m, err := q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: a.TenantID, UserID: a.UserID})
+		if err != nil {
+			return err
+		}
+		if m.Role != "owner" && m.Role != "admin" {
+			return db.ErrNotFound
+		}
+		u, err = q.UserGet(ctx, a.UserID)
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load pending deletion: %w", err)
+	}
+	if t.PurgeTime == nil {
+		return nil, nil // cancelled meanwhile
+	}
+	m := deletionScheduledMail(quoteName(t.Name, t.Slug), *t.PurgeTime)
 	m.To = u.Email
 	return &m, nil
 }
