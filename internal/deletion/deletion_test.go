@@ -542,15 +542,7 @@ func TestDeletionNoticeToManagers(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'mail'
 		AND args->>'template' = $1 AND args->>'tenant_id' = $2`, notify.TemplateDeletionScheduled, a.ID).Scan(&jobs))
 	require.Equal(t, 2, jobs, "one per owner or admin, none for the refused request")
-	notices := func(to string) int {
-		n := 0
-		for _, m := range s.Mailbox.Sent(to) {
-			if m.Subject == notify.SubjectDeletionScheduled {
-				n++
-			}
-		}
-		return n
-	}
+	notices := func(to string) int { return s.Mailbox.Count(to, notify.SubjectDeletionScheduled) }
 	require.Equal(t, 1, notices(a.OwnerEmail))
 	require.Equal(t, 1, notices(admin))
 	require.Zero(t, notices(member), "a member does not manage the tenant")

@@ -191,17 +191,12 @@ func (w *Worker) invitation(ctx context.Context, a MailArgs) (*mail.Message, err
 	return &m, nil
 }
 
-// webhookDisabled composes the notice of a disabled endpoint to one of
-// the tenant's owners or admins, or returns nil when it no longer applies:
-// the endpoint enabled again or deleted, the person no longer an owner or
-// admin of the tenant.
-func (w *Worker) webhookDisabled(ctx context.Context, a MailArgs) (*mail.Message, error) {
-	var (
-		t dbsqlc.Tenant
-		e dbsqlc.WebhookEndpoint
-		u dbsqlc.User
-	)
-	err := w.p.DB.ActAs(ctx, a.TenantID, func(q *dbsqlc.Queries) error {
+// manager loads, acting for a.TenantID, the tenant and the account of
+// a.UserID if that person is still one of its owners or admins, and runs
+// more (nil: nothing) in the same transaction; db.ErrNotFound when the
+// person no longer manages the tenant, or more's row is gone.
+func (w *Worker) manager(ctx context.Context, a MailArgs, more func(q *dbsqlc.Queries) error) (t dbsqlc.Tenant, u dbsqlc.User, err error) {
+	err = w.p.DB.ActAs(ctx, a.TenantID, func(q *dbsqlc.Queries) error {
 		var err error
 		if t, err = q.TenantGet(ctx, a.TenantID); err != nil {
 			return err
@@ -213,10 +208,26 @@ func (w *Worker) webhookDisabled(ctx context.Context, a MailArgs) (*mail.Message
 		if m.Role != "owner" && m.Role != "admin" {
 			return db.ErrNotFound
 		}
-		if e, err = q.WebhookEndpointGet(ctx, dbsqlc.WebhookEndpointGetParams{TenantID: a.TenantID, ID: a.EndpointID}); err != nil {
-			return err
+		if more != nil {
+			if err := more(q); err != nil {
+				return err
+			}
 		}
 		u, err = q.UserGet(ctx, a.UserID)
+		return err
+	})
+	return t, u, err
+}
+
+// webhookDisabled composes the notice of a disabled endpoint to one of
+// the tenant's owners or admins, or returns nil when it no longer applies:
+// the endpoint enabled again or deleted, the person no longer an owner or
+// admin of the tenant.
+func (w *Worker) webhookDisabled(ctx context.Context, a MailArgs) (*mail.Message, error) {
+	var e dbsqlc.WebhookEndpoint
+	t, u, err := w.manager(ctx, a, func(q *dbsqlc.Queries) error {
+		var err error
+		e, err = q.WebhookEndpointGet(ctx, dbsqlc.WebhookEndpointGetParams{TenantID: a.TenantID, ID: a.EndpointID})
 		return err
 	})
 	if errors.Is(err, db.ErrNotFound) {
@@ -242,25 +253,7 @@ func (w *Worker) webhookDisabled(ctx context.Context, a MailArgs) (*mail.Message
 // owner or admin. A suspended tenant's managers are told too: unlike the
 // other mails, this one is about the tenant's data going away.
 func (w *Worker) deletionScheduled(ctx context.Context, a MailArgs) (*mail.Message, error) {
-	var (
-		t dbsqlc.Tenant
-		u dbsqlc.User
-	)
-	err := w.p.DB.ActAs(ctx, a.TenantID, func(q *dbsqlc.Queries) error {
-		var err error
-		if t, err = q.TenantGet(ctx, a.TenantID); err != nil {
-			return err
-		}
-		m, err := q.MembershipGet(ctx, dbsqlc.MembershipGetParams{TenantID: a.TenantID, UserID: a.UserID})
-		if err != nil {
-			return err
-		}
-		if m.Role != "owner" && m.Role != "admin" {
-			return db.ErrNotFound
-		}
-		u, err = q.UserGet(ctx, a.UserID)
-		return err
-	})
+	t, u, err := w.manager(ctx, a, nil)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, nil
 	}

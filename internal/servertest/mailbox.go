@@ -64,3 +64,15 @@ func (m *Mailbox) Sent(to string) []mail.Message {
 	}
 	return out
 }
+
+// Count returns how many mails with subject were delivered to to (any
+// case) so far.
+func (m *Mailbox) Count(to, subject string) int {
+	n := 0
+	for _, msg := range m.Sent(to) {
+		if msg.Subject == subject {
+			n++
+		}
+	}
+	return n
+}

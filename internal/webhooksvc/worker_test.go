@@ -156,15 +156,7 @@ func TestDisabledEndpointTellsManagers(t *testing.T) {
 	require.NoError(t, ownerRow(t, s, `select count(*) from river_job where kind = 'mail'
 		and args->>'template' = $1`, notify.TemplateWebhookDisabled).Scan(&jobs))
 	require.Equal(t, 2, jobs, "one per owner or admin")
-	notices := func(to string) int {
-		n := 0
-		for _, m := range s.Mailbox.Sent(to) {
-			if m.Subject == notify.SubjectWebhookDisabled {
-				n++
-			}
-		}
-		return n
-	}
+	notices := func(to string) int { return s.Mailbox.Count(to, notify.SubjectWebhookDisabled) }
 	require.Equal(t, 1, notices(a.OwnerEmail))
 	require.Equal(t, 1, notices(admin))
 	require.Zero(t, notices(member), "members do not manage webhooks")
