@@ -14,6 +14,7 @@ package deletion
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,13 +52,16 @@ func ActorOwner(userID uuid.UUID) string {
 }
 
 // Schedule marks tenant id's deletion pending, due grace from now, and
-// enqueues its purge job for then and a notice to each owner and admin
+// enqueues its purge job for then (grace 0: DefaultGrace) and a notice to each owner and admin
 // (notify.DeletionScheduled), in tx (which acts for the tenant: q is
 // its Queries). by is who asks (ActorOwner, ActorPlatform). A deletion
 // already pending is left as it is: Schedule returns the tenant with its
 // purge_time and created false. It returns db.ErrNotFound for an unknown
 // tenant.
 func Schedule(ctx context.Context, q *dbsqlc.Queries, tx pgx.Tx, jc *jobs.Client, id uuid.UUID, by string, grace time.Duration) (t dbsqlc.Tenant, created bool, err error) {
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
 	t, err = q.TenantDeletionRequest(ctx, dbsqlc.TenantDeletionRequestParams{ID: id, GraceSeconds: grace.Seconds(), RequestedBy: by})
 	if errors.Is(err, db.ErrNotFound) {
 		// Pending already, or no such tenant.
@@ -87,6 +91,25 @@ func Schedule(ctx context.Context, q *dbsqlc.Queries, tx pgx.Tx, jc *jobs.Client
 		}
 	}
 	return t, true, nil
+}
+
+// Audit records, in the tenant's audit trail, a change of its purge_time
+// from before to after (nil: none) by actor through action. The trail is
+// the tenant's rows, so the purge deletes it; the certificate outlives it.
+func Audit(ctx context.Context, q *dbsqlc.Queries, id uuid.UUID, actor, action string, before, after *time.Time) (dbsqlc.AuditEvent, error) {
+	b, err := json.Marshal(map[string]*time.Time{"purge_time": before})
+	if err != nil {
+		return dbsqlc.AuditEvent{}, fmt.Errorf("encode audit before: %w", err)
+	}
+	a, err := json.Marshal(map[string]*time.Time{"purge_time": after})
+	if err != nil {
+		return dbsqlc.AuditEvent{}, fmt.Errorf("encode audit after: %w", err)
+	}
+	ev, err := q.AuditEventInsert(ctx, dbsqlc.AuditEventInsertParams{TenantID: id, Actor: actor, Action: action, Before: b, After: a})
+	if err != nil {
+		return ev, fmt.Errorf("insert audit event: %w", err)
+	}
+	return ev, nil
 }
 
 // ErrNotPending is Cancel's error when no deletion is pending: a

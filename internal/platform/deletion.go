@@ -3,11 +3,8 @@ package platform
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -26,7 +23,7 @@ import (
 func (s *Service) DeleteTenant(ctx context.Context, req *connect.Request[quartersv1.PlatformServiceDeleteTenantRequest]) (*connect.Response[quartersv1.PlatformServiceDeleteTenantResponse], error) {
 	d, ev, err := s.deletionChange(ctx, uuid.MustParse(req.Msg.GetTenantId()), "DeleteTenant",
 		func(ctx context.Context, q *dbsqlc.Queries, tx pgx.Tx, id uuid.UUID) (dbsqlc.Tenant, error) {
-			t, _, err := deletion.Schedule(ctx, q, tx, s.jobs, id, deletion.ActorPlatform, s.deletionGrace())
+			t, _, err := deletion.Schedule(ctx, q, tx, s.jobs, id, deletion.ActorPlatform, s.DeletionGrace)
 			return t, err
 		})
 	if err != nil {
@@ -70,19 +67,8 @@ func (s *Service) deletionChange(ctx context.Context, id uuid.UUID, action strin
 		}
 		st = before
 		st.tenant = t
-		b, err := json.Marshal(map[string]*time.Time{"purge_time": before.tenant.PurgeTime})
-		if err != nil {
-			return fmt.Errorf("encode audit before: %w", err)
-		}
-		a, err := json.Marshal(map[string]*time.Time{"purge_time": t.PurgeTime})
-		if err != nil {
-			return fmt.Errorf("encode audit after: %w", err)
-		}
-		ev, err = q.AuditEventInsert(ctx, dbsqlc.AuditEventInsertParams{TenantID: id, Actor: Actor, Action: action, Before: b, After: a})
-		if err != nil {
-			return fmt.Errorf("insert audit event: %w", err)
-		}
-		return nil
+		ev, err = deletion.Audit(ctx, q, id, Actor, action, before.tenant.PurgeTime, t.PurgeTime)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -127,11 +113,4 @@ func (s *Service) GetDeletionCertificate(ctx context.Context, req *connect.Reque
 	}
 	sort.Slice(out.Tables, func(i, j int) bool { return out.Tables[i].Name < out.Tables[j].Name })
 	return connect.NewResponse(&quartersv1.GetDeletionCertificateResponse{Certificate: out}), nil
-}
-
-func (s *Service) deletionGrace() time.Duration {
-	if s.DeletionGrace > 0 {
-		return s.DeletionGrace
-	}
-	return deletion.DefaultGrace
 }

@@ -200,10 +200,7 @@ func (c *Cache) GetActive(ctx context.Context, id uuid.UUID, notFound func() err
 	if err != nil {
 		return t, fmt.Errorf("load tenant %s: %w", id, err)
 	}
-	if !t.Active && !(t.Deleting && DeletingAllowed(ctx)) {
-		return t, Refusal(t)
-	}
-	return t, nil
+	return t, Admit(t, DeletingAllowed(ctx))
 }
 
 func (c *Cache) fetch(ctx context.Context, id uuid.UUID) (tenancy.Tenant, error) {

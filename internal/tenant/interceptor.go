@@ -128,10 +128,19 @@ func (i *interceptor) bind(ctx context.Context, procedure string) (context.Conte
 	if err != nil {
 		return ctx, fmt.Errorf("load tenant %s: %w", p.TenantID, err)
 	}
-	if !t.Active && !(t.Deleting && deleting) {
-		return ctx, Refusal(t)
+	if err := Admit(t, deleting); err != nil {
+		return ctx, err
 	}
 	return tenancy.NewContext(ctx, t), nil
+}
+
+// Admit returns nil if t may be called: it is active, or its deletion is
+// pending and the call's rule says while_deleting; otherwise Refusal(t).
+func Admit(t tenancy.Tenant, whileDeleting bool) error {
+	if t.Active || (t.Deleting && whileDeleting) {
+		return nil
+	}
+	return Refusal(t)
 }
 
 type deletingKey struct{}

@@ -2,16 +2,14 @@ package tenantsvc
 
 import (
 	"context"
-
-	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
-	"encoding/json"
 	"fmt"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"time"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/quarters-dev/quarters/gen/dbsqlc"
 	quartersv1 "github.com/quarters-dev/quarters/gen/quarters/v1"
@@ -35,11 +33,12 @@ func (s *Service) DeleteTenant(ctx context.Context, req *connect.Request[quarter
 	var out dbsqlc.Tenant
 	err := s.p.DB.InTenantTx(ctx, func(q *dbsqlc.Queries, tx pgx.Tx) error {
 		var err error
-		out, _, err = deletion.Schedule(ctx, q, tx, s.p.Jobs, t.ID, deletion.ActorOwner(p.UserID), s.grace())
+		out, _, err = deletion.Schedule(ctx, q, tx, s.p.Jobs, t.ID, deletion.ActorOwner(p.UserID), s.p.DeletionGrace)
 		if err != nil {
 			return err
 		}
-		return audit(ctx, q, out, deletion.ActorOwner(p.UserID), "DeleteTenant", nil, out.PurgeTime)
+		_, err = deletion.Audit(ctx, q, t.ID, deletion.ActorOwner(p.UserID), "DeleteTenant", nil, out.PurgeTime)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -62,11 +61,12 @@ func (s *Service) CancelTenantDeletion(ctx context.Context, _ *connect.Request[q
 		if out, err = deletion.Cancel(ctx, q, tx, s.p.Jobs, t.ID); err != nil {
 			return err
 		}
-		var before any
+		var before *time.Time
 		if !t.PurgeTime.IsZero() {
-			before = t.PurgeTime
+			before = &t.PurgeTime
 		}
-		return audit(ctx, q, out, deletion.ActorOwner(p.UserID), "CancelTenantDeletion", before, nil)
+		_, err = deletion.Audit(ctx, q, t.ID, deletion.ActorOwner(p.UserID), "CancelTenantDeletion", before, nil)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -95,28 +95,4 @@ func confirmViolation(slug string) error {
 		Message: proto.String(msg),
 	}.Build()}}.Build()
 	return apierr.Violations(fmt.Errorf("confirm_slug: %s", msg), v)
-}
-
-func (s *Service) grace() time.Duration {
-	if s.p.DeletionGrace > 0 {
-		return s.p.DeletionGrace
-	}
-	return deletion.DefaultGrace
-}
-
-// audit records a change of the tenant's purge_time in its audit trail
-// (which the purge deletes with it; the certificate outlives it).
-func audit(ctx context.Context, q *dbsqlc.Queries, t dbsqlc.Tenant, actor, action string, before, after any) error {
-	b, err := json.Marshal(map[string]any{"purge_time": before})
-	if err != nil {
-		return fmt.Errorf("encode audit before: %w", err)
-	}
-	a, err := json.Marshal(map[string]any{"purge_time": after})
-	if err != nil {
-		return fmt.Errorf("encode audit after: %w", err)
-	}
-	if _, err := q.AuditEventInsert(ctx, dbsqlc.AuditEventInsertParams{TenantID: t.ID, Actor: actor, Action: action, Before: b, After: a}); err != nil {
-		return fmt.Errorf("insert audit event: %w", err)
-	}
-	return nil
 }
